@@ -1,0 +1,1 @@
+//! verity-biometrics: placeholder; see ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+//! verity-formats: placeholder; see ARCHITECTURE.md.

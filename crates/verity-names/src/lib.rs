@@ -1,0 +1,1 @@
+//! verity-names: placeholder; see ARCHITECTURE.md.

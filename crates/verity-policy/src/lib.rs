@@ -1,0 +1,1 @@
+//! verity-policy: placeholder; see ARCHITECTURE.md.

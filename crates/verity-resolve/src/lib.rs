@@ -1,0 +1,1 @@
+//! verity-resolve: placeholder; see ARCHITECTURE.md.

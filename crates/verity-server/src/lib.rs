@@ -1,0 +1,1 @@
+//! verity-server: placeholder; see ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+//! verity-store: placeholder; see ARCHITECTURE.md.

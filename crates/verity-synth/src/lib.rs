@@ -1,0 +1,1 @@
+//! verity-synth: placeholder; see ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+//! verity-workflow: placeholder; see ARCHITECTURE.md.
