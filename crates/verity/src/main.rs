@@ -1,1 +1,57 @@
-fn main() {}
+//! `verity`: the one binary. It parses flags and wires the library crates together; the work
+//! itself lives in the crates (see ARCHITECTURE.md).
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "verity", version, about = "Verity: identity resolution and status determination with accountability")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole system on the embedded default (SQLite): data dir, demo world, server, console.
+    Up(cmd::serve::UpArgs),
+    /// Serve an existing data dir or PostgreSQL store.
+    Serve(cmd::serve::ServeArgs),
+    /// Write a synthetic world (one CSV per record system plus ground truth).
+    Synth(cmd::synth::SynthArgs),
+    /// Load a synthetic world directory into the store.
+    Import(cmd::store::ImportArgs),
+    /// Link two CSV files, or dedupe one.
+    Link(cmd::link::LinkArgs),
+    /// Fingerprint tools: identify, enroll, inspect.
+    #[command(subcommand)]
+    Bio(cmd::bio::BioCommand),
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(cmd::store::AuditCommand),
+    /// Benchmarks that print figures with the machine and data size.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up(a) => cmd::serve::up(a),
+        Command::Serve(a) => cmd::serve::serve(a),
+        Command::Synth(a) => cmd::synth::run(a),
+        Command::Import(a) => cmd::store::import(a),
+        Command::Link(a) => cmd::link::run(a),
+        Command::Bio(c) => cmd::bio::run(c),
+        Command::Audit(c) => cmd::store::audit(c),
+        Command::Bench(c) => cmd::bench::run(c),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
