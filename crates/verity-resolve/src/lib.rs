@@ -1,1 +1,3 @@
-//! verity-resolve: placeholder; see ARCHITECTURE.md.
+//! verity-resolve: identity resolution. See ARCHITECTURE.md.
+
+pub mod index;

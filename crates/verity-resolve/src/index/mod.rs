@@ -1,0 +1,1 @@
+//! Candidate index (being built).
