@@ -1,0 +1,199 @@
+//! Status determination: facts -> status, by versioned rules, with cited records.
+
+use crate::error::{line_of, PolicyError};
+use crate::facts::{derive_facts, Fact, FactName};
+use chrono::NaiveDate;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use verity_model::{ImmigrationStatus, SourceRecord};
+
+pub const EMBEDDED_STATUS_RULES: &str = include_str!("../../../data/policy/status-rules.toml");
+const FILE: &str = "status-rules.toml";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    version: String,
+    citizenship_indicia: Vec<String>,
+    routine: Vec<String>,
+    rule: Vec<RuleEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleEntry {
+    status: String,
+    all: Vec<String>,
+    #[serde(default)]
+    none: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    status: ImmigrationStatus,
+    all: Vec<FactName>,
+    none: Vec<FactName>,
+}
+
+/// A loaded, validated set of status rules.
+#[derive(Debug, Clone)]
+pub struct StatusRules {
+    pub version: String,
+    indicia: Vec<FactName>,
+    routine: Vec<ImmigrationStatus>,
+    rules: Vec<Rule>,
+}
+
+/// A record that a determination rests on, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Citation {
+    pub record_id: String,
+    pub fact: String,
+    pub note: String,
+}
+
+/// The answer for one person, with everything needed to check it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Determination {
+    pub status: ImmigrationStatus,
+    pub rules_version: String,
+    /// The records that establish the status.
+    pub basis: Vec<Citation>,
+    /// Every record that indicates U.S. citizenship. Non-empty blocks enforcement.
+    pub citizenship_indicia: Vec<Citation>,
+    /// Other statuses whose rules also matched (lower precedence), for the specialist.
+    pub also_matched: Vec<ImmigrationStatus>,
+    /// Records that point different ways (e.g. citizenship evidence beside a removal order).
+    pub conflicts: Vec<String>,
+    /// Policy allows an automatic answer for this status (identity confidence is checked elsewhere).
+    pub routine: bool,
+    /// A LESC deportation officer must review a citizenship question before anything else.
+    pub citizenship_review_required: bool,
+}
+
+fn parse_fact(text: &str, name: &str) -> Result<FactName, PolicyError> {
+    FactName::parse(name).ok_or_else(|| PolicyError::Invalid {
+        file: FILE.into(),
+        line: line_of(text, &format!("\"{name}\"")),
+        problem: format!("unknown fact '{name}'; known facts: {}", FactName::ALL.iter().map(|f| f.code()).collect::<Vec<_>>().join(", ")),
+    })
+}
+
+fn parse_status(text: &str, name: &str) -> Result<ImmigrationStatus, PolicyError> {
+    ImmigrationStatus::parse(name).map_err(|e| PolicyError::Invalid {
+        file: FILE.into(),
+        line: line_of(text, &format!("\"{name}\"")),
+        problem: e.problem,
+    })
+}
+
+impl StatusRules {
+    pub fn load(text: &str) -> Result<Self, PolicyError> {
+        let f: RulesFile = toml::from_str(text).map_err(|e| PolicyError::Parse { file: FILE.into(), problem: e.to_string() })?;
+        let invalid = |needle: &str, problem: String| PolicyError::Invalid { file: FILE.into(), line: line_of(text, needle), problem };
+        let indicia = f.citizenship_indicia.iter().map(|n| parse_fact(text, n)).collect::<Result<Vec<_>, _>>()?;
+        if indicia.is_empty() {
+            return Err(invalid("citizenship_indicia", "citizenship_indicia must not be empty".into()));
+        }
+        let mut routine = Vec::new();
+        for s in &f.routine {
+            let st = parse_status(text, s)?;
+            if st.is_citizen_or_potential() || st.is_non_answer() {
+                return Err(invalid(&format!("\"{s}\""), format!("'{s}' can never be answered automatically as routine")));
+            }
+            routine.push(st);
+        }
+        let mut rules = Vec::new();
+        for r in &f.rule {
+            let status = parse_status(text, &r.status)?;
+            let at = format!("status = \"{}\"", r.status);
+            if status.is_non_answer() || status == ImmigrationStatus::PotentialUsCitizen {
+                return Err(invalid(&at, format!("'{}' is decided by code, not by a rule", r.status)));
+            }
+            if r.all.is_empty() {
+                return Err(invalid(&at, format!("rule for '{}' has no `all` facts", r.status)));
+            }
+            let all = r.all.iter().map(|n| parse_fact(text, n)).collect::<Result<Vec<_>, _>>()?;
+            let none = r.none.iter().map(|n| parse_fact(text, n)).collect::<Result<Vec<_>, _>>()?;
+            if let Some(both) = all.iter().find(|a| none.contains(a)) {
+                return Err(invalid(&at, format!("contradiction: rule for '{}' both requires and forbids '{both}'", r.status)));
+            }
+            // A citizen status may rest only on citizenship indicia, and a removable status
+            // must never rest on one.
+            let uses_indicia = all.iter().any(|a| indicia.contains(a));
+            if status.is_citizen_or_potential() != uses_indicia {
+                return Err(invalid(
+                    &at,
+                    format!("rule for '{}' must {} citizenship indicia", r.status, if uses_indicia { "not rest on" } else { "rest on" }),
+                ));
+            }
+            rules.push(Rule { status, all, none });
+        }
+        Ok(StatusRules { version: f.version, indicia, routine, rules })
+    }
+
+    pub fn embedded() -> Result<Self, PolicyError> {
+        Self::load(EMBEDDED_STATUS_RULES)
+    }
+
+    /// Determines the status of the person whose records these are.
+    pub fn determine(&self, records: &[SourceRecord], today: NaiveDate) -> Determination {
+        let facts = derive_facts(records, today);
+        fn cite(f: &Fact) -> impl Iterator<Item = Citation> + '_ {
+            f.records.iter().map(|id| Citation { record_id: id.clone(), fact: f.name.to_string(), note: f.note.clone() })
+        }
+        let citizenship_indicia: Vec<Citation> =
+            self.indicia.iter().filter_map(|n| facts.get(n)).flat_map(cite).collect();
+        let matching: Vec<&Rule> = self
+            .rules
+            .iter()
+            .filter(|r| r.all.iter().all(|f| facts.contains_key(f)) && !r.none.iter().any(|f| facts.contains_key(f)))
+            .collect();
+
+        let mut d = Determination {
+            status: ImmigrationStatus::Undetermined,
+            rules_version: self.version.clone(),
+            basis: Vec::new(),
+            citizenship_indicia,
+            also_matched: Vec::new(),
+            conflicts: Vec::new(),
+            routine: false,
+            citizenship_review_required: false,
+        };
+
+        if records.is_empty() {
+            d.status = ImmigrationStatus::NoRecordFound;
+            return d;
+        }
+
+        if !d.citizenship_indicia.is_empty() {
+            // Safeguard: citizenship indicia decide the answer whatever else matches.
+            let citizen_rule = matching.iter().find(|r| r.status.is_citizen_or_potential());
+            d.status = citizen_rule.map(|r| r.status).unwrap_or(ImmigrationStatus::PotentialUsCitizen);
+            d.basis = d.citizenship_indicia.clone();
+            d.citizenship_review_required = true;
+            for r in matching.iter().filter(|r| !r.status.is_citizen_or_potential()) {
+                d.also_matched.push(r.status);
+                d.conflicts.push(format!(
+                    "citizenship indicia alongside records supporting '{}': possibly two people's records mixed, or citizenship gained later",
+                    r.status
+                ));
+            }
+            return d;
+        }
+
+        let mut it = matching.iter();
+        if let Some(first) = it.next() {
+            d.status = first.status;
+            d.basis = first.all.iter().filter_map(|f| facts.get(f)).flat_map(cite).collect();
+            d.also_matched = it.map(|r| r.status).filter(|s| *s != first.status).collect();
+            d.routine = self.routine.contains(&first.status);
+        }
+        d
+    }
+
+    /// Facts by name, for display next to a determination.
+    pub fn facts(&self, records: &[SourceRecord], today: NaiveDate) -> BTreeMap<FactName, Fact> {
+        derive_facts(records, today)
+    }
+}
