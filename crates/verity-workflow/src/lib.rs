@@ -1,1 +1,9 @@
-//! verity-workflow: placeholder; see ARCHITECTURE.md.
+//! Verity's workflows and the safeguards that guard them.
+//!
+//! Architecture invariant: every safeguard lives here, in one place, next to its tests. The
+//! HTTP layer calls these functions; it never re-implements a check.
+
+pub mod access;
+pub mod credentials;
+
+pub use access::{AccessPolicy, Permission, Principal};

@@ -1,0 +1,101 @@
+//! The route table. Public routes are listed explicitly in [`router`]; every other route is in
+//! [`protected_routes`] with the permission it needs. There is no other way in.
+
+use crate::console;
+use crate::error::AppError;
+use crate::session;
+use crate::state::AppState;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+use verity_workflow::Permission;
+
+/// Every protected route with the one permission it needs. This table is the only place a
+/// protected route can be added, so none exists without a permission.
+pub fn protected_routes() -> Vec<(&'static str, Permission, MethodRouter<AppState>)> {
+    vec![
+        ("/", Permission::ViewConsole, get(console::home)),
+        (
+            "/admin/users",
+            Permission::ManageUsers,
+            get(console::users).post(console::create_user),
+        ),
+        ("/audit", Permission::ViewAuditLog, get(console::audit_log)),
+    ]
+}
+
+fn gate(
+    state: &AppState,
+    permission: Permission,
+    handler: MethodRouter<AppState>,
+) -> MethodRouter<AppState> {
+    let st = state.clone();
+    handler.layer(middleware::from_fn(move |req: Request, next: Next| {
+        let st = st.clone();
+        async move { session::require(st, permission, req, next).await }
+    }))
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: store unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unreachable\n").into_response()
+        }
+    }
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css")],
+        include_str!("../static/style.css"),
+    )
+        .into_response()
+}
+
+async fn count_requests(req: Request, next: Next) -> Response {
+    let path = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string());
+    let resp = next.run(req).await;
+    metrics::counter!(
+        "verity_http_requests_total",
+        "route" => path.unwrap_or_else(|| "unmatched".into()),
+        "status" => resp.status().as_u16().to_string()
+    )
+    .increment(1);
+    resp
+}
+
+pub fn router(state: AppState) -> Router {
+    let mut app = Router::new();
+    for (path, permission, handler) in protected_routes() {
+        app = app.route(path, gate(&state, permission, handler));
+    }
+    let max_body = state.config.max_body_bytes;
+    app.route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route("/static/style.css", get(stylesheet))
+        .route(
+            "/login",
+            get(session::login_page).post(session::login_submit),
+        )
+        .route("/logout", post(session::logout))
+        .fallback(|| async { AppError::NotFound })
+        .layer(middleware::from_fn(count_requests))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
