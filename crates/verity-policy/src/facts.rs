@@ -69,7 +69,11 @@ struct Facts(BTreeMap<FactName, Fact>);
 
 impl Facts {
     fn add(&mut self, name: FactName, record: &SourceRecord, note: impl Into<String>) {
-        let f = self.0.entry(name).or_insert_with(|| Fact { name, records: Vec::new(), note: note.into() });
+        let f = self.0.entry(name).or_insert_with(|| Fact {
+            name,
+            records: Vec::new(),
+            note: note.into(),
+        });
         if !f.records.contains(&record.record_id) {
             f.records.push(record.record_id.clone());
         }
@@ -124,29 +128,56 @@ pub fn derive_facts(records: &[SourceRecord], today: NaiveDate) -> BTreeMap<Fact
         }
         match &r.body {
             RecordBody::Citizenship(c) => match c.evidence {
-                CitizenshipEvidence::CitizenshipClaim => facts.add(F::CitizenshipClaim, r, "the person claims U.S. citizenship"),
-                _ => facts.add(F::CitizenshipDocument, r, format!("citizenship evidence: {}", c.evidence)),
+                CitizenshipEvidence::CitizenshipClaim => {
+                    facts.add(F::CitizenshipClaim, r, "the person claims U.S. citizenship")
+                }
+                _ => facts.add(
+                    F::CitizenshipDocument,
+                    r,
+                    format!("citizenship evidence: {}", c.evidence),
+                ),
             },
             RecordBody::Benefits(b) => {
                 let granted = b.outcome == BenefitOutcome::Granted;
                 let pending = b.outcome == BenefitOutcome::Pending;
-                let valid = granted && (b.valid_until.is_none() || on_or_after(b.valid_until, today));
+                let valid =
+                    granted && (b.valid_until.is_none() || on_or_after(b.valid_until, today));
                 match b.benefit {
-                    BenefitType::Naturalization if granted => facts.add(F::NaturalizationGranted, r, "naturalization granted"),
-                    BenefitType::CitizenshipCertificate if granted => {
-                        facts.add(F::DerivedCitizenshipGranted, r, "certificate of citizenship granted (derived)")
+                    BenefitType::Naturalization if granted => {
+                        facts.add(F::NaturalizationGranted, r, "naturalization granted")
                     }
+                    BenefitType::CitizenshipCertificate if granted => facts.add(
+                        F::DerivedCitizenshipGranted,
+                        r,
+                        "certificate of citizenship granted (derived)",
+                    ),
                     BenefitType::Adjustment | BenefitType::ImmigrantVisa if granted => {
                         facts.add(F::LprGranted, r, "lawful permanent residence granted")
                     }
-                    BenefitType::Adjustment if pending => facts.add(F::AdjustmentPending, r, "adjustment of status pending"),
-                    BenefitType::Refugee if granted => facts.add(F::RefugeeGranted, r, "refugee status granted"),
-                    BenefitType::Asylum if granted => facts.add(F::AsylumGranted, r, "asylum granted"),
-                    BenefitType::Asylum if pending => facts.add(F::AsylumPending, r, "asylum application pending"),
-                    BenefitType::Tps if valid && b.valid_until.is_some() => facts.add(F::TpsValid, r, "TPS granted and current"),
-                    BenefitType::Tps if pending => facts.add(F::TpsPending, r, "TPS application pending"),
-                    BenefitType::Daca if valid && b.valid_until.is_some() => facts.add(F::DacaValid, r, "DACA granted and current"),
-                    BenefitType::Parole if valid && b.valid_until.is_some() => facts.add(F::ParoleValid, r, "parole granted and current"),
+                    BenefitType::Adjustment if pending => {
+                        facts.add(F::AdjustmentPending, r, "adjustment of status pending")
+                    }
+                    BenefitType::Refugee if granted => {
+                        facts.add(F::RefugeeGranted, r, "refugee status granted")
+                    }
+                    BenefitType::Asylum if granted => {
+                        facts.add(F::AsylumGranted, r, "asylum granted")
+                    }
+                    BenefitType::Asylum if pending => {
+                        facts.add(F::AsylumPending, r, "asylum application pending")
+                    }
+                    BenefitType::Tps if valid && b.valid_until.is_some() => {
+                        facts.add(F::TpsValid, r, "TPS granted and current")
+                    }
+                    BenefitType::Tps if pending => {
+                        facts.add(F::TpsPending, r, "TPS application pending")
+                    }
+                    BenefitType::Daca if valid && b.valid_until.is_some() => {
+                        facts.add(F::DacaValid, r, "DACA granted and current")
+                    }
+                    BenefitType::Parole if valid && b.valid_until.is_some() => {
+                        facts.add(F::ParoleValid, r, "parole granted and current")
+                    }
                     _ => {}
                 }
             }
@@ -188,9 +219,13 @@ pub fn derive_facts(records: &[SourceRecord], today: NaiveDate) -> BTreeMap<Fact
                         keep_latest(&mut last_vacate, e.date);
                         facts.add(F::OrderVacated, r, "removal order vacated");
                     }
-                    Some(OrderKind::Pending) | None => facts.add(F::ProceedingsPending, r, "removal order not final"),
+                    Some(OrderKind::Pending) | None => {
+                        facts.add(F::ProceedingsPending, r, "removal order not final")
+                    }
                 },
-                EnforcementEvent::NoticeToAppear => facts.add(F::ProceedingsPending, r, "notice to appear issued"),
+                EnforcementEvent::NoticeToAppear => {
+                    facts.add(F::ProceedingsPending, r, "notice to appear issued")
+                }
                 EnforcementEvent::BorderApprehension | EnforcementEvent::Encounter
                     if e.entry == Some(EntryManner::WithoutInspection) =>
                 {
@@ -202,8 +237,12 @@ pub fn derive_facts(records: &[SourceRecord], today: NaiveDate) -> BTreeMap<Fact
                 _ => {}
             },
             RecordBody::Court(c) => match c.outcome {
-                CourtOutcome::Pending => facts.add(F::ProceedingsPending, r, "immigration court case pending"),
-                CourtOutcome::RemovalOrdered | CourtOutcome::InAbsentiaOrder if c.appeal_pending => {
+                CourtOutcome::Pending => {
+                    facts.add(F::ProceedingsPending, r, "immigration court case pending")
+                }
+                CourtOutcome::RemovalOrdered | CourtOutcome::InAbsentiaOrder
+                    if c.appeal_pending =>
+                {
                     facts.add(F::ProceedingsPending, r, "removal ordered; appeal pending")
                 }
                 CourtOutcome::RemovalOrdered | CourtOutcome::InAbsentiaOrder => {
@@ -224,7 +263,11 @@ pub fn derive_facts(records: &[SourceRecord], today: NaiveDate) -> BTreeMap<Fact
             },
             RecordBody::Custody(c) => {
                 if c.released.is_none() {
-                    facts.add(F::InLocalCustody, r, format!("in custody at {} ({}, {})", c.facility, c.county, c.state));
+                    facts.add(
+                        F::InLocalCustody,
+                        r,
+                        format!("in custody at {} ({}, {})", c.facility, c.county, c.state),
+                    );
                 }
             }
             RecordBody::Criminal(_) | RecordBody::Biometrics(_) => {}
@@ -239,14 +282,28 @@ pub fn derive_facts(records: &[SourceRecord], today: NaiveDate) -> BTreeMap<Fact
             facts.0.remove(&F::OrderVacated);
             for r in records {
                 let vac = match &r.body {
-                    RecordBody::Court(c) if matches!(c.outcome, CourtOutcome::ReliefGranted | CourtOutcome::Terminated) => {
+                    RecordBody::Court(c)
+                        if matches!(
+                            c.outcome,
+                            CourtOutcome::ReliefGranted | CourtOutcome::Terminated
+                        ) =>
+                    {
                         Some(c.decided.unwrap_or(c.filed))
                     }
-                    RecordBody::Enforcement(e) if e.event == EnforcementEvent::RemovalOrder && e.order == Some(OrderKind::Vacated) => Some(e.date),
+                    RecordBody::Enforcement(e)
+                        if e.event == EnforcementEvent::RemovalOrder
+                            && e.order == Some(OrderKind::Vacated) =>
+                    {
+                        Some(e.date)
+                    }
                     _ => None,
                 };
                 if vac.is_some_and(|v| sort_key(&v) >= sort_key(&order_date)) {
-                    facts.add(F::OrderVacated, r, "the removal order was vacated or relief granted later");
+                    facts.add(
+                        F::OrderVacated,
+                        r,
+                        "the removal order was vacated or relief granted later",
+                    );
                 }
             }
         } else {
@@ -261,11 +318,22 @@ pub fn derive_facts(records: &[SourceRecord], today: NaiveDate) -> BTreeMap<Fact
             let seen = match &r.body {
                 RecordBody::Criminal(c) => Some(c.arrest_date),
                 RecordBody::Custody(c) => Some(c.booking_date),
-                RecordBody::Enforcement(e) if matches!(e.event, EnforcementEvent::Encounter | EnforcementEvent::IceDetention) => Some(e.date),
+                RecordBody::Enforcement(e)
+                    if matches!(
+                        e.event,
+                        EnforcementEvent::Encounter | EnforcementEvent::IceDetention
+                    ) =>
+                {
+                    Some(e.date)
+                }
                 _ => None,
             };
             if seen.is_some_and(|d| sort_key(&d) > sort_key(&removal)) {
-                facts.add(F::PresentAfterRemoval, r, "in the United States after removal");
+                facts.add(
+                    F::PresentAfterRemoval,
+                    r,
+                    "in the United States after removal",
+                );
             }
         }
     }
@@ -281,9 +349,17 @@ pub fn derive_facts(records: &[SourceRecord], today: NaiveDate) -> BTreeMap<Fact
                     facts.add(F::ParoleValid, rec, "paroled; parole period current");
                 }
             } else if on_or_after(a.admit_until, today) {
-                facts.add(F::NonimmigrantAdmittedValid, rec, format!("admitted {class}; admit-until date not passed"));
+                facts.add(
+                    F::NonimmigrantAdmittedValid,
+                    rec,
+                    format!("admitted {class}; admit-until date not passed"),
+                );
             } else if a.admit_until.is_some() {
-                facts.add(F::NonimmigrantOverstay, rec, format!("admitted {class}; admit-until date passed, no departure recorded"));
+                facts.add(
+                    F::NonimmigrantOverstay,
+                    rec,
+                    format!("admitted {class}; admit-until date passed, no departure recorded"),
+                );
             }
         }
     }

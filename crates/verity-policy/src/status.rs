@@ -75,7 +75,14 @@ fn parse_fact(text: &str, name: &str) -> Result<FactName, PolicyError> {
     FactName::parse(name).ok_or_else(|| PolicyError::Invalid {
         file: FILE.into(),
         line: line_of(text, &format!("\"{name}\"")),
-        problem: format!("unknown fact '{name}'; known facts: {}", FactName::ALL.iter().map(|f| f.code()).collect::<Vec<_>>().join(", ")),
+        problem: format!(
+            "unknown fact '{name}'; known facts: {}",
+            FactName::ALL
+                .iter()
+                .map(|f| f.code())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     })
 }
 
@@ -89,17 +96,34 @@ fn parse_status(text: &str, name: &str) -> Result<ImmigrationStatus, PolicyError
 
 impl StatusRules {
     pub fn load(text: &str) -> Result<Self, PolicyError> {
-        let f: RulesFile = toml::from_str(text).map_err(|e| PolicyError::Parse { file: FILE.into(), problem: e.to_string() })?;
-        let invalid = |needle: &str, problem: String| PolicyError::Invalid { file: FILE.into(), line: line_of(text, needle), problem };
-        let indicia = f.citizenship_indicia.iter().map(|n| parse_fact(text, n)).collect::<Result<Vec<_>, _>>()?;
+        let f: RulesFile = toml::from_str(text).map_err(|e| PolicyError::Parse {
+            file: FILE.into(),
+            problem: e.to_string(),
+        })?;
+        let invalid = |needle: &str, problem: String| PolicyError::Invalid {
+            file: FILE.into(),
+            line: line_of(text, needle),
+            problem,
+        };
+        let indicia = f
+            .citizenship_indicia
+            .iter()
+            .map(|n| parse_fact(text, n))
+            .collect::<Result<Vec<_>, _>>()?;
         if indicia.is_empty() {
-            return Err(invalid("citizenship_indicia", "citizenship_indicia must not be empty".into()));
+            return Err(invalid(
+                "citizenship_indicia",
+                "citizenship_indicia must not be empty".into(),
+            ));
         }
         let mut routine = Vec::new();
         for s in &f.routine {
             let st = parse_status(text, s)?;
             if st.is_citizen_or_potential() || st.is_non_answer() {
-                return Err(invalid(&format!("\"{s}\""), format!("'{s}' can never be answered automatically as routine")));
+                return Err(invalid(
+                    &format!("\"{s}\""),
+                    format!("'{s}' can never be answered automatically as routine"),
+                ));
             }
             routine.push(st);
         }
@@ -108,15 +132,35 @@ impl StatusRules {
             let status = parse_status(text, &r.status)?;
             let at = format!("status = \"{}\"", r.status);
             if status.is_non_answer() || status == ImmigrationStatus::PotentialUsCitizen {
-                return Err(invalid(&at, format!("'{}' is decided by code, not by a rule", r.status)));
+                return Err(invalid(
+                    &at,
+                    format!("'{}' is decided by code, not by a rule", r.status),
+                ));
             }
             if r.all.is_empty() {
-                return Err(invalid(&at, format!("rule for '{}' has no `all` facts", r.status)));
+                return Err(invalid(
+                    &at,
+                    format!("rule for '{}' has no `all` facts", r.status),
+                ));
             }
-            let all = r.all.iter().map(|n| parse_fact(text, n)).collect::<Result<Vec<_>, _>>()?;
-            let none = r.none.iter().map(|n| parse_fact(text, n)).collect::<Result<Vec<_>, _>>()?;
+            let all = r
+                .all
+                .iter()
+                .map(|n| parse_fact(text, n))
+                .collect::<Result<Vec<_>, _>>()?;
+            let none = r
+                .none
+                .iter()
+                .map(|n| parse_fact(text, n))
+                .collect::<Result<Vec<_>, _>>()?;
             if let Some(both) = all.iter().find(|a| none.contains(a)) {
-                return Err(invalid(&at, format!("contradiction: rule for '{}' both requires and forbids '{both}'", r.status)));
+                return Err(invalid(
+                    &at,
+                    format!(
+                        "contradiction: rule for '{}' both requires and forbids '{both}'",
+                        r.status
+                    ),
+                ));
             }
             // A citizen status may rest only on citizenship indicia, and a removable status
             // must never rest on one.
@@ -124,12 +168,25 @@ impl StatusRules {
             if status.is_citizen_or_potential() != uses_indicia {
                 return Err(invalid(
                     &at,
-                    format!("rule for '{}' must {} citizenship indicia", r.status, if uses_indicia { "not rest on" } else { "rest on" }),
+                    format!(
+                        "rule for '{}' must {} citizenship indicia",
+                        r.status,
+                        if uses_indicia {
+                            "not rest on"
+                        } else {
+                            "rest on"
+                        }
+                    ),
                 ));
             }
             rules.push(Rule { status, all, none });
         }
-        Ok(StatusRules { version: f.version, indicia, routine, rules })
+        Ok(StatusRules {
+            version: f.version,
+            indicia,
+            routine,
+            rules,
+        })
     }
 
     pub fn embedded() -> Result<Self, PolicyError> {
@@ -140,14 +197,25 @@ impl StatusRules {
     pub fn determine(&self, records: &[SourceRecord], today: NaiveDate) -> Determination {
         let facts = derive_facts(records, today);
         fn cite(f: &Fact) -> impl Iterator<Item = Citation> + '_ {
-            f.records.iter().map(|id| Citation { record_id: id.clone(), fact: f.name.to_string(), note: f.note.clone() })
+            f.records.iter().map(|id| Citation {
+                record_id: id.clone(),
+                fact: f.name.to_string(),
+                note: f.note.clone(),
+            })
         }
-        let citizenship_indicia: Vec<Citation> =
-            self.indicia.iter().filter_map(|n| facts.get(n)).flat_map(cite).collect();
+        let citizenship_indicia: Vec<Citation> = self
+            .indicia
+            .iter()
+            .filter_map(|n| facts.get(n))
+            .flat_map(cite)
+            .collect();
         let matching: Vec<&Rule> = self
             .rules
             .iter()
-            .filter(|r| r.all.iter().all(|f| facts.contains_key(f)) && !r.none.iter().any(|f| facts.contains_key(f)))
+            .filter(|r| {
+                r.all.iter().all(|f| facts.contains_key(f))
+                    && !r.none.iter().any(|f| facts.contains_key(f))
+            })
             .collect();
 
         let mut d = Determination {
@@ -169,10 +237,15 @@ impl StatusRules {
         if !d.citizenship_indicia.is_empty() {
             // Safeguard: citizenship indicia decide the answer whatever else matches.
             let citizen_rule = matching.iter().find(|r| r.status.is_citizen_or_potential());
-            d.status = citizen_rule.map(|r| r.status).unwrap_or(ImmigrationStatus::PotentialUsCitizen);
+            d.status = citizen_rule
+                .map(|r| r.status)
+                .unwrap_or(ImmigrationStatus::PotentialUsCitizen);
             d.basis = d.citizenship_indicia.clone();
             d.citizenship_review_required = true;
-            for r in matching.iter().filter(|r| !r.status.is_citizen_or_potential()) {
+            for r in matching
+                .iter()
+                .filter(|r| !r.status.is_citizen_or_potential())
+            {
                 d.also_matched.push(r.status);
                 d.conflicts.push(format!(
                     "citizenship indicia alongside records supporting '{}': possibly two people's records mixed, or citizenship gained later",
@@ -185,8 +258,16 @@ impl StatusRules {
         let mut it = matching.iter();
         if let Some(first) = it.next() {
             d.status = first.status;
-            d.basis = first.all.iter().filter_map(|f| facts.get(f)).flat_map(cite).collect();
-            d.also_matched = it.map(|r| r.status).filter(|s| *s != first.status).collect();
+            d.basis = first
+                .all
+                .iter()
+                .filter_map(|f| facts.get(f))
+                .flat_map(cite)
+                .collect();
+            d.also_matched = it
+                .map(|r| r.status)
+                .filter(|s| *s != first.status)
+                .collect();
             d.routine = self.routine.contains(&first.status);
         }
         d

@@ -15,14 +15,27 @@ fn d(s: &str) -> PartialDate {
 }
 
 fn identity(cob: &str) -> Identity {
-    Identity { name: PersonName::new("ANA", "", "REYES"), country_of_birth: cob.into(), ..Default::default() }
+    Identity {
+        name: PersonName::new("ANA", "", "REYES"),
+        country_of_birth: cob.into(),
+        ..Default::default()
+    }
 }
 
 fn rec(id: &str, cob: &str, body: RecordBody) -> SourceRecord {
-    SourceRecord { record_id: id.into(), identity: identity(cob), body }
+    SourceRecord {
+        record_id: id.into(),
+        identity: identity(cob),
+        body,
+    }
 }
 
-fn benefit(id: &str, benefit: BenefitType, outcome: BenefitOutcome, valid_until: Option<&str>) -> SourceRecord {
+fn benefit(
+    id: &str,
+    benefit: BenefitType,
+    outcome: BenefitOutcome,
+    valid_until: Option<&str>,
+) -> SourceRecord {
     rec(
         id,
         "MX",
@@ -52,8 +65,25 @@ fn court(id: &str, outcome: CourtOutcome, decided: &str, appeal: bool) -> Source
     )
 }
 
-fn enforcement(id: &str, event: EnforcementEvent, date: &str, order: Option<OrderKind>, entry: Option<EntryManner>) -> SourceRecord {
-    rec(id, "MX", RecordBody::Enforcement(EnforcementRecord { event, date: d(date), order, entry, office: String::new(), detail: String::new() }))
+fn enforcement(
+    id: &str,
+    event: EnforcementEvent,
+    date: &str,
+    order: Option<OrderKind>,
+    entry: Option<EntryManner>,
+) -> SourceRecord {
+    rec(
+        id,
+        "MX",
+        RecordBody::Enforcement(EnforcementRecord {
+            event,
+            date: d(date),
+            order,
+            entry,
+            office: String::new(),
+            detail: String::new(),
+        }),
+    )
 }
 
 fn arrival(id: &str, class: &str, date: &str, until: Option<&str>) -> SourceRecord {
@@ -87,7 +117,15 @@ fn arrest(id: &str, cob: &str, date: &str) -> SourceRecord {
 }
 
 fn citizenship(id: &str, evidence: CitizenshipEvidence) -> SourceRecord {
-    rec(id, "MX", RecordBody::Citizenship(CitizenshipRecord { evidence, document_number: "X1".into(), issued: None }))
+    rec(
+        id,
+        "MX",
+        RecordBody::Citizenship(CitizenshipRecord {
+            evidence,
+            document_number: "X1".into(),
+            issued: None,
+        }),
+    )
 }
 
 fn rules() -> StatusRules {
@@ -100,19 +138,59 @@ fn determinations_follow_the_rules() {
     use ImmigrationStatus as S;
     let cases: Vec<(&str, Vec<SourceRecord>, S, Vec<&str>)> = vec![
         ("nothing", vec![], S::NoRecordFound, vec![]),
-        ("only an arrest, foreign birth", vec![arrest("C1", "MX", "2024-01-01")], S::Undetermined, vec![]),
-        ("lpr", vec![benefit("B1", BenefitType::Adjustment, BenefitOutcome::Granted, None)], S::Lpr, vec!["B1"]),
+        (
+            "only an arrest, foreign birth",
+            vec![arrest("C1", "MX", "2024-01-01")],
+            S::Undetermined,
+            vec![],
+        ),
+        (
+            "lpr",
+            vec![benefit(
+                "B1",
+                BenefitType::Adjustment,
+                BenefitOutcome::Granted,
+                None,
+            )],
+            S::Lpr,
+            vec!["B1"],
+        ),
         (
             "lpr later naturalized",
             vec![
                 benefit("B1", BenefitType::Adjustment, BenefitOutcome::Granted, None),
-                benefit("B2", BenefitType::Naturalization, BenefitOutcome::Granted, None),
+                benefit(
+                    "B2",
+                    BenefitType::Naturalization,
+                    BenefitOutcome::Granted,
+                    None,
+                ),
             ],
             S::UsCitizenNaturalized,
             vec!["B2"],
         ),
-        ("final order", vec![court("K1", CourtOutcome::RemovalOrdered, "2020-05-01", false)], S::FinalOrderOfRemoval, vec!["K1"]),
-        ("order under appeal", vec![court("K1", CourtOutcome::RemovalOrdered, "2020-05-01", true)], S::PendingRemovalProceedings, vec!["K1"]),
+        (
+            "final order",
+            vec![court(
+                "K1",
+                CourtOutcome::RemovalOrdered,
+                "2020-05-01",
+                false,
+            )],
+            S::FinalOrderOfRemoval,
+            vec!["K1"],
+        ),
+        (
+            "order under appeal",
+            vec![court(
+                "K1",
+                CourtOutcome::RemovalOrdered,
+                "2020-05-01",
+                true,
+            )],
+            S::PendingRemovalProceedings,
+            vec!["K1"],
+        ),
         (
             "order later vacated by relief",
             vec![
@@ -124,21 +202,70 @@ fn determinations_follow_the_rules() {
         ),
         (
             "removed then arrested",
-            vec![enforcement("E1", EnforcementEvent::Removal, "2019-03-01", None, None), arrest("C1", "MX", "2024-01-01")],
+            vec![
+                enforcement("E1", EnforcementEvent::Removal, "2019-03-01", None, None),
+                arrest("C1", "MX", "2024-01-01"),
+            ],
             S::PreviouslyRemoved,
             vec!["E1", "C1"],
         ),
-        ("overstay", vec![arrival("T1", "B2", "2019-01-01", Some("2019-07-01"))], S::NonimmigrantOverstay, vec!["T1"]),
-        ("in status", vec![arrival("T1", "H1B", "2025-01-01", Some("2027-12-31"))], S::NonimmigrantInStatus, vec!["T1"]),
+        (
+            "overstay",
+            vec![arrival("T1", "B2", "2019-01-01", Some("2019-07-01"))],
+            S::NonimmigrantOverstay,
+            vec!["T1"],
+        ),
+        (
+            "in status",
+            vec![arrival("T1", "H1B", "2025-01-01", Some("2027-12-31"))],
+            S::NonimmigrantInStatus,
+            vec!["T1"],
+        ),
         (
             "ewi",
-            vec![enforcement("E1", EnforcementEvent::BorderApprehension, "2021-01-01", None, Some(EntryManner::WithoutInspection))],
+            vec![enforcement(
+                "E1",
+                EnforcementEvent::BorderApprehension,
+                "2021-01-01",
+                None,
+                Some(EntryManner::WithoutInspection),
+            )],
             S::EnteredWithoutInspection,
             vec!["E1"],
         ),
-        ("tps current", vec![benefit("B1", BenefitType::Tps, BenefitOutcome::Granted, Some("2027-03-01"))], S::TpsHolder, vec!["B1"]),
-        ("tps lapsed", vec![benefit("B1", BenefitType::Tps, BenefitOutcome::Granted, Some("2025-03-01"))], S::Undetermined, vec![]),
-        ("asylum pending", vec![benefit("B1", BenefitType::Asylum, BenefitOutcome::Pending, None)], S::PendingAsylum, vec!["B1"]),
+        (
+            "tps current",
+            vec![benefit(
+                "B1",
+                BenefitType::Tps,
+                BenefitOutcome::Granted,
+                Some("2027-03-01"),
+            )],
+            S::TpsHolder,
+            vec!["B1"],
+        ),
+        (
+            "tps lapsed",
+            vec![benefit(
+                "B1",
+                BenefitType::Tps,
+                BenefitOutcome::Granted,
+                Some("2025-03-01"),
+            )],
+            S::Undetermined,
+            vec![],
+        ),
+        (
+            "asylum pending",
+            vec![benefit(
+                "B1",
+                BenefitType::Asylum,
+                BenefitOutcome::Pending,
+                None,
+            )],
+            S::PendingAsylum,
+            vec!["B1"],
+        ),
     ];
     let r = rules();
     for (name, records, status, cited) in cases {
@@ -164,22 +291,38 @@ fn no_record_found_is_never_routine_nor_removable() {
 fn citizenship_gained_after_a_removal_order_wins_and_is_flagged() {
     let records = vec![
         court("K1", CourtOutcome::RemovalOrdered, "2010-05-01", false),
-        benefit("B2", BenefitType::CitizenshipCertificate, BenefitOutcome::Granted, None),
+        benefit(
+            "B2",
+            BenefitType::CitizenshipCertificate,
+            BenefitOutcome::Granted,
+            None,
+        ),
     ];
     let got = rules().determine(&records, today());
     assert_eq!(got.status, ImmigrationStatus::UsCitizenDerived);
     assert!(got.citizenship_review_required);
-    assert!(got.also_matched.contains(&ImmigrationStatus::FinalOrderOfRemoval));
+    assert!(got
+        .also_matched
+        .contains(&ImmigrationStatus::FinalOrderOfRemoval));
     assert!(!got.conflicts.is_empty());
     assert!(!got.routine);
 }
 
 #[test]
 fn a_us_birthplace_or_a_claim_makes_a_potential_citizen() {
-    let got = rules().determine(&[arrest("C1", "US", "2024-01-01"), court("K1", CourtOutcome::RemovalOrdered, "2020-01-01", false)], today());
+    let got = rules().determine(
+        &[
+            arrest("C1", "US", "2024-01-01"),
+            court("K1", CourtOutcome::RemovalOrdered, "2020-01-01", false),
+        ],
+        today(),
+    );
     assert_eq!(got.status, ImmigrationStatus::PotentialUsCitizen);
     assert!(got.citizenship_review_required);
-    let got = rules().determine(&[citizenship("Z1", CitizenshipEvidence::CitizenshipClaim)], today());
+    let got = rules().determine(
+        &[citizenship("Z1", CitizenshipEvidence::CitizenshipClaim)],
+        today(),
+    );
     assert_eq!(got.status, ImmigrationStatus::PotentialUsCitizen);
 }
 
@@ -188,9 +331,15 @@ fn bad_rule_files_are_rejected_with_line_and_reason() {
     let good = verity_policy::status::EMBEDDED_STATUS_RULES;
     let unknown_fact = good.replace("all = [\"lpr_granted\"]", "all = [\"lpr_grantd\"]");
     let e = StatusRules::load(&unknown_fact).unwrap_err().to_string();
-    assert!(e.contains("unknown fact 'lpr_grantd'") && e.contains("line"), "{e}");
+    assert!(
+        e.contains("unknown fact 'lpr_grantd'") && e.contains("line"),
+        "{e}"
+    );
 
-    let contradiction = good.replace("all = [\"lpr_granted\"]", "all = [\"lpr_granted\"]\nnone = [\"lpr_granted\"]");
+    let contradiction = good.replace(
+        "all = [\"lpr_granted\"]",
+        "all = [\"lpr_granted\"]\nnone = [\"lpr_granted\"]",
+    );
     let e = StatusRules::load(&contradiction).unwrap_err().to_string();
     assert!(e.contains("contradiction"), "{e}");
 
@@ -198,8 +347,13 @@ fn bad_rule_files_are_rejected_with_line_and_reason() {
     let e = StatusRules::load(&unknown_field).unwrap_err().to_string();
     assert!(e.contains("colour"), "{e}");
 
-    let removable_on_indicia = good.replace("all = [\"entered_without_inspection\"]", "all = [\"us_birthplace\"]");
-    let e = StatusRules::load(&removable_on_indicia).unwrap_err().to_string();
+    let removable_on_indicia = good.replace(
+        "all = [\"entered_without_inspection\"]",
+        "all = [\"us_birthplace\"]",
+    );
+    let e = StatusRules::load(&removable_on_indicia)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("must not rest on citizenship indicia"), "{e}");
 
     let routine_citizen = good.replace("routine = [", "routine = [\n  \"potential_us_citizen\",");
@@ -207,20 +361,26 @@ fn bad_rule_files_are_rejected_with_line_and_reason() {
 }
 
 fn any_record() -> impl Strategy<Value = SourceRecord> {
-    let date = (1990u16..2026, 1u8..=12, 1u8..=28).prop_map(|(y, m, dd)| PartialDate::full(y, m, dd).expect("valid"));
+    let date = (1990u16..2026, 1u8..=12, 1u8..=28)
+        .prop_map(|(y, m, dd)| PartialDate::full(y, m, dd).expect("valid"));
     let cob = prop_oneof![Just("MX"), Just("US"), Just("GT"), Just("")];
     (0u8..8, date.clone(), date, cob, any::<u8>()).prop_map(|(kind, a, b, cob, pick)| {
         let body = match kind {
             0 => RecordBody::Benefits(BenefitsRecord {
                 receipt_number: "R".into(),
-                benefit: verity_model::record::BenefitType::ALL[pick as usize % BenefitType::ALL.len()],
+                benefit: verity_model::record::BenefitType::ALL
+                    [pick as usize % BenefitType::ALL.len()],
                 outcome: BenefitOutcome::ALL[(pick / 16) as usize % BenefitOutcome::ALL.len()],
                 filed: Some(a),
                 decided: Some(b),
                 valid_until: if pick % 2 == 0 { Some(b) } else { None },
             }),
             1 => RecordBody::Travel(TravelRecord {
-                direction: if pick % 3 == 0 { TravelDirection::Departure } else { TravelDirection::Arrival },
+                direction: if pick % 3 == 0 {
+                    TravelDirection::Departure
+                } else {
+                    TravelDirection::Arrival
+                },
                 date: a,
                 class_of_admission: ["B2", "F1", "LPR", "USC", "PAROLE"][pick as usize % 5].into(),
                 admit_until: Some(b),
@@ -229,8 +389,16 @@ fn any_record() -> impl Strategy<Value = SourceRecord> {
             2 => RecordBody::Enforcement(EnforcementRecord {
                 event: EnforcementEvent::ALL[pick as usize % EnforcementEvent::ALL.len()],
                 date: a,
-                order: if pick % 2 == 0 { Some(OrderKind::ALL[(pick / 2) as usize % OrderKind::ALL.len()]) } else { None },
-                entry: if pick % 3 == 0 { Some(EntryManner::WithoutInspection) } else { None },
+                order: if pick % 2 == 0 {
+                    Some(OrderKind::ALL[(pick / 2) as usize % OrderKind::ALL.len()])
+                } else {
+                    None
+                },
+                entry: if pick % 3 == 0 {
+                    Some(EntryManner::WithoutInspection)
+                } else {
+                    None
+                },
                 office: String::new(),
                 detail: String::new(),
             }),
@@ -257,7 +425,11 @@ fn any_record() -> impl Strategy<Value = SourceRecord> {
                 sentence_days: None,
             }),
         };
-        SourceRecord { record_id: format!("R{pick}-{kind}"), identity: identity(cob), body }
+        SourceRecord {
+            record_id: format!("R{pick}-{kind}"),
+            identity: identity(cob),
+            body,
+        }
     })
 }
 

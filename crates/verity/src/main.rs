@@ -27,6 +27,9 @@ enum Command {
     /// Fingerprint tools: identify, enroll, inspect.
     #[command(subcommand)]
     Bio(cmd::bio::BioCommand),
+    /// Account tools.
+    #[command(subcommand)]
+    User(cmd::serve::UserCommand),
     /// Audit log tools.
     #[command(subcommand)]
     Audit(cmd::store::AuditCommand),
@@ -44,6 +47,7 @@ fn main() -> std::process::ExitCode {
         Command::Import(a) => cmd::store::import(a),
         Command::Link(a) => cmd::link::run(a),
         Command::Bio(c) => cmd::bio::run(c),
+        Command::User(c) => cmd::serve::user(c),
         Command::Audit(c) => cmd::store::audit(c),
         Command::Bench(c) => cmd::bench::run(c),
     };

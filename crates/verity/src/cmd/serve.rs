@@ -1,15 +1,237 @@
-use clap::Args;
+//! `verity up`, `verity serve` and `verity user`: start the system and manage accounts.
 
-#[derive(Args)]
-pub struct UpArgs {}
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use verity_model::{AuditAction, AuditEvent, Ori, Purpose, Role};
+use verity_server::config::{ConfigLayer, ServerConfig};
+use verity_server::AppState;
+use verity_store::{NewUser, Store};
+use verity_workflow::credentials::{generate_secret, hash_password};
+use verity_workflow::AccessPolicy;
 
-#[derive(Args)]
-pub struct ServeArgs {}
-
-pub fn up(_a: UpArgs) -> anyhow::Result<()> {
-    anyhow::bail!("'verity up' is not built yet")
+/// Where the store lives and how the server listens. Flags beat environment beat file.
+#[derive(Args, Clone, Default)]
+pub struct ServerFlags {
+    /// Address to listen on [env: VERITY_ADDR] [default: 127.0.0.1:8080]
+    #[arg(long)]
+    addr: Option<SocketAddr>,
+    /// Data directory for the embedded SQLite store [env: VERITY_DATA] [default: ./verity-data]
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Store URL (postgres://… for production); overrides --data [env: VERITY_DATABASE_URL]
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Configuration file (TOML); default: <data>/verity.toml when it exists
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
-pub fn serve(_a: ServeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("'verity serve' is not built yet")
+#[derive(Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    server: ServerFlags,
+    /// People in the demo world generated on first start [env: VERITY_DEMO_PEOPLE] [default: 50000]
+    #[arg(long)]
+    demo_people: Option<u64>,
 }
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    server: ServerFlags,
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create an account; prints a one-time password.
+    Add {
+        #[command(flatten)]
+        server: ServerFlags,
+        #[arg(long)]
+        username: String,
+        /// One of: agency_user, lesc_specialist, lesc_deportation_officer, perc_officer,
+        /// supervisor, ncatc_analyst, field_officer, auditor, admin (repeatable)
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        #[arg(long, default_value = "")]
+        display_name: String,
+        /// Agency ORI (required for agency users)
+        #[arg(long)]
+        agency: Option<String>,
+    },
+}
+
+fn config_from(flags: &ServerFlags, demo_people: Option<u64>) -> anyhow::Result<ServerConfig> {
+    let env = ConfigLayer::from_env(|k| std::env::var(k).ok())?;
+    let cli = ConfigLayer {
+        addr: flags.addr,
+        data_dir: flags.data.clone(),
+        database_url: flags.database_url.clone(),
+        demo_people,
+        ..Default::default()
+    };
+    // The file is found from the data dir that env/flags name, so resolve that first.
+    let data_dir = cli.data_dir.clone().or(env.data_dir.clone()).unwrap_or_else(|| ServerConfig::default().data_dir);
+    let file_path = flags.config.clone().or_else(|| {
+        let p = data_dir.join("verity.toml");
+        p.exists().then_some(p)
+    });
+    let file = file_path.as_deref().map(ConfigLayer::from_file).transpose()?;
+    Ok(ServerConfig::layered(file, env, cli))
+}
+
+async fn open_store(cfg: &ServerConfig) -> anyhow::Result<Store> {
+    match &cfg.database_url {
+        Some(url) => Store::open(url).await.with_context(|| "opening the store named by --database-url"),
+        None => Store::open_data_dir(&cfg.data_dir)
+            .await
+            .with_context(|| format!("opening the data dir {}", cfg.data_dir.display())),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Creates the first administrator when the store has no accounts. Returns its one-time password.
+async fn ensure_admin(store: &Store) -> anyhow::Result<Option<String>> {
+    if !store.list_users().await?.is_empty() {
+        return Ok(None);
+    }
+    let password = generate_secret(20);
+    store
+        .create_user(&NewUser {
+            username: "admin".into(),
+            display_name: "Administrator".into(),
+            password_hash: hash_password(&password)?,
+            roles: vec![Role::Admin],
+            agency_ori: None,
+        })
+        .await?;
+    store
+        .append_audit(AuditEvent {
+            actor: "system".into(),
+            agency: None,
+            purpose: Purpose::Administration,
+            action: AuditAction::UserCreated { username: "admin".into(), roles: vec![Role::Admin.to_string()] },
+        })
+        .await?;
+    Ok(Some(password))
+}
+
+const DEMO_FLAG: &str = "demo_world_loaded";
+
+async fn ensure_demo_world(store: &Store, cfg: &ServerConfig) -> anyhow::Result<()> {
+    if store.get_meta(DEMO_FLAG).await?.is_some() {
+        return Ok(());
+    }
+    let world_dir = cfg.data_dir.join("demo-world");
+    eprintln!("First start: generating a synthetic demo world of {} people in {}", cfg.demo_people, world_dir.display());
+    let synth = verity_synth::SynthConfig { people: cfg.demo_people, seed: 1, out: world_dir.clone(), progress: true };
+    tokio::task::spawn_blocking(move || verity_synth::generate_world(&synth))
+        .await
+        .context("demo world generator stopped")??;
+    eprintln!("Importing the demo world into the store");
+    let summary = verity_store::import_world(store, &world_dir, &verity_store::ImportOptions::default()).await?;
+    store.set_meta(DEMO_FLAG, &format!("{} people, {} records", cfg.demo_people, summary.records)).await?;
+    Ok(())
+}
+
+fn announce(cfg: &ServerConfig, password: Option<String>) {
+    println!();
+    println!("Verity is running.");
+    println!("  Console:  http://{}/", cfg.addr);
+    println!("  Health:   http://{}/healthz    Metrics: http://{}/metrics", cfg.addr, cfg.addr);
+    match &cfg.database_url {
+        Some(_) => println!("  Store:    the database named by --database-url"),
+        None => println!("  Store:    {}", cfg.data_dir.join(verity_store::SQLITE_FILE_NAME).display()),
+    }
+    match password {
+        Some(pw) => {
+            println!("  Log in as: admin");
+            println!("  One-time password: {pw}");
+            println!("  (shown once; create staff accounts under Users, or with `verity user add`)");
+        }
+        None => println!("  Log in with your account (the admin password was printed at first start)."),
+    }
+    println!("Press Ctrl-C to stop.");
+}
+
+async fn start(cfg: ServerConfig, with_demo: bool) -> anyhow::Result<()> {
+    if cfg.database_url.is_none() {
+        std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating the data dir {}", cfg.data_dir.display()))?;
+    }
+    let access = AccessPolicy::embedded()?;
+    let store = open_store(&cfg).await?;
+    if with_demo {
+        ensure_demo_world(&store, &cfg).await?;
+    }
+    let password = ensure_admin(&store).await?;
+    let addr = cfg.addr;
+    let state = AppState::new(store, access, cfg.clone());
+    announce(&cfg, password);
+    verity_server::serve(state, addr).await
+}
+
+pub fn up(a: UpArgs) -> anyhow::Result<()> {
+    init_logging();
+    let cfg = config_from(&a.server, a.demo_people)?;
+    runtime()?.block_on(start(cfg, true))
+}
+
+pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let cfg = config_from(&a.server, None)?;
+    runtime()?.block_on(start(cfg, false))
+}
+
+pub fn user(c: UserCommand) -> anyhow::Result<()> {
+    let UserCommand::Add { server, username, roles, display_name, agency } = c;
+    let cfg = config_from(&server, None)?;
+    let roles = roles
+        .iter()
+        .map(|r| Role::parse(r).map_err(|e| anyhow::anyhow!("--role: {}", e.problem)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let agency = agency.map(|a| Ori::parse(&a).map_err(|e| anyhow::anyhow!("--agency: {}", e.problem))).transpose()?;
+    if roles.contains(&Role::AgencyUser) && agency.is_none() {
+        anyhow::bail!("--agency: an agency user must belong to an agency");
+    }
+    runtime()?.block_on(async {
+        let store = open_store(&cfg).await?;
+        if store.get_user(&username).await?.is_some() {
+            anyhow::bail!("--username: '{username}' already exists");
+        }
+        let password = generate_secret(20);
+        store
+            .create_user(&NewUser {
+                username: username.clone(),
+                display_name,
+                password_hash: hash_password(&password)?,
+                roles: roles.clone(),
+                agency_ori: agency,
+            })
+            .await?;
+        store
+            .append_audit(AuditEvent {
+                actor: "cli".into(),
+                agency: None,
+                purpose: Purpose::Administration,
+                action: AuditAction::UserCreated { username: username.clone(), roles: roles.iter().map(|r| r.to_string()).collect() },
+            })
+            .await?;
+        println!("created {username}; one-time password: {password}");
+        Ok(())
+    })
+}
+

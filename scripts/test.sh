@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, every crate's tests on both stores, and the console's
+# end-to-end tests in Chromium. CI runs exactly this (see .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+loud() { printf '\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n!!! %s\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\n' "$*" >&2; }
+
+# --- Services -----------------------------------------------------------------------------
+# PostgreSQL is the production store: its conformance suite must run, not skip, where it exists.
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  fi
+fi
+if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  export VERITY_REQUIRE_POSTGRES=1
+else
+  loud "PostgreSQL is NOT reachable at 127.0.0.1:5432: the PostgreSQL store suite will be SKIPPED"
+fi
+# NATS JetStream carries booking work between processes when Verity is spread over several.
+if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+  if [ -x /usr/sbin/nats-server ]; then
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
+      -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log || true
+  else
+    loud "NATS is NOT available at 127.0.0.1:4222: the NATS queue tests will be SKIPPED"
+  fi
+fi
+
+# --- Static checks --------------------------------------------------------------------------
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# --- Tests ----------------------------------------------------------------------------------
+cargo test --workspace --locked
+
+# --- Console end to end in Chromium ----------------------------------------------------------
+if [ -f tests/e2e/run.sh ]; then
+  bash tests/e2e/run.sh
+fi
