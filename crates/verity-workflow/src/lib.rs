@@ -5,5 +5,7 @@
 
 pub mod access;
 pub mod credentials;
+pub mod detainer;
+pub mod hold_clock;
 
 pub use access::{AccessPolicy, Permission, Principal};
