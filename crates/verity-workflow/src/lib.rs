@@ -7,5 +7,6 @@ pub mod access;
 pub mod credentials;
 pub mod detainer;
 pub mod hold_clock;
+pub mod lesc;
 
 pub use access::{AccessPolicy, Permission, Principal};

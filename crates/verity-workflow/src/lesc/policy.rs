@@ -1,0 +1,150 @@
+//! The LESC answering policy (`data/policy/lesc.toml`).
+
+use serde::Deserialize;
+use verity_model::ImmigrationStatus;
+
+pub const EMBEDDED_LESC_POLICY: &str = include_str!("../../../../data/policy/lesc.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    version: String,
+    auto_identity_min: f64,
+    runner_up_max: f64,
+    plausible_min: f64,
+    removable_needs_identifier: bool,
+    removable_statuses: Vec<String>,
+    auto_answer_no_record: bool,
+    sla_minutes_in_custody: i64,
+    sla_minutes_not_in_custody: i64,
+    hit_minutes_urgent: i64,
+    hit_minutes_routine: i64,
+    hit_escalate_at_share: f64,
+    lesc_contact: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LescPolicy {
+    pub version: String,
+    pub auto_identity_min: f64,
+    pub runner_up_max: f64,
+    pub plausible_min: f64,
+    pub removable_needs_identifier: bool,
+    pub removable_statuses: Vec<ImmigrationStatus>,
+    pub auto_answer_no_record: bool,
+    pub sla_minutes_in_custody: i64,
+    pub sla_minutes_not_in_custody: i64,
+    pub hit_minutes_urgent: i64,
+    pub hit_minutes_routine: i64,
+    pub hit_escalate_at_share: f64,
+    pub lesc_contact: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("lesc.toml: {0}")]
+pub struct LescPolicyError(pub String);
+
+impl LescPolicy {
+    pub fn load(text: &str) -> Result<Self, LescPolicyError> {
+        let f: PolicyFile = toml::from_str(text).map_err(|e| LescPolicyError(e.to_string()))?;
+        let prob = |name: &str, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(LescPolicyError(format!(
+                    "{name} = {v} is not a probability in [0, 1]"
+                )))
+            }
+        };
+        prob("auto_identity_min", f.auto_identity_min)?;
+        prob("runner_up_max", f.runner_up_max)?;
+        prob("plausible_min", f.plausible_min)?;
+        prob("hit_escalate_at_share", f.hit_escalate_at_share)?;
+        if f.plausible_min >= f.auto_identity_min {
+            return Err(LescPolicyError(
+                "contradiction: plausible_min must be below auto_identity_min".into(),
+            ));
+        }
+        if f.auto_identity_min < 0.5 {
+            return Err(LescPolicyError(
+                "auto_identity_min below 0.5 would answer on a coin toss".into(),
+            ));
+        }
+        for (name, v) in [
+            ("sla_minutes_in_custody", f.sla_minutes_in_custody),
+            ("sla_minutes_not_in_custody", f.sla_minutes_not_in_custody),
+            ("hit_minutes_urgent", f.hit_minutes_urgent),
+            ("hit_minutes_routine", f.hit_minutes_routine),
+        ] {
+            if v <= 0 {
+                return Err(LescPolicyError(format!("{name} must be positive")));
+            }
+        }
+        let removable_statuses = f
+            .removable_statuses
+            .iter()
+            .map(|s| {
+                ImmigrationStatus::parse(s)
+                    .map_err(|e| LescPolicyError(format!("removable_statuses: {}", e.problem)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(bad) = removable_statuses
+            .iter()
+            .find(|s| s.is_citizen_or_potential() || s.is_non_answer())
+        {
+            return Err(LescPolicyError(format!(
+                "removable_statuses: '{bad}' can never be removable"
+            )));
+        }
+        Ok(LescPolicy {
+            version: f.version,
+            auto_identity_min: f.auto_identity_min,
+            runner_up_max: f.runner_up_max,
+            plausible_min: f.plausible_min,
+            removable_needs_identifier: f.removable_needs_identifier,
+            removable_statuses,
+            auto_answer_no_record: f.auto_answer_no_record,
+            sla_minutes_in_custody: f.sla_minutes_in_custody,
+            sla_minutes_not_in_custody: f.sla_minutes_not_in_custody,
+            hit_minutes_urgent: f.hit_minutes_urgent,
+            hit_minutes_routine: f.hit_minutes_routine,
+            hit_escalate_at_share: f.hit_escalate_at_share,
+            lesc_contact: f.lesc_contact,
+        })
+    }
+
+    pub fn embedded() -> Result<Self, LescPolicyError> {
+        Self::load(EMBEDDED_LESC_POLICY)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_policy_is_valid() {
+        let p = LescPolicy::embedded().expect("valid");
+        assert!(p.auto_identity_min > p.plausible_min);
+    }
+
+    #[test]
+    fn contradictions_and_bad_values_are_rejected() {
+        let good = EMBEDDED_LESC_POLICY;
+        assert!(
+            LescPolicy::load(&good.replace("plausible_min = 0.10", "plausible_min = 0.99"))
+                .is_err()
+        );
+        assert!(LescPolicy::load(
+            &good.replace("auto_identity_min = 0.98", "auto_identity_min = 1.5")
+        )
+        .is_err());
+        let e = LescPolicy::load(&good.replace(
+            "\"previously_removed\",",
+            "\"previously_removed\",\n  \"us_citizen_birth\",",
+        ))
+        .unwrap_err();
+        assert!(e.0.contains("can never be removable"), "{e}");
+        assert!(LescPolicy::load(&format!("{good}\nsurprise = 1\n")).is_err());
+    }
+}

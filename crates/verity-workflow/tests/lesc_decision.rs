@@ -1,0 +1,254 @@
+//! The LESC decision: automatic answers only when identity is confident and status routine;
+//! citizenship always wins; "no record found" never leads to action.
+
+use chrono::NaiveDate;
+use proptest::prelude::*;
+use verity_model::record::*;
+use verity_model::*;
+use verity_policy::StatusRules;
+use verity_workflow::lesc::decision::{decide, Candidate, QueryContext, ReviewReason};
+use verity_workflow::lesc::iar::{Iar, IarInput, IntendedAction};
+use verity_workflow::lesc::LescPolicy;
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 1).expect("date")
+}
+
+fn d(s: &str) -> PartialDate {
+    PartialDate::parse_iso(s).expect("date")
+}
+
+fn ctx(claim: bool) -> QueryContext {
+    QueryContext {
+        in_custody: true,
+        citizenship_claimed: claim,
+        today: today(),
+    }
+}
+
+fn person(cob: &str) -> Identity {
+    Identity {
+        name: PersonName::new("JOSE", "", "GARCIA"),
+        country_of_birth: cob.into(),
+        dob: Some(d("1985-03-12")),
+        ..Default::default()
+    }
+}
+
+fn final_order(id: &str) -> SourceRecord {
+    SourceRecord {
+        record_id: id.into(),
+        identity: person("MX"),
+        body: RecordBody::Court(CourtRecord {
+            case_number: id.into(),
+            filed: d("2018-01-01"),
+            outcome: CourtOutcome::RemovalOrdered,
+            decided: Some(d("2019-01-01")),
+            relief: String::new(),
+            appeal_pending: false,
+        }),
+    }
+}
+
+fn lpr(id: &str) -> SourceRecord {
+    SourceRecord {
+        record_id: id.into(),
+        identity: person("MX"),
+        body: RecordBody::Benefits(BenefitsRecord {
+            receipt_number: id.into(),
+            benefit: BenefitType::Adjustment,
+            outcome: BenefitOutcome::Granted,
+            filed: None,
+            decided: None,
+            valid_until: None,
+        }),
+    }
+}
+
+fn passport(id: &str) -> SourceRecord {
+    SourceRecord {
+        record_id: id.into(),
+        identity: person("US"),
+        body: RecordBody::Citizenship(CitizenshipRecord {
+            evidence: CitizenshipEvidence::UsPassport,
+            document_number: "P1".into(),
+            issued: None,
+        }),
+    }
+}
+
+fn cand(key: &str, p: f64, strong: bool, records: Vec<SourceRecord>) -> Candidate {
+    Candidate {
+        person_key: key.into(),
+        probability: p,
+        strong_identifier: strong,
+        biometric: false,
+        explanation: vec![],
+        records,
+    }
+}
+
+fn setup() -> (StatusRules, LescPolicy) {
+    (
+        StatusRules::embedded().expect("rules"),
+        LescPolicy::embedded().expect("policy"),
+    )
+}
+
+#[test]
+fn confident_routine_status_is_answered_automatically() {
+    let (rules, policy) = setup();
+    let dec = decide(
+        &[cand("P1", 0.995, true, vec![lpr("B1")])],
+        &ctx(false),
+        &rules,
+        &policy,
+    );
+    assert!(dec.automatic, "{:?}", dec.reviews);
+    assert_eq!(dec.determination.status, ImmigrationStatus::Lpr);
+}
+
+#[test]
+fn removable_status_on_name_and_birth_date_alone_goes_to_review() {
+    let (rules, policy) = setup();
+    let dec = decide(
+        &[cand("P1", 0.995, false, vec![final_order("K1")])],
+        &ctx(false),
+        &rules,
+        &policy,
+    );
+    assert!(!dec.automatic);
+    assert!(dec
+        .reviews
+        .contains(&ReviewReason::RemovableOnBiographicOnly));
+    let dec = decide(
+        &[cand("P1", 0.995, true, vec![final_order("K1")])],
+        &ctx(false),
+        &rules,
+        &policy,
+    );
+    assert!(dec.automatic);
+}
+
+#[test]
+fn a_plausible_citizen_look_alike_blocks_a_removable_answer() {
+    let (rules, policy) = setup();
+    let cands = [
+        cand("NONCIT", 0.90, true, vec![final_order("K1")]),
+        cand("CIT", 0.30, false, vec![passport("Z1")]),
+    ];
+    let dec = decide(&cands, &ctx(false), &rules, &policy);
+    assert!(dec.determination.status.is_citizen_or_potential());
+    assert!(dec.citizenship_review);
+    assert!(
+        !dec.automatic,
+        "identity is not confident, so even the safe answer waits"
+    );
+}
+
+#[test]
+fn no_record_found_is_said_as_such_and_carries_no_action() {
+    let (rules, policy) = setup();
+    let dec = decide(
+        &[cand("FAR", 0.01, false, vec![final_order("K1")])],
+        &ctx(false),
+        &rules,
+        &policy,
+    );
+    assert_eq!(dec.determination.status, ImmigrationStatus::NoRecordFound);
+    assert!(dec.automatic);
+    assert_eq!(
+        IntendedAction::for_status(dec.determination.status, &policy),
+        IntendedAction::NoActionNoRecord
+    );
+    // A claim of citizenship with no record gets the citizenship answer and a review.
+    let dec = decide(&[], &ctx(true), &rules, &policy);
+    assert_eq!(
+        dec.determination.status,
+        ImmigrationStatus::PotentialUsCitizen
+    );
+    assert!(dec.citizenship_review);
+}
+
+#[test]
+fn the_iar_names_versions_and_hides_internals_from_the_agency() {
+    let (rules, policy) = setup();
+    let cands = [cand("P1", 0.995, true, vec![final_order("K1")])];
+    let dec = decide(&cands, &ctx(false), &rules, &policy);
+    let offenses = OffenseTable::embedded().expect("offenses");
+    let iar = Iar::compose(
+        IarInput {
+            query_id: "Q1",
+            requesting_ori: "MD0030000",
+            issued_at: "2026-11-01T00:00:00Z",
+            decided_by: "automatic",
+            field_office: Some("Baltimore".into()),
+        },
+        &dec,
+        &cands,
+        &policy,
+        &offenses,
+    );
+    assert_eq!(iar.intended_action, IntendedAction::FieldOfficeReview);
+    assert_eq!(iar.rules_version, rules.version);
+    assert_eq!(iar.evidence[0].record_id, "K1");
+    let agency = serde_json::to_string(&iar.agency_view()).expect("json");
+    assert!(
+        !agency.contains("K1"),
+        "agency view leaks record ids: {agency}"
+    );
+    assert!(!agency.contains("person_key"));
+}
+
+fn any_candidate() -> impl Strategy<Value = Candidate> {
+    let records = prop_oneof![
+        Just(vec![final_order("K")]),
+        Just(vec![lpr("B")]),
+        Just(vec![passport("Z")]),
+        Just(vec![final_order("K"), passport("Z")]),
+        Just(vec![]),
+    ];
+    (
+        0.0f64..1.0,
+        any::<bool>(),
+        any::<bool>(),
+        records,
+        0u32..1000,
+    )
+        .prop_map(|(p, strong, bio, records, k)| Candidate {
+            person_key: format!("P{k}"),
+            probability: p,
+            strong_identifier: strong,
+            biometric: bio,
+            explanation: vec![],
+            records,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(5000))]
+
+    #[test]
+    fn safeguards_hold_for_any_candidates(cands in proptest::collection::vec(any_candidate(), 0..5), claim: bool) {
+        let (rules, policy) = setup();
+        let dec = decide(&cands, &ctx(claim), &rules, &policy);
+        let status = dec.determination.status;
+        // Citizenship anywhere plausible, or claimed, means the citizen answer and a review.
+        let plausible_citizen = cands.iter().any(|c| c.probability >= policy.plausible_min
+            && !rules.determine(&c.records, today()).citizenship_indicia.is_empty());
+        if plausible_citizen || claim {
+            prop_assert!(status.is_citizen_or_potential());
+            prop_assert!(dec.citizenship_review);
+        }
+        // An automatic removable answer rests on a confident identity with an identifier.
+        if dec.automatic && policy.removable_statuses.contains(&status) {
+            let c = &cands[dec.chosen.expect("a removable answer is about someone")];
+            prop_assert!(c.probability >= policy.auto_identity_min);
+            prop_assert!(c.strong_identifier || c.biometric);
+        }
+        // No record found and undetermined never lead to a field-office review.
+        if status.is_non_answer() {
+            prop_assert_ne!(IntendedAction::for_status(status, &policy), IntendedAction::FieldOfficeReview);
+        }
+    }
+}
