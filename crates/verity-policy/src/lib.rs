@@ -7,8 +7,10 @@
 
 pub mod error;
 pub mod facts;
+pub mod priority;
 pub mod status;
 
 pub use error::PolicyError;
 pub use facts::{derive_facts, Fact, FactName};
+pub use priority::{PriorityPolicy, Rank};
 pub use status::{Citation, Determination, StatusRules};
