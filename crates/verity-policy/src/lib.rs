@@ -7,10 +7,12 @@
 
 pub mod error;
 pub mod facts;
+pub mod leads;
 pub mod priority;
 pub mod status;
 
 pub use error::PolicyError;
 pub use facts::{derive_facts, Fact, FactName};
+pub use leads::{LeadOutcome, LeadPolicy, Ongoing, ParkReason};
 pub use priority::{PriorityPolicy, Rank};
 pub use status::{Citation, Determination, StatusRules};

@@ -174,6 +174,11 @@ impl PriorityPolicy {
         Self::load(EMBEDDED_PRIORITY, offenses)
     }
 
+    /// Index of a severity class by name (0 = most severe).
+    pub fn class_index(&self, name: &str) -> Option<usize> {
+        self.classes.iter().position(|c| c == name)
+    }
+
     /// Severity class index of an offense code (0 = most severe), `None` for "other".
     pub fn severity(&self, ncic_code: &str, offenses: &OffenseTable) -> Option<usize> {
         self.class_of_code.get(ncic_code).copied().or_else(|| {

@@ -1,59 +1,22 @@
 //! Priority ranks from the policy file, with explanations that add up.
 
-use chrono::NaiveDate;
+mod support;
+
+use support::*;
 use verity_model::record::*;
 use verity_model::*;
 use verity_policy::priority::Criminality;
 use verity_policy::{derive_facts, PriorityPolicy};
-
-fn d(s: &str) -> PartialDate {
-    PartialDate::parse_iso(s).expect("date")
-}
-
-fn charge(id: &str, code: &str, disposition: Disposition, date: &str) -> SourceRecord {
-    SourceRecord {
-        record_id: id.into(),
-        identity: Identity::default(),
-        body: RecordBody::Criminal(CriminalRecord {
-            arrest_date: d(date),
-            arresting_ori: None,
-            ncic_code: code.into(),
-            charge: String::new(),
-            disposition,
-            disposition_date: None,
-            sentence_days: None,
-        }),
-    }
-}
-
-fn removal(id: &str, date: &str) -> SourceRecord {
-    SourceRecord {
-        record_id: id.into(),
-        identity: Identity::default(),
-        body: RecordBody::Enforcement(EnforcementRecord {
-            event: EnforcementEvent::Removal,
-            date: d(date),
-            order: None,
-            entry: None,
-            office: String::new(),
-            detail: String::new(),
-        }),
-    }
-}
-
-fn today() -> NaiveDate {
-    NaiveDate::from_ymd_opt(2026, 11, 1).expect("date")
-}
 
 #[test]
 fn convictions_outrank_pending_charges_and_reentry_adds() {
     let offenses = OffenseTable::embedded().expect("offenses");
     let policy = PriorityPolicy::embedded(&offenses).expect("policy");
     let records = vec![
-        charge("C1", "1313", Disposition::Pending, "2025-01-01"),
-        charge("C2", "1206", Disposition::Convicted, "2020-01-01"),
-        removal("E1", "2021-01-01"),
-        charge("C3", "2303", Disposition::Pending, "2025-06-01"),
+        charge("C1", "MX", "1313", Disposition::Pending, "2025-01-01"),
+        charge("C2", "MX", "1206", Disposition::Convicted, "2020-01-01"),
+        enforcement("E1", EnforcementEvent::Removal, "2021-01-01", None, None),
+        charge("C3", "MX", "2303", Disposition::Pending, "2025-06-01"),
     ];
     let facts = derive_facts(&records, today());
     let rank = policy.rank(&records, &facts, &offenses);

@@ -1,132 +1,12 @@
 //! Status determination on hand-made histories; safeguards first.
 
-use chrono::NaiveDate;
+mod support;
+
 use proptest::prelude::*;
+use support::*;
 use verity_model::record::*;
 use verity_model::*;
 use verity_policy::StatusRules;
-
-fn today() -> NaiveDate {
-    NaiveDate::from_ymd_opt(2026, 11, 1).expect("valid date")
-}
-
-fn d(s: &str) -> PartialDate {
-    PartialDate::parse_iso(s).expect("valid test date")
-}
-
-fn identity(cob: &str) -> Identity {
-    Identity {
-        name: PersonName::new("ANA", "", "REYES"),
-        country_of_birth: cob.into(),
-        ..Default::default()
-    }
-}
-
-fn rec(id: &str, cob: &str, body: RecordBody) -> SourceRecord {
-    SourceRecord {
-        record_id: id.into(),
-        identity: identity(cob),
-        body,
-    }
-}
-
-fn benefit(
-    id: &str,
-    benefit: BenefitType,
-    outcome: BenefitOutcome,
-    valid_until: Option<&str>,
-) -> SourceRecord {
-    rec(
-        id,
-        "MX",
-        RecordBody::Benefits(BenefitsRecord {
-            receipt_number: id.into(),
-            benefit,
-            outcome,
-            filed: Some(d("2015-01-01")),
-            decided: Some(d("2016-01-01")),
-            valid_until: valid_until.map(d),
-        }),
-    )
-}
-
-fn court(id: &str, outcome: CourtOutcome, decided: &str, appeal: bool) -> SourceRecord {
-    rec(
-        id,
-        "MX",
-        RecordBody::Court(CourtRecord {
-            case_number: id.into(),
-            filed: d("2018-01-01"),
-            outcome,
-            decided: Some(d(decided)),
-            relief: String::new(),
-            appeal_pending: appeal,
-        }),
-    )
-}
-
-fn enforcement(
-    id: &str,
-    event: EnforcementEvent,
-    date: &str,
-    order: Option<OrderKind>,
-    entry: Option<EntryManner>,
-) -> SourceRecord {
-    rec(
-        id,
-        "MX",
-        RecordBody::Enforcement(EnforcementRecord {
-            event,
-            date: d(date),
-            order,
-            entry,
-            office: String::new(),
-            detail: String::new(),
-        }),
-    )
-}
-
-fn arrival(id: &str, class: &str, date: &str, until: Option<&str>) -> SourceRecord {
-    rec(
-        id,
-        "MX",
-        RecordBody::Travel(TravelRecord {
-            direction: TravelDirection::Arrival,
-            date: d(date),
-            class_of_admission: class.into(),
-            admit_until: until.map(d),
-            port: "LAX".into(),
-        }),
-    )
-}
-
-fn arrest(id: &str, cob: &str, date: &str) -> SourceRecord {
-    rec(
-        id,
-        cob,
-        RecordBody::Criminal(CriminalRecord {
-            arrest_date: d(date),
-            arresting_ori: None,
-            ncic_code: "1313".into(),
-            charge: "Simple assault".into(),
-            disposition: Disposition::Pending,
-            disposition_date: None,
-            sentence_days: None,
-        }),
-    )
-}
-
-fn citizenship(id: &str, evidence: CitizenshipEvidence) -> SourceRecord {
-    rec(
-        id,
-        "MX",
-        RecordBody::Citizenship(CitizenshipRecord {
-            evidence,
-            document_number: "X1".into(),
-            issued: None,
-        }),
-    )
-}
 
 fn rules() -> StatusRules {
     StatusRules::embedded().expect("embedded rules are valid")
@@ -425,11 +305,7 @@ fn any_record() -> impl Strategy<Value = SourceRecord> {
                 sentence_days: None,
             }),
         };
-        SourceRecord {
-            record_id: format!("R{pick}-{kind}"),
-            identity: identity(cob),
-            body,
-        }
+        rec(&format!("R{pick}-{kind}"), cob, body)
     })
 }
 
