@@ -13,6 +13,7 @@
 pub mod decision;
 pub mod hits;
 pub mod iar;
+pub mod intake;
 pub mod policy;
 pub mod queue;
 
