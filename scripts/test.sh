@@ -29,6 +29,12 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
   fi
 fi
 
+# pdftotext checks that detainer PDFs carry extractable text.
+if ! command -v pdftotext >/dev/null 2>&1; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; } \
+    || loud "poppler-utils could not be installed: the PDF text test will fail in CI"
+fi
+
 # --- Static checks --------------------------------------------------------------------------
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

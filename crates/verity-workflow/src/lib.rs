@@ -6,6 +6,7 @@
 pub mod access;
 pub mod credentials;
 pub mod detainer;
+pub mod documents;
 pub mod hold_clock;
 pub mod lesc;
 
