@@ -6,6 +6,8 @@
 //! `verity-workflow`. Every protected route is registered with the permission it needs, so a
 //! route without one cannot exist (deny by default).
 
+mod agency_auth;
+mod api;
 pub mod config;
 mod console;
 mod error;
@@ -15,7 +17,7 @@ mod session;
 mod state;
 
 pub use config::ServerConfig;
-pub use routes::{protected_routes, router};
+pub use routes::{agency_routes, protected_routes, router};
 pub use state::AppState;
 
 use verity_workflow::Permission;

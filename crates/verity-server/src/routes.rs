@@ -1,6 +1,8 @@
 //! The route table. Public routes are listed explicitly in [`router`]; every other route is in
 //! [`protected_routes`] with the permission it needs. There is no other way in.
 
+use crate::agency_auth;
+use crate::api;
 use crate::console;
 use crate::error::AppError;
 use crate::session;
@@ -25,6 +27,24 @@ pub fn protected_routes() -> Vec<(&'static str, Permission, MethodRouter<AppStat
         ),
         ("/audit", Permission::ViewAuditLog, get(console::audit_log)),
     ]
+}
+
+/// Every agency API route with the permission it needs; agencies authenticate with their ORI
+/// and API key.
+pub fn agency_routes() -> Vec<(&'static str, Permission, MethodRouter<AppState>)> {
+    vec![("/v1/whoami", Permission::SubmitQuery, get(api::whoami))]
+}
+
+fn gate_agency(
+    state: &AppState,
+    permission: Permission,
+    handler: MethodRouter<AppState>,
+) -> MethodRouter<AppState> {
+    let st = state.clone();
+    handler.layer(middleware::from_fn(move |req: Request, next: Next| {
+        let st = st.clone();
+        async move { agency_auth::require_agency(st, permission, req, next).await }
+    }))
 }
 
 fn gate(
@@ -84,6 +104,9 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new();
     for (path, permission, handler) in protected_routes() {
         app = app.route(path, gate(&state, permission, handler));
+    }
+    for (path, permission, handler) in agency_routes() {
+        app = app.route(path, gate_agency(&state, permission, handler));
     }
     let max_body = state.config.max_body_bytes;
     app.route("/healthz", get(healthz))

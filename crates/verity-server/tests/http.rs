@@ -5,10 +5,11 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
+use verity_model::Ori;
 use verity_model::{AuditAction, Role};
 use verity_server::{protected_routes, router, AppState, ServerConfig};
-use verity_store::{NewUser, Store};
-use verity_workflow::credentials::hash_password;
+use verity_store::{Agency, NewUser, Store};
+use verity_workflow::credentials::{hash_password, token_digest};
 use verity_workflow::AccessPolicy;
 
 const PASSWORD: &str = "a-long-test-password";
@@ -32,6 +33,24 @@ async fn harness() -> Harness {
             })
             .await
             .expect("user");
+    }
+    for (ori, key, active) in [
+        ("MD0030000", "good-agency-key", true),
+        ("VA0010000", "inactive-agency-key", false),
+    ] {
+        store
+            .upsert_agency(&Agency {
+                ori: Ori::parse(ori).expect("ori"),
+                name: format!("Agency {ori}"),
+                kind: "police".into(),
+                state: ori[..2].into(),
+                county: String::new(),
+                field_office: "Baltimore".into(),
+                api_key_hash: Some(token_digest(key)),
+                active,
+            })
+            .await
+            .expect("agency");
     }
     let config = ServerConfig {
         max_body_bytes: 4096,
@@ -181,5 +200,69 @@ async fn unknown_paths_are_404() {
     assert_eq!(
         send(&h, get("/no/such/page", None)).await.0,
         StatusCode::NOT_FOUND
+    );
+}
+
+fn agency_get(path: &str, user: &str, key: &str) -> Request<Body> {
+    use base64::Engine;
+    let cred = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{key}"));
+    Request::get(path)
+        .header(header::AUTHORIZATION, format!("Basic {cred}"))
+        .body(Body::empty())
+        .expect("request")
+}
+
+/// Only an authenticated, active agency may use the API; every refusal is audited with the
+/// ORI it claimed.
+#[tokio::test]
+async fn agency_credentials_are_checked_and_refusals_audited() {
+    let h = harness().await;
+    let (s, _, body) = send(&h, agency_get("/v1/whoami", "MD0030000", "good-agency-key")).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(body.contains("\"ori\":\"MD0030000\""));
+    let cases = [
+        (
+            agency_get("/v1/whoami", "MD0030000", "wrong-key"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            agency_get("/v1/whoami", "VA0010000", "good-agency-key"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            agency_get("/v1/whoami", "NOTANORI", "good-agency-key"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            agency_get("/v1/whoami", "VA0010000", "inactive-agency-key"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Request::get("/v1/whoami")
+                .body(Body::empty())
+                .expect("request"),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ];
+    let n = cases.len();
+    for (req, expected) in cases {
+        let (s, _, body) = send(&h, req).await;
+        assert_eq!(s, expected, "{body}");
+        assert!(body.contains("error"));
+    }
+    let entries = h.state.store.list_audit(0, 1000).await.expect("audit");
+    let denied: Vec<_> = entries
+        .iter()
+        .filter(|e| matches!(e.event.action, AuditAction::AccessDenied { .. }))
+        .collect();
+    assert_eq!(denied.len(), n);
+    assert!(denied
+        .iter()
+        .any(|e| e.event.agency.as_ref().map(|o| o.as_str()) == Some("VA0010000")));
+    // A console session is not an agency credential.
+    let cookie = login(&h, "agency_user", PASSWORD).await.expect("login");
+    assert_eq!(
+        send(&h, get("/v1/whoami", Some(&cookie))).await.0,
+        StatusCode::UNAUTHORIZED
     );
 }
