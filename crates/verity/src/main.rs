@@ -6,7 +6,11 @@ mod cmd;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "verity", version, about = "Verity: identity resolution and status determination with accountability")]
+#[command(
+    name = "verity",
+    version,
+    about = "Verity: identity resolution and status determination with accountability"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,6 +34,9 @@ enum Command {
     /// Account tools.
     #[command(subcommand)]
     User(cmd::serve::UserCommand),
+    /// Agency tools: API keys.
+    #[command(subcommand)]
+    Agency(cmd::agency::AgencyCommand),
     /// Audit log tools.
     #[command(subcommand)]
     Audit(cmd::store::AuditCommand),
@@ -48,6 +55,7 @@ fn main() -> std::process::ExitCode {
         Command::Link(a) => cmd::link::run(a),
         Command::Bio(c) => cmd::bio::run(c),
         Command::User(c) => cmd::serve::user(c),
+        Command::Agency(c) => cmd::agency::run(c),
         Command::Audit(c) => cmd::store::audit(c),
         Command::Bench(c) => cmd::bench::run(c),
     };

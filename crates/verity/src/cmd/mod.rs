@@ -1,5 +1,6 @@
 //! One module per command group. Each turns clap arguments into a library call.
 
+pub mod agency;
 pub mod bench;
 pub mod bio;
 pub mod link;

@@ -73,18 +73,27 @@ fn config_from(flags: &ServerFlags, demo_people: Option<u64>) -> anyhow::Result<
         ..Default::default()
     };
     // The file is found from the data dir that env/flags name, so resolve that first.
-    let data_dir = cli.data_dir.clone().or(env.data_dir.clone()).unwrap_or_else(|| ServerConfig::default().data_dir);
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .or(env.data_dir.clone())
+        .unwrap_or_else(|| ServerConfig::default().data_dir);
     let file_path = flags.config.clone().or_else(|| {
         let p = data_dir.join("verity.toml");
         p.exists().then_some(p)
     });
-    let file = file_path.as_deref().map(ConfigLayer::from_file).transpose()?;
+    let file = file_path
+        .as_deref()
+        .map(ConfigLayer::from_file)
+        .transpose()?;
     Ok(ServerConfig::layered(file, env, cli))
 }
 
 async fn open_store(cfg: &ServerConfig) -> anyhow::Result<Store> {
     match &cfg.database_url {
-        Some(url) => Store::open(url).await.with_context(|| "opening the store named by --database-url"),
+        Some(url) => Store::open(url)
+            .await
+            .with_context(|| "opening the store named by --database-url"),
         None => Store::open_data_dir(&cfg.data_dir)
             .await
             .with_context(|| format!("opening the data dir {}", cfg.data_dir.display())),
@@ -92,13 +101,17 @@ async fn open_store(cfg: &ServerConfig) -> anyhow::Result<Store> {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
         .try_init();
@@ -124,7 +137,10 @@ async fn ensure_admin(store: &Store) -> anyhow::Result<Option<String>> {
             actor: "system".into(),
             agency: None,
             purpose: Purpose::Administration,
-            action: AuditAction::UserCreated { username: "admin".into(), roles: vec![Role::Admin.to_string()] },
+            action: AuditAction::UserCreated {
+                username: "admin".into(),
+                roles: vec![Role::Admin.to_string()],
+            },
         })
         .await?;
     Ok(Some(password))
@@ -137,14 +153,30 @@ async fn ensure_demo_world(store: &Store, cfg: &ServerConfig) -> anyhow::Result<
         return Ok(());
     }
     let world_dir = cfg.data_dir.join("demo-world");
-    eprintln!("First start: generating a synthetic demo world of {} people in {}", cfg.demo_people, world_dir.display());
-    let synth = verity_synth::SynthConfig { people: cfg.demo_people, seed: 1, out: world_dir.clone(), progress: true };
+    eprintln!(
+        "First start: generating a synthetic demo world of {} people in {}",
+        cfg.demo_people,
+        world_dir.display()
+    );
+    let synth = verity_synth::SynthConfig {
+        people: cfg.demo_people,
+        seed: 1,
+        out: world_dir.clone(),
+        progress: true,
+    };
     tokio::task::spawn_blocking(move || verity_synth::generate_world(&synth))
         .await
         .context("demo world generator stopped")??;
     eprintln!("Importing the demo world into the store");
-    let summary = verity_store::import_world(store, &world_dir, &verity_store::ImportOptions::default()).await?;
-    store.set_meta(DEMO_FLAG, &format!("{} people, {} records", cfg.demo_people, summary.records)).await?;
+    let summary =
+        verity_store::import_world(store, &world_dir, &verity_store::ImportOptions::default())
+            .await?;
+    store
+        .set_meta(
+            DEMO_FLAG,
+            &format!("{} people, {} records", cfg.demo_people, summary.records),
+        )
+        .await?;
     Ok(())
 }
 
@@ -152,25 +184,36 @@ fn announce(cfg: &ServerConfig, password: Option<String>) {
     println!();
     println!("Verity is running.");
     println!("  Console:  http://{}/", cfg.addr);
-    println!("  Health:   http://{}/healthz    Metrics: http://{}/metrics", cfg.addr, cfg.addr);
+    println!(
+        "  Health:   http://{}/healthz    Metrics: http://{}/metrics",
+        cfg.addr, cfg.addr
+    );
     match &cfg.database_url {
         Some(_) => println!("  Store:    the database named by --database-url"),
-        None => println!("  Store:    {}", cfg.data_dir.join(verity_store::SQLITE_FILE_NAME).display()),
+        None => println!(
+            "  Store:    {}",
+            cfg.data_dir.join(verity_store::SQLITE_FILE_NAME).display()
+        ),
     }
     match password {
         Some(pw) => {
             println!("  Log in as: admin");
             println!("  One-time password: {pw}");
-            println!("  (shown once; create staff accounts under Users, or with `verity user add`)");
+            println!(
+                "  (shown once; create staff accounts under Users, or with `verity user add`)"
+            );
         }
-        None => println!("  Log in with your account (the admin password was printed at first start)."),
+        None => {
+            println!("  Log in with your account (the admin password was printed at first start).")
+        }
     }
     println!("Press Ctrl-C to stop.");
 }
 
 async fn start(cfg: ServerConfig, with_demo: bool) -> anyhow::Result<()> {
     if cfg.database_url.is_none() {
-        std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating the data dir {}", cfg.data_dir.display()))?;
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating the data dir {}", cfg.data_dir.display()))?;
     }
     let access = AccessPolicy::embedded()?;
     let store = open_store(&cfg).await?;
@@ -196,19 +239,38 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     runtime()?.block_on(start(cfg, false))
 }
 
+/// Opens the store the flags name and runs `work` on it, for one-shot admin commands.
+pub fn open_store_with<F, Fut>(flags: &ServerFlags, work: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let cfg = config_from(flags, None)?;
+    runtime()?.block_on(async {
+        let store = open_store(&cfg).await?;
+        work(store).await
+    })
+}
+
 pub fn user(c: UserCommand) -> anyhow::Result<()> {
-    let UserCommand::Add { server, username, roles, display_name, agency } = c;
-    let cfg = config_from(&server, None)?;
+    let UserCommand::Add {
+        server,
+        username,
+        roles,
+        display_name,
+        agency,
+    } = c;
     let roles = roles
         .iter()
         .map(|r| Role::parse(r).map_err(|e| anyhow::anyhow!("--role: {}", e.problem)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let agency = agency.map(|a| Ori::parse(&a).map_err(|e| anyhow::anyhow!("--agency: {}", e.problem))).transpose()?;
+    let agency = agency
+        .map(|a| Ori::parse(&a).map_err(|e| anyhow::anyhow!("--agency: {}", e.problem)))
+        .transpose()?;
     if roles.contains(&Role::AgencyUser) && agency.is_none() {
         anyhow::bail!("--agency: an agency user must belong to an agency");
     }
-    runtime()?.block_on(async {
-        let store = open_store(&cfg).await?;
+    open_store_with(&server, |store| async move {
         if store.get_user(&username).await?.is_some() {
             anyhow::bail!("--username: '{username}' already exists");
         }
@@ -227,11 +289,13 @@ pub fn user(c: UserCommand) -> anyhow::Result<()> {
                 actor: "cli".into(),
                 agency: None,
                 purpose: Purpose::Administration,
-                action: AuditAction::UserCreated { username: username.clone(), roles: roles.iter().map(|r| r.to_string()).collect() },
+                action: AuditAction::UserCreated {
+                    username: username.clone(),
+                    roles: roles.iter().map(|r| r.to_string()).collect(),
+                },
             })
             .await?;
         println!("created {username}; one-time password: {password}");
         Ok(())
     })
 }
-
