@@ -27,6 +27,10 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
   else
     loud "NATS is NOT available at 127.0.0.1:4222: the NATS queue tests will be SKIPPED"
   fi
+  for _ in $(seq 1 20); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.5; done
+fi
+if (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+  export VERITY_REQUIRE_NATS=1
 fi
 
 # pdftotext checks that detainer PDFs carry extractable text.

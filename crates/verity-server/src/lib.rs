@@ -12,6 +12,7 @@ pub mod config;
 mod console;
 mod error;
 mod metrics_setup;
+pub mod queue;
 mod routes;
 mod session;
 mod state;
