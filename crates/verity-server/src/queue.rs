@@ -42,7 +42,7 @@ struct Local {
 }
 
 #[derive(Clone)]
-pub struct NatsQueue {
+struct NatsQueue {
     js: async_nats::jetstream::Context,
     subject: String,
     consumer:
@@ -50,10 +50,14 @@ pub struct NatsQueue {
     stream: String,
 }
 
+/// The queue: in process or JetStream, chosen at start.
 #[derive(Clone)]
-pub enum WorkQueue {
+pub struct WorkQueue(Backend);
+
+#[derive(Clone)]
+enum Backend {
     Local(Arc<Local>),
-    Nats(NatsQueue),
+    Nats(Box<NatsQueue>),
 }
 
 /// One item handed to a worker. Acknowledge it when the work is durable; dropped without an
@@ -84,7 +88,7 @@ pub struct NatsSettings {
 
 impl WorkQueue {
     pub fn local() -> Self {
-        WorkQueue::Local(Arc::new(Local::default()))
+        WorkQueue(Backend::Local(Arc::new(Local::default())))
     }
 
     pub async fn nats(s: &NatsSettings) -> Result<Self, QueueError> {
@@ -119,23 +123,23 @@ impl WorkQueue {
             )
             .await
             .map_err(js_err)?;
-        Ok(WorkQueue::Nats(NatsQueue {
+        Ok(WorkQueue(Backend::Nats(Box::new(NatsQueue {
             js,
             subject,
             consumer,
             stream: s.stream.clone(),
-        }))
+        }))))
     }
 
     /// Enqueues an item. For NATS, returns once the server has stored it.
     pub async fn publish(&self, item: &WorkItem) -> Result<(), QueueError> {
-        match self {
-            WorkQueue::Local(l) => {
+        match &self.0 {
+            Backend::Local(l) => {
                 l.items.lock().await.push_back(item.clone());
                 l.ready.notify_one();
                 Ok(())
             }
-            WorkQueue::Nats(n) => {
+            Backend::Nats(n) => {
                 let body =
                     serde_json::to_vec(item).map_err(|e| QueueError::BadMessage(e.to_string()))?;
                 let ack =
@@ -150,8 +154,8 @@ impl WorkQueue {
 
     /// The next item, waiting at most `wait`; `None` when nothing came.
     pub async fn next(&self, wait: Duration) -> Result<Option<Delivery>, QueueError> {
-        match self {
-            WorkQueue::Local(l) => {
+        match &self.0 {
+            Backend::Local(l) => {
                 let deadline = tokio::time::Instant::now() + wait;
                 loop {
                     let notified = l.ready.notified();
@@ -166,7 +170,7 @@ impl WorkQueue {
                     }
                 }
             }
-            WorkQueue::Nats(n) => {
+            Backend::Nats(n) => {
                 let mut batch = n
                     .consumer
                     .fetch()
@@ -193,7 +197,7 @@ impl WorkQueue {
 
     /// Removes a JetStream stream (tests and operators cleaning up).
     pub async fn delete_stream(&self) -> Result<(), QueueError> {
-        if let WorkQueue::Nats(n) = self {
+        if let Backend::Nats(n) = &self.0 {
             n.js.delete_stream(&n.stream).await.map_err(js_err)?;
         }
         Ok(())
