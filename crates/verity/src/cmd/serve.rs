@@ -45,6 +45,13 @@ pub struct ServeArgs {
 
 #[derive(Subcommand)]
 pub enum UserCommand {
+    /// Give an account a new one-time password (for a forgotten password); prints it once.
+    ResetPassword {
+        #[command(flatten)]
+        server: ServerFlags,
+        #[arg(long)]
+        username: String,
+    },
     /// Create an account; prints a one-time password.
     Add {
         #[command(flatten)]
@@ -253,13 +260,18 @@ where
 }
 
 pub fn user(c: UserCommand) -> anyhow::Result<()> {
-    let UserCommand::Add {
-        server,
-        username,
-        roles,
-        display_name,
-        agency,
-    } = c;
+    let (server, username, roles, display_name, agency) = match c {
+        UserCommand::ResetPassword { server, username } => {
+            return reset_password(&server, username)
+        }
+        UserCommand::Add {
+            server,
+            username,
+            roles,
+            display_name,
+            agency,
+        } => (server, username, roles, display_name, agency),
+    };
     let roles = roles
         .iter()
         .map(|r| Role::parse(r).map_err(|e| anyhow::anyhow!("--role: {}", e.problem)))
@@ -296,6 +308,32 @@ pub fn user(c: UserCommand) -> anyhow::Result<()> {
             })
             .await?;
         println!("created {username}; one-time password: {password}");
+        Ok(())
+    })
+}
+
+fn reset_password(server: &ServerFlags, username: String) -> anyhow::Result<()> {
+    open_store_with(server, |store| async move {
+        if store.get_user(&username).await?.is_none() {
+            anyhow::bail!("--username: no account '{username}'");
+        }
+        let password = generate_secret(20);
+        store
+            .set_password_hash(&username, &hash_password(&password)?)
+            .await?;
+        store
+            .append_audit(AuditEvent {
+                actor: "cli".into(),
+                agency: None,
+                purpose: Purpose::Administration,
+                action: AuditAction::Decision {
+                    subject: format!("user:{username}"),
+                    decision: "password reset".into(),
+                    reason: "operator reset from the command line".into(),
+                },
+            })
+            .await?;
+        println!("new one-time password for {username}: {password}");
         Ok(())
     })
 }
