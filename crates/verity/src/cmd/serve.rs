@@ -124,6 +124,28 @@ fn init_logging() {
         .try_init();
 }
 
+/// Loads and validates every embedded table and policy file, so that a bad one stops the start
+/// with its file, line and reason instead of failing the first query that needs it.
+fn validate_data_files() -> anyhow::Result<()> {
+    let reference = verity_model::Reference::embedded().context("reference tables")?;
+    let status = verity_policy::StatusRules::embedded().context("status rules")?;
+    let priority =
+        verity_policy::PriorityPolicy::embedded(&reference.offenses).context("priority policy")?;
+    let leads = verity_policy::LeadPolicy::embedded(&priority).context("lead policy")?;
+    verity_workflow::lesc::LescPolicy::embedded().context("LESC policy")?;
+    verity_workflow::hold_clock::HolidayCalendar::embedded().context("holiday calendar")?;
+    let names =
+        verity_names::validate_embedded().map_err(|e| anyhow::anyhow!("name tables: {e}"))?;
+    tracing::info!(
+        status_rules = %status.version,
+        priority = %priority.version,
+        leads = %leads.version,
+        names = %names,
+        "data files valid"
+    );
+    Ok(())
+}
+
 /// Creates the first administrator when the store has no accounts. Returns its one-time password.
 async fn ensure_admin(store: &Store) -> anyhow::Result<Option<String>> {
     if !store.list_users().await?.is_empty() {
@@ -223,6 +245,7 @@ async fn start(cfg: ServerConfig, with_demo: bool) -> anyhow::Result<()> {
             .with_context(|| format!("creating the data dir {}", cfg.data_dir.display()))?;
     }
     let access = AccessPolicy::embedded()?;
+    validate_data_files()?;
     let store = open_store(&cfg).await?;
     if with_demo {
         ensure_demo_world(&store, &cfg).await?;
