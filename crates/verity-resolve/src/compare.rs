@@ -1,0 +1,554 @@
+//! Comparators: each field of a record pair becomes one discrete level of the Fellegi–Sunter
+//! comparison vector. Level 0 is always "null" (a side is unknown: no evidence either way).
+//! Levels are ordered strongest agreement first; the last level is the disagreement.
+
+use crate::names::{compare_names, compare_names_fast, NameAgreement, NameComparison};
+use crate::record::Prepared;
+use crate::strsim::one_typo;
+use verity_model::PartialDate;
+
+/// One comparison field: its name, level labels, and starting m-probabilities for EM.
+#[derive(Debug)]
+pub struct FieldDef {
+    pub name: &'static str,
+    pub levels: &'static [&'static str],
+    pub initial_m: &'static [f64],
+    /// Levels that are evidence of nothing by policy (weight pinned to 0).
+    pub neutral: &'static [&'static str],
+}
+
+pub const GIVEN: usize = 0;
+pub const MIDDLE: usize = 1;
+pub const FAMILY: usize = 2;
+pub const DOB: usize = 3;
+pub const SEX: usize = 4;
+pub const COUNTRY: usize = 5;
+pub const A_NUMBER: usize = 6;
+pub const FBI: usize = 7;
+pub const PASSPORT: usize = 8;
+pub const SSN: usize = 9;
+pub const FIN: usize = 10;
+pub const STATE_ID: usize = 11;
+pub const NATIONAL_ID: usize = 12;
+pub const OTHER_ID: usize = 13;
+pub const ADDRESS: usize = 14;
+pub const N_FIELDS: usize = 15;
+
+/// Identifier fields (agreement on one of these is corroboration beyond name and birth date).
+pub const IDENTIFIER_FIELDS: [usize; 8] = [
+    A_NUMBER,
+    FBI,
+    PASSPORT,
+    SSN,
+    FIN,
+    STATE_ID,
+    NATIONAL_ID,
+    OTHER_ID,
+];
+
+const NULL: &str = "null";
+const ID_LEVELS: &[&str] = &[NULL, "exact", "one_typo", "disagree"];
+const ID_M: &[f64] = &[0.0, 0.85, 0.05, 0.10];
+const SIMPLE_ID_LEVELS: &[&str] = &[NULL, "exact", "disagree"];
+const SIMPLE_ID_M: &[f64] = &[0.0, 0.9, 0.1];
+
+pub static FIELDS: [FieldDef; N_FIELDS] = [
+    FieldDef {
+        name: "given_name",
+        levels: &[
+            NULL,
+            "exact",
+            "equivalent",
+            "phonetic",
+            "fuzzy",
+            "initial",
+            "partial",
+            "swapped",
+            "disagree",
+        ],
+        initial_m: &[0.0, 0.75, 0.06, 0.04, 0.05, 0.02, 0.03, 0.02, 0.03],
+        neutral: &[],
+    },
+    FieldDef {
+        name: "middle_name",
+        levels: &[NULL, "exact", "initial", "similar", "disagree"],
+        initial_m: &[0.0, 0.8, 0.08, 0.07, 0.05],
+        neutral: &[],
+    },
+    FieldDef {
+        name: "family_name",
+        levels: &[
+            NULL,
+            "exact",
+            "equivalent",
+            "phonetic",
+            "fuzzy",
+            "partial",
+            "swapped",
+            "disagree",
+        ],
+        initial_m: &[0.0, 0.8, 0.03, 0.04, 0.05, 0.03, 0.02, 0.03],
+        neutral: &[],
+    },
+    FieldDef {
+        name: "dob",
+        levels: &[
+            NULL,
+            "exact",
+            "exact_placeholder",
+            "day_month_swap",
+            "one_digit_typo",
+            "year_month",
+            "plus_minus_1_year",
+            "year_only_same_year",
+            "mismatch",
+        ],
+        initial_m: &[0.0, 0.8, 0.03, 0.03, 0.04, 0.02, 0.03, 0.02, 0.03],
+        neutral: &[],
+    },
+    FieldDef {
+        name: "sex",
+        levels: &[NULL, "agree", "disagree"],
+        initial_m: &[0.0, 0.97, 0.03],
+        neutral: &[],
+    },
+    FieldDef {
+        name: "country_of_birth",
+        levels: &[NULL, "agree", "disagree"],
+        initial_m: &[0.0, 0.95, 0.05],
+        neutral: &[],
+    },
+    FieldDef {
+        name: "a_number",
+        levels: ID_LEVELS,
+        initial_m: ID_M,
+        neutral: &[],
+    },
+    FieldDef {
+        name: "fbi_number",
+        levels: ID_LEVELS,
+        initial_m: ID_M,
+        neutral: &[],
+    },
+    FieldDef {
+        name: "passport",
+        levels: &[
+            NULL,
+            "exact",
+            "one_typo",
+            "same_country_other_number",
+            "other_country",
+        ],
+        initial_m: &[0.0, 0.7, 0.05, 0.2, 0.05],
+        // a renewed passport has a new number: same country, different number says nothing
+        neutral: &["same_country_other_number"],
+    },
+    FieldDef {
+        name: "ssn",
+        levels: ID_LEVELS,
+        initial_m: ID_M,
+        neutral: &[],
+    },
+    FieldDef {
+        name: "fin",
+        levels: SIMPLE_ID_LEVELS,
+        initial_m: SIMPLE_ID_M,
+        neutral: &[],
+    },
+    FieldDef {
+        name: "state_id",
+        levels: SIMPLE_ID_LEVELS,
+        initial_m: SIMPLE_ID_M,
+        neutral: &[],
+    },
+    FieldDef {
+        name: "national_id",
+        levels: ID_LEVELS,
+        initial_m: ID_M,
+        neutral: &[],
+    },
+    FieldDef {
+        name: "other_id",
+        levels: SIMPLE_ID_LEVELS,
+        initial_m: SIMPLE_ID_M,
+        neutral: &[],
+    },
+    FieldDef {
+        name: "address",
+        levels: &[
+            NULL,
+            "street_and_place",
+            "postcode_and_locality",
+            "locality_or_postcode",
+            "region_only",
+            "disagree",
+        ],
+        initial_m: &[0.0, 0.3, 0.1, 0.2, 0.2, 0.2],
+        neutral: &[],
+    },
+];
+
+/// The comparison vector of one pair: a level index per field.
+pub type Vector = [u8; N_FIELDS];
+
+/// Level index of a label in a field (panics never: unknown labels map to null).
+fn lvl(field: usize, label: &str) -> u8 {
+    FIELDS[field]
+        .levels
+        .iter()
+        .position(|l| *l == label)
+        .unwrap_or(0) as u8
+}
+
+fn name_level(field: usize, a: NameAgreement, swapped: bool) -> u8 {
+    use NameAgreement::*;
+    if a == Missing {
+        return 0;
+    }
+    if swapped && a <= Fuzzy {
+        return lvl(field, "swapped");
+    }
+    let label = match (field, a) {
+        (_, Exact) => "exact",
+        (MIDDLE, Initial) => "initial",
+        (MIDDLE, Equivalent | Phonetic | Fuzzy | Partial) => "similar",
+        (_, Equivalent) => "equivalent",
+        (_, Phonetic) => "phonetic",
+        (_, Fuzzy) => "fuzzy",
+        (GIVEN, Initial) => "initial",
+        (_, Initial | Partial) => "partial",
+        _ => "disagree",
+    };
+    lvl(field, label)
+}
+
+/// Birth-date level. Placeholders (01/01) and year-only dates are weak evidence and get their
+/// own levels so that EM weighs them apart from a real birthday.
+pub fn dob_level(a: Option<PartialDate>, b: Option<PartialDate>) -> u8 {
+    let (Some(a), Some(b)) = (a, b) else { return 0 };
+    let weak = |d: &PartialDate| !d.is_complete() || d.is_placeholder();
+    if weak(&a) || weak(&b) {
+        if a == b && a.is_placeholder() {
+            return lvl(DOB, "exact_placeholder");
+        }
+        if a.year == b.year {
+            return lvl(DOB, "year_only_same_year");
+        }
+        return lvl(DOB, "mismatch");
+    }
+    if a == b {
+        return lvl(DOB, "exact");
+    }
+    if a.year == b.year && a.month == b.day && a.day == b.month {
+        return lvl(DOB, "day_month_swap");
+    }
+    if one_typo_digits(&date_digits(&a), &date_digits(&b)) {
+        return lvl(DOB, "one_digit_typo");
+    }
+    if a.year == b.year && a.month == b.month {
+        return lvl(DOB, "year_month");
+    }
+    if a.year.abs_diff(b.year) == 1 && a.month == b.month && a.day == b.day {
+        return lvl(DOB, "plus_minus_1_year");
+    }
+    lvl(DOB, "mismatch")
+}
+
+fn date_digits(d: &PartialDate) -> [u8; 8] {
+    let (y, m, dd) = (d.year, d.month.unwrap_or(0), d.day.unwrap_or(0));
+    [
+        (y / 1000 % 10) as u8,
+        (y / 100 % 10) as u8,
+        (y / 10 % 10) as u8,
+        (y % 10) as u8,
+        m / 10,
+        m % 10,
+        dd / 10,
+        dd % 10,
+    ]
+}
+
+fn one_typo_digits(a: &[u8; 8], b: &[u8; 8]) -> bool {
+    let mut diffs = [0usize; 3];
+    let mut n = 0;
+    for i in 0..8 {
+        if a[i] != b[i] {
+            if n == 2 {
+                return false;
+            }
+            diffs[n] = i;
+            n += 1;
+        }
+    }
+    match n {
+        1 => true,
+        2 => diffs[1] == diffs[0] + 1 && a[diffs[0]] == b[diffs[1]] && a[diffs[1]] == b[diffs[0]],
+        _ => false,
+    }
+}
+
+fn id_level(field: usize, a: &str, b: &str) -> u8 {
+    if a.is_empty() || b.is_empty() {
+        return 0;
+    }
+    if a == b {
+        return lvl(field, "exact");
+    }
+    if FIELDS[field].levels.contains(&"one_typo") && one_typo(a, b) {
+        return lvl(field, "one_typo");
+    }
+    lvl(field, "disagree")
+}
+
+fn passport_level(a: &Prepared, b: &Prepared) -> u8 {
+    if a.passport_number.is_empty() || b.passport_number.is_empty() {
+        return 0;
+    }
+    let same_country = a.passport_country == b.passport_country;
+    if same_country && a.passport_number == b.passport_number {
+        return lvl(PASSPORT, "exact");
+    }
+    if same_country && one_typo(&a.passport_number, &b.passport_number) {
+        return lvl(PASSPORT, "one_typo");
+    }
+    if same_country {
+        return lvl(PASSPORT, "same_country_other_number");
+    }
+    lvl(PASSPORT, "other_country")
+}
+
+fn address_level(a: &Prepared, b: &Prepared) -> u8 {
+    let has = |p: &Prepared| {
+        !(p.street.is_empty()
+            && p.locality.is_empty()
+            && p.postcode.is_empty()
+            && p.region.is_empty())
+    };
+    if !has(a) || !has(b) {
+        return 0;
+    }
+    let eq = |x: &str, y: &str| !x.is_empty() && x == y;
+    let street = eq(&a.street, &b.street)
+        && (a.street_number.is_empty()
+            || b.street_number.is_empty()
+            || a.street_number == b.street_number);
+    let place = eq(&a.postcode, &b.postcode) || eq(&a.locality, &b.locality);
+    if street && place {
+        return lvl(ADDRESS, "street_and_place");
+    }
+    if eq(&a.postcode, &b.postcode) && eq(&a.locality, &b.locality) {
+        return lvl(ADDRESS, "postcode_and_locality");
+    }
+    if place {
+        return lvl(ADDRESS, "locality_or_postcode");
+    }
+    if eq(&a.region, &b.region) {
+        return lvl(ADDRESS, "region_only");
+    }
+    lvl(ADDRESS, "disagree")
+}
+
+/// Compares a pair: the comparison vector and the name comparison (kept for explanations).
+pub fn compare(a: &Prepared, b: &Prepared) -> (Vector, NameComparison) {
+    compare_with(a, b, true)
+}
+
+/// The comparison vector only (hot path: no explanation notes are built).
+pub fn vector(a: &Prepared, b: &Prepared) -> Vector {
+    compare_with(a, b, false).0
+}
+
+fn compare_with(a: &Prepared, b: &Prepared, notes: bool) -> (Vector, NameComparison) {
+    let n = if notes {
+        compare_names(&a.name, &b.name)
+    } else {
+        compare_names_fast(&a.name, &b.name)
+    };
+    let mut v = [0u8; N_FIELDS];
+    v[GIVEN] = name_level(GIVEN, n.given, n.swapped);
+    v[MIDDLE] = name_level(MIDDLE, n.middle, false);
+    v[FAMILY] = name_level(FAMILY, n.family, n.swapped);
+    v[DOB] = dob_level(a.dob, b.dob);
+    v[SEX] = match (a.sex, b.sex) {
+        (Some(x), Some(y)) => lvl(SEX, if x == y { "agree" } else { "disagree" }),
+        _ => 0,
+    };
+    v[COUNTRY] = if a.country_of_birth.is_empty() || b.country_of_birth.is_empty() {
+        0
+    } else {
+        lvl(
+            COUNTRY,
+            if a.country_of_birth == b.country_of_birth {
+                "agree"
+            } else {
+                "disagree"
+            },
+        )
+    };
+    v[A_NUMBER] = id_level(A_NUMBER, &a.a_number, &b.a_number);
+    v[FBI] = id_level(FBI, &a.fbi_number, &b.fbi_number);
+    v[PASSPORT] = passport_level(a, b);
+    v[SSN] = id_level(SSN, &a.ssn, &b.ssn);
+    v[FIN] = id_level(FIN, &a.fin, &b.fin);
+    v[STATE_ID] = id_level(STATE_ID, &a.state_id, &b.state_id);
+    v[NATIONAL_ID] = id_level(NATIONAL_ID, &a.national_id, &b.national_id);
+    v[OTHER_ID] = id_level(OTHER_ID, &a.other_id, &b.other_id);
+    v[ADDRESS] = address_level(a, b);
+    (v, n)
+}
+
+/// The two values a field compared, for explanations.
+pub fn field_values(field: usize, a: &Prepared, b: &Prepared) -> String {
+    let pair = |x: &str, y: &str| {
+        format!(
+            "{} | {}",
+            if x.is_empty() { "-" } else { x },
+            if y.is_empty() { "-" } else { y }
+        )
+    };
+    let date = |d: Option<PartialDate>| d.map(|d| d.to_string()).unwrap_or_default();
+    let sex = |s: Option<verity_model::Sex>| s.map(|s| s.code().to_string()).unwrap_or_default();
+    let addr = |p: &Prepared| {
+        [
+            p.street_number.as_str(),
+            &p.street,
+            &p.locality,
+            &p.postcode,
+            &p.region,
+        ]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ")
+    };
+    match field {
+        GIVEN => pair(&a.given, &b.given),
+        MIDDLE => pair(&a.middle, &b.middle),
+        FAMILY => pair(&a.family, &b.family),
+        DOB => pair(&date(a.dob), &date(b.dob)),
+        SEX => pair(&sex(a.sex), &sex(b.sex)),
+        COUNTRY => pair(&a.country_of_birth, &b.country_of_birth),
+        A_NUMBER => pair(&a.a_number, &b.a_number),
+        FBI => pair(&a.fbi_number, &b.fbi_number),
+        PASSPORT => pair(
+            &format!("{}:{}", a.passport_country, a.passport_number),
+            &format!("{}:{}", b.passport_country, b.passport_number),
+        ),
+        SSN => pair(&a.ssn, &b.ssn),
+        FIN => pair(&a.fin, &b.fin),
+        STATE_ID => pair(&a.state_id, &b.state_id),
+        NATIONAL_ID => pair(&a.national_id, &b.national_id),
+        OTHER_ID => pair(&a.other_id, &b.other_id),
+        _ => pair(&addr(a), &addr(b)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use verity_model::{ANumber, Identity, Passport, PersonName};
+
+    fn d(s: &str) -> Option<PartialDate> {
+        PartialDate::parse_iso(s).ok()
+    }
+    fn label(field: usize, v: u8) -> &'static str {
+        FIELDS[field].levels[v as usize]
+    }
+
+    #[test]
+    fn dob_levels() {
+        let l = |a: &str, b: &str| label(DOB, dob_level(d(a), d(b)));
+        assert_eq!(l("1985-03-12", "1985-03-12"), "exact");
+        assert_eq!(l("1985-03-12", "1985-12-03"), "day_month_swap");
+        assert_eq!(l("1985-03-12", "1985-03-18"), "one_digit_typo");
+        assert_eq!(l("1985-03-12", "1985-03-21"), "one_digit_typo");
+        assert_eq!(l("1985-03-12", "1985-03-29"), "year_month");
+        assert_eq!(l("1985-03-12", "1991-03-12"), "mismatch");
+        assert_eq!(l("1985-03-12", "1987-03-12"), "one_digit_typo");
+        assert_eq!(l("1985-03-12", "1984-03-12"), "one_digit_typo");
+        assert_eq!(l("1980-03-12", "1979-03-12"), "plus_minus_1_year");
+        assert_eq!(l("1985-01-01", "1985-01-01"), "exact_placeholder");
+        assert_eq!(l("1985-01-01", "1985-07-19"), "year_only_same_year");
+        assert_eq!(l("1985-00-00", "1985-07-19"), "year_only_same_year");
+        assert_eq!(l("1985-00-00", "1990-07-19"), "mismatch");
+        assert_eq!(dob_level(None, d("1985-03-12")), 0);
+    }
+
+    fn prep(f: impl FnOnce(&mut Identity)) -> Prepared {
+        let mut i = Identity {
+            name: PersonName::new("JOSE", "", "GARCIA"),
+            ..Default::default()
+        };
+        f(&mut i);
+        Prepared::from_identity(&i)
+    }
+
+    #[test]
+    fn identifier_levels() {
+        let a = prep(|i| i.ids.a_number = ANumber::parse("012345678").ok());
+        let b = prep(|i| i.ids.a_number = ANumber::parse("012345687").ok());
+        let c = prep(|i| i.ids.a_number = ANumber::parse("099999999").ok());
+        assert_eq!(label(A_NUMBER, compare(&a, &a).0[A_NUMBER]), "exact");
+        assert_eq!(label(A_NUMBER, compare(&a, &b).0[A_NUMBER]), "one_typo");
+        assert_eq!(label(A_NUMBER, compare(&a, &c).0[A_NUMBER]), "disagree");
+        assert_eq!(compare(&a, &prep(|_| {})).0[A_NUMBER], 0);
+    }
+
+    #[test]
+    fn passport_renewal_is_not_a_disagreement() {
+        let a = prep(|i| i.ids.passport = Passport::parse("MX:G1234567").ok());
+        let b = prep(|i| i.ids.passport = Passport::parse("MX:H7654321").ok());
+        let c = prep(|i| i.ids.passport = Passport::parse("GT:H7654321").ok());
+        assert_eq!(
+            label(PASSPORT, compare(&a, &b).0[PASSPORT]),
+            "same_country_other_number"
+        );
+        assert!(FIELDS[PASSPORT]
+            .neutral
+            .contains(&"same_country_other_number"));
+        assert_eq!(
+            label(PASSPORT, compare(&a, &c).0[PASSPORT]),
+            "other_country"
+        );
+        assert_eq!(label(PASSPORT, compare(&a, &a).0[PASSPORT]), "exact");
+    }
+
+    #[test]
+    fn swapped_names_get_the_lower_swapped_level() {
+        let a = prep(|i| i.name = PersonName::new("WEI", "", "ZHANG"));
+        let b = prep(|i| i.name = PersonName::new("ZHANG", "", "WEI"));
+        let v = compare(&a, &b).0;
+        assert_eq!(label(GIVEN, v[GIVEN]), "swapped");
+        assert_eq!(label(FAMILY, v[FAMILY]), "swapped");
+    }
+
+    #[test]
+    fn address_and_sex_levels() {
+        let a = prep(|i| {
+            i.address.locality = "Houston".into();
+            i.address.region = "TX".into();
+            i.sex = Some(verity_model::Sex::Male)
+        });
+        let b = prep(|i| {
+            i.address.locality = "Dallas".into();
+            i.address.region = "TX".into();
+            i.sex = Some(verity_model::Sex::Female)
+        });
+        let v = compare(&a, &b).0;
+        assert_eq!(label(ADDRESS, v[ADDRESS]), "region_only");
+        assert_eq!(label(SEX, v[SEX]), "disagree");
+        assert_eq!(
+            label(ADDRESS, compare(&a, &a).0[ADDRESS]),
+            "locality_or_postcode"
+        );
+    }
+
+    #[test]
+    fn every_field_has_consistent_tables() {
+        for f in &FIELDS {
+            assert_eq!(f.levels.len(), f.initial_m.len(), "{}", f.name);
+            assert_eq!(f.levels[0], "null");
+        }
+    }
+}

@@ -1,0 +1,967 @@
+//! Fellegi–Sunter model: m/u probabilities per comparison level, trained without labels.
+//!
+//! * u: share of each level among random record pairs (fixed-seed sample);
+//! * m and the match rate λ: EM over the comparison vectors of blocked candidate pairs, with u fixed;
+//! * term frequencies: exact name agreement on a common value (GARCIA, JOSE) weighs
+//!   log2(m / freq(value)) instead of log2(m / u), frequencies taken from the data being linked;
+//! * calibration: Platt scaling fitted on labelled synthetic pairs when available, otherwise the
+//!   EM prior with clipping;
+//! * safety: name + birth date agreement on a common name, with no identifier agreeing, is
+//!   softly capped below 0.5 (namesakes are expected in a population of this size).
+//!
+//! Every score can be explained field by field, and the field weights add up to the total.
+
+use crate::compare::{self, Vector, FIELDS, N_FIELDS};
+use crate::record::Prepared;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use verity_model::Identity;
+
+/// File format tag of saved models.
+pub const FORMAT: &str = "verity-fs-model/1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("model file: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("model file: format '{found}' is not supported (expected '{FORMAT}')")]
+    Format { found: String },
+    #[error("model file: field '{field}' does not match this version's comparators")]
+    Fields { field: String },
+    #[error("model file {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LevelParams {
+    pub label: String,
+    pub m: f64,
+    pub u: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldParams {
+    pub field: String,
+    pub levels: Vec<LevelParams>,
+}
+
+/// Relative frequencies of name parts and countries in the data the model was trained on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TermFrequencies {
+    pub given: BTreeMap<String, f64>,
+    pub family: BTreeMap<String, f64>,
+    pub country: BTreeMap<String, f64>,
+    /// Frequency assumed for a value never seen in training.
+    pub unseen: f64,
+}
+
+/// Maps raw Fellegi–Sunter log-odds to calibrated log-odds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum Calibration {
+    /// EM prior as is; log2-odds clipped to ±max_log2_odds.
+    PriorClip { max_log2_odds: f64 },
+    /// Platt scaling on natural log-odds x: calibrated = a·x + b, fitted on labelled pairs.
+    Platt { a: f64, b: f64, fitted_pairs: usize },
+}
+
+/// Policy against joining people on name + birth date alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Safety {
+    /// Size of the population a record might come from (namesake expectation).
+    pub reference_population: f64,
+    /// A name is common when the expected number of others sharing it and the birth date in
+    /// the reference population is at least this.
+    pub common_name_namesakes: f64,
+    /// Probability that name + birth date agreement on a common name can approach but never reach.
+    pub cap_probability: f64,
+    /// Share of random pairs (both with a birth date) born in the same year; the chance of a
+    /// namesake when only the year is known (placeholder or year-only dates).
+    #[serde(default = "default_same_year")]
+    pub same_year_probability: f64,
+}
+
+fn default_same_year() -> f64 {
+    1.0 / 60.0
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Safety {
+            reference_population: 3.3e8,
+            common_name_namesakes: 0.05,
+            cap_probability: 0.4,
+            same_year_probability: default_same_year(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainingReport {
+    pub seed: u64,
+    pub left_records: usize,
+    pub right_records: usize,
+    pub candidate_pairs: usize,
+    pub u_sample_pairs: usize,
+    pub em_iterations: usize,
+    pub em_converged: bool,
+    /// EM's match rate among candidate pairs.
+    pub lambda_candidates: f64,
+}
+
+/// A trained Fellegi–Sunter model (saved as JSON, `"format": "verity-fs-model/1"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    pub format: String,
+    pub fields: Vec<FieldParams>,
+    /// Prior log2-odds that two random records match.
+    pub prior_log2_odds: f64,
+    pub calibration: Calibration,
+    pub safety: Safety,
+    pub term_frequencies: TermFrequencies,
+    pub training: TrainingReport,
+    #[serde(skip)]
+    cache: Cache,
+}
+
+/// FNV-1a: term lookups happen for every scored pair and need no DoS resistance.
+#[derive(Debug, Clone, Copy, Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FastMap = HashMap<String, f64, std::hash::BuildHasherDefault<Fnv>>;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Cache {
+    weights: Vec<Vec<f64>>,
+    given: FastMap,
+    family: FastMap,
+    country: FastMap,
+}
+
+/// One field's contribution to a score (log2 units; all fields add up to `match_weight`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldWeight {
+    pub field: &'static str,
+    pub level: String,
+    pub weight: f64,
+    pub detail: String,
+}
+
+/// A scored pair: calibrated probability, total log2-odds, and the per-field explanation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scored {
+    pub probability: f64,
+    pub match_weight: f64,
+    pub fields: Vec<FieldWeight>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub seed: u64,
+    pub u_sample_pairs: usize,
+    pub max_em_iterations: usize,
+    /// Candidate pairs used by EM at most (an evenly spaced subset beyond this).
+    pub max_em_pairs: usize,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            seed: 1,
+            u_sample_pairs: 150_000,
+            max_em_iterations: 30,
+            max_em_pairs: 400_000,
+        }
+    }
+}
+
+fn log2_odds_to_p(w: f64) -> f64 {
+    1.0 / (1.0 + (-w * std::f64::consts::LN_2).exp())
+}
+
+fn p_to_log2_odds(p: f64) -> f64 {
+    (p / (1.0 - p)).log2()
+}
+
+/// Softly caps `w` below `cap` (monotone, so rankings survive): cap − log2(1 + 2^(cap − w)).
+fn soft_cap(w: f64, cap: f64) -> f64 {
+    let d = cap - w;
+    // log2(1 + 2^d) computed stably
+    let sp = if d > 30.0 { d } else { (1.0 + d.exp2()).log2() };
+    cap - sp
+}
+
+fn frequencies<'a>(values: impl Iterator<Item = &'a str>) -> (BTreeMap<String, f64>, usize) {
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut total = 0usize;
+    for v in values.filter(|v| !v.is_empty()) {
+        *counts.entry(v.to_string()).or_default() += 1;
+        total += 1;
+    }
+    let t = total.max(1) as f64;
+    (
+        counts.into_iter().map(|(k, c)| (k, c as f64 / t)).collect(),
+        total,
+    )
+}
+
+/// Indices of candidate pairs: (left index, right index). In dedupe both index one list.
+pub type Pair = (u32, u32);
+
+impl Model {
+    /// Trains on `left` (dedupe) or `left` × `right` (link) over the given candidate pairs.
+    /// Deterministic for the same inputs and seed.
+    pub fn train(
+        left: &[Prepared],
+        right: Option<&[Prepared]>,
+        pairs: &[Pair],
+        opts: &TrainOptions,
+    ) -> Model {
+        let other = right.unwrap_or(left);
+        let all = || left.iter().chain(right.unwrap_or(&[]).iter());
+        let (given, n_given) = frequencies(all().map(|p| p.given.as_str()));
+        let (family, n_family) = frequencies(all().map(|p| p.family.as_str()));
+        let (country, _) = frequencies(all().map(|p| p.country_of_birth.as_str()));
+        let unseen = 1.0 / (n_given.max(n_family).max(1) as f64 + 1.0);
+        let tf = TermFrequencies {
+            given,
+            family,
+            country,
+            unseen,
+        };
+
+        // u from random pairs
+        let total_pairs = match right {
+            Some(r) => left.len() as f64 * r.len() as f64,
+            None => left.len() as f64 * (left.len().saturating_sub(1)) as f64 / 2.0,
+        };
+        let mut u_counts = vec![vec![0f64; 0]; N_FIELDS];
+        for (f, c) in u_counts.iter_mut().enumerate() {
+            *c = vec![0.0; FIELDS[f].levels.len()];
+        }
+        // random pairs in a fixed number of chunks, each with its own seed, so the sample does
+        // not depend on how many threads run it
+        const CHUNKS: usize = 8;
+        let mut sampled = 0usize;
+        let (mut dob_pairs, mut same_year) = (0usize, 0usize);
+        if !left.is_empty() && !other.is_empty() && (right.is_some() || left.len() > 1) {
+            let n = opts.u_sample_pairs.min(total_pairs as usize).max(1);
+            let per_chunk = n.div_ceil(CHUNKS);
+            let results: Vec<(Vec<Vec<f64>>, usize, usize, usize)> = parallel_map(CHUNKS, |k| {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+                    opts.seed.wrapping_mul(1_000_003).wrapping_add(k as u64),
+                );
+                let mut counts: Vec<Vec<f64>> =
+                    FIELDS.iter().map(|d| vec![0.0; d.levels.len()]).collect();
+                let (mut done, mut attempts, mut dp, mut sy) = (0usize, 0usize, 0usize, 0usize);
+                while done < per_chunk && attempts < per_chunk * 4 {
+                    attempts += 1;
+                    let i = rng.gen_range(0..left.len());
+                    let j = rng.gen_range(0..other.len());
+                    if right.is_none() && i == j {
+                        continue;
+                    }
+                    let v = compare::vector(&left[i], &other[j]);
+                    if let (Some(x), Some(y)) = (left[i].dob, other[j].dob) {
+                        dp += 1;
+                        sy += usize::from(x.year == y.year);
+                    }
+                    for f in 0..N_FIELDS {
+                        counts[f][v[f] as usize] += 1.0;
+                    }
+                    done += 1;
+                }
+                (counts, done, dp, sy)
+            });
+            for (counts, done, dp, sy) in results {
+                for f in 0..N_FIELDS {
+                    for (l, c) in counts[f].iter().enumerate() {
+                        u_counts[f][l] += c;
+                    }
+                }
+                sampled += done;
+                dob_pairs += dp;
+                same_year += sy;
+            }
+        }
+        let mut fields: Vec<FieldParams> = (0..N_FIELDS)
+            .map(|f| {
+                let def = &FIELDS[f];
+                let counts = &u_counts[f];
+                let non_null: f64 = counts[1..].iter().sum();
+                let k = (def.levels.len() - 1) as f64;
+                let levels = def
+                    .levels
+                    .iter()
+                    .enumerate()
+                    .map(|(l, label)| {
+                        // small pseudo-count keeps never-seen agreement levels finite
+                        let u = if l == 0 {
+                            1.0
+                        } else {
+                            (counts[l] + 0.5) / (non_null + 0.5 * k)
+                        };
+                        LevelParams {
+                            label: (*label).to_string(),
+                            m: def.initial_m[l],
+                            u,
+                        }
+                    })
+                    .collect();
+                FieldParams {
+                    field: def.name.to_string(),
+                    levels,
+                }
+            })
+            .collect();
+
+        // EM over unique comparison vectors, in sessions as Splink does: fields that select the
+        // pairs of a session are biased in it, so each session trains only the other fields.
+        // EM needs the distribution of comparison vectors, not every pair: beyond
+        // `max_em_pairs` an evenly spaced subset is used
+        let stride = pairs.len().div_ceil(opts.max_em_pairs.max(1)).max(1);
+        let em_pairs: Vec<Pair> = pairs.iter().step_by(stride).copied().collect();
+        let chunk = em_pairs.len().div_ceil(8).max(1);
+        let partial: Vec<BTreeMap<Vector, f64>> =
+            parallel_map(em_pairs.len().div_ceil(chunk), |k| {
+                let mut m: BTreeMap<Vector, f64> = BTreeMap::new();
+                for &(i, j) in em_pairs.iter().skip(k * chunk).take(chunk) {
+                    if let (Some(a), Some(b)) = (left.get(i as usize), other.get(j as usize)) {
+                        *m.entry(compare::vector(a, b)).or_default() += 1.0;
+                    }
+                }
+                m
+            });
+        let mut all: BTreeMap<Vector, f64> = BTreeMap::new();
+        for m in partial {
+            for (v, c) in m {
+                // counts are whole numbers: the sum is exact in any order
+                *all.entry(v).or_default() += c;
+            }
+        }
+        let is_name = |f: usize| matches!(f, compare::GIVEN | compare::MIDDLE | compare::FAMILY);
+        let exact = |v: &Vector, f: usize| FIELDS[f].levels[v[f] as usize] == "exact";
+        let subset = |keep: &dyn Fn(&Vector) -> bool| -> BTreeMap<Vector, f64> {
+            all.iter()
+                .filter(|(v, _)| keep(v))
+                .map(|(v, c)| (*v, *c))
+                .collect()
+        };
+        // session 1: same given and family name -> birth date, sex, country, identifiers, address
+        let by_name = subset(&|v| exact(v, compare::GIVEN) && exact(v, compare::FAMILY));
+        // sex and country of birth follow from the name (JOSE is male, GARCIA often MX), so
+        // they cannot tell namesakes from matches here: leave them out of this session
+        let mask1: Vec<bool> = (0..N_FIELDS)
+            .map(|f| !is_name(f) && f != compare::SEX && f != compare::COUNTRY)
+            .collect();
+        let (it1, c1, _) = em(
+            &mut fields,
+            &by_name,
+            opts.max_em_iterations,
+            0.999,
+            &mask1,
+            &mask1,
+        );
+        // session 2: same full birth date -> names
+        let by_dob = subset(&|v| exact(v, compare::DOB));
+        let mask2: Vec<bool> = (0..N_FIELDS).map(is_name).collect();
+        let (it2, c2, _) = em(
+            &mut fields,
+            &by_dob,
+            opts.max_em_iterations,
+            0.999,
+            &mask2,
+            &mask2,
+        );
+        // match rate over all candidates with every m fixed
+        let max_matches = match right {
+            Some(r) => left.len().min(r.len()),
+            None => left.len(),
+        } as f64;
+        // in a link each record has at most one true match, which bounds the match rate
+        let lambda_cap = (max_matches / pairs.len().max(1) as f64).clamp(1e-6, 0.999);
+        let every = vec![true; N_FIELDS];
+        let none = vec![false; N_FIELDS];
+        let (it3, c3, lambda) = em(
+            &mut fields,
+            &all,
+            opts.max_em_iterations,
+            lambda_cap,
+            &every,
+            &none,
+        );
+        let (iterations, converged) = (it1 + it2 + it3, c1 && c2 && c3);
+        let lambda_random = if total_pairs > 0.0 {
+            (lambda * pairs.len() as f64 / total_pairs).clamp(1e-12, 0.5)
+        } else {
+            0.5
+        };
+        let mut model = Model {
+            format: FORMAT.to_string(),
+            fields,
+            prior_log2_odds: p_to_log2_odds(lambda_random),
+            calibration: Calibration::PriorClip {
+                max_log2_odds: 20.0,
+            },
+            safety: Safety {
+                same_year_probability: if dob_pairs >= 100 {
+                    (same_year as f64 + 1.0) / (dob_pairs as f64 + 1.0)
+                } else {
+                    default_same_year()
+                },
+                ..Safety::default()
+            },
+            term_frequencies: tf,
+            training: TrainingReport {
+                seed: opts.seed,
+                left_records: left.len(),
+                right_records: right.map_or(0, <[Prepared]>::len),
+                candidate_pairs: pairs.len(),
+                u_sample_pairs: sampled,
+                em_iterations: iterations,
+                em_converged: converged,
+                lambda_candidates: lambda,
+            },
+            cache: Cache::default(),
+        };
+        model.rebuild_cache();
+        model
+    }
+
+    fn rebuild_cache(&mut self) {
+        self.cache.weights = self
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(f, fp)| {
+                fp.levels
+                    .iter()
+                    .enumerate()
+                    .map(|(l, lp)| {
+                        if l == 0
+                            || FIELDS
+                                .get(f)
+                                .is_some_and(|d| d.neutral.contains(&lp.label.as_str()))
+                        {
+                            0.0
+                        } else {
+                            (lp.m.max(1e-12) / lp.u.max(1e-12)).log2()
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let tf = &self.term_frequencies;
+        self.cache.given = tf.given.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        self.cache.family = tf.family.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        self.cache.country = tf.country.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    }
+
+    pub fn to_json(&self) -> String {
+        // serialization of plain data cannot fail; fall back to an empty object defensively
+        serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".to_string())
+    }
+
+    pub fn from_json(text: &str) -> Result<Model, ModelError> {
+        let v: serde_json::Value = serde_json::from_str(text)?;
+        let found = v
+            .get("format")
+            .and_then(|f| f.as_str())
+            .unwrap_or("")
+            .to_string();
+        if found != FORMAT {
+            return Err(ModelError::Format { found });
+        }
+        let mut m: Model = serde_json::from_value(v)?;
+        if m.fields.len() != N_FIELDS {
+            return Err(ModelError::Fields {
+                field: format!("{} fields", m.fields.len()),
+            });
+        }
+        for (fp, def) in m.fields.iter().zip(FIELDS.iter()) {
+            let same = fp.field == def.name
+                && fp.levels.len() == def.levels.len()
+                && fp.levels.iter().zip(def.levels).all(|(l, d)| l.label == *d);
+            if !same {
+                return Err(ModelError::Fields {
+                    field: fp.field.clone(),
+                });
+            }
+        }
+        m.rebuild_cache();
+        Ok(m)
+    }
+
+    pub fn save(&self, path: &std::path::Path) -> Result<(), ModelError> {
+        std::fs::write(path, self.to_json()).map_err(|source| ModelError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Model, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_json(&text)
+    }
+
+    fn weight(&self, f: usize, level: u8) -> f64 {
+        self.cache
+            .weights
+            .get(f)
+            .and_then(|w| w.get(level as usize))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    fn freq(map: &FastMap, v: &str, unseen: f64) -> f64 {
+        map.get(v).copied().unwrap_or(unseen).max(1e-12)
+    }
+
+    /// Term-frequency adjustment of a name/country field (log2), so that the field's weight
+    /// reflects how common the agreeing value is.
+    fn tf_adjustment(&self, f: usize, level: u8, a: &str, b: &str) -> f64 {
+        let map = match f {
+            compare::GIVEN => &self.cache.given,
+            compare::FAMILY => &self.cache.family,
+            compare::COUNTRY => &self.cache.country,
+            _ => return 0.0,
+        };
+        if level == 0 || a.is_empty() {
+            return 0.0;
+        }
+        let label = FIELDS[f].levels[level as usize];
+        let unseen = self.term_frequencies.unseen;
+        let Some(exact) = self.fields.get(f).and_then(|fp| fp.levels.get(1)) else {
+            return 0.0;
+        };
+        let fa = Self::freq(map, a, unseen).max(Self::freq(map, b, unseen));
+        let tf_exact_weight = (exact.m.max(1e-12) / fa).log2();
+        let base = self.weight(f, level);
+        match label {
+            // a rare country says little more than a common one: bound its adjustment
+            "agree" if f == compare::COUNTRY => (tf_exact_weight - base).clamp(-1.0, 1.0),
+            "exact" | "agree" => tf_exact_weight - base,
+            // variants of a common name are no stronger than the common name itself
+            "equivalent" | "phonetic" | "fuzzy" | "swapped" => (tf_exact_weight - base).min(0.0),
+            _ => 0.0,
+        }
+    }
+
+    fn names_agree(v: &Vector) -> bool {
+        let agree = |f: usize, ok: &[&str]| ok.contains(&FIELDS[f].levels[v[f] as usize]);
+        agree(
+            compare::GIVEN,
+            &["exact", "equivalent", "phonetic", "fuzzy", "swapped"],
+        ) && agree(
+            compare::FAMILY,
+            &[
+                "exact",
+                "equivalent",
+                "phonetic",
+                "fuzzy",
+                "partial",
+                "swapped",
+            ],
+        )
+    }
+
+    fn identifier_agrees(v: &Vector) -> bool {
+        compare::IDENTIFIER_FIELDS
+            .iter()
+            .any(|&f| matches!(FIELDS[f].levels[v[f] as usize], "exact" | "one_typo"))
+    }
+
+    /// Expected number of other people in the reference population who share the given and
+    /// family name and whose birth date agrees with this pair's at the observed level
+    /// (exact, a typo away, same year when only the year is known, anything on mismatch).
+    fn expected_namesakes(&self, a: &Prepared, b: &Prepared, dob_level: u8) -> f64 {
+        let u = self.term_frequencies.unseen;
+        let fg = Self::freq(&self.cache.given, &a.given, u).max(Self::freq(
+            &self.cache.given,
+            &b.given,
+            u,
+        ));
+        let ff = Self::freq(&self.cache.family, &a.family, u).max(Self::freq(
+            &self.cache.family,
+            &b.family,
+            u,
+        ));
+        let label = FIELDS[compare::DOB]
+            .levels
+            .get(dob_level as usize)
+            .copied()
+            .unwrap_or("null");
+        let coincidence = match label {
+            "null" | "mismatch" => 1.0,
+            "exact_placeholder" | "year_only_same_year" => self.safety.same_year_probability,
+            _ => self
+                .fields
+                .get(compare::DOB)
+                .and_then(|f| f.levels.get(dob_level as usize))
+                .map_or(1.0, |l| l.u),
+        };
+        self.safety.reference_population * fg * ff * coincidence
+    }
+
+    fn calibrate(&self, raw_log2: f64) -> f64 {
+        match &self.calibration {
+            Calibration::PriorClip { max_log2_odds } => {
+                raw_log2.clamp(-max_log2_odds, *max_log2_odds)
+            }
+            Calibration::Platt { a, b, .. } => {
+                (a * raw_log2 * std::f64::consts::LN_2 + b) / std::f64::consts::LN_2
+            }
+        }
+    }
+
+    /// Raw (uncalibrated) log2-odds of a pair: prior + field weights with term frequencies.
+    pub fn raw_weight(&self, a: &Prepared, b: &Prepared) -> f64 {
+        self.evaluate(a, b, false).0
+    }
+
+    /// Calibrated match probability (fast path, no explanation).
+    pub fn probability(&self, a: &Prepared, b: &Prepared) -> f64 {
+        log2_odds_to_p(self.evaluate(a, b, false).1)
+    }
+
+    fn evaluate(&self, a: &Prepared, b: &Prepared, explain: bool) -> (f64, f64, Vec<FieldWeight>) {
+        let (v, swapped) = if explain {
+            let (v, n) = compare::compare(a, b);
+            (v, n.swapped)
+        } else {
+            (compare::vector(a, b), false)
+        };
+        let names_agree = Self::names_agree(&v);
+        let mut out = Vec::new();
+        let mut raw = self.prior_log2_odds;
+        if explain {
+            out.push(FieldWeight {
+                field: "prior",
+                level: "match_rate".into(),
+                weight: self.prior_log2_odds,
+                detail: format!(
+                    "P(two random records match) = {:.3e}",
+                    log2_odds_to_p(self.prior_log2_odds)
+                ),
+            });
+        }
+        for f in 0..N_FIELDS {
+            let (va, vb) = match f {
+                compare::GIVEN => (a.given.as_str(), b.given.as_str()),
+                compare::FAMILY => (a.family.as_str(), b.family.as_str()),
+                compare::COUNTRY => (a.country_of_birth.as_str(), b.country_of_birth.as_str()),
+                _ => ("", ""),
+            };
+            let base = self.weight(f, v[f]);
+            let mut tf = self.tf_adjustment(f, v[f], va, vb);
+            // when the names agree, agreeing sex and country of birth are mostly implied by the
+            // name; count at most a little of them (disagreement keeps its full weight)
+            let implied_cap = match f {
+                compare::SEX => Some(0.0),
+                compare::COUNTRY => Some(1.0),
+                _ => None,
+            };
+            let mut implied = false;
+            if let (Some(cap), true) = (implied_cap, names_agree) {
+                if base + tf > cap {
+                    tf = cap - base;
+                    implied = true;
+                }
+            }
+            raw += base + tf;
+            if explain {
+                let mut detail = compare::field_values(f, a, b);
+                if implied {
+                    detail.push_str(" (mostly implied by the agreeing name)");
+                } else if tf != 0.0 {
+                    detail.push_str(&format!(" (term frequency {tf:+.2})"));
+                }
+                if f == compare::GIVEN && swapped {
+                    detail.push_str(" (given/family swapped)");
+                }
+                out.push(FieldWeight {
+                    field: FIELDS[f].name,
+                    level: FIELDS[f].levels[v[f] as usize].to_string(),
+                    weight: base + tf,
+                    detail,
+                });
+            }
+        }
+        let calibrated = self.calibrate(raw);
+        if explain && calibrated != raw {
+            let level = match self.calibration {
+                Calibration::Platt { .. } => "platt",
+                Calibration::PriorClip { .. } => "clip",
+            };
+            out.push(FieldWeight {
+                field: "calibration",
+                level: level.into(),
+                weight: calibrated - raw,
+                detail: format!("raw {raw:.2} -> {calibrated:.2}"),
+            });
+        }
+        let mut fin = calibrated;
+        if names_agree && !Self::identifier_agrees(&v) {
+            let namesakes = self.expected_namesakes(a, b, v[compare::DOB]);
+            if namesakes >= self.safety.common_name_namesakes {
+                fin = soft_cap(calibrated, p_to_log2_odds(self.safety.cap_probability));
+                if explain {
+                    out.push(FieldWeight {
+                        field: "safety",
+                        level: "common_name_without_identifier".into(),
+                        weight: fin - calibrated,
+                        detail: format!("about {namesakes:.2} people with this name and a birth date this close expected in a population of {:.0}; no identifier agrees", self.safety.reference_population),
+                    });
+                }
+            }
+        }
+        (raw, fin, out)
+    }
+
+    /// Scores two prepared records with the per-field explanation.
+    pub fn score_prepared(&self, a: &Prepared, b: &Prepared) -> Scored {
+        let (_, fin, fields) = self.evaluate(a, b, true);
+        Scored {
+            probability: log2_odds_to_p(fin),
+            match_weight: fin,
+            fields,
+        }
+    }
+
+    /// Scores two identities with the per-field explanation.
+    pub fn score(&self, a: &Identity, b: &Identity) -> Scored {
+        self.score_prepared(&Prepared::from_identity(a), &Prepared::from_identity(b))
+    }
+
+    /// Fits Platt scaling on (raw log2-odds, is-match) pairs by Newton's method; deterministic.
+    /// Targets are smoothed as in Platt (1999) and (a, b) are pulled towards (1, 0), so that
+    /// perfectly separable labelled data cannot drive the slope to infinity.
+    pub fn fit_platt(&mut self, labelled: &[(f64, bool)]) {
+        let pos = labelled.iter().filter(|l| l.1).count() as f64;
+        let neg = labelled.len() as f64 - pos;
+        if pos == 0.0 || neg == 0.0 {
+            return;
+        }
+        let (t_pos, t_neg) = ((pos + 1.0) / (pos + 2.0), 1.0 / (neg + 2.0));
+        let ridge = 1.0;
+        let ln2 = std::f64::consts::LN_2;
+        let loss = |a: f64, b: f64| -> f64 {
+            let mut l = 0.5 * ridge * ((a - 1.0).powi(2) + b * b);
+            for &(w, y) in labelled {
+                let z = a * w * ln2 + b;
+                let t = if y { t_pos } else { t_neg };
+                // -t log p - (1-t) log(1-p), computed stably
+                let log1p_exp = |v: f64| if v > 30.0 { v } else { v.exp().ln_1p() };
+                l += t * log1p_exp(-z) + (1.0 - t) * log1p_exp(z);
+            }
+            l
+        };
+        let (mut a, mut b) = (1.0f64, 0.0f64);
+        let mut current = loss(a, b);
+        for _ in 0..100 {
+            let (mut ga, mut gb) = (ridge * (a - 1.0), ridge * b);
+            let (mut haa, mut hab, mut hbb) = (ridge, 0.0, ridge);
+            for &(w, y) in labelled {
+                let x = w * ln2;
+                let p = 1.0 / (1.0 + (-(a * x + b)).exp());
+                let r = p - if y { t_pos } else { t_neg };
+                ga += r * x;
+                gb += r;
+                let s = (p * (1.0 - p)).max(1e-12);
+                haa += s * x * x;
+                hab += s * x;
+                hbb += s;
+            }
+            let det = haa * hbb - hab * hab;
+            if det.abs() < 1e-18 {
+                break;
+            }
+            let da = (hbb * ga - hab * gb) / det;
+            let db = (haa * gb - hab * ga) / det;
+            // backtracking: Newton steps on nearly separable data overshoot
+            let mut step = 1.0;
+            let mut improved = false;
+            while step > 1e-6 {
+                let (na, nb) = (a - step * da, b - step * db);
+                let l = loss(na, nb);
+                if l <= current {
+                    a = na;
+                    b = nb;
+                    improved = current - l > 1e-12;
+                    current = l;
+                    break;
+                }
+                step *= 0.5;
+            }
+            if !improved {
+                break;
+            }
+        }
+        if a.is_finite() && b.is_finite() && a > 0.0 {
+            self.calibration = Calibration::Platt {
+                a,
+                b,
+                fitted_pairs: labelled.len(),
+            };
+        }
+    }
+
+    /// Final log2-odds of a pair (after calibration and safety); ranks without saturating.
+    pub fn final_weight(&self, a: &Prepared, b: &Prepared) -> f64 {
+        self.evaluate(a, b, false).1
+    }
+}
+
+/// Runs `f(0..n)` on up to `available_parallelism` threads; results in index order.
+fn parallel_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, n.max(1));
+    let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    (t..n)
+                        .step_by(threads)
+                        .map(|k| (k, f(k)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            for (k, v) in h.join().unwrap_or_default() {
+                out[k] = Some(v);
+            }
+        }
+    });
+    out.into_iter().flatten().collect()
+}
+
+/// EM with u fixed: updates m and returns (iterations, converged, λ among candidate pairs).
+/// `use_field`: fields in the likelihood; `update`: fields whose m is re-estimated.
+fn em(
+    fields: &mut [FieldParams],
+    patterns: &BTreeMap<Vector, f64>,
+    max_iter: usize,
+    lambda_cap: f64,
+    use_field: &[bool],
+    update: &[bool],
+) -> (usize, bool, f64) {
+    let total: f64 = patterns.values().sum();
+    if total == 0.0 {
+        return (0, true, 0.0);
+    }
+    let neutral: Vec<Vec<bool>> = fields
+        .iter()
+        .enumerate()
+        .map(|(f, fp)| {
+            fp.levels
+                .iter()
+                .enumerate()
+                .map(|(l, lp)| l == 0 || FIELDS[f].neutral.contains(&lp.label.as_str()))
+                .collect()
+        })
+        .collect();
+    let mut lambda = (lambda_cap * 0.5).clamp(1e-6, 0.5);
+    // MAP estimate: the starting m values act as this many pseudo-pairs, which keeps EM from
+    // absorbing look-alike non-matches into the match class on small or adversarial data
+    let prior_strength = 50.0;
+    for it in 1..=max_iter {
+        let mut m_acc: Vec<Vec<f64>> = fields.iter().map(|fp| vec![0.0; fp.levels.len()]).collect();
+        let mut matches = 0.0;
+        for (v, &count) in patterns {
+            let (mut lm, mut lu) = (lambda.ln(), (1.0 - lambda).ln());
+            for f in (0..N_FIELDS).filter(|&f| use_field[f]) {
+                let l = v[f] as usize;
+                if !neutral[f][l] {
+                    lm += fields[f].levels[l].m.max(1e-300).ln();
+                    lu += fields[f].levels[l].u.max(1e-300).ln();
+                }
+            }
+            let p = 1.0 / (1.0 + (lu - lm).exp());
+            matches += p * count;
+            for f in 0..N_FIELDS {
+                m_acc[f][v[f] as usize] += p * count;
+            }
+        }
+        let mut delta = 0.0f64;
+        for (f, fp) in fields.iter_mut().enumerate().filter(|(f, _)| update[*f]) {
+            let denom: f64 = (1..fp.levels.len())
+                .filter(|&l| !neutral[f][l])
+                .map(|l| m_acc[f][l])
+                .sum();
+            let k = fp.levels.len() as f64;
+            for l in 1..fp.levels.len() {
+                let init = FIELDS[f].initial_m.get(l).copied().unwrap_or(0.0);
+                let new_m = if neutral[f][l] {
+                    fp.levels[l].u
+                } else {
+                    (m_acc[f][l] + 0.01 + prior_strength * init)
+                        / (denom + 0.01 * k + prior_strength)
+                };
+                delta = delta.max((new_m - fp.levels[l].m).abs());
+                fp.levels[l].m = new_m;
+            }
+        }
+        let new_lambda = (matches / total).clamp(1e-9, lambda_cap);
+        delta = delta.max((new_lambda - lambda).abs());
+        lambda = new_lambda;
+        if delta < 1e-6 {
+            return (it, true, lambda);
+        }
+    }
+    (max_iter, false, lambda)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn soft_cap_is_monotone_and_below_cap() {
+        let cap = p_to_log2_odds(0.4);
+        let mut last = f64::NEG_INFINITY;
+        for i in -400..200 {
+            let w = f64::from(i) / 10.0;
+            let c = soft_cap(w, cap);
+            assert!(
+                c < cap && c > last && c <= w + 1e-12,
+                "w {w} c {c} last {last}"
+            );
+            last = c;
+        }
+    }
+
+    #[test]
+    fn unsupported_format_is_rejected() {
+        let e = Model::from_json(r#"{"format":"verity-fs-model/0"}"#).unwrap_err();
+        assert!(e.to_string().contains("verity-fs-model/0"));
+    }
+}
