@@ -4,32 +4,14 @@
 //! and 1-based line. The embedded tables are checked by a unit test, so the lazily loaded
 //! [`tables()`] can treat a failure as a broken build invariant.
 
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::OnceLock;
 
-/// FNV-1a: the tables are fixed embedded data (no adversarial keys), and lookups of short name
-/// tokens sit on the comparison hot path, where SipHash costs more than the rest of a lookup.
-#[derive(Default, Clone, Copy)]
-pub struct Fnv(u64);
+/// FNV-1a (the `fnv` crate): the tables are fixed embedded data (no adversarial keys), and
+/// lookups of short name tokens sit on the comparison hot path, where SipHash costs more than
+/// the rest of a lookup.
+pub use fnv::FnvHasher as Fnv;
 
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-/// Hash map keyed by name tokens.
 pub type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<Fnv>>;
 /// Hash set of name tokens.
 pub type HashSet<K> = std::collections::HashSet<K, BuildHasherDefault<Fnv>>;

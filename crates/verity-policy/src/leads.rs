@@ -4,7 +4,7 @@
 //! with the reason nobody should act, a citizenship review, or nothing. The order of the
 //! deconfliction checks is code, because it encodes safeguards: citizenship first, always.
 
-use crate::error::{line_of, PolicyError};
+use crate::error::{PolicyError, Source};
 use crate::facts::{Fact, FactName};
 use crate::priority::PriorityPolicy;
 use crate::status::Determination;
@@ -102,61 +102,25 @@ pub enum LeadOutcome {
     },
 }
 
-fn fact(text: &str, name: &str) -> Result<FactName, PolicyError> {
-    FactName::parse(name).ok_or_else(|| PolicyError::Invalid {
-        file: FILE.into(),
-        line: line_of(text, &format!("\"{name}\"")),
-        problem: format!("unknown fact '{name}'"),
-    })
-}
-
 impl LeadPolicy {
     pub fn load(text: &str, priority: &PriorityPolicy) -> Result<Self, PolicyError> {
-        let f: LeadsFile = toml::from_str(text).map_err(|e| PolicyError::Parse {
-            file: FILE.into(),
-            problem: e.to_string(),
-        })?;
-        let invalid = |needle: &str, problem: String| PolicyError::Invalid {
-            file: FILE.into(),
-            line: line_of(text, needle),
-            problem,
-        };
+        let src = Source { file: FILE, text };
+        let f: LeadsFile = src.parse()?;
+        let invalid = |needle: &str, problem: String| src.invalid(needle, problem);
         if !(0.5..=1.0).contains(&f.min_identity_probability) {
             return Err(invalid(
                 "min_identity_probability",
                 "min_identity_probability must be in [0.5, 1]".into(),
             ));
         }
-        let relief_bars = f
-            .relief_bars_action
-            .iter()
-            .map(|n| fact(text, n))
-            .collect::<Result<Vec<_>, _>>()?;
+        let relief_bars = src.facts(&f.relief_bars_action)?;
         let mut rules = Vec::new();
         for r in f.rule {
             let at = format!("name = \"{}\"", r.name);
             if rules.iter().any(|x: &LeadRule| x.name == r.name) {
                 return Err(invalid(&at, format!("rule name '{}' repeats", r.name)));
             }
-            let all = r
-                .all
-                .iter()
-                .map(|n| fact(text, n))
-                .collect::<Result<Vec<_>, _>>()?;
-            let none = r
-                .none
-                .iter()
-                .map(|n| fact(text, n))
-                .collect::<Result<Vec<_>, _>>()?;
-            if let Some(both) = all.iter().find(|a| none.contains(a)) {
-                return Err(invalid(
-                    &at,
-                    format!(
-                        "contradiction: rule '{}' both requires and forbids '{both}'",
-                        r.name
-                    ),
-                ));
-            }
+            let (all, none) = src.rule_facts(&r.name, &at, &r.all, &r.none)?;
             let mut statuses = Vec::new();
             for s in &r.statuses {
                 let st = ImmigrationStatus::parse(s)

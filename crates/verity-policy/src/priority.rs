@@ -1,7 +1,7 @@
 //! PERC priority: criminality and immigration history scored by a versioned policy file
 //! (`data/policy/priority.toml`), with an explanation of every point.
 
-use crate::error::{line_of, PolicyError};
+use crate::error::{PolicyError, Source};
 use crate::facts::{Fact, FactName};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -86,15 +86,9 @@ pub struct PriorityPolicy {
 
 impl PriorityPolicy {
     pub fn load(text: &str, offenses: &OffenseTable) -> Result<Self, PolicyError> {
-        let f: PriorityFile = toml::from_str(text).map_err(|e| PolicyError::Parse {
-            file: FILE.into(),
-            problem: e.to_string(),
-        })?;
-        let invalid = |needle: &str, problem: String| PolicyError::Invalid {
-            file: FILE.into(),
-            line: line_of(text, needle),
-            problem,
-        };
+        let src = Source { file: FILE, text };
+        let f: PriorityFile = src.parse()?;
+        let invalid = |needle: &str, problem: String| src.invalid(needle, problem);
         if f.classes.is_empty() {
             return Err(invalid("classes", "classes must not be empty".into()));
         }

@@ -1,6 +1,6 @@
 //! Status determination: facts -> status, by versioned rules, with cited records.
 
-use crate::error::{line_of, PolicyError};
+use crate::error::{line_of, PolicyError, Source};
 use crate::facts::{derive_facts, Fact, FactName};
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -71,21 +71,6 @@ pub struct Determination {
     pub citizenship_review_required: bool,
 }
 
-fn parse_fact(text: &str, name: &str) -> Result<FactName, PolicyError> {
-    FactName::parse(name).ok_or_else(|| PolicyError::Invalid {
-        file: FILE.into(),
-        line: line_of(text, &format!("\"{name}\"")),
-        problem: format!(
-            "unknown fact '{name}'; known facts: {}",
-            FactName::ALL
-                .iter()
-                .map(|f| f.code())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    })
-}
-
 fn parse_status(text: &str, name: &str) -> Result<ImmigrationStatus, PolicyError> {
     ImmigrationStatus::parse(name).map_err(|e| PolicyError::Invalid {
         file: FILE.into(),
@@ -96,20 +81,10 @@ fn parse_status(text: &str, name: &str) -> Result<ImmigrationStatus, PolicyError
 
 impl StatusRules {
     pub fn load(text: &str) -> Result<Self, PolicyError> {
-        let f: RulesFile = toml::from_str(text).map_err(|e| PolicyError::Parse {
-            file: FILE.into(),
-            problem: e.to_string(),
-        })?;
-        let invalid = |needle: &str, problem: String| PolicyError::Invalid {
-            file: FILE.into(),
-            line: line_of(text, needle),
-            problem,
-        };
-        let indicia = f
-            .citizenship_indicia
-            .iter()
-            .map(|n| parse_fact(text, n))
-            .collect::<Result<Vec<_>, _>>()?;
+        let src = Source { file: FILE, text };
+        let f: RulesFile = src.parse()?;
+        let invalid = |needle: &str, problem: String| src.invalid(needle, problem);
+        let indicia = src.facts(&f.citizenship_indicia)?;
         if indicia.is_empty() {
             return Err(invalid(
                 "citizenship_indicia",
@@ -143,25 +118,7 @@ impl StatusRules {
                     format!("rule for '{}' has no `all` facts", r.status),
                 ));
             }
-            let all = r
-                .all
-                .iter()
-                .map(|n| parse_fact(text, n))
-                .collect::<Result<Vec<_>, _>>()?;
-            let none = r
-                .none
-                .iter()
-                .map(|n| parse_fact(text, n))
-                .collect::<Result<Vec<_>, _>>()?;
-            if let Some(both) = all.iter().find(|a| none.contains(a)) {
-                return Err(invalid(
-                    &at,
-                    format!(
-                        "contradiction: rule for '{}' both requires and forbids '{both}'",
-                        r.status
-                    ),
-                ));
-            }
+            let (all, none) = src.rule_facts(&r.status, &at, &r.all, &r.none)?;
             // A citizen status may rest only on citizenship indicia, and a removable status
             // must never rest on one.
             let uses_indicia = all.iter().any(|a| indicia.contains(a));

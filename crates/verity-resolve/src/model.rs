@@ -128,29 +128,7 @@ pub struct Model {
     cache: Cache,
 }
 
-/// FNV-1a: term lookups happen for every scored pair and need no DoS resistance.
-#[derive(Debug, Clone, Copy, Default)]
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type FastMap = HashMap<String, f64, std::hash::BuildHasherDefault<Fnv>>;
+type FastMap = HashMap<String, f64, fnv::FnvBuildHasher>;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Cache {

@@ -103,29 +103,7 @@ pub fn phonetic(token: &str) -> String {
 }
 
 /// Variant groups of given names (nickname table), keyed by normalized token.
-type GroupMap = HashMap<String, Vec<u32>, std::hash::BuildHasherDefault<Fnv>>;
-
-/// FNV-1a for the nickname table (looked up on every given-name comparison).
-#[derive(Default)]
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
+type GroupMap = HashMap<String, Vec<u32>, fnv::FnvBuildHasher>;
 
 fn nickname_groups() -> &'static GroupMap {
     static GROUPS: OnceLock<GroupMap> = OnceLock::new();
