@@ -12,7 +12,9 @@ pub mod model;
 pub mod names;
 pub mod record;
 pub mod schema;
+pub mod search;
 pub mod strsim;
 
 pub use model::{FieldWeight, Model, Scored};
 pub use record::{Prepared, Record};
+pub use search::{SearchHit, Searcher};
