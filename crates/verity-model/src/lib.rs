@@ -7,6 +7,7 @@ pub mod audit;
 pub mod date;
 pub mod error;
 pub mod ids;
+pub mod machine;
 pub mod name;
 pub mod record;
 pub mod reference;

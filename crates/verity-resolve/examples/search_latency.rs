@@ -68,14 +68,9 @@ fn main() {
         }
     }
     times.sort_by(f64::total_cmp);
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
+    let cpu = verity_model::machine::cpu_model(
+        &std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default(),
+    );
     println!(
         "machine: {} cores, {cpu}",
         std::thread::available_parallelism()
