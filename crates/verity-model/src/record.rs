@@ -5,11 +5,11 @@
 //! `S` is [`IDENTITY_COLUMNS`] + `S`'s [`RecordBody::columns`]. Files are named
 //! `<system>.csv` (see [`RecordSystem::file_name`]).
 
+use crate::code_enum;
 use crate::date::PartialDate;
 use crate::error::FieldError;
 use crate::ids::*;
 use crate::name::{format_aliases, parse_aliases, PersonName, Sex};
-use crate::status::code_enum;
 use serde::{Deserialize, Serialize};
 
 code_enum! {

@@ -1,6 +1,6 @@
 //! Roles and purposes. Authorization itself lives in `verity-workflow`; these are the names.
 
-use crate::status::code_enum;
+use crate::code_enum;
 
 code_enum! {
     /// What a user account may do. A user may hold several roles.

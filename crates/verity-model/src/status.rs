@@ -4,6 +4,10 @@
 //! the IAR. `NoRecordFound` and `Undetermined` are answers about the *records*, never about the
 //! person: neither means unlawful presence, and nothing may treat them as removable.
 
+/// An enum whose variants have fixed text codes: `ALL`, `code()`, `parse()` (an error naming
+/// the enum and the allowed codes), `Display`, `FromStr`, and serde as the code. Used for every
+/// closed vocabulary in Verity, so they all read, print and serialize the same way.
+#[macro_export]
 macro_rules! code_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident = $code:literal),* $(,)? }) => {
         $(#[$m])*
@@ -47,9 +51,8 @@ macro_rules! code_enum {
         }
     };
 }
-pub(crate) use code_enum;
 
-code_enum! {
+crate::code_enum! {
     /// What Verity can say about a person's status.
     ImmigrationStatus {
         UsCitizenBirth = "us_citizen_birth",

@@ -47,7 +47,7 @@ impl Source<'_> {
         names
             .iter()
             .map(|n| {
-                crate::facts::FactName::parse(n).ok_or_else(|| {
+                crate::facts::FactName::parse(n).map_err(|_| {
                     let known: Vec<&str> = crate::facts::FactName::ALL
                         .iter()
                         .map(|f| f.code())

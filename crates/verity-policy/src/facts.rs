@@ -9,23 +9,9 @@ use std::collections::BTreeMap;
 use verity_model::record::*;
 use verity_model::{PartialDate, SourceRecord};
 
-macro_rules! fact_names {
-    ($($variant:ident = $code:literal),* $(,)?) => {
-        /// The vocabulary the status rules may use.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum FactName { $($variant),* }
-        impl FactName {
-            pub const ALL: &'static [FactName] = &[$(FactName::$variant),*];
-            pub fn code(self) -> &'static str { match self { $(FactName::$variant => $code),* } }
-            pub fn parse(s: &str) -> Option<FactName> { match s { $($code => Some(FactName::$variant),)* _ => None } }
-        }
-        impl std::fmt::Display for FactName {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(self.code()) }
-        }
-    };
-}
-
-fact_names! {
+verity_model::code_enum! {
+    /// The vocabulary the status rules may use.
+    FactName {
     CitizenshipDocument = "citizenship_document",
     CitizenshipClaim = "citizenship_claim",
     NaturalizationGranted = "naturalization_granted",
@@ -53,7 +39,7 @@ fact_names! {
     Deceased = "deceased",
     InIceCustody = "in_ice_custody",
     InLocalCustody = "in_local_custody",
-}
+}}
 
 /// A fact with the records that establish it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,22 +9,9 @@ use verity_model::{Ori, Role};
 
 pub const EMBEDDED_POLICY: &str = include_str!("../../../data/access/permissions.toml");
 
-macro_rules! permissions {
-    ($($variant:ident = $code:literal),* $(,)?) => {
-        /// Something a user may be allowed to do.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum Permission { $($variant),* }
-        impl Permission {
-            pub const ALL: &'static [Permission] = &[$(Permission::$variant),*];
-            pub fn code(self) -> &'static str { match self { $(Permission::$variant => $code),* } }
-            pub fn parse(s: &str) -> Option<Permission> {
-                match s { $($code => Some(Permission::$variant),)* _ => None }
-            }
-        }
-    };
-}
-
-permissions! {
+verity_model::code_enum! {
+    /// Something a user may be allowed to do.
+    Permission {
     ViewConsole = "view_console",
     ViewPersonData = "view_person_data",
     SubmitQuery = "submit_query",
@@ -44,7 +31,7 @@ permissions! {
     ViewAuditLog = "view_audit_log",
     ManageUsers = "manage_users",
     ManageAgencies = "manage_agencies",
-}
+}}
 
 /// Who is acting: a console user or an agency's system.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +74,7 @@ impl AccessPolicy {
             let mut set = BTreeSet::new();
             for p in perms {
                 let perm =
-                    Permission::parse(&p).ok_or_else(|| AccessPolicyError::UnknownPermission {
+                    Permission::parse(&p).map_err(|_| AccessPolicyError::UnknownPermission {
                         role: role.clone(),
                         permission: p.clone(),
                     })?;
