@@ -35,27 +35,31 @@ pub fn agency_routes() -> Vec<(&'static str, Permission, MethodRouter<AppState>)
     vec![("/v1/whoami", Permission::SubmitQuery, get(api::whoami))]
 }
 
-fn gate_agency(
-    state: &AppState,
-    permission: Permission,
-    handler: MethodRouter<AppState>,
-) -> MethodRouter<AppState> {
-    let st = state.clone();
-    handler.layer(middleware::from_fn(move |req: Request, next: Next| {
-        let st = st.clone();
-        async move { agency_auth::require_agency(st, permission, req, next).await }
-    }))
+/// Who a route serves, and so how its callers authenticate.
+#[derive(Clone, Copy)]
+enum Caller {
+    /// Console users with a login session.
+    Staff,
+    /// Agencies' systems with their ORI and API key.
+    Agency,
 }
 
+/// Wraps a handler in its gate: authenticate the caller, then demand `permission`.
 fn gate(
     state: &AppState,
+    caller: Caller,
     permission: Permission,
     handler: MethodRouter<AppState>,
 ) -> MethodRouter<AppState> {
     let st = state.clone();
     handler.layer(middleware::from_fn(move |req: Request, next: Next| {
         let st = st.clone();
-        async move { session::require(st, permission, req, next).await }
+        async move {
+            match caller {
+                Caller::Staff => session::require(st, permission, req, next).await,
+                Caller::Agency => agency_auth::require_agency(st, permission, req, next).await,
+            }
+        }
     }))
 }
 
@@ -103,10 +107,10 @@ async fn count_requests(req: Request, next: Next) -> Response {
 pub fn router(state: AppState) -> Router {
     let mut app = Router::new();
     for (path, permission, handler) in protected_routes() {
-        app = app.route(path, gate(&state, permission, handler));
+        app = app.route(path, gate(&state, Caller::Staff, permission, handler));
     }
     for (path, permission, handler) in agency_routes() {
-        app = app.route(path, gate_agency(&state, permission, handler));
+        app = app.route(path, gate(&state, Caller::Agency, permission, handler));
     }
     let max_body = state.config.max_body_bytes;
     app.route("/healthz", get(healthz))
