@@ -17,7 +17,7 @@ pub struct NavItem {
 
 fn nav_for(state: &AppState, who: &Principal) -> Vec<NavItem> {
     crate::nav_items()
-        .iter()
+        .into_iter()
         .filter(|(_, _, p)| state.access.allows(who, *p))
         .map(|(href, label, _)| NavItem { href, label })
         .collect()

@@ -8,10 +8,15 @@
 
 mod agency_auth;
 mod api;
+mod bookings;
 pub mod config;
 mod console;
 mod error;
+mod lesc_api;
+mod lesc_console;
 mod metrics_setup;
+mod ncatc;
+mod perc;
 pub mod queue;
 mod routes;
 mod session;
@@ -38,10 +43,18 @@ pub async fn serve(state: AppState, addr: std::net::SocketAddr) -> anyhow::Resul
 }
 
 /// Whether a permission is needed for a console page: used by the navigation.
-pub(crate) fn nav_items() -> &'static [(&'static str, &'static str, Permission)] {
-    &[
-        ("/", "Home", Permission::ViewConsole),
-        ("/admin/users", "Users", Permission::ManageUsers),
-        ("/audit", "Audit log", Permission::ViewAuditLog),
-    ]
+pub(crate) fn nav_items() -> Vec<(&'static str, &'static str, Permission)> {
+    let mut items = vec![("/", "Home", Permission::ViewConsole)];
+    for area in [
+        lesc_api::NAV,
+        lesc_console::NAV,
+        perc::NAV,
+        ncatc::NAV,
+        bookings::NAV,
+    ] {
+        items.extend_from_slice(area);
+    }
+    items.push(("/admin/users", "Users", Permission::ManageUsers));
+    items.push(("/audit", "Audit log", Permission::ViewAuditLog));
+    items
 }

@@ -18,7 +18,7 @@ use verity_workflow::Permission;
 /// Every protected route with the one permission it needs. This table is the only place a
 /// protected route can be added, so none exists without a permission.
 pub fn protected_routes() -> Vec<(&'static str, Permission, MethodRouter<AppState>)> {
-    vec![
+    let mut routes = vec![
         ("/", Permission::ViewConsole, get(console::home)),
         (
             "/admin/users",
@@ -26,13 +26,25 @@ pub fn protected_routes() -> Vec<(&'static str, Permission, MethodRouter<AppStat
             get(console::users).post(console::create_user),
         ),
         ("/audit", Permission::ViewAuditLog, get(console::audit_log)),
-    ]
+    ];
+    routes.extend(crate::lesc_api::staff_routes());
+    routes.extend(crate::lesc_console::staff_routes());
+    routes.extend(crate::perc::staff_routes());
+    routes.extend(crate::ncatc::staff_routes());
+    routes.extend(crate::bookings::staff_routes());
+    routes
 }
 
 /// Every agency API route with the permission it needs; agencies authenticate with their ORI
 /// and API key.
 pub fn agency_routes() -> Vec<(&'static str, Permission, MethodRouter<AppState>)> {
-    vec![("/v1/whoami", Permission::SubmitQuery, get(api::whoami))]
+    let mut routes = vec![("/v1/whoami", Permission::SubmitQuery, get(api::whoami))];
+    routes.extend(crate::lesc_api::agency_routes());
+    routes.extend(crate::lesc_console::agency_routes());
+    routes.extend(crate::perc::agency_routes());
+    routes.extend(crate::ncatc::agency_routes());
+    routes.extend(crate::bookings::agency_routes());
+    routes
 }
 
 /// Who a route serves, and so how its callers authenticate.
@@ -81,12 +93,16 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn stylesheet() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/css")],
-        include_str!("../static/style.css"),
-    )
-        .into_response()
+/// The console's stylesheets, embedded: one shared, one per area.
+async fn stylesheet(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let css = match file.as_str() {
+        "style.css" => include_str!("../static/style.css"),
+        "lesc.css" => include_str!("../static/lesc.css"),
+        "perc.css" => include_str!("../static/perc.css"),
+        "ncatc.css" => include_str!("../static/ncatc.css"),
+        _ => return AppError::NotFound.into_response(),
+    };
+    ([(header::CONTENT_TYPE, "text/css")], css).into_response()
 }
 
 async fn count_requests(req: Request, next: Next) -> Response {
@@ -115,7 +131,7 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     app.route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
-        .route("/static/style.css", get(stylesheet))
+        .route("/static/{file}", get(stylesheet))
         .route(
             "/login",
             get(session::login_page).post(session::login_submit),

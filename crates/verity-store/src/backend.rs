@@ -98,6 +98,8 @@ pub(crate) trait StoreRow {
     fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
     fn int(&self, col: &str) -> Result<i64, sqlx::Error>;
     fn flag(&self, col: &str) -> Result<bool, sqlx::Error>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
+    fn opt_flag(&self, col: &str) -> Result<Option<bool>, sqlx::Error>;
 }
 
 macro_rules! impl_store_row {
@@ -107,6 +109,8 @@ macro_rules! impl_store_row {
             fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> { self.try_get(col) }
             fn int(&self, col: &str) -> Result<i64, sqlx::Error> { self.try_get(col) }
             fn flag(&self, col: &str) -> Result<bool, sqlx::Error> { self.try_get(col) }
+            fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> { self.try_get(col) }
+            fn opt_flag(&self, col: &str) -> Result<Option<bool>, sqlx::Error> { self.try_get(col) }
         }
     )*};
 }

@@ -21,6 +21,11 @@ pub mod import;
 mod meta;
 mod migrate;
 mod records;
+pub mod queries;
+pub mod review;
+pub mod perc;
+pub mod leads;
+pub mod bookings;
 
 pub use accounts::{Agency, NewUser, Session, User};
 pub use audit::AuditVerifyError;

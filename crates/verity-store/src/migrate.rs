@@ -12,17 +12,21 @@ use std::pin::Pin;
 /// (version, description, SQL) for one backend, in version order.
 type Steps = &'static [(i64, &'static str, &'static str)];
 
-const SQLITE: Steps = &[(
-    1,
-    "initial",
-    include_str!("../migrations/sqlite/0001_initial.sql"),
-)];
+const SQLITE: Steps = &[
+    (1, "initial", include_str!("../migrations/sqlite/0001_initial.sql")),
+    (2, "lesc", include_str!("../migrations/sqlite/0002_lesc.sql")),
+    (3, "perc", include_str!("../migrations/sqlite/0003_perc.sql")),
+    (4, "ncatc", include_str!("../migrations/sqlite/0004_ncatc.sql")),
+    (5, "bookings", include_str!("../migrations/sqlite/0005_bookings.sql")),
+];
 
-const POSTGRES: Steps = &[(
-    1,
-    "initial",
-    include_str!("../migrations/postgres/0001_initial.sql"),
-)];
+const POSTGRES: Steps = &[
+    (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
+    (2, "lesc", include_str!("../migrations/postgres/0002_lesc.sql")),
+    (3, "perc", include_str!("../migrations/postgres/0003_perc.sql")),
+    (4, "ncatc", include_str!("../migrations/postgres/0004_ncatc.sql")),
+    (5, "bookings", include_str!("../migrations/postgres/0005_bookings.sql")),
+];
 
 #[derive(Debug)]
 struct Embedded(Steps);
@@ -62,7 +66,7 @@ pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
 }
 
 /// The newest schema version this build knows, per backend (they move together).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 5;
 
 #[cfg(test)]
 mod tests {

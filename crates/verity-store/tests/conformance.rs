@@ -4,6 +4,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 
 use common::{gen, TestDb};
@@ -14,31 +15,6 @@ use verity_store::{
     import_world, Agency, AuditVerifyError, BackendKind, IdKind, ImportError, ImportOptions,
     NewUser, Store, StoreError,
 };
-
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let db = crate::common::TestDb::sqlite().await;
-                    crate::cases::$case(&db).await;
-                    db.finish().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some(db) = crate::common::TestDb::postgres().await else { return };
-                    crate::cases::$case(&db).await;
-                    db.finish().await;
-                }
-            )*
-        }
-    };
-}
 
 conformance!(
     records_round_trip_every_system,

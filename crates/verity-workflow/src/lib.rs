@@ -9,5 +9,7 @@ pub mod detainer;
 pub mod documents;
 pub mod hold_clock;
 pub mod lesc;
+pub mod ncatc;
+pub mod perc;
 
 pub use access::{AccessPolicy, Permission, Principal};

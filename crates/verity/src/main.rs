@@ -40,6 +40,12 @@ enum Command {
     /// Audit log tools.
     #[command(subcommand)]
     Audit(cmd::store::AuditCommand),
+    /// NCATC lead generation.
+    #[command(subcommand)]
+    Leads(cmd::leads::LeadsCommand),
+    /// PERC tools.
+    #[command(subcommand)]
+    Perc(cmd::perc::PercCommand),
     /// Benchmarks that print figures with the machine and data size.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -58,6 +64,8 @@ fn main() -> std::process::ExitCode {
         Command::Agency(c) => cmd::agency::run(c),
         Command::Audit(c) => cmd::store::audit(c),
         Command::Bench(c) => cmd::bench::run(c),
+        Command::Leads(c) => cmd::leads::run(c),
+        Command::Perc(c) => cmd::perc::run(c),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -156,3 +156,31 @@ pub fn with_database(url: &str, db: &str) -> String {
     };
     format!("{base}/{db}{query}")
 }
+
+/// Declares each case twice, as `sqlite::<case>` and `postgres::<case>`; every test file of the
+/// suite keeps its cases in a `cases` module.
+#[allow(unused_macros)]
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let db = crate::common::TestDb::sqlite().await;
+                    crate::cases::$case(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(db) = crate::common::TestDb::postgres().await else { return };
+                    crate::cases::$case(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+    };
+}

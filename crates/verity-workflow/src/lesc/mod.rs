@@ -11,6 +11,7 @@
 //! - a removable status is never answered automatically on name and birth date alone.
 
 pub mod decision;
+pub mod engine;
 pub mod hits;
 pub mod iar;
 pub mod intake;

@@ -8,6 +8,8 @@ use verity_resolve::bench::{self, BenchConfig};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// LESC answers (identity, status, automatic share) against ground truth.
+    Lesc(crate::cmd::bench_lesc::LescBenchArgs),
     /// Identity resolution accuracy and speed against ground truth.
     Resolve {
         /// Gallery size (identities, one record each).
@@ -39,6 +41,7 @@ fn cpu_model() -> String {
 
 pub fn run(c: BenchCommand) -> anyhow::Result<()> {
     match c {
+        BenchCommand::Lesc(args) => crate::cmd::bench_lesc::run(args),
         BenchCommand::Resolve {
             identities,
             probes,

@@ -2,8 +2,11 @@
 
 pub mod agency;
 pub mod bench;
+pub mod bench_lesc;
 pub mod bio;
+pub mod leads;
 pub mod link;
+pub mod perc;
 pub mod serve;
 pub mod store;
 pub mod synth;

@@ -1,0 +1,18 @@
+//! NCATC console: lead run history, lead review, field-office queues, dispositions and the analytics dashboard.
+
+use crate::state::AppState;
+use axum::routing::MethodRouter;
+use verity_workflow::Permission;
+
+/// Console pages of this area: (path, permission, handler).
+pub fn staff_routes() -> Vec<(&'static str, Permission, MethodRouter<AppState>)> {
+    Vec::new()
+}
+
+/// Agency API routes of this area: (path, permission, handler).
+pub fn agency_routes() -> Vec<(&'static str, Permission, MethodRouter<AppState>)> {
+    Vec::new()
+}
+
+/// Navigation entries of this area: (href, label, permission).
+pub const NAV: &[(&str, &str, Permission)] = &[];

@@ -1,0 +1,2 @@
+-- Verity store, postgres schema: placeholder until this area's tables land (owned by the ncatc work).
+SELECT 1;

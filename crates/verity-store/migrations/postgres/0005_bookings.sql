@@ -1,0 +1,2 @@
+-- Verity store, postgres schema: placeholder until this area's tables land (owned by the bookings work).
+SELECT 1;

@@ -1,0 +1,2 @@
+-- Verity store, sqlite schema: placeholder until this area's tables land (owned by the perc work).
+SELECT 1;

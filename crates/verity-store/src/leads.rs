@@ -1,0 +1,1 @@
+//! NCATC: lead runs, leads, field dispositions (tables of migration 0004).
