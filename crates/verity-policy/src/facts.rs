@@ -244,6 +244,13 @@ pub fn derive_facts(records: &[SourceRecord], today: NaiveDate) -> BTreeMap<Fact
                     let d = c.decided.unwrap_or(c.filed);
                     keep_latest(&mut last_vacate, d);
                     facts.add(F::OrderVacated, r, format!("court: {}", c.outcome));
+                    // An immigration judge's grant of asylum is a grant of asylum, whether or
+                    // not a benefits record of it exists.
+                    if c.outcome == CourtOutcome::ReliefGranted
+                        && c.relief.trim().eq_ignore_ascii_case("asylum")
+                    {
+                        facts.add(F::AsylumGranted, r, "asylum granted by an immigration judge");
+                    }
                 }
                 CourtOutcome::VoluntaryDeparture => {}
             },

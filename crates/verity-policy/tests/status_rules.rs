@@ -81,6 +81,21 @@ fn determinations_follow_the_rules() {
             vec![],
         ),
         (
+            "asylum granted by an immigration judge, no benefits record",
+            vec![
+                court("K1", CourtOutcome::RemovalOrdered, "2020-05-01", false),
+                {
+                    let mut k = court("K2", CourtOutcome::ReliefGranted, "2021-05-01", false);
+                    if let RecordBody::Court(c) = &mut k.body {
+                        c.relief = "asylum".into();
+                    }
+                    k
+                },
+            ],
+            S::Asylee,
+            vec!["K2"],
+        ),
+        (
             "removed then arrested",
             vec![
                 enforcement("E1", EnforcementEvent::Removal, "2019-03-01", None, None),
