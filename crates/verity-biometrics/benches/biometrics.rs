@@ -3,7 +3,8 @@
 //! memory per enrolled subject, on synthetic galleries and probes (half mated).
 //!
 //! cargo bench -p verity-biometrics --bench biometrics -- [--sizes 10000,30000,100000]
-//!     [--probes 1000] [--shortlist 200] [--threads 2]
+//!     [--probes 1000] [--shortlist 200] [--threads 2] [--comparison-masters 4000]
+//!     [--repeats 7] [--comparisons-only]
 
 use std::time::Instant;
 use verity_biometrics::calibration::Calibration;
@@ -60,39 +61,96 @@ fn generate(
     })
 }
 
-fn comparison_throughput() {
-    let n = 400;
-    let params = ImpressionParams::rolled();
-    let templates: Vec<Template> = (0..n)
-        .map(|i| {
-            let m = master(SEED, &gallery_fin(i), (i % 10 + 1) as u8);
-            Template::new(&impression(&m, &params, 0))
-        })
-        .collect();
-    let mates: Vec<Template> = (0..n)
-        .map(|i| {
-            let m = master(SEED, &gallery_fin(i), (i % 10 + 1) as u8);
-            Template::new(&impression(&m, &params, 1))
-        })
+/// CPU time of the calling thread (user + system) from /proc, in seconds (10 ms ticks): on a
+/// shared machine, comparisons per CPU-second is the per-core rate; wall time is also shown.
+fn thread_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Single-finger comparisons on one thread, as a 1:N search runs them: each probe finger (with
+/// its root table) against 10 gallery fingers of the same position (stored form: edges only),
+/// one of them its mate (10% mated); 80% rolled/rolled, 20% plain/rolled impressions.
+fn comparison_throughput(masters: usize, repeats: usize) {
+    let rolled = ImpressionParams::rolled();
+    let plain = ImpressionParams::plain();
+    let mut gallery = Vec::with_capacity(masters);
+    let mut probes = Vec::with_capacity(masters);
+    let mut scratch = Vec::new();
+    for i in 0..masters {
+        let m = master(SEED, &gallery_fin(i), (i % 10 + 1) as u8);
+        let mut g = Template::new(&[]);
+        g.rebuild_edges_only(&impression(&m, &rolled, 0), &mut scratch);
+        gallery.push(g);
+        let p = if i % 5 == 4 { &plain } else { &rolled };
+        probes.push(Template::new(&impression(&m, p, 1)));
+    }
+    let pairs: Vec<(usize, usize)> = (0..masters)
+        .flat_map(|i| (0..10).map(move |j| (i, (i + 10 * j * 37) % masters.max(1))))
         .collect();
     let mut matcher = Matcher::new();
-    let mut sink = 0f32;
-    let start = Instant::now();
-    let mut count = 0u64;
-    for a in &mates {
-        for b in &templates {
-            sink += matcher.compare(a, b).score;
-            count += 1;
+    let (mut wall_rates, mut cpu_rates) = (Vec::new(), Vec::new());
+    let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
+    for r in 0..repeats.max(1) {
+        let cpu_start = thread_cpu_seconds();
+        let start = Instant::now();
+        for &(p, g) in &pairs {
+            let score = matcher.compare(&probes[p], &gallery[g]).score;
+            if r == 0 {
+                if p == g {
+                    genuine.push(score);
+                } else {
+                    impostor.push(score);
+                }
+            }
+        }
+        wall_rates.push(pairs.len() as f64 / start.elapsed().as_secs_f64());
+        if let (Some(a), Some(b)) = (cpu_start, thread_cpu_seconds()) {
+            cpu_rates.push(pairs.len() as f64 / (b - a).max(0.01));
         }
     }
-    let secs = start.elapsed().as_secs_f64();
-    let mean_minutiae = templates.iter().map(Template::len).sum::<usize>() as f64 / n as f64;
+    let mean = |ts: &[Template]| {
+        ts.iter().map(Template::len).sum::<usize>() as f64 / ts.len().max(1) as f64
+    };
     println!(
-        "single-finger comparisons: {count} ({n}x{n}, {:.1} minutiae mean, {} mated) in {secs:.2} s on 1 thread = {:.0} per second (checksum {sink:.1})",
-        mean_minutiae,
-        n,
-        count as f64 / secs
+        "single-finger comparisons, 1 thread: {} pairs ({} mated) x {} repeats; minutiae mean gallery {:.1}, probe {:.1}",
+        pairs.len(),
+        genuine.len(),
+        repeats.max(1),
+        mean(&gallery),
+        mean(&probes)
     );
+    println!(
+        "  median {:.0} per CPU-second (per core); median {:.0} per wall-second (min {:.0}, max {:.0})",
+        median(&mut cpu_rates),
+        median(&mut wall_rates.clone()),
+        wall_rates.iter().copied().fold(f64::INFINITY, f64::min),
+        wall_rates.iter().copied().fold(0.0, f64::max)
+    );
+    impostor.sort_by(f32::total_cmp);
+    let at = |q: f64| {
+        impostor
+            .get(((impostor.len().max(1) - 1) as f64 * q) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    for (fmr, threshold) in [(0.001, at(0.999)), (0.0001, at(0.9999))] {
+        let missed = genuine.iter().filter(|&&g| g <= threshold).count();
+        println!(
+            "  single-finger FNMR {:.4} ({missed}/{}) at FMR {fmr} (score > {threshold:.3})",
+            missed as f64 / genuine.len().max(1) as f64,
+            genuine.len()
+        );
+    }
 }
 
 struct Outcome {
@@ -125,7 +183,14 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         cpu_model()
     );
-    comparison_throughput();
+    let masters: usize = arg("--comparison-masters")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4000);
+    let repeats: usize = arg("--repeats").and_then(|s| s.parse().ok()).unwrap_or(7);
+    comparison_throughput(masters, repeats);
+    if std::env::args().any(|a| a == "--comparisons-only") {
+        return;
+    }
 
     let calibration = Calibration::builtin();
     let mut index = GalleryIndex::new();
@@ -151,6 +216,7 @@ fn main() {
         let mut scratch = SearchScratch::default();
         let mut outcomes = Vec::with_capacity(probes);
         let search_start = Instant::now();
+        let search_cpu_start = thread_cpu_seconds();
         for (k, prints) in mated_prints.iter().enumerate() {
             let found = index.search(prints, &options, calibration, &mut scratch);
             let rank = found
@@ -173,6 +239,10 @@ fn main() {
             });
         }
         let search_secs = search_start.elapsed().as_secs_f64();
+        let search_cpu_secs = match (search_cpu_start, thread_cpu_seconds()) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        };
         let mated: Vec<&Outcome> = outcomes.iter().filter(|o| o.mated).collect();
         let non: Vec<&Outcome> = outcomes.iter().filter(|o| !o.mated).collect();
         let rank1 = mated.iter().filter(|o| o.mate_rank == Some(0)).count();
@@ -192,11 +262,12 @@ fn main() {
             }
         );
         println!(
-            "  {} probes ({} mated, {} non-mated), shortlist {shortlist}: {:.1} ms per ten-print search on 1 thread",
+            "  {} probes ({} mated, {} non-mated), shortlist {shortlist}: {:.1} ms per ten-print search on 1 thread (wall), {} ms CPU",
             outcomes.len(),
             mated.len(),
             non.len(),
-            1000.0 * search_secs / outcomes.len().max(1) as f64
+            1000.0 * search_secs / outcomes.len().max(1) as f64,
+            search_cpu_secs.map_or("?".to_string(), |c| format!("{:.1}", 1000.0 * c / outcomes.len().max(1) as f64))
         );
         println!(
             "  rank-1 identification rate {:.4} ({rank1}/{}); mate in top 5: {in_top5}",

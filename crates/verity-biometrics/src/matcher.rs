@@ -1,8 +1,9 @@
 //! Single-finger minutiae matcher.
 //!
-//! 1. Root pairs: every probe edge is looked up in the candidate's cell buckets; each candidate
-//!    edge with a compatible length and relative angles gives a root (two minutia
-//!    correspondences at once) and an implied rotation.
+//! 1. Root pairs: each probe minutia's shortest edges are looked up in the candidate's root
+//!    table (coarse length × origin angle cells); each candidate edge with a compatible length
+//!    and relative angles gives a root (two minutia correspondences at once) and an implied
+//!    rotation.
 //! 2. The implied rotations vote in a 32-bin histogram; roots near the peak are kept, so a
 //!    consistent global rotation is required without trusting any single root.
 //! 3. From up to [`MAX_TRIED_ROOTS`] such roots an alignment is grown along the two edge graphs:
@@ -13,10 +14,12 @@
 //!    partial prints (a small probe fully inside a large print still scores well).
 //!
 //! Minutia type is ignored. All scratch space lives in [`Matcher`] and is reused: the
-//! comparison itself does not allocate.
+//! comparison itself does not allocate. Everything is small-integer arithmetic on 8-byte edge
+//! records precomputed by [`Template`] (length, relative angles, absolute direction and length
+//! tolerance), read in sorted runs.
 
 pub use crate::template::ANGLE_TOLERANCE;
-use crate::template::{angle_distance, length_tolerance, Edge, Template, MAX_MINUTIAE};
+use crate::template::{angle_distance, angles_within, Edge, Template, ROOT_CELLS};
 
 /// Largest disagreement between a pair's rotation and the root's rotation (about 56 degrees).
 pub const ROTATION_DRIFT: u8 = 40;
@@ -24,25 +27,46 @@ pub const ROTATION_DRIFT: u8 = 40;
 pub const MAX_TRIED_ROOTS: usize = 4;
 const MAX_ROOTS: usize = 4096;
 const NONE: u8 = 0xFF;
+/// Best root support at or below which only one root is grown (see `compare_indexed`).
+const WEAK_SUPPORT: u8 = 4;
+/// Roots kept, best supported first, for growing (more than [`MAX_TRIED_ROOTS`] because roots
+/// already inside the best alignment are skipped).
+const RANKED_ROOTS: usize = 8;
 const ROTATION_BINS: usize = 32;
 /// Half-width of the accepted rotation window around the histogram peak (about 20 degrees).
 const ROTATION_WINDOW: u8 = 14;
 
-/// Disagreement of two edges, or None when they are not compatible.
-#[inline]
-fn edge_error(a: &Edge, b: &Edge) -> Option<u32> {
-    // One branch instead of three: the outcome is unpredictable, so mispredictions dominate.
-    let dl = a.length.abs_diff(b.length);
-    let tol = length_tolerance(a.length.max(b.length));
-    let d1 = angle_distance(a.from_angle, b.from_angle);
-    let d2 = angle_distance(a.to_angle, b.to_angle);
-    if (dl > tol) | (d1 > ANGLE_TOLERANCE) | (d2 > ANGLE_TOLERANCE) {
+/// 2^22 / tolerance, so that the length error scales by a multiply instead of a division.
+const RECIPROCAL: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut t = 1;
+    while t < 256 {
+        table[t] = (1 << 22) / t as u32;
+        t += 1;
+    }
+    table
+};
+
+/// Disagreement of two edges whose lengths are known to be compatible, or None when their
+/// relative angles are not.
+#[inline(always)]
+fn angle_checked_error(a: &Edge, b: &Edge) -> Option<u32> {
+    if !(angles_within(a.from_angle, b.from_angle, ANGLE_TOLERANCE)
+        & angles_within(a.to_angle, b.to_angle, ANGLE_TOLERANCE))
+    {
         return None;
     }
-    Some(u32::from(dl) * 64 / u32::from(tol) + (u32::from(d1) + u32::from(d2)) * 3)
+    let dl = u32::from(a.length.abs_diff(b.length));
+    let tol = a.tolerance.max(b.tolerance);
+    // dl * 64 / tol (0..=64) by a multiply; a tolerance of 0 never occurs (it is at least 5)
+    // and would only give 0.
+    let length_error = (dl * RECIPROCAL[usize::from(tol)]) >> 16;
+    let d1 = u32::from(angle_distance(a.from_angle, b.from_angle));
+    let d2 = u32::from(angle_distance(a.to_angle, b.to_angle));
+    Some(length_error + (d1 + d2) * 3)
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Root {
     probe_from: u8,
     probe_to: u8,
@@ -59,14 +83,17 @@ pub struct FingerScore {
     pub matched: u16,
 }
 
-/// Reusable scratch space for comparisons. One per thread.
+/// Reusable scratch space for comparisons. One per thread. The per-minutia maps are 256-entry
+/// arrays indexed by a `u8`, so the hot loops need no bounds checks.
 #[derive(Debug, Clone)]
 pub struct Matcher {
-    roots: Vec<Root>,
-    probe_to_cand: Vec<u8>,
-    cand_to_probe: Vec<u8>,
-    best_probe_to_cand: Vec<u8>,
-    stack: Vec<(u8, u8)>,
+    roots: Box<[Root; MAX_ROOTS]>,
+    root_count: usize,
+    probe_to_cand: [u8; 256],
+    cand_to_probe: [u8; 256],
+    best_probe_to_cand: [u8; 256],
+    /// Pairs whose neighbourhoods are still to be explored; each probe minutia enters once.
+    stack: [(u8, u8); 256],
 }
 
 impl Default for Matcher {
@@ -78,16 +105,17 @@ impl Default for Matcher {
 impl Matcher {
     pub fn new() -> Self {
         Matcher {
-            roots: Vec::with_capacity(MAX_ROOTS),
-            probe_to_cand: vec![NONE; MAX_MINUTIAE + 1],
-            cand_to_probe: vec![NONE; MAX_MINUTIAE + 1],
-            best_probe_to_cand: vec![NONE; MAX_MINUTIAE + 1],
-            stack: Vec::with_capacity(MAX_MINUTIAE),
+            roots: Box::new([Root::default(); MAX_ROOTS]),
+            root_count: 0,
+            probe_to_cand: [NONE; 256],
+            cand_to_probe: [NONE; 256],
+            best_probe_to_cand: [NONE; 256],
+            stack: [(NONE, NONE); 256],
         }
     }
 
     /// Compares two fingers. Symmetric up to tie-breaking; 0 when either has < 3 minutiae.
-    /// At least one template must have its cell index ([`Template::has_cells`]); when only
+    /// At least one template must have its root table ([`Template::has_cells`]); when only
     /// `probe` has it, the roles are swapped. With neither, the score is 0.
     pub fn compare(&mut self, probe: &Template, cand: &Template) -> FingerScore {
         if cand.has_cells() {
@@ -106,19 +134,25 @@ impl Matcher {
             return FingerScore::default();
         }
         self.find_roots(probe, cand);
-        if self.roots.is_empty() {
+        if self.root_count == 0 {
             return FingerScore::default();
         }
         let peak = self.rotation_peak();
+        let ranked = self.rank_roots(peak);
         self.best_probe_to_cand[..np].fill(NONE);
         let mut best = 0usize;
         let mut tried = 0usize;
         let enough = np.min(nc) * 3 / 4;
-        for r in 0..self.roots.len() {
-            let root = self.roots[r];
-            if angle_distance(root.rotation, peak) > ROTATION_WINDOW {
-                continue;
-            }
+        // Early rejection: when even the best root is only found through its own two edges
+        // (support 4: once from each end), the pair is most likely unrelated; one growth
+        // confirms or not, instead of trying several roots.
+        let tries = if ranked[0].0 <= WEAK_SUPPORT {
+            1
+        } else {
+            MAX_TRIED_ROOTS
+        };
+        for &(_, r) in ranked.iter().take_while(|(support, _)| *support > 0) {
+            let root = self.roots[usize::from(r) % MAX_ROOTS];
             if self.best_probe_to_cand[usize::from(root.probe_from)] == root.cand_from {
                 // Already part of the best alignment: growing again would find the same one.
                 continue;
@@ -129,7 +163,7 @@ impl Matcher {
                 self.best_probe_to_cand[..np].copy_from_slice(&self.probe_to_cand[..np]);
             }
             tried += 1;
-            if tried >= MAX_TRIED_ROOTS || best >= enough {
+            if tried >= tries || best >= enough {
                 break;
             }
         }
@@ -140,36 +174,87 @@ impl Matcher {
     }
 
     fn find_roots(&mut self, probe: &Template, cand: &Template) {
-        self.roots.clear();
-        let pm = probe.minutiae();
-        let cm = cand.minutiae();
-        for pe in probe.probe_root_edges() {
-            for &ci in cand.cell_edges(pe.cell()) {
-                let ce = &cand.edges()[usize::from(ci)];
-                if edge_error(pe, ce).is_none() {
-                    continue;
-                }
-                let p_dir = pe.from_angle.wrapping_add(pm[usize::from(pe.from)].angle);
-                let c_dir = ce.from_angle.wrapping_add(cm[usize::from(ce.from)].angle);
-                self.roots.push(Root {
+        self.root_count = 0;
+        let (starts, table) = cand.root_table();
+        let Ok(starts) = <&[u16; ROOT_CELLS + 1]>::try_from(starts) else {
+            return;
+        };
+        // `roots` keeps its full length: it is written branch-free and `count` says how many
+        // entries are valid.
+        let roots: &mut [Root; MAX_ROOTS] = &mut self.roots;
+        let mut count = 0usize;
+        for query in probe.root_queries() {
+            let pe = query.edge;
+            // The candidate's root edges sit in every origin-angle cell their tolerance
+            // touches, so the probe edge's own origin cell holds all compatible ones; the query
+            // names the target-angle cells its tolerance touches, one contiguous run.
+            let from = usize::from(starts[usize::from(query.first_cell).min(ROOT_CELLS)]);
+            let to = usize::from(starts[usize::from(query.last_cell).min(ROOT_CELLS - 1) + 1]);
+            let run = table.get(from..to).unwrap_or(&[]);
+            if count + run.len() > MAX_ROOTS {
+                break;
+            }
+            for ce in run {
+                // Branch-free: always write, keep only when compatible (the outcome is
+                // unpredictable, so a branch would mispredict often).
+                let compatible = query.accepts(ce);
+                // count < MAX_ROOTS here (checked per run above); the mask only lets the
+                // compiler see it, dropping the bounds check.
+                roots[count & (MAX_ROOTS - 1)] = Root {
                     probe_from: pe.from,
                     probe_to: pe.to,
                     cand_from: ce.from,
                     cand_to: ce.to,
-                    rotation: c_dir.wrapping_sub(p_dir),
-                });
-                if self.roots.len() == MAX_ROOTS {
-                    return;
-                }
+                    rotation: ce.direction().wrapping_sub(pe.direction()),
+                };
+                count = count.wrapping_add(usize::from(compatible));
             }
         }
+        self.root_count = count;
+    }
+
+    /// The [`RANKED_ROOTS`] roots within the rotation window around `peak` with the most
+    /// support, best first, as (support, root index); unused slots have support 0. A root's
+    /// support counts the window roots that pair the same minutiae as either of its ends (in
+    /// 256 hashed counters): a true correspondence is found again through other edges, a chance
+    /// one rarely is, so the first roots grown are the likely ones.
+    fn rank_roots(&self, peak: u8) -> [(u8, u16); RANKED_ROOTS] {
+        let roots = &self.roots[..self.root_count.min(MAX_ROOTS)];
+        let pair_slot = |p: u8, c: u8| usize::from(p.wrapping_mul(157) ^ c);
+        let mut counters = [0u8; 256];
+        for root in roots {
+            if angles_within(root.rotation, peak, ROTATION_WINDOW) {
+                let a = pair_slot(root.probe_from, root.cand_from);
+                counters[a] = counters[a].saturating_add(1);
+                let b = pair_slot(root.probe_to, root.cand_to);
+                counters[b] = counters[b].saturating_add(1);
+            }
+        }
+        let mut ranked = [(0u8, 0u16); RANKED_ROOTS];
+        for (i, root) in roots.iter().enumerate() {
+            if !angles_within(root.rotation, peak, ROTATION_WINDOW) {
+                continue;
+            }
+            let support = counters[pair_slot(root.probe_from, root.cand_from)]
+                .saturating_add(counters[pair_slot(root.probe_to, root.cand_to)]);
+            // Insertion into a short list sorted by support (earlier roots win ties).
+            if support > ranked[RANKED_ROOTS - 1].0 {
+                let mut at = RANKED_ROOTS - 1;
+                while at > 0 && ranked[at - 1].0 < support {
+                    ranked[at] = ranked[at - 1];
+                    at -= 1;
+                }
+                ranked[at] = (support, i as u16);
+            }
+        }
+        ranked
     }
 
     /// Centre of the most voted rotation window.
     fn rotation_peak(&self) -> u8 {
         let mut hist = [0u16; ROTATION_BINS];
         let shift = 8 - ROTATION_BINS.trailing_zeros();
-        for r in &self.roots {
+        for r in &self.roots[..self.root_count.min(MAX_ROOTS)] {
             hist[usize::from(r.rotation >> shift)] += 1;
         }
         let mut best_bin = 0;
@@ -189,55 +274,67 @@ impl Matcher {
 
     /// Grows an alignment from a root; returns the number of matched minutiae pairs.
     fn grow(&mut self, probe: &Template, cand: &Template, root: Root) -> usize {
-        let pm = probe.minutiae();
-        let cm = cand.minutiae();
-        self.probe_to_cand[..pm.len()].fill(NONE);
-        self.cand_to_probe[..cm.len()].fill(NONE);
-        self.stack.clear();
-        let mut matched = 0usize;
+        self.probe_to_cand[..probe.len()].fill(NONE);
+        self.cand_to_probe[..cand.len()].fill(NONE);
+        let mut depth = 0usize;
         for (p, c) in [
             (root.probe_from, root.cand_from),
             (root.probe_to, root.cand_to),
         ] {
             self.probe_to_cand[usize::from(p)] = c;
             self.cand_to_probe[usize::from(c)] = p;
-            self.stack.push((p, c));
-            matched += 1;
+            self.stack[depth] = (p, c);
+            depth += 1;
         }
-        while let Some((p, c)) = self.stack.pop() {
+        let mut matched = depth;
+        while depth > 0 {
+            depth -= 1;
+            let (p, c) = self.stack[depth];
             let cand_edges = cand.edges_of(c);
+            // Both edge lists are sorted by length and so are the lower bounds of the compatible
+            // windows: the window's start only moves forward.
+            let mut start = 0usize;
             for pe in probe.edges_of(p) {
                 let q = pe.to;
                 if self.probe_to_cand[usize::from(q)] != NONE {
                     continue;
                 }
-                let q_angle = pm[usize::from(q)].angle;
-                let mut best: Option<(u32, u8)> = None;
-                let reach = pe.length + length_tolerance(pe.length.saturating_mul(12) / 11 + 6);
-                for ce in cand_edges {
-                    if ce.length > reach {
-                        // Neighbour edges are sorted by length.
+                let shortest = pe.min_compatible_length();
+                while start < cand_edges.len() && cand_edges[start].length < shortest {
+                    start += 1;
+                }
+                let longest = pe.max_compatible_length();
+                let q_angle = pe.target_angle();
+                let mut best_error = u32::MAX;
+                let mut best_d = NONE;
+                for ce in &cand_edges[start..] {
+                    if ce.length > longest {
                         break;
                     }
                     let d = ce.to;
                     if self.cand_to_probe[usize::from(d)] != NONE {
                         continue;
                     }
-                    let Some(err) = edge_error(pe, ce) else {
+                    let pair_rotation = ce.target_angle().wrapping_sub(q_angle);
+                    if !angles_within(pair_rotation, root.rotation, ROTATION_DRIFT) {
+                        continue;
+                    }
+                    let Some(error) = angle_checked_error(pe, ce) else {
                         continue;
                     };
-                    let pair_rotation = cm[usize::from(d)].angle.wrapping_sub(q_angle);
-                    if angle_distance(pair_rotation, root.rotation) > ROTATION_DRIFT {
-                        continue;
-                    }
-                    if best.is_none_or(|(e, _)| err < e) {
-                        best = Some((err, d));
+                    if error < best_error {
+                        best_error = error;
+                        best_d = d;
                     }
                 }
-                if let Some((_, d)) = best {
-                    self.probe_to_cand[usize::from(q)] = d;
-                    self.cand_to_probe[usize::from(d)] = q;
-                    self.stack.push((q, d));
+                if best_d != NONE {
+                    self.probe_to_cand[usize::from(q)] = best_d;
+                    self.cand_to_probe[usize::from(best_d)] = q;
+                    // Each probe minutia is pushed at most once and there are at most 254.
+                    if let Some(slot) = self.stack.get_mut(depth) {
+                        *slot = (q, best_d);
+                        depth += 1;
+                    }
                     matched += 1;
                 }
             }

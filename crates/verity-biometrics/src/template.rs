@@ -3,8 +3,9 @@
 //! A template keeps its minutiae as 6-byte records (pixels at 197 px/cm = 500 ppi, angle in
 //! 256ths of a turn) plus, for every minutia, the edges to its nearest neighbours described by
 //! quantities that do not change under rotation or translation: the edge length and the angle of
-//! the edge relative to each end's own direction. Edges are also bucketed by a coarse cell of
-//! those three values so the matcher can look up compatible edges without scanning them all.
+//! the edge relative to each end's own direction. The shortest edges are also copied into a
+//! small table by coarse relative angles, so the matcher finds compatible edges (root
+//! pairs) by reading one short run instead of scanning them all.
 
 /// Resolution of template coordinates: 197 pixels per centimetre (500 pixels per inch).
 pub const PIXELS_PER_CM: u16 = 197;
@@ -14,17 +15,24 @@ pub const MAX_MINUTIAE: usize = 254;
 pub const NEIGHBOURS: usize = 9;
 /// The nearest few neighbours' edges are the ones used to look for root pairs: they survive
 /// missing and spurious minutiae best, and fewer of them keep the search cheap.
-pub const ROOT_NEIGHBOURS: usize = 5;
+pub const ROOT_NEIGHBOURS: usize = 2;
 pub const PROBE_ROOT_NEIGHBOURS: usize = 2;
 /// Edges longer than this (pixels) are not kept: distortion makes them unreliable.
 pub const MAX_EDGE_LENGTH: i32 = 220;
 
-/// Edge-length cell width (pixels) and count; angle cells are 16/256 of a turn (16 per turn).
-pub(crate) const LEN_CELL: u16 = 8;
-pub(crate) const LEN_CELLS: usize = 32;
-pub(crate) const ANGLE_CELL_SHIFT: u32 = 4;
-pub(crate) const ANGLE_CELLS: usize = 16;
-pub(crate) const CELLS: usize = LEN_CELLS * ANGLE_CELLS * ANGLE_CELLS;
+/// Root-table cells: the edge's angle relative to its origin minutia by its angle relative to
+/// its target minutia, each in 32 cells of 8/256 of a turn. Angles separate unrelated edges far
+/// better than lengths, whose tolerance spans much of the short-edge range. Each row repeats its
+/// first [`ROOT_TO_PAD`] target cells at its end, so that every lookup, even one whose tolerance
+/// wraps past a full turn, reads one contiguous run. 1,120 cells: the offsets take 2.2 KB.
+pub(crate) const ROOT_FROM_SHIFT: u32 = 3;
+pub(crate) const ROOT_FROM_CELLS: usize = 256 >> ROOT_FROM_SHIFT;
+pub(crate) const ROOT_TO_SHIFT: u32 = 3;
+pub(crate) const ROOT_TO_CELLS: usize = 256 >> ROOT_TO_SHIFT;
+/// `angle ± ANGLE_TOLERANCE` (25 values) touches at most this many target cells past its first.
+pub(crate) const ROOT_TO_PAD: usize = (2 * ANGLE_TOLERANCE as usize).div_ceil(1 << ROOT_TO_SHIFT);
+pub(crate) const ROOT_ROW: usize = ROOT_TO_CELLS + ROOT_TO_PAD;
+pub(crate) const ROOT_CELLS: usize = ROOT_FROM_CELLS * ROOT_ROW;
 
 /// Kind of a minutia. The matcher ignores it on purpose: extractors confuse the two often.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -140,7 +148,7 @@ pub(crate) fn angle_distance(a: u8, b: u8) -> u8 {
     d.min(d.wrapping_neg())
 }
 
-/// One directed edge from a minutia to one of its neighbours.
+/// One directed edge from a minutia to one of its neighbours (8 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Edge {
     pub length: u16,
@@ -150,17 +158,154 @@ pub struct Edge {
     pub to_angle: u8,
     pub from: u8,
     pub to: u8,
+    /// Absolute edge direction (256ths): the rotation between two matching edges is the
+    /// difference of their directions, with no lookup of the minutiae.
+    pub direction: u8,
+    /// [`length_tolerance`] of `length`, precomputed: it is monotone, so the tolerance of the
+    /// longer of two edges is the larger of their tolerances.
+    pub tolerance: u8,
 }
 
 impl Edge {
+    /// Absolute direction of the target minutia.
     #[inline]
-    pub(crate) fn cell(&self) -> usize {
-        let len_cell = usize::from(self.length / LEN_CELL).min(LEN_CELLS - 1);
-        cell_index(
-            len_cell,
-            usize::from(self.from_angle >> ANGLE_CELL_SHIFT),
-            usize::from(self.to_angle >> ANGLE_CELL_SHIFT),
-        )
+    pub(crate) fn target_angle(&self) -> u8 {
+        self.direction.wrapping_sub(self.to_angle)
+    }
+
+    /// Shortest length an edge compatible with this one may have.
+    #[inline]
+    pub(crate) fn min_compatible_length(&self) -> u16 {
+        self.length.saturating_sub(u16::from(self.tolerance))
+    }
+
+    /// Longest length an edge compatible with this one may have (c - l <= 5 + c / 12).
+    #[inline]
+    pub(crate) fn max_compatible_length(&self) -> u16 {
+        MAX_COMPATIBLE_LENGTH
+            .get(usize::from(self.length))
+            .copied()
+            .unwrap_or(u16::MAX)
+    }
+}
+
+/// For each edge length l, the longest c with c - l <= [`length_tolerance`]`(c)`: compatible
+/// lengths form the interval `[l - tolerance(l), MAX_COMPATIBLE_LENGTH[l]]` because the
+/// tolerance of two edges is that of the longer.
+const MAX_COMPATIBLE_LENGTH: [u16; 256] = {
+    let mut table = [0u16; 256];
+    let mut l = 0;
+    while l < 256 {
+        let mut c = l as u16;
+        while c < l as u16 + 5 + (c + 1) / 12 {
+            c += 1;
+        }
+        table[l] = c;
+        l += 1;
+    }
+    table
+};
+
+/// Whether two angles (256ths) differ by at most `tolerance` (< 128), with one wrapping add.
+#[inline(always)]
+pub(crate) fn angles_within(a: u8, b: u8, tolerance: u8) -> bool {
+    a.wrapping_sub(b).wrapping_add(tolerance) <= 2 * tolerance
+}
+
+/// A root edge in the root table: [`Edge`] with a one-byte length (edges are at most
+/// [`MAX_EDGE_LENGTH`] < 256 long) and without the tolerance: 6 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct RootEdge {
+    /// Length, origin angle, target angle and direction, read as one little-endian u32.
+    pub key: [u8; 4],
+    pub from: u8,
+    pub to: u8,
+}
+
+/// One of a template's root edges with its lookup in another template's root table worked out
+/// in advance: which cells to read and the interval of compatible lengths. The matcher then
+/// reads runs and compares bytes, with no arithmetic per probe edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct RootQuery {
+    /// Root-table cells `first..=last` to read.
+    pub first_cell: u16,
+    pub last_cell: u16,
+    /// Per byte of [`RootEdge::key`] (length, origin angle, target angle, direction): the
+    /// lowest compatible value, and 127 minus the width of the compatible interval (0 for the
+    /// direction, which is not checked); see [`RootQuery::accepts`].
+    pub base: u32,
+    pub slack: u32,
+    pub edge: RootEdge,
+}
+
+impl RootQuery {
+    fn new(e: &Edge) -> Self {
+        let row = root_cell(usize::from(e.from_angle >> ROOT_FROM_SHIFT), 0);
+        let (first, last) = covered_angle_cells(e.to_angle, ROOT_TO_SHIFT);
+        // Past the row's end the padding repeats its first cells.
+        let last = first + (last + ROOT_TO_CELLS - first) % ROOT_TO_CELLS;
+        let shortest = e.min_compatible_length().min(u16::from(u8::MAX));
+        let longest = e.max_compatible_length().min(u16::from(u8::MAX));
+        let length_span = longest.saturating_sub(shortest).min(127) as u8;
+        RootQuery {
+            first_cell: (row + first) as u16,
+            last_cell: (row + last) as u16,
+            base: u32::from_le_bytes([
+                shortest as u8,
+                e.from_angle.wrapping_sub(ANGLE_TOLERANCE),
+                e.to_angle.wrapping_sub(ANGLE_TOLERANCE),
+                0,
+            ]),
+            slack: u32::from_le_bytes([
+                127 - length_span,
+                127 - 2 * ANGLE_TOLERANCE,
+                127 - 2 * ANGLE_TOLERANCE,
+                0,
+            ]),
+            edge: RootEdge::from(e),
+        }
+    }
+
+    /// Whether a root-table edge is compatible: its length and both relative angles within
+    /// tolerance. Four byte lanes at once in one u32 (SIMD within a register): lane-wise
+    /// wrapping `key - base`, then each lane's `value <= width` test as the carry into its top
+    /// bit of `(value & 0x7F) + (127 - width)`, with values of 128 and more failing outright.
+    #[inline(always)]
+    pub(crate) fn accepts(&self, candidate: &RootEdge) -> bool {
+        const HIGH: u32 = 0x8080_8080;
+        const CHECKED: u32 = 0x0080_8080;
+        let key = candidate.key();
+        let value = ((key | HIGH).wrapping_sub(self.base & !HIGH)) ^ ((key ^ !self.base) & HIGH);
+        // No lane carries into the next: (value & 0x7F) + slack <= 0xFE.
+        let over = (value & HIGH) | (value & !HIGH).wrapping_add(self.slack);
+        over & CHECKED == 0
+    }
+}
+
+impl RootEdge {
+    #[inline(always)]
+    pub(crate) fn key(&self) -> u32 {
+        u32::from_le_bytes(self.key)
+    }
+
+    #[inline(always)]
+    pub(crate) fn direction(&self) -> u8 {
+        self.key[3]
+    }
+}
+
+impl From<&Edge> for RootEdge {
+    fn from(e: &Edge) -> Self {
+        RootEdge {
+            key: [
+                e.length.min(u16::from(u8::MAX)) as u8,
+                e.from_angle,
+                e.to_angle,
+                e.direction,
+            ],
+            from: e.from,
+            to: e.to,
+        }
     }
 }
 
@@ -174,40 +319,40 @@ pub(crate) fn length_tolerance(length: u16) -> u16 {
 /// be compatible.
 pub const ANGLE_TOLERANCE: u8 = 12;
 
-/// Calls `f` for each cell that an edge compatible with `e` may fall in.
-fn for_each_covered_cell(e: &Edge, mut f: impl FnMut(usize)) {
-    let lo = e.length.saturating_sub(length_tolerance(e.length));
-    let hi = e
-        .length
-        .saturating_add(length_tolerance(e.length.saturating_mul(12) / 11 + 6));
-    let len_lo = usize::from(lo / LEN_CELL).min(LEN_CELLS - 1);
-    let len_hi = usize::from(hi / LEN_CELL).min(LEN_CELLS - 1);
-    let from_lo = e.from_angle.wrapping_sub(ANGLE_TOLERANCE) >> ANGLE_CELL_SHIFT;
-    let from_n = angle_cell_span(e.from_angle);
-    let to_lo = e.to_angle.wrapping_sub(ANGLE_TOLERANCE) >> ANGLE_CELL_SHIFT;
-    let to_n = angle_cell_span(e.to_angle);
-    for len_cell in len_lo..=len_hi {
-        for i in 0..from_n {
-            let fc = usize::from(from_lo.wrapping_add(i)) % ANGLE_CELLS;
-            for j in 0..to_n {
-                let tc = usize::from(to_lo.wrapping_add(j)) % ANGLE_CELLS;
-                f(cell_index(len_cell, fc, tc));
-            }
-        }
+/// Calls `f` for each root-table angle cell that `angle ± ANGLE_TOLERANCE` touches.
+#[inline]
+fn for_each_covered_from_cell(angle: u8, mut f: impl FnMut(usize)) {
+    let (lo, hi) = covered_angle_cells(angle, ROOT_FROM_SHIFT);
+    let span = hi.wrapping_sub(lo) % ROOT_FROM_CELLS + 1;
+    for i in 0..span {
+        f((lo + i) % ROOT_FROM_CELLS);
     }
 }
 
-/// How many consecutive angle cells `angle ± ANGLE_TOLERANCE` touches.
+/// First and last angle cell (wrapping: `last` may be below `first`) that `angle ±
+/// ANGLE_TOLERANCE` touches.
 #[inline]
-fn angle_cell_span(angle: u8) -> u8 {
-    let lo = angle.wrapping_sub(ANGLE_TOLERANCE) >> ANGLE_CELL_SHIFT;
-    let hi = angle.wrapping_add(ANGLE_TOLERANCE) >> ANGLE_CELL_SHIFT;
-    (hi.wrapping_sub(lo) % ANGLE_CELLS as u8) + 1
+pub(crate) fn covered_angle_cells(angle: u8, shift: u32) -> (usize, usize) {
+    (
+        usize::from(angle.wrapping_sub(ANGLE_TOLERANCE) >> shift),
+        usize::from(angle.wrapping_add(ANGLE_TOLERANCE) >> shift),
+    )
+}
+
+/// Root-table cell of an origin-angle cell and a target angle.
+/// Calls `f` with the target-angle columns of a root edge: its cell, and the padding copy.
+#[inline]
+fn for_each_to_column(to_angle: u8, mut f: impl FnMut(usize)) {
+    let cell = usize::from(to_angle >> ROOT_TO_SHIFT);
+    f(cell);
+    if cell < ROOT_TO_PAD {
+        f(cell + ROOT_TO_CELLS);
+    }
 }
 
 #[inline]
-pub(crate) fn cell_index(len_cell: usize, from_cell: usize, to_cell: usize) -> usize {
-    (len_cell * ANGLE_CELLS + from_cell) * ANGLE_CELLS + to_cell
+pub(crate) fn root_cell(from_cell: usize, to_cell: usize) -> usize {
+    from_cell * ROOT_ROW + to_cell
 }
 
 /// Fills `edges` with each minutia's edges to its `k` nearest neighbours (within
@@ -252,12 +397,15 @@ pub fn nearest_edges(
             let dx = i32::from(b.x) - i32::from(a.x);
             let dy = i32::from(b.y) - i32::from(a.y);
             let dir = direction(dx, dy);
+            let length = (d2 as f32).sqrt().round() as u16;
             edges.push(Edge {
-                length: (d2 as f32).sqrt().round() as u16,
+                length,
                 from_angle: dir.wrapping_sub(a.angle),
                 to_angle: dir.wrapping_sub(b.angle),
                 from: i as u8,
                 to: j,
+                direction: dir,
+                tolerance: length_tolerance(length).min(u16::from(u8::MAX)) as u8,
             });
         }
     }
@@ -271,9 +419,15 @@ pub struct Template {
     /// Edges of minutia i are `edges[offsets[i]..offsets[i + 1]]`.
     offsets: Vec<u16>,
     edges: Vec<Edge>,
-    /// Edge indices grouped by cell: cell c holds `cell_edges[cell_start[c]..cell_start[c + 1]]`.
-    cell_start: Vec<u16>,
-    cell_edges: Vec<u16>,
+    /// Root edges (each minutia's first [`ROOT_NEIGHBOURS`]) sorted by root cell, each copied
+    /// into every origin-angle cell its tolerance touches (the prober then looks in its own
+    /// origin-angle cell and the contiguous target-angle cells its tolerance touches): cell c holds
+    /// `root_edges[root_start[c]..root_start[c + 1]]`. Copies, not indices, so that a lookup
+    /// reads one contiguous run.
+    root_start: Vec<u16>,
+    root_edges: Vec<RootEdge>,
+    /// This template's root edges prepared for lookups in another template's root table.
+    root_queries: Vec<RootQuery>,
 }
 
 impl Template {
@@ -284,8 +438,9 @@ impl Template {
             minutiae: Vec::new(),
             offsets: Vec::new(),
             edges: Vec::new(),
-            cell_start: Vec::new(),
-            cell_edges: Vec::new(),
+            root_start: Vec::new(),
+            root_edges: Vec::new(),
+            root_queries: Vec::new(),
         };
         let mut scratch = Vec::new();
         t.rebuild(minutiae, &mut scratch);
@@ -303,8 +458,8 @@ impl Template {
     /// passed as `probe` to [`crate::Matcher::compare`] (the matcher swaps the two templates when
     /// only the probe has cells).
     pub fn rebuild_edges_only(&mut self, minutiae: &[Minutia], scratch: &mut Vec<(i32, u8)>) {
-        self.cell_start.clear();
-        self.cell_edges.clear();
+        self.root_start.clear();
+        self.root_edges.clear();
         let kept = &mut self.minutiae;
         kept.clear();
         for m in minutiae {
@@ -318,48 +473,62 @@ impl Template {
         let offsets = &mut self.offsets;
         let edges = &mut self.edges;
         nearest_edges(kept, NEIGHBOURS, scratch, offsets, edges);
+        self.root_queries.clear();
+        for group in self.offsets.windows(2) {
+            let (a, b) = (usize::from(group[0]), usize::from(group[1]));
+            let own = &self.edges[a..b];
+            for e in &own[..own.len().min(PROBE_ROOT_NEIGHBOURS)] {
+                self.root_queries.push(RootQuery::new(e));
+            }
+        }
     }
 
-    /// Whether the cell index used to look up root pairs is built.
+    /// Whether the root table used to look up root pairs is built.
     pub fn has_cells(&self) -> bool {
-        !self.cell_start.is_empty()
+        !self.root_start.is_empty()
     }
 
     fn build_cells(&mut self) {
         let offsets = &self.offsets;
         let edges = &self.edges;
-        // Counting sort of root edges into every cell their tolerance box touches, so a probe
-        // edge needs to look in its own cell only.
         let is_root_edge = |idx: usize, e: &Edge| {
             idx - usize::from(offsets[usize::from(e.from)]) < ROOT_NEIGHBOURS
         };
-        let cell_start = &mut self.cell_start;
-        cell_start.clear();
-        cell_start.resize(CELLS + 1, 0);
+        // Counting sort into cells: count, prefix sums, then place.
+        let start = &mut self.root_start;
+        start.clear();
+        start.resize(ROOT_CELLS + 1, 0);
         for (idx, e) in edges.iter().enumerate() {
             if is_root_edge(idx, e) {
-                for_each_covered_cell(e, |c| cell_start[c + 1] += 1);
+                for_each_to_column(e.to_angle, |t| {
+                    for_each_covered_from_cell(e.from_angle, |a| {
+                        start[root_cell(a, t) + 1] += 1;
+                    });
+                });
             }
         }
-        for c in 0..CELLS {
-            cell_start[c + 1] += cell_start[c];
+        for c in 0..ROOT_CELLS {
+            start[c + 1] += start[c];
         }
-        let cell_edges = &mut self.cell_edges;
-        cell_edges.clear();
-        cell_edges.resize(usize::from(cell_start[CELLS]), 0);
-        // Fill each cell from its end backwards, using cell_start[c + 1] as the cursor; after the
-        // pass every cursor has come down to its cell's start.
+        let placed = &mut self.root_edges;
+        placed.clear();
+        placed.resize(usize::from(start[ROOT_CELLS]), RootEdge::default());
+        // Fill each cell from its end backwards, using start[c + 1] as the cursor; after the pass
+        // every cursor has come down to its cell's start.
         for (idx, e) in edges.iter().enumerate().rev() {
             if is_root_edge(idx, e) {
-                for_each_covered_cell(e, |c| {
-                    cell_start[c + 1] -= 1;
-                    cell_edges[usize::from(cell_start[c + 1])] = idx as u16;
+                for_each_to_column(e.to_angle, |t| {
+                    for_each_covered_from_cell(e.from_angle, |a| {
+                        let c = root_cell(a, t);
+                        start[c + 1] -= 1;
+                        placed[usize::from(start[c + 1])] = RootEdge::from(e);
+                    });
                 });
             }
         }
         // Slot c + 1 now holds cell c's start: shift down by one and close the last cell.
-        cell_start.rotate_left(1);
-        cell_start[CELLS] = cell_edges.len() as u16;
+        start.rotate_left(1);
+        start[ROOT_CELLS] = placed.len() as u16;
     }
 
     pub fn minutiae(&self) -> &[Minutia] {
@@ -388,22 +557,23 @@ impl Template {
         }
     }
 
-    /// The probe-side edges used to find root pairs: the first [`PROBE_ROOT_NEIGHBOURS`] of each
-    /// minutia (the candidate side buckets [`ROOT_NEIGHBOURS`], so a neighbour shifted by one
-    /// rank through a missing or spurious minutia still pairs).
-    pub(crate) fn probe_root_edges(&self) -> impl Iterator<Item = &Edge> {
-        (0..self.minutiae.len()).flat_map(move |i| {
-            let own = self.edges_of(i as u8);
-            &own[..own.len().min(PROBE_ROOT_NEIGHBOURS)]
-        })
+    /// The root table's cell starts (empty without a table) and its edges.
+    #[inline]
+    pub(crate) fn root_table(&self) -> (&[u16], &[RootEdge]) {
+        (&self.root_start, &self.root_edges)
     }
 
-    /// Indices (into [`Template::edges`]) of the root edges in one cell.
     #[inline]
-    pub(crate) fn cell_edges(&self, cell: usize) -> &[u16] {
-        match (self.cell_start.get(cell), self.cell_start.get(cell + 1)) {
+    pub(crate) fn root_queries(&self) -> &[RootQuery] {
+        &self.root_queries
+    }
+
+    /// The root edges placed in root-table cells `first..=last` (one contiguous run).
+    #[cfg(test)]
+    pub(crate) fn root_edges_in(&self, first: usize, last: usize) -> &[RootEdge] {
+        match (self.root_start.get(first), self.root_start.get(last + 1)) {
             (Some(&a), Some(&b)) => self
-                .cell_edges
+                .root_edges
                 .get(usize::from(a)..usize::from(b))
                 .unwrap_or(&[]),
             _ => &[],
@@ -424,6 +594,66 @@ mod tests {
         assert_eq!(degrees_to_angle(f32::NAN), 0);
         assert_eq!(angle_distance(250, 4), 10);
         assert_eq!(angle_distance(0, 128), 128);
+    }
+
+    #[test]
+    fn compatible_length_interval_is_exact() {
+        for l in 0u16..=220 {
+            let e = Edge {
+                length: l,
+                from_angle: 0,
+                to_angle: 0,
+                from: 0,
+                to: 1,
+                direction: 0,
+                tolerance: length_tolerance(l) as u8,
+            };
+            for c in 0u16..=255 {
+                let want = l.abs_diff(c) <= length_tolerance(l.max(c));
+                let got = (e.min_compatible_length()..=e.max_compatible_length()).contains(&c);
+                assert_eq!(got, want, "{l} {c}");
+            }
+        }
+        // The packed four-lane test agrees with the plain one.
+        for l in (0u16..=220).step_by(7) {
+            for fa in (0u16..256).step_by(29) {
+                let e = Edge {
+                    length: l,
+                    from_angle: fa as u8,
+                    to_angle: (fa * 7) as u8,
+                    from: 0,
+                    to: 1,
+                    direction: 3,
+                    tolerance: length_tolerance(l) as u8,
+                };
+                let q = RootQuery::new(&e);
+                for c in (0u16..=255).step_by(3) {
+                    for da in [0u8, 5, 11, 12, 13, 40, 128, 243, 244, 245, 250] {
+                        let (rf, rt) = (
+                            e.from_angle.wrapping_add(da),
+                            e.to_angle.wrapping_sub(da / 2),
+                        );
+                        let r = RootEdge {
+                            key: [c as u8, rf, rt, 9],
+                            from: 0,
+                            to: 1,
+                        };
+                        let want = (e.min_compatible_length()..=e.max_compatible_length())
+                            .contains(&c)
+                            && angles_within(rf, e.from_angle, ANGLE_TOLERANCE)
+                            && angles_within(rt, e.to_angle, ANGLE_TOLERANCE);
+                        assert_eq!(q.accepts(&r), want, "{e:?} {r:?}");
+                    }
+                }
+            }
+        }
+        for (a, b) in [(0u8, 12u8), (250, 6), (6, 250), (0, 13), (128, 116)] {
+            assert_eq!(
+                angles_within(a, b, 12),
+                angle_distance(a, b) <= 12,
+                "{a} {b}"
+            );
+        }
     }
 
     #[test]
@@ -464,8 +694,28 @@ mod tests {
             }
         }
         assert_eq!(seen, t.edges().len());
-        let bucketed: usize = (0..CELLS).map(|c| t.cell_edges(c).len()).sum();
-        assert!(bucketed >= 30 * ROOT_NEIGHBOURS);
-        assert!(bucketed <= 30 * ROOT_NEIGHBOURS * 4 * 3 * 3);
+        let bucketed = t.root_edges_in(0, ROOT_CELLS - 1);
+        assert!(bucketed.len() >= 30 * ROOT_NEIGHBOURS);
+        assert!(bucketed.len() <= 30 * ROOT_NEIGHBOURS * 5 * 2);
+        // Every root edge sits in each angle cell its tolerance touches, at its length cell.
+        for e in t.edges() {
+            for a in [
+                e.from_angle.wrapping_sub(ANGLE_TOLERANCE),
+                e.from_angle,
+                e.from_angle.wrapping_add(ANGLE_TOLERANCE),
+            ] {
+                let c = root_cell(
+                    usize::from(a >> ROOT_FROM_SHIFT),
+                    usize::from(e.to_angle >> ROOT_TO_SHIFT),
+                );
+                let in_cell = t.root_edges_in(c, c);
+                let rank = t.edges_of(e.from).iter().position(|x| x == e).unwrap_or(99);
+                assert_eq!(
+                    in_cell.contains(&RootEdge::from(e)),
+                    rank < ROOT_NEIGHBOURS,
+                    "{e:?}"
+                );
+            }
+        }
     }
 }
