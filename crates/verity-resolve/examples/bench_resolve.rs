@@ -1,10 +1,45 @@
 //! Runs the resolution benchmark without the full `verity` binary (same code path as
-//! `verity bench resolve`, minus the end-to-end CSV run; VERITY_BENCH_OUT=DIR also writes
-//! the gallery/probes CSV files there). Usage:
+//! `verity bench resolve`). With VERITY_BENCH_OUT=DIR it also writes the gallery/probes CSV
+//! files there, runs the end-to-end link on them as `verity link --top 1` does (read CSV,
+//! prepare, block, train, score + select, write pairs) and writes `verity_results.json`, so
+//! that `bench/splink/run.sh DIR` prints both tools side by side. Usage:
 //! `cargo run --release -p verity-resolve --example bench_resolve -- [identities] [probes] [seed]`
+use std::time::Instant;
 use verity_resolve::bench::{generate, run, BenchConfig};
+use verity_resolve::link::{candidate_pairs, prepare_all, score_and_select, LinkOptions};
+use verity_resolve::model::{Model, TrainOptions};
+use verity_resolve::schema::{read_records, Schema};
 
-fn main() {
+/// The end-to-end link of `probes.csv` against `gallery.csv` in `dir`; returns seconds.
+fn link_files(dir: &std::path::Path, seed: u64) -> Result<f64, Box<dyn std::error::Error>> {
+    let t = Instant::now();
+    let schema = Schema::parse(&std::fs::read_to_string(dir.join("schema.toml"))?)?;
+    let read = |name: &str| -> Result<_, Box<dyn std::error::Error>> {
+        let bytes = std::fs::read(dir.join(name))?;
+        Ok(read_records(&bytes, name, &schema, false)?.0)
+    };
+    let (left, right) = (read("probes.csv")?, read("gallery.csv")?);
+    let (lp, rp) = (prepare_all(&left), prepare_all(&right));
+    let opts = LinkOptions::default();
+    let pairs = candidate_pairs(&lp, Some(&rp), opts.max_bucket);
+    let train = TrainOptions {
+        seed,
+        ..TrainOptions::default()
+    };
+    let model = Model::train(&lp, Some(&rp), &pairs, &train);
+    let kept = score_and_select(&model, &lp, Some(&rp), &pairs, 0.5, Some(1));
+    let mut out = String::from("left_id,right_id,score\n");
+    for p in &kept {
+        out.push_str(&format!(
+            "{},{},{:.6}\n",
+            left[p.left as usize].id, right[p.right as usize].id, p.probability
+        ));
+    }
+    std::fs::write(dir.join("verity_links.csv"), out)?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -18,30 +53,35 @@ fn main() {
     let t = std::time::Instant::now();
     let world = generate(&cfg);
     eprintln!("generated in {:.2}s", t.elapsed().as_secs_f64());
+    let (report, model) = run(&cfg, &world);
+    let mut json = serde_json::to_value(&report)?;
     if let Ok(dir) = std::env::var("VERITY_BENCH_OUT") {
         let d = std::path::Path::new(&dir);
-        let _ = std::fs::create_dir_all(d);
-        let _ = std::fs::write(
+        std::fs::create_dir_all(d)?;
+        std::fs::write(
             d.join("gallery.csv"),
             verity_resolve::bench::write_csv(&world.gallery),
-        );
-        let _ = std::fs::write(
+        )?;
+        std::fs::write(
             d.join("probes.csv"),
             verity_resolve::bench::write_csv(&world.probes),
-        );
-        let _ = std::fs::write(
+        )?;
+        std::fs::write(
             d.join("truth.csv"),
             verity_resolve::bench::truth_csv(&world),
-        );
-        let _ = std::fs::write(d.join("schema.toml"), verity_resolve::bench::SCHEMA_TOML);
+        )?;
+        std::fs::write(d.join("schema.toml"), verity_resolve::bench::SCHEMA_TOML)?;
+        let e2e = link_files(d, cfg.seed)?;
+        json["end_to_end_link_seconds"] = serde_json::json!(e2e);
+        std::fs::write(
+            d.join("verity_results.json"),
+            serde_json::to_string_pretty(&json)?,
+        )?;
     }
-    let (report, model) = run(&cfg, &world);
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&report).unwrap_or_default()
-    );
+    println!("{}", serde_json::to_string_pretty(&json)?);
     println!(
         "prior_log2_odds {:.2}; training {:?}",
         model.prior_log2_odds, model.training
     );
+    Ok(())
 }

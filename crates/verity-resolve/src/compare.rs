@@ -2,7 +2,7 @@
 //! comparison vector. Level 0 is always "null" (a side is unknown: no evidence either way).
 //! Levels are ordered strongest agreement first; the last level is the disagreement.
 
-use crate::names::{compare_names, compare_names_fast, NameAgreement, NameComparison};
+use crate::names::{compare_levels, compare_names, NameAgreement, NameComparison};
 use crate::record::Prepared;
 use crate::strsim::one_typo;
 use verity_model::PartialDate;
@@ -191,24 +191,39 @@ pub static FIELDS: [FieldDef; N_FIELDS] = [
 /// The comparison vector of one pair: a level index per field.
 pub type Vector = [u8; N_FIELDS];
 
-/// Level index of a label in a field (panics never: unknown labels map to null).
-fn lvl(field: usize, label: &str) -> u8 {
-    FIELDS[field]
-        .levels
-        .iter()
-        .position(|l| *l == label)
-        .unwrap_or(0) as u8
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
-fn name_level(field: usize, a: NameAgreement, swapped: bool) -> u8 {
+/// Level index of a label in a field; unknown labels map to null. A `const fn` so that call
+/// sites written `const { lvl(F, "label") }` cost nothing at run time.
+pub const fn lvl(field: usize, label: &str) -> u8 {
+    let levels = FIELDS[field].levels;
+    let mut i = 0;
+    while i < levels.len() {
+        if str_eq(levels[i], label) {
+            return i as u8;
+        }
+        i += 1;
+    }
+    0
+}
+
+const fn name_label(field: usize, a: NameAgreement) -> &'static str {
     use NameAgreement::*;
-    if a == Missing {
-        return 0;
-    }
-    if swapped && a <= Fuzzy {
-        return lvl(field, "swapped");
-    }
-    let label = match (field, a) {
+    match (field, a) {
+        (_, Missing) => NULL,
         (_, Exact) => "exact",
         (MIDDLE, Initial) => "initial",
         (MIDDLE, Equivalent | Phonetic | Fuzzy | Partial) => "similar",
@@ -218,8 +233,39 @@ fn name_level(field: usize, a: NameAgreement, swapped: bool) -> u8 {
         (GIVEN, Initial) => "initial",
         (_, Initial | Partial) => "partial",
         _ => "disagree",
-    };
-    lvl(field, label)
+    }
+}
+
+/// Level of each name agreement (in `NameAgreement` order) for GIVEN, MIDDLE, FAMILY.
+const NAME_LEVELS: [[u8; 8]; 3] = {
+    use NameAgreement::*;
+    let order = [
+        Exact, Equivalent, Phonetic, Fuzzy, Initial, Partial, Disagree, Missing,
+    ];
+    let mut t = [[0u8; 8]; 3];
+    let mut f = 0;
+    while f < 3 {
+        let mut k = 0;
+        while k < 8 {
+            t[f][k] = lvl(f, name_label(f, order[k]));
+            k += 1;
+        }
+        f += 1;
+    }
+    t
+};
+
+fn name_level(field: usize, a: NameAgreement, swapped: bool) -> u8 {
+    if a == NameAgreement::Missing {
+        return 0;
+    }
+    if swapped && a <= NameAgreement::Fuzzy {
+        return match field {
+            GIVEN => const { lvl(GIVEN, "swapped") },
+            _ => const { lvl(FAMILY, "swapped") },
+        };
+    }
+    NAME_LEVELS[field.min(2)][a as usize]
 }
 
 /// Birth-date level. Placeholders (01/01) and year-only dates are weak evidence and get their
@@ -229,29 +275,29 @@ pub fn dob_level(a: Option<PartialDate>, b: Option<PartialDate>) -> u8 {
     let weak = |d: &PartialDate| !d.is_complete() || d.is_placeholder();
     if weak(&a) || weak(&b) {
         if a == b && a.is_placeholder() {
-            return lvl(DOB, "exact_placeholder");
+            return const { lvl(DOB, "exact_placeholder") };
         }
         if a.year == b.year {
-            return lvl(DOB, "year_only_same_year");
+            return const { lvl(DOB, "year_only_same_year") };
         }
-        return lvl(DOB, "mismatch");
+        return const { lvl(DOB, "mismatch") };
     }
     if a == b {
-        return lvl(DOB, "exact");
+        return const { lvl(DOB, "exact") };
     }
     if a.year == b.year && a.month == b.day && a.day == b.month {
-        return lvl(DOB, "day_month_swap");
+        return const { lvl(DOB, "day_month_swap") };
     }
     if one_typo_digits(&date_digits(&a), &date_digits(&b)) {
-        return lvl(DOB, "one_digit_typo");
+        return const { lvl(DOB, "one_digit_typo") };
     }
     if a.year == b.year && a.month == b.month {
-        return lvl(DOB, "year_month");
+        return const { lvl(DOB, "year_month") };
     }
     if a.year.abs_diff(b.year) == 1 && a.month == b.month && a.day == b.day {
-        return lvl(DOB, "plus_minus_1_year");
+        return const { lvl(DOB, "plus_minus_1_year") };
     }
-    lvl(DOB, "mismatch")
+    const { lvl(DOB, "mismatch") }
 }
 
 fn date_digits(d: &PartialDate) -> [u8; 8] {
@@ -291,13 +337,15 @@ fn id_level(field: usize, a: &str, b: &str) -> u8 {
     if a.is_empty() || b.is_empty() {
         return 0;
     }
+    // every identifier field is [null, exact, (one_typo,) disagree]; a test checks it
+    let n = FIELDS[field].levels.len() as u8;
     if a == b {
-        return lvl(field, "exact");
+        return 1;
     }
-    if FIELDS[field].levels.contains(&"one_typo") && one_typo(a, b) {
-        return lvl(field, "one_typo");
+    if n == 4 && one_typo(a, b) {
+        return 2;
     }
-    lvl(field, "disagree")
+    n - 1
 }
 
 fn passport_level(a: &Prepared, b: &Prepared) -> u8 {
@@ -306,15 +354,15 @@ fn passport_level(a: &Prepared, b: &Prepared) -> u8 {
     }
     let same_country = a.passport_country == b.passport_country;
     if same_country && a.passport_number == b.passport_number {
-        return lvl(PASSPORT, "exact");
+        return const { lvl(PASSPORT, "exact") };
     }
     if same_country && one_typo(&a.passport_number, &b.passport_number) {
-        return lvl(PASSPORT, "one_typo");
+        return const { lvl(PASSPORT, "one_typo") };
     }
     if same_country {
-        return lvl(PASSPORT, "same_country_other_number");
+        return const { lvl(PASSPORT, "same_country_other_number") };
     }
-    lvl(PASSPORT, "other_country")
+    const { lvl(PASSPORT, "other_country") }
 }
 
 fn address_level(a: &Prepared, b: &Prepared) -> u8 {
@@ -334,18 +382,18 @@ fn address_level(a: &Prepared, b: &Prepared) -> u8 {
             || a.street_number == b.street_number);
     let place = eq(&a.postcode, &b.postcode) || eq(&a.locality, &b.locality);
     if street && place {
-        return lvl(ADDRESS, "street_and_place");
+        return const { lvl(ADDRESS, "street_and_place") };
     }
     if eq(&a.postcode, &b.postcode) && eq(&a.locality, &b.locality) {
-        return lvl(ADDRESS, "postcode_and_locality");
+        return const { lvl(ADDRESS, "postcode_and_locality") };
     }
     if place {
-        return lvl(ADDRESS, "locality_or_postcode");
+        return const { lvl(ADDRESS, "locality_or_postcode") };
     }
     if eq(&a.region, &b.region) {
-        return lvl(ADDRESS, "region_only");
+        return const { lvl(ADDRESS, "region_only") };
     }
-    lvl(ADDRESS, "disagree")
+    const { lvl(ADDRESS, "disagree") }
 }
 
 /// Compares a pair: the comparison vector and the name comparison (kept for explanations).
@@ -359,31 +407,46 @@ pub fn vector(a: &Prepared, b: &Prepared) -> Vector {
 }
 
 fn compare_with(a: &Prepared, b: &Prepared, notes: bool) -> (Vector, NameComparison) {
-    let n = if notes {
-        compare_names(&a.name, &b.name)
-    } else {
-        compare_names_fast(&a.name, &b.name)
-    };
-    let mut v = [0u8; N_FIELDS];
+    if !notes {
+        let mut v = vector_without_names(a, b);
+        let [g, m, f] = name_levels(a, b);
+        (v[GIVEN], v[MIDDLE], v[FAMILY]) = (g, m, f);
+        let n = NameComparison {
+            given: NameAgreement::Missing,
+            middle: NameAgreement::Missing,
+            family: NameAgreement::Missing,
+            swapped: false,
+            similarity: 0.0,
+            notes: Vec::new(),
+        };
+        return (v, n);
+    }
+    let n = compare_names(&a.name, &b.name);
+    let mut v = vector_without_names(a, b);
     v[GIVEN] = name_level(GIVEN, n.given, n.swapped);
     v[MIDDLE] = name_level(MIDDLE, n.middle, false);
     v[FAMILY] = name_level(FAMILY, n.family, n.swapped);
+    (v, n)
+}
+
+/// The comparison vector with the name fields left null: every field that is cheap to compare
+/// (no name alignment). Scoring bounds the name fields' weight before paying for them.
+pub fn vector_without_names(a: &Prepared, b: &Prepared) -> Vector {
+    let mut v = [0u8; N_FIELDS];
     v[DOB] = dob_level(a.dob, b.dob);
     v[SEX] = match (a.sex, b.sex) {
-        (Some(x), Some(y)) => lvl(SEX, if x == y { "agree" } else { "disagree" }),
+        (Some(x), Some(y)) if x == y => const { lvl(SEX, "agree") },
+        (Some(_), Some(_)) => const { lvl(SEX, "disagree") },
         _ => 0,
     };
     v[COUNTRY] = if a.country_of_birth.is_empty() || b.country_of_birth.is_empty() {
         0
     } else {
-        lvl(
-            COUNTRY,
-            if a.country_of_birth == b.country_of_birth {
-                "agree"
-            } else {
-                "disagree"
-            },
-        )
+        if a.country_of_birth == b.country_of_birth {
+            const { lvl(COUNTRY, "agree") }
+        } else {
+            const { lvl(COUNTRY, "disagree") }
+        }
     };
     v[A_NUMBER] = id_level(A_NUMBER, &a.a_number, &b.a_number);
     v[FBI] = id_level(FBI, &a.fbi_number, &b.fbi_number);
@@ -394,7 +457,17 @@ fn compare_with(a: &Prepared, b: &Prepared, notes: bool) -> (Vector, NameCompari
     v[NATIONAL_ID] = id_level(NATIONAL_ID, &a.national_id, &b.national_id);
     v[OTHER_ID] = id_level(OTHER_ID, &a.other_id, &b.other_id);
     v[ADDRESS] = address_level(a, b);
-    (v, n)
+    v
+}
+
+/// The name fields' levels (given, middle, family) of a pair.
+pub fn name_levels(a: &Prepared, b: &Prepared) -> [u8; 3] {
+    let (given, middle, family, swapped) = compare_levels(&a.name, &b.name);
+    [
+        name_level(GIVEN, given, swapped),
+        name_level(MIDDLE, middle, false),
+        name_level(FAMILY, family, swapped),
+    ]
 }
 
 /// The two values a field compared, for explanations.
@@ -546,6 +619,28 @@ mod tests {
 
     #[test]
     fn every_field_has_consistent_tables() {
+        for f in IDENTIFIER_FIELDS.into_iter().filter(|&f| f != PASSPORT) {
+            let l = FIELDS[f].levels;
+            assert_eq!(l[1], "exact");
+            assert_eq!(l[l.len() - 1], "disagree");
+            assert!(l.len() == 3 || l[2] == "one_typo");
+        }
+        assert_eq!(
+            name_level(GIVEN, NameAgreement::Initial, false),
+            lvl(GIVEN, "initial")
+        );
+        assert_eq!(
+            name_level(MIDDLE, NameAgreement::Fuzzy, false),
+            lvl(MIDDLE, "similar")
+        );
+        assert_eq!(
+            name_level(FAMILY, NameAgreement::Initial, false),
+            lvl(FAMILY, "partial")
+        );
+        assert_eq!(
+            name_level(FAMILY, NameAgreement::Disagree, false),
+            lvl(FAMILY, "disagree")
+        );
         for f in &FIELDS {
             assert_eq!(f.levels.len(), f.initial_m.len(), "{}", f.name);
             assert_eq!(f.levels[0], "null");

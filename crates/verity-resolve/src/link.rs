@@ -48,6 +48,21 @@ fn threads() -> usize {
         .clamp(1, 16)
 }
 
+/// Prepares records on all cores, in order.
+pub fn prepare_all(records: &[Record]) -> Vec<Prepared> {
+    let chunk = records.len().div_ceil(threads() * 4).max(1);
+    let parts: Vec<&[Record]> = records.chunks(chunk).collect();
+    crate::model::parallel_map(parts.len(), |k| {
+        parts[k]
+            .iter()
+            .map(Prepared::from_record)
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 /// Candidate pairs sharing at least one blocking key. In dedupe (`right` = None) only i < j.
 pub fn candidate_pairs(
     left: &[Prepared],
@@ -198,14 +213,163 @@ pub fn select(
     keep
 }
 
+/// Candidate pairs scored and selected as [`score_pairs`] then [`select`] would (threshold
+/// and/or top-K per left record, ranked by final log2-odds), but the costly name alignment is
+/// paid only for pairs that could still be selected: each pair first gets an upper bound from
+/// its cheap fields ([`Model::final_weight_bound`]); a left record's candidates are visited
+/// best bound first and the visit stops once no remaining bound can reach the threshold or the
+/// current K-th best. Dedupe with top-K takes the exhaustive path.
+pub fn score_and_select(
+    model: &Model,
+    left: &[Prepared],
+    right: Option<&[Prepared]>,
+    pairs: &[Pair],
+    threshold: f64,
+    top: Option<usize>,
+) -> Vec<LinkPair> {
+    let dedupe = right.is_none();
+    if dedupe && top.is_some() {
+        let scores = score_pairs(model, left, right, pairs);
+        return select(pairs, &scores, threshold, top, true);
+    }
+    let other = right.unwrap_or(left);
+    let mut sorted: Vec<Pair>;
+    let pairs = if pairs.windows(2).all(|w| w[0].0 <= w[1].0) {
+        pairs
+    } else {
+        sorted = pairs.to_vec();
+        sorted.sort_unstable();
+        &sorted[..]
+    };
+    // group boundaries: one group per left record, split into contiguous runs per thread
+    let mut starts: Vec<usize> = Vec::new();
+    for (k, p) in pairs.iter().enumerate() {
+        if k == 0 || pairs[k - 1].0 != p.0 {
+            starts.push(k);
+        }
+    }
+    starts.push(pairs.len());
+    let n_groups = starts.len() - 1;
+    let n_threads = threads();
+    let per = n_groups.div_ceil(n_threads * 8).max(1);
+    let tasks: Vec<(usize, usize)> = (0..n_groups)
+        .step_by(per)
+        .map(|g| (starts[g], starts[(g + per).min(n_groups)]))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, Vec<LinkPair>)> = Vec::new();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n_threads.min(tasks.len()).max(1))
+            .map(|_| {
+                let (tasks, next) = (&tasks, &next);
+                s.spawn(move || {
+                    let mut done = Vec::new();
+                    let mut scratch = Vec::new();
+                    loop {
+                        let t = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&(from, to)) = tasks.get(t) else {
+                            break;
+                        };
+                        let mut out = Vec::new();
+                        let mut k = from;
+                        while k < to {
+                            let i = pairs[k].0;
+                            let end = k + pairs[k..to].iter().take_while(|p| p.0 == i).count();
+                            select_group(
+                                model,
+                                left,
+                                other,
+                                &pairs[k..end],
+                                threshold,
+                                top,
+                                &mut scratch,
+                                &mut out,
+                            );
+                            k = end;
+                        }
+                        done.push((t, out));
+                    }
+                    done
+                })
+            })
+            .collect();
+        for h in handles {
+            results.extend(h.join().unwrap_or_default());
+        }
+    });
+    results.sort_unstable_by_key(|r| r.0);
+    results.into_iter().flat_map(|r| r.1).collect()
+}
+
+/// One left record's candidates: bound, visit best bound first, score exactly while useful.
+#[allow(clippy::too_many_arguments)]
+fn select_group(
+    model: &Model,
+    left: &[Prepared],
+    other: &[Prepared],
+    group: &[Pair],
+    threshold: f64,
+    top: Option<usize>,
+    scratch: &mut Vec<(f64, u32, crate::compare::Vector)>,
+    out: &mut Vec<LinkPair>,
+) {
+    let Some(a) = group.first().and_then(|p| left.get(p.0 as usize)) else {
+        return;
+    };
+    let i = group[0].0;
+    scratch.clear();
+    for &(_, j) in group {
+        if let Some(b) = other.get(j as usize) {
+            let v = crate::compare::vector_without_names(a, b);
+            scratch.push((model.final_weight_bound(a, b, &v), j, v));
+        }
+    }
+    scratch.sort_unstable_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+    let k = top.unwrap_or(0);
+    // exact (weight, j) of scored candidates, best first
+    let mut best: Vec<(f64, u32)> = Vec::new();
+    for &(bound, j, mut v) in scratch.iter() {
+        let below_threshold = to_probability(bound) < threshold;
+        let below_top =
+            best.len() >= k && best.get(k.wrapping_sub(1)).is_none_or(|&(w, _)| bound < w);
+        if below_threshold && below_top {
+            break;
+        }
+        let b = &other[j as usize];
+        let names = crate::compare::name_levels(a, b);
+        v[crate::compare::GIVEN] = names[0];
+        v[crate::compare::MIDDLE] = names[1];
+        v[crate::compare::FAMILY] = names[2];
+        let w = model.final_weight_of(a, b, &v);
+        let pos = best
+            .iter()
+            .position(|&(bw, bj)| w > bw || (w == bw && j < bj))
+            .unwrap_or(best.len());
+        best.insert(pos, (w, j));
+    }
+    for (rank, &(w, j)) in best.iter().enumerate() {
+        let p = to_probability(w);
+        if p >= threshold || rank < k {
+            out.push(LinkPair {
+                left: i,
+                right: j,
+                probability: p,
+            });
+        }
+    }
+}
+
+fn to_probability(log2_odds: f64) -> f64 {
+    1.0 / (1.0 + (-log2_odds * std::f64::consts::LN_2).exp())
+}
+
 /// Links `left` to `right`, or dedupes `left` when `right` is None.
 pub fn link(left: &[Record], right: Option<&[Record]>, opts: &LinkOptions) -> LinkResult {
-    let lp: Vec<Prepared> = left.iter().map(Prepared::from_record).collect();
-    let rp: Option<Vec<Prepared>> = right.map(|r| r.iter().map(Prepared::from_record).collect());
+    let lp = prepare_all(left);
+    let rp: Option<Vec<Prepared>> = right.map(prepare_all);
     let pairs = candidate_pairs(&lp, rp.as_deref(), opts.max_bucket);
     let model = Model::train(&lp, rp.as_deref(), &pairs, &opts.train);
-    let scores = score_pairs(&model, &lp, rp.as_deref(), &pairs);
-    let selected = select(&pairs, &scores, opts.threshold, opts.top, right.is_none());
+    let selected = score_and_select(&model, &lp, rp.as_deref(), &pairs, opts.threshold, opts.top);
     LinkResult {
         pairs: selected,
         model,
@@ -267,6 +431,45 @@ mod tests {
         let c3 = clusters(&ids3, &[(0, 1), (2, 3)]);
         assert_eq!(&c3[..4], &c[..]);
         assert_eq!(c3[4], "r0");
+    }
+
+    #[test]
+    fn pruned_selection_equals_exhaustive_selection() {
+        use crate::bench::{generate, BenchConfig};
+        let w = generate(&BenchConfig {
+            identities: 300,
+            probes: 80,
+            seed: 4,
+            hard_negative_share: 0.35,
+        });
+        let g: Vec<Prepared> = w.gallery.iter().map(Prepared::from_record).collect();
+        let p: Vec<Prepared> = w.probes.iter().map(Prepared::from_record).collect();
+        let key = |v: Vec<LinkPair>| {
+            let mut k: Vec<(u32, u32, u64)> = v
+                .iter()
+                .map(|x| (x.left, x.right, (x.probability * 1e9) as u64))
+                .collect();
+            k.sort_unstable();
+            k
+        };
+        for (right, dedupe) in [(Some(&g[..]), false), (None, true)] {
+            let left = if dedupe { &g[..] } else { &p[..] };
+            let pairs = candidate_pairs(left, right, 2000);
+            let model = Model::train(left, right, &pairs, &TrainOptions::default());
+            let scores = score_pairs(&model, left, right, &pairs);
+            let tops: &[Option<usize>] = if dedupe {
+                &[None]
+            } else {
+                &[None, Some(1), Some(3)]
+            };
+            for &top in tops {
+                for threshold in [0.0, 0.5, 1.0] {
+                    let fast = score_and_select(&model, left, right, &pairs, threshold, top);
+                    let slow = select(&pairs, &scores, threshold, top, dedupe);
+                    assert_eq!(key(fast), key(slow), "top {top:?} threshold {threshold}");
+                }
+            }
+        }
     }
 
     #[test]

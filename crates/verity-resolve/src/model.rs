@@ -159,6 +159,9 @@ pub struct Scored {
 pub struct TrainOptions {
     pub seed: u64,
     pub u_sample_pairs: usize,
+    /// Of the random pairs, how many also get the (costly) name alignment; name fields' u come
+    /// from these, every other field's u from all `u_sample_pairs`.
+    pub u_name_sample_pairs: usize,
     pub max_em_iterations: usize,
     /// Candidate pairs used by EM at most (an evenly spaced subset beyond this).
     pub max_em_pairs: usize,
@@ -169,8 +172,9 @@ impl Default for TrainOptions {
         TrainOptions {
             seed: 1,
             u_sample_pairs: 150_000,
+            u_name_sample_pairs: 10_000,
             max_em_iterations: 30,
-            max_em_pairs: 400_000,
+            max_em_pairs: 20_000,
         }
     }
 }
@@ -203,6 +207,126 @@ fn frequencies<'a>(values: impl Iterator<Item = &'a str>) -> (BTreeMap<String, f
         counts.into_iter().map(|(k, c)| (k, c as f64 / t)).collect(),
         total,
     )
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum TfKind {
+    None,
+    Full,
+    Bounded,
+    AtMostCommon,
+}
+
+const fn label_in(label: &str, set: &[&str]) -> bool {
+    let mut i = 0;
+    while i < set.len() {
+        if str_eq(label, set[i]) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// How term frequencies adjust each (field, level): by label, computed at compile time.
+const TF_KIND: [[TfKind; 16]; N_FIELDS] = {
+    let mut t = [[TfKind::None; 16]; N_FIELDS];
+    let tf_fields = [compare::GIVEN, compare::FAMILY, compare::COUNTRY];
+    let mut k = 0;
+    while k < tf_fields.len() {
+        let f = tf_fields[k];
+        let levels = FIELDS[f].levels;
+        let mut l = 1;
+        while l < levels.len() {
+            let label = levels[l];
+            t[f][l] = if f == compare::COUNTRY && str_eq(label, "agree") {
+                TfKind::Bounded
+            } else if label_in(label, &["exact", "agree"]) {
+                TfKind::Full
+            } else if label_in(label, &["equivalent", "phonetic", "fuzzy", "swapped"]) {
+                TfKind::AtMostCommon
+            } else {
+                TfKind::None
+            };
+            l += 1;
+        }
+        k += 1;
+    }
+    t
+};
+
+/// Levels at which given (row 0) and family (row 1) names count as agreeing.
+const NAME_AGREES: [[bool; 16]; 2] = {
+    let mut t = [[false; 16]; 2];
+    let given = ["exact", "equivalent", "phonetic", "fuzzy", "swapped"];
+    let family = [
+        "exact",
+        "equivalent",
+        "phonetic",
+        "fuzzy",
+        "partial",
+        "swapped",
+    ];
+    let mut l = 0;
+    while l < FIELDS[compare::GIVEN].levels.len() {
+        t[0][l] = label_in(FIELDS[compare::GIVEN].levels[l], &given);
+        l += 1;
+    }
+    let mut l = 0;
+    while l < FIELDS[compare::FAMILY].levels.len() {
+        t[1][l] = label_in(FIELDS[compare::FAMILY].levels[l], &family);
+        l += 1;
+    }
+    t
+};
+
+/// Levels at which an identifier field agrees (exact or one typo).
+const ID_AGREES: [[bool; 16]; N_FIELDS] = {
+    let mut t = [[false; 16]; N_FIELDS];
+    let mut k = 0;
+    while k < compare::IDENTIFIER_FIELDS.len() {
+        let f = compare::IDENTIFIER_FIELDS[k];
+        let mut l = 0;
+        while l < FIELDS[f].levels.len() {
+            t[f][l] = label_in(FIELDS[f].levels[l], &["exact", "one_typo"]);
+            l += 1;
+        }
+        k += 1;
+    }
+    t
+};
+
+/// Whether the name alignment could call the given names "exact": only when the given units
+/// are equal, or when the sides hold different numbers of given units (the alignment may then
+/// move units between given and middle). Level 1 is "exact" for every name field.
+fn given_exact_possible(a: &Prepared, b: &Prepared) -> bool {
+    a.name.given == b.name.given || a.name.given.len() != b.name.given.len()
+}
+
+/// As [`given_exact_possible`] for family names: the alignment may move one side's middle
+/// units into its family part when the other side has no middle name.
+fn family_exact_possible(a: &Prepared, b: &Prepared) -> bool {
+    let may_move = |x: &Prepared, y: &Prepared| {
+        !x.name.middle.is_empty()
+            && y.name.middle.is_empty()
+            && y.name.family.len() == x.name.middle.len() + x.name.family.len()
+    };
+    a.name.family == b.name.family || may_move(a, b) || may_move(b, a)
 }
 
 /// Indices of candidate pairs: (left index, right index). In dedupe both index one list.
@@ -247,6 +371,7 @@ impl Model {
         if !left.is_empty() && !other.is_empty() && (right.is_some() || left.len() > 1) {
             let n = opts.u_sample_pairs.min(total_pairs as usize).max(1);
             let per_chunk = n.div_ceil(CHUNKS);
+            let per_chunk_names = opts.u_name_sample_pairs.min(n).div_ceil(CHUNKS);
             let results: Vec<(Vec<Vec<f64>>, usize, usize, usize)> = parallel_map(CHUNKS, |k| {
                 let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
                     opts.seed.wrapping_mul(1_000_003).wrapping_add(k as u64),
@@ -261,7 +386,11 @@ impl Model {
                     if right.is_none() && i == j {
                         continue;
                     }
-                    let v = compare::vector(&left[i], &other[j]);
+                    let v = if done < per_chunk_names {
+                        compare::vector(&left[i], &other[j])
+                    } else {
+                        compare::vector_without_names(&left[i], &other[j])
+                    };
                     if let (Some(x), Some(y)) = (left[i].dob, other[j].dob) {
                         dp += 1;
                         sy += usize::from(x.year == y.year);
@@ -532,46 +661,40 @@ impl Model {
         if level == 0 || a.is_empty() {
             return 0.0;
         }
-        let label = FIELDS[f].levels[level as usize];
-        let unseen = self.term_frequencies.unseen;
+        let fa = Self::freq(map, a, self.term_frequencies.unseen).max(Self::freq(
+            map,
+            b,
+            self.term_frequencies.unseen,
+        ));
+        self.tf_adjustment_with(f, level, fa)
+    }
+
+    /// [`Self::tf_adjustment`] once the value's frequency `fa` is known (the larger of both sides).
+    fn tf_adjustment_with(&self, f: usize, level: u8, fa: f64) -> f64 {
         let Some(exact) = self.fields.get(f).and_then(|fp| fp.levels.get(1)) else {
             return 0.0;
         };
-        let fa = Self::freq(map, a, unseen).max(Self::freq(map, b, unseen));
         let tf_exact_weight = (exact.m.max(1e-12) / fa).log2();
         let base = self.weight(f, level);
-        match label {
+        match TF_KIND[f][level as usize] {
             // a rare country says little more than a common one: bound its adjustment
-            "agree" if f == compare::COUNTRY => (tf_exact_weight - base).clamp(-1.0, 1.0),
-            "exact" | "agree" => tf_exact_weight - base,
+            TfKind::Bounded => (tf_exact_weight - base).clamp(-1.0, 1.0),
+            TfKind::Full => tf_exact_weight - base,
             // variants of a common name are no stronger than the common name itself
-            "equivalent" | "phonetic" | "fuzzy" | "swapped" => (tf_exact_weight - base).min(0.0),
-            _ => 0.0,
+            TfKind::AtMostCommon => (tf_exact_weight - base).min(0.0),
+            TfKind::None => 0.0,
         }
     }
 
     fn names_agree(v: &Vector) -> bool {
-        let agree = |f: usize, ok: &[&str]| ok.contains(&FIELDS[f].levels[v[f] as usize]);
-        agree(
-            compare::GIVEN,
-            &["exact", "equivalent", "phonetic", "fuzzy", "swapped"],
-        ) && agree(
-            compare::FAMILY,
-            &[
-                "exact",
-                "equivalent",
-                "phonetic",
-                "fuzzy",
-                "partial",
-                "swapped",
-            ],
-        )
+        NAME_AGREES[0][v[compare::GIVEN] as usize & 15]
+            && NAME_AGREES[1][v[compare::FAMILY] as usize & 15]
     }
 
     fn identifier_agrees(v: &Vector) -> bool {
         compare::IDENTIFIER_FIELDS
             .iter()
-            .any(|&f| matches!(FIELDS[f].levels[v[f] as usize], "exact" | "one_typo"))
+            .any(|&f| ID_AGREES[f][v[f] as usize & 15])
     }
 
     /// Expected number of other people in the reference population who share the given and
@@ -634,6 +757,81 @@ impl Model {
         } else {
             (compare::vector(a, b), false)
         };
+        self.evaluate_vector(a, b, &v, swapped, explain)
+    }
+
+    /// Final log2-odds of a pair whose comparison vector is already known.
+    pub fn final_weight_of(&self, a: &Prepared, b: &Prepared, v: &Vector) -> f64 {
+        self.evaluate_vector(a, b, v, false, false).1
+    }
+
+    /// An upper bound on [`Self::final_weight`] of a pair from its cheap fields alone (`v` from
+    /// [`compare::vector_without_names`]): each name field counts at its best possible level.
+    /// Calibration is monotone and the safety cap only lowers, so the bound holds after both.
+    /// Batch scoring skips the name alignment of pairs whose bound cannot reach the output.
+    pub fn final_weight_bound(&self, a: &Prepared, b: &Prepared, v: &Vector) -> f64 {
+        if let Calibration::Platt { a: slope, .. } = self.calibration {
+            if slope.is_nan() || slope <= 0.0 {
+                return f64::INFINITY;
+            }
+        }
+        let mut raw = self.prior_log2_odds;
+        for (f, &level) in v.iter().enumerate() {
+            match f {
+                compare::GIVEN | compare::MIDDLE | compare::FAMILY => {
+                    let (va, vb) = match f {
+                        compare::GIVEN => (a.given.as_str(), b.given.as_str()),
+                        compare::FAMILY => (a.family.as_str(), b.family.as_str()),
+                        _ => ("", ""),
+                    };
+                    let levels = FIELDS[f].levels.len() as u8;
+                    let exact_possible = match f {
+                        compare::GIVEN => given_exact_possible(a, b),
+                        compare::FAMILY => family_exact_possible(a, b),
+                        _ => true,
+                    };
+                    let fa = if va.is_empty() {
+                        0.0
+                    } else {
+                        let map = if f == compare::GIVEN {
+                            &self.cache.given
+                        } else {
+                            &self.cache.family
+                        };
+                        let u = self.term_frequencies.unseen;
+                        Self::freq(map, va, u).max(Self::freq(map, vb, u))
+                    };
+                    raw += (1..levels)
+                        .filter(|&l| exact_possible || l != 1)
+                        .map(|l| {
+                            let tf = if va.is_empty() || f == compare::MIDDLE {
+                                0.0
+                            } else {
+                                self.tf_adjustment_with(f, l, fa)
+                            };
+                            self.weight(f, l) + tf
+                        })
+                        .fold(0.0f64, f64::max);
+                }
+                compare::COUNTRY => {
+                    raw += self.weight(f, level)
+                        + self.tf_adjustment(f, level, &a.country_of_birth, &b.country_of_birth)
+                }
+                _ => raw += self.weight(f, level),
+            }
+        }
+        self.calibrate(raw)
+    }
+
+    fn evaluate_vector(
+        &self,
+        a: &Prepared,
+        b: &Prepared,
+        v: &Vector,
+        swapped: bool,
+        explain: bool,
+    ) -> (f64, f64, Vec<FieldWeight>) {
+        let v = *v;
         let names_agree = Self::names_agree(&v);
         let mut out = Vec::new();
         let mut raw = self.prior_log2_odds;
@@ -816,7 +1014,7 @@ impl Model {
 }
 
 /// Runs `f(0..n)` on up to `available_parallelism` threads; results in index order.
-fn parallel_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+pub(crate) fn parallel_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .clamp(1, n.max(1));

@@ -71,6 +71,15 @@ pub fn compare_names_fast(a: &ParsedName, b: &ParsedName) -> NameComparison {
     fallback::compare(a, b, false)
 }
 
+/// The levels of [`compare_names_fast`]: given, middle, family, swapped.
+pub fn compare_levels(
+    a: &ParsedName,
+    b: &ParsedName,
+) -> (NameAgreement, NameAgreement, NameAgreement, bool) {
+    let n = compare_names_fast(a, b);
+    (n.given, n.middle, n.family, n.swapped)
+}
+
 /// American Soundex of the first token (blocking key and phonetic agreement).
 pub fn phonetic(token: &str) -> String {
     let mut out = String::with_capacity(4);

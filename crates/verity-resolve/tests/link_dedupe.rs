@@ -20,6 +20,7 @@ fn dedupe_finds_re_encounters_and_clusters_them() {
         train: TrainOptions {
             seed: 3,
             u_sample_pairs: 20_000,
+            u_name_sample_pairs: 20_000,
             max_em_iterations: 30,
             max_em_pairs: 400_000,
         },

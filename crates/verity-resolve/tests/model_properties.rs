@@ -42,6 +42,7 @@ fn trained(extra: &[Identity]) -> (Model, Vec<Prepared>, Vec<Prepared>) {
         &TrainOptions {
             seed: 9,
             u_sample_pairs: 20_000,
+            u_name_sample_pairs: 20_000,
             max_em_iterations: 30,
             max_em_pairs: 400_000,
         },
@@ -91,6 +92,7 @@ fn training_is_deterministic_and_json_round_trips() {
             &TrainOptions {
                 seed: 10,
                 u_sample_pairs: 20_000,
+                u_name_sample_pairs: 20_000,
                 max_em_iterations: 30,
                 max_em_pairs: 400_000,
             },
@@ -197,6 +199,7 @@ fn generated_hard_negatives_stay_below_half() {
         &TrainOptions {
             seed: 1,
             u_sample_pairs: 20_000,
+            u_name_sample_pairs: 20_000,
             max_em_iterations: 30,
             max_em_pairs: 400_000,
         },

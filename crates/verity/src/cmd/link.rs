@@ -109,10 +109,8 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
         },
         ..LinkOptions::default()
     };
-    let lp: Vec<Prepared> = left.iter().map(Prepared::from_record).collect();
-    let rp: Option<Vec<Prepared>> = right
-        .as_ref()
-        .map(|r| r.iter().map(Prepared::from_record).collect());
+    let lp: Vec<Prepared> = link::prepare_all(&left);
+    let rp: Option<Vec<Prepared>> = right.as_deref().map(link::prepare_all);
     let pairs = link::candidate_pairs(&lp, rp.as_deref(), opts.max_bucket);
     let model = match &args.model {
         Some(p) => Model::load(p)?,
@@ -121,8 +119,7 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
     if let Some(p) = &args.model_out {
         model.save(p)?;
     }
-    let scores = link::score_pairs(&model, &lp, rp.as_deref(), &pairs);
-    let kept = link::select(&pairs, &scores, opts.threshold, opts.top, right.is_none());
+    let kept = link::score_and_select(&model, &lp, rp.as_deref(), &pairs, opts.threshold, opts.top);
     let right_records = right.as_deref().unwrap_or(&left);
     let mut w = csv::Writer::from_path(&args.out)
         .with_context(|| format!("writing {}", args.out.display()))?;
