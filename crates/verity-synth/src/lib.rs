@@ -15,6 +15,7 @@
 pub mod agencies;
 pub mod noise;
 pub mod person;
+pub mod queries;
 pub mod tables;
 mod world;
 

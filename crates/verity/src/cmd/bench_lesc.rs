@@ -1,14 +1,479 @@
 //! `verity bench lesc`: LESC answers against ground truth on a generated query set.
+//!
+//! Generates a world in memory, builds the engine over it with an in-memory record lookup,
+//! sends every generated query through the JSON intake parser and the engine, and compares
+//! each answer with the generator's truth: automatic share (overall and of routine queries),
+//! wrong persons and wrong statuses among automatic answers by category, citizens answered
+//! with a removable status or an enforcement action (must be zero), and speed.
+use anyhow::Context;
 use clap::Args;
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::time::Instant;
+use verity_model::{Identity, ImmigrationStatus, Ori, SourceRecord};
+use verity_policy::StatusRules;
+use verity_synth::queries::{generate_queries, GeneratedQuery};
+use verity_workflow::lesc::engine::{Engine, QueryInput, RecordLookup};
+use verity_workflow::lesc::{IntendedAction, LescPolicy};
 
 #[derive(Args)]
 pub struct LescBenchArgs {
     /// People in the generated world.
     #[arg(long, default_value_t = 20_000)]
     pub people: u64,
+    /// Queries to generate and answer.
+    #[arg(long, default_value_t = 2_000)]
+    pub queries: usize,
+    /// World seed (the query set uses seed + 1).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Records by id and by strong identifier, in memory.
+struct MemoryLookup {
+    by_id: HashMap<String, SourceRecord>,
+    by_identifier: HashMap<(char, String), Vec<String>>,
+}
+
+fn identifier_keys(identity: &Identity) -> Vec<(char, String)> {
+    let ids = &identity.ids;
+    let mut k = Vec::new();
+    if let Some(a) = &ids.a_number {
+        k.push(('a', a.as_str().to_string()));
+    }
+    if let Some(f) = &ids.fin {
+        k.push(('n', f.as_str().to_string()));
+    }
+    if let Some(b) = &ids.fbi_number {
+        k.push(('b', b.as_str().to_string()));
+    }
+    if let Some(s) = &ids.ssn {
+        k.push(('s', s.as_str().to_string()));
+    }
+    if let Some(p) = &ids.passport {
+        k.push(('p', p.to_string()));
+    }
+    k
+}
+
+impl MemoryLookup {
+    fn new(records: Vec<SourceRecord>) -> Self {
+        let mut by_identifier: HashMap<(char, String), Vec<String>> = HashMap::new();
+        for r in &records {
+            for k in identifier_keys(&r.identity) {
+                by_identifier
+                    .entry(k)
+                    .or_default()
+                    .push(r.record_id.clone());
+            }
+        }
+        MemoryLookup {
+            by_id: records
+                .into_iter()
+                .map(|r| (r.record_id.clone(), r))
+                .collect(),
+            by_identifier,
+        }
+    }
+}
+
+impl RecordLookup for MemoryLookup {
+    type Error = Infallible;
+    async fn records(&self, record_ids: &[String]) -> Result<Vec<SourceRecord>, Infallible> {
+        Ok(record_ids
+            .iter()
+            .filter_map(|id| self.by_id.get(id).cloned())
+            .collect())
+    }
+    async fn records_sharing_identifiers(
+        &self,
+        identity: &Identity,
+    ) -> Result<Vec<SourceRecord>, Infallible> {
+        let mut out: Vec<SourceRecord> = Vec::new();
+        for k in identifier_keys(identity) {
+            for id in self.by_identifier.get(&k).into_iter().flatten() {
+                if let Some(r) = self.by_id.get(id) {
+                    out.push(r.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One thread's share of the world: records, and (record id, person id) pairs.
+type WorldPart = (Vec<SourceRecord>, Vec<(String, String)>);
+
+#[derive(Default)]
+struct Tally {
+    queries: usize,
+    routine: usize,
+    routine_auto: usize,
+    automatic: usize,
+    wrong_person: usize,
+    wrong_status: usize,
+    safe_citizen_answer: usize,
+    citizen_harm: usize,
+    citizen_harm_review: usize,
+    review: usize,
+}
+
+fn routine_statuses() -> anyhow::Result<Vec<ImmigrationStatus>> {
+    let v: toml::Value = toml::from_str(verity_policy::status::EMBEDDED_STATUS_RULES)
+        .context("status-rules.toml")?;
+    Ok(v.get("routine")
+        .and_then(|r| r.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str())
+                .filter_map(|s| ImmigrationStatus::parse(s).ok())
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
-    let _ = args.people;
-    anyhow::bail!("the LESC benchmark is not built yet")
+    let today = verity_synth::person::today();
+    let rules = StatusRules::embedded().context("status rules")?;
+    let policy = LescPolicy::embedded().context("LESC policy")?;
+    let routine = routine_statuses()?;
+
+    // The world, in memory, generated in parallel chunks (each person is a pure function).
+    let t0 = Instant::now();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let people = args.people;
+    let per = people.div_ceil(threads as u64).max(1);
+    let parts: Vec<WorldPart> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads as u64)
+            .map(|t| {
+                s.spawn(move || {
+                    let mut recs = Vec::new();
+                    let mut owner = Vec::new();
+                    for i in (t * per)..((t + 1) * per).min(people) {
+                        let (truth, records) = verity_synth::generate_person(args.seed, i);
+                        for r in records {
+                            owner.push((r.record_id.clone(), truth.person_id.clone()));
+                            recs.push(r);
+                        }
+                    }
+                    (recs, owner)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut records = Vec::new();
+    let mut person_of: HashMap<String, String> = HashMap::new();
+    for (r, o) in parts {
+        records.extend(r);
+        person_of.extend(o);
+    }
+    let generated = t0.elapsed().as_secs_f64();
+
+    let t1 = Instant::now();
+    let engine = Engine::build(
+        records
+            .iter()
+            .map(|r| (r.record_id.clone(), r.identity.clone())),
+        None,
+        rules,
+        policy.clone(),
+    )
+    .context("building the engine")?;
+    let built = t1.elapsed().as_secs_f64();
+    let n_records = records.len();
+    let lookup = MemoryLookup::new(records);
+
+    let queries: Vec<GeneratedQuery> =
+        generate_queries(args.seed, people, args.queries, args.seed.wrapping_add(1));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .context("runtime")?;
+
+    let mut by_cat: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut latencies = Vec::with_capacity(queries.len());
+    let mut parse_errors = 0usize;
+    let mut routine_by_identifier: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    let mut runner_ups: BTreeMap<String, usize> = BTreeMap::new();
+    let mut split: BTreeMap<String, usize> = BTreeMap::new();
+    let mut routine_reviews: BTreeMap<String, usize> = BTreeMap::new();
+    let mut examples: Vec<String> = Vec::new();
+    let t2 = Instant::now();
+    for q in &queries {
+        let body = serde_json::to_vec(&q.body)?;
+        let ori =
+            Ori::parse(&q.ori).map_err(|e| anyhow::anyhow!("ori {}: {}", q.ori, e.problem))?;
+        let start = Instant::now();
+        let iaq = match verity_workflow::lesc::intake::parse_json(&body, &ori, today) {
+            Ok(i) => i,
+            Err(e) => {
+                parse_errors += 1;
+                if examples.len() < 5 {
+                    examples.push(format!("parse error {:?}: {body:?}", e));
+                }
+                continue;
+            }
+        };
+        let input = QueryInput {
+            iaq: &iaq,
+            biometric_fin: None,
+            today,
+        };
+        let processed = match rt.block_on(engine.process(&input, &lookup)) {
+            Ok(p) => p,
+            Err(never) => match never {},
+        };
+        latencies.push(start.elapsed().as_secs_f64() * 1000.0);
+
+        let d = &processed.decision;
+        let t = &q.truth;
+        let status = d.determination.status;
+        let tally = by_cat.entry(t.category.clone()).or_default();
+        tally.queries += 1;
+        let claim = t.category == "citizenship_claim";
+        let has_identifier = q.body.get("a_number").is_some() || q.body.get("fbi_number").is_some();
+        let is_routine = !claim
+            && !t.citizen
+            && routine.contains(&t.status)
+            && (!policy.removable_statuses.contains(&t.status)
+                || !policy.removable_needs_identifier
+                || has_identifier);
+        if is_routine && !d.automatic {
+            for c in processed
+                .candidates
+                .iter()
+                .skip(1)
+                .filter(|c| c.probability >= policy.plausible_min)
+            {
+                let same = c
+                    .records
+                    .iter()
+                    .any(|r| person_of.get(&r.record_id) == t.person_id.as_ref());
+                let key = if same { "same person" } else { "other person" };
+                *runner_ups.entry(key.to_string()).or_default() += 1;
+            }
+            let top_same = processed.candidates.first().is_some_and(|c| {
+                c.records
+                    .iter()
+                    .any(|r| person_of.get(&r.record_id) == t.person_id.as_ref())
+            });
+            *runner_ups
+                .entry(format!("top is true person: {top_same}"))
+                .or_default() += 1;
+        }
+        if is_routine {
+            let key = if has_identifier {
+                "with an identifier"
+            } else {
+                "name and birth date only"
+            };
+            let e = routine_by_identifier.entry(key).or_insert((0, 0));
+            e.0 += usize::from(d.automatic);
+            e.1 += 1;
+            tally.routine += 1;
+            tally.routine_auto += usize::from(d.automatic);
+            if !d.automatic {
+                for r in &d.reviews {
+                    let name = serde_json::to_value(r)
+                        .ok()
+                        .and_then(|v| v.get("reason").and_then(|x| x.as_str()).map(String::from))
+                        .unwrap_or_default();
+                    *routine_reviews.entry(name).or_default() += 1;
+                }
+            }
+        }
+        // Harm to a citizen: a removable status or an enforcement action, answered or proposed.
+        let action = IntendedAction::for_status(status, &policy);
+        if t.citizen
+            && (policy.removable_statuses.contains(&status)
+                || action == IntendedAction::FieldOfficeReview)
+        {
+            if d.automatic {
+                tally.citizen_harm += 1;
+            } else {
+                tally.citizen_harm_review += 1;
+            }
+            if examples.len() < 12 {
+                examples.push(format!(
+                    "CITIZEN HARM {} {:?} -> {status} (automatic: {})",
+                    t.category, t.person_id, d.automatic
+                ));
+            }
+        }
+        // The true person split over several candidates (records not joined).
+        if let Some(pid) = t.person_id.as_deref() {
+            let parts = processed
+                .candidates
+                .iter()
+                .filter(|c| {
+                    c.records
+                        .iter()
+                        .any(|r| person_of.get(&r.record_id).map(String::as_str) == Some(pid))
+                })
+                .count();
+            if parts > 1 {
+                *split.entry(t.category.clone()).or_default() += 1;
+            }
+        }
+        if !d.automatic {
+            tally.review += 1;
+            continue;
+        }
+        tally.automatic += 1;
+        let answered_person = d
+            .chosen
+            .and_then(|i| processed.candidates.get(i))
+            .and_then(|c| {
+                let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+                for r in &c.records {
+                    if let Some(p) = person_of.get(&r.record_id) {
+                        *count.entry(p.as_str()).or_default() += 1;
+                    }
+                }
+                count.into_iter().max_by_key(|(_, n)| *n).map(|(p, _)| p)
+            });
+        if let Some(p) = answered_person {
+            if t.person_id.as_deref() != Some(p) {
+                tally.wrong_person += 1;
+                if examples.len() < 12 {
+                    examples.push(format!(
+                        "wrong person {}: truth {:?} answered {p} ({status})",
+                        t.category, t.person_id
+                    ));
+                }
+            }
+        }
+        let status_ok = if claim {
+            status.is_citizen_or_potential()
+        } else {
+            status == t.status
+        };
+        if !status_ok {
+            tally.wrong_status += 1;
+            if status.is_citizen_or_potential() {
+                tally.safe_citizen_answer += 1;
+            }
+            if examples.len() < 12 {
+                examples.push(format!(
+                    "wrong status {}: truth {} answered {status} ({:?})",
+                    t.category, t.status, t.person_id
+                ));
+            }
+        }
+    }
+    let elapsed = t2.elapsed().as_secs_f64();
+
+    let cpu = verity_model::machine::cpu_model(
+        &std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default(),
+    );
+    println!("machine: {threads} cores, {cpu}");
+    println!(
+        "world: {people} people, {n_records} records (seed {}); generated in {generated:.1} s, engine built (model trained + indexed) in {built:.1} s",
+        args.seed
+    );
+    println!(
+        "queries: {} generated, {} answered, {parse_errors} refused by intake",
+        queries.len(),
+        latencies.len()
+    );
+    println!();
+    println!(
+        "{:<20} {:>7} {:>9} {:>7} {:>13} {:>12} {:>12} {:>11} {:>12} {:>14}",
+        "category",
+        "queries",
+        "automatic",
+        "auto %",
+        "routine auto",
+        "wrong person",
+        "wrong status",
+        "(safe USC)",
+        "citizen harm",
+        "(in review)"
+    );
+    let mut total = Tally::default();
+    for (cat, t) in &by_cat {
+        print_row(cat, t);
+        total.queries += t.queries;
+        total.routine += t.routine;
+        total.routine_auto += t.routine_auto;
+        total.automatic += t.automatic;
+        total.wrong_person += t.wrong_person;
+        total.wrong_status += t.wrong_status;
+        total.safe_citizen_answer += t.safe_citizen_answer;
+        total.citizen_harm += t.citizen_harm;
+        total.citizen_harm_review += t.citizen_harm_review;
+        total.review += t.review;
+    }
+    print_row("ALL", &total);
+    println!();
+    println!(
+        "automatic: {:.1}% of all queries; {:.1}% of routine queries ({} of {}; routine = status in status-rules.toml `routine`, no citizenship claim, and for a removable status an identifier in the query as lesc.toml requires)",
+        pct(total.automatic, total.queries),
+        pct(total.routine_auto, total.routine),
+        total.routine_auto,
+        total.routine
+    );
+    println!("queries whose true person came back split over several candidates: {split:?}");
+    for (k, (a, n)) in &routine_by_identifier {
+        println!(
+            "routine queries, {k}: {a} of {n} automatic ({:.1}%)",
+            pct(*a, *n)
+        );
+    }
+    println!("routine queries in review, plausible runner-ups: {runner_ups:?}");
+    if !routine_reviews.is_empty() {
+        let list: Vec<String> = routine_reviews
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        println!("why routine queries went to review: {}", list.join(", "));
+    }
+    latencies.sort_by(f64::total_cmp);
+    let q = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    println!(
+        "speed: {:.0} queries/s on one core (sequential, parse + resolve + decide); p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        latencies.len() as f64 / elapsed.max(1e-9),
+        q(0.5),
+        q(0.99),
+        latencies.last().copied().unwrap_or(0.0)
+    );
+    if !examples.is_empty() {
+        println!();
+        for e in &examples {
+            println!("  {e}");
+        }
+    }
+    Ok(())
+}
+
+fn pct(a: usize, b: usize) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        100.0 * a as f64 / b as f64
+    }
+}
+
+fn print_row(cat: &str, t: &Tally) {
+    println!(
+        "{:<20} {:>7} {:>9} {:>6.1}% {:>13} {:>12} {:>12} {:>11} {:>12} {:>14}",
+        cat,
+        t.queries,
+        t.automatic,
+        pct(t.automatic, t.queries),
+        format!("{}/{}", t.routine_auto, t.routine),
+        t.wrong_person,
+        t.wrong_status,
+        t.safe_citizen_answer,
+        t.citizen_harm,
+        t.citizen_harm_review
+    );
 }

@@ -1,0 +1,462 @@
+//! The LESC engine on a small synthetic world: mated queries find their person, citizens and
+//! their look-alikes never get a removable answer, a shared (typo'd) A-number never merges two
+//! people, a citizenship claim gets the safe answer, no record is "no record found", and the
+//! same input always gives the same output.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::OnceLock;
+use std::task::{Context, Poll, Waker};
+use verity_model::{ANumber, Identity, ImmigrationStatus, Ori, PersonName, SourceRecord};
+use verity_policy::StatusRules;
+use verity_synth::queries::generate_queries;
+use verity_workflow::lesc::engine::{
+    group_records, Engine, Processed, QueryInput, RecordLookup, StoredResult,
+};
+use verity_workflow::lesc::intake::{parse_json, Iaq};
+use verity_workflow::lesc::{IntendedAction, LescPolicy};
+
+const SEED: u64 = 11;
+const PEOPLE: u64 = 1_500;
+
+/// Polls a future that never waits (the in-memory lookup answers at once).
+fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+struct MemoryLookup {
+    by_id: HashMap<String, SourceRecord>,
+}
+
+fn shares_identifier(a: &Identity, b: &Identity) -> bool {
+    let (x, y) = (&a.ids, &b.ids);
+    (x.a_number.is_some() && x.a_number == y.a_number)
+        || (x.fin.is_some() && x.fin == y.fin)
+        || (x.fbi_number.is_some() && x.fbi_number == y.fbi_number)
+        || (x.ssn.is_some() && x.ssn == y.ssn)
+        || (x.passport.is_some() && x.passport == y.passport)
+}
+
+impl RecordLookup for MemoryLookup {
+    type Error = Infallible;
+    async fn records(&self, ids: &[String]) -> Result<Vec<SourceRecord>, Infallible> {
+        Ok(ids
+            .iter()
+            .filter_map(|i| self.by_id.get(i).cloned())
+            .collect())
+    }
+    async fn records_sharing_identifiers(
+        &self,
+        identity: &Identity,
+    ) -> Result<Vec<SourceRecord>, Infallible> {
+        // A scan is fine for a test world.
+        let mut out: Vec<SourceRecord> = self
+            .by_id
+            .values()
+            .filter(|r| shares_identifier(&r.identity, identity))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.record_id.cmp(&b.record_id));
+        Ok(out)
+    }
+}
+
+struct World {
+    engine: Engine,
+    lookup: MemoryLookup,
+    person_of: HashMap<String, String>,
+    records_of: BTreeMap<String, Vec<SourceRecord>>,
+}
+
+/// Gives the last record (another person's) the A-number of the first record that has one,
+/// as a clerk's typo would. Returns (owner record id, victim record id).
+fn typo_collision(records: &mut [SourceRecord]) -> Option<(String, String)> {
+    let owner = records
+        .iter()
+        .find(|r| r.identity.ids.a_number.is_some())?
+        .clone();
+    let victim = records.last_mut()?;
+    victim.identity.ids.a_number = owner.identity.ids.a_number.clone();
+    Some((owner.record_id, victim.record_id.clone()))
+}
+
+fn world() -> &'static World {
+    static W: OnceLock<World> = OnceLock::new();
+    W.get_or_init(|| {
+        let mut records = Vec::new();
+        let mut person_of = HashMap::new();
+        let mut records_of: BTreeMap<String, Vec<SourceRecord>> = BTreeMap::new();
+        for i in 0..PEOPLE {
+            let (t, rs) = verity_synth::generate_person(SEED, i);
+            for r in rs {
+                person_of.insert(r.record_id.clone(), t.person_id.clone());
+                records_of
+                    .entry(t.person_id.clone())
+                    .or_default()
+                    .push(r.clone());
+                records.push(r);
+            }
+        }
+        let engine = Engine::build(
+            records
+                .iter()
+                .map(|r| (r.record_id.clone(), r.identity.clone())),
+            None,
+            StatusRules::embedded().expect("rules"),
+            LescPolicy::embedded().expect("policy"),
+        )
+        .expect("engine");
+        World {
+            engine,
+            lookup: MemoryLookup {
+                by_id: records
+                    .into_iter()
+                    .map(|r| (r.record_id.clone(), r))
+                    .collect(),
+            },
+            person_of,
+            records_of,
+        }
+    })
+}
+
+fn ori() -> Ori {
+    Ori::parse("MD0030000").expect("ori")
+}
+
+fn iaq(body: &serde_json::Value) -> Iaq {
+    let bytes = serde_json::to_vec(body).expect("json");
+    parse_json(&bytes, &ori(), verity_synth::person::today()).expect("generated query parses")
+}
+
+fn run(engine: &Engine, lookup: &MemoryLookup, iaq: &Iaq) -> Processed {
+    let input = QueryInput {
+        iaq,
+        biometric_fin: None,
+        today: verity_synth::person::today(),
+    };
+    match block_on(engine.process(&input, lookup)) {
+        Ok(p) => p,
+        Err(never) => match never {},
+    }
+}
+
+fn harms_citizen(p: &Processed, policy: &LescPolicy) -> bool {
+    let s = p.decision.determination.status;
+    policy.removable_statuses.contains(&s)
+        || IntendedAction::for_status(s, policy) == IntendedAction::FieldOfficeReview
+}
+
+fn exact_query(t: &verity_synth::PersonTruth, a_number: Option<&ANumber>) -> serde_json::Value {
+    let mut body = serde_json::json!({
+        "message_id": format!("t-{}", t.person_id),
+        "purpose": "C",
+        "name": t.name.last_first().chars().take(30).collect::<String>().trim_end_matches([',', ' ']),
+        "dob": t.dob.format("%Y-%m-%d").to_string(),
+        "sex": t.sex.code(),
+        "in_custody": true,
+    });
+    if let Some(a) = a_number {
+        body["a_number"] = serde_json::json!(a.as_str());
+    }
+    body
+}
+
+#[test]
+fn a_mated_query_with_an_a_number_finds_the_right_person() {
+    let w = world();
+    let mut checked = 0;
+    for i in 0..PEOPLE {
+        let (t, rs) = verity_synth::generate_person(SEED, i);
+        let Some(a) = rs.iter().find_map(|r| r.identity.ids.a_number.clone()) else {
+            continue;
+        };
+        if t.is_citizen() {
+            continue;
+        }
+        let p = run(&w.engine, &w.lookup, &iaq(&exact_query(&t, Some(&a))));
+        let top = p.candidates.first().expect("a candidate");
+        assert!(top.strong_identifier, "{}", t.person_id);
+        assert!(
+            top.probability >= 0.98,
+            "{} {}",
+            t.person_id,
+            top.probability
+        );
+        assert!(
+            top.records
+                .iter()
+                .all(|r| w.person_of.get(&r.record_id) == Some(&t.person_id)),
+            "{}: top candidate holds another person's records",
+            t.person_id
+        );
+        checked += 1;
+        if checked == 25 {
+            break;
+        }
+    }
+    assert_eq!(checked, 25);
+}
+
+#[test]
+fn citizens_and_their_look_alikes_never_get_a_removable_answer() {
+    let w = world();
+    let policy = w.engine.policy();
+    let queries = generate_queries(SEED, PEOPLE, 400, 5);
+    let mut citizens = 0;
+    let mut lookalikes = 0;
+    for q in queries.iter().filter(|q| q.truth.citizen) {
+        let p = run(&w.engine, &w.lookup, &iaq(&q.body));
+        // A review case is a proposal for a specialist; what goes out unreviewed must be safe.
+        assert!(
+            !(p.decision.automatic && harms_citizen(&p, policy)),
+            "citizen {:?} ({}) answered {}",
+            q.truth.person_id,
+            q.truth.category,
+            p.decision.determination.status
+        );
+        citizens += 1;
+        lookalikes += usize::from(q.truth.category == "citizen_lookalike");
+    }
+    assert!(citizens > 50 && lookalikes > 20, "{citizens} {lookalikes}");
+}
+
+#[test]
+fn a_shared_typo_a_number_does_not_merge_two_people() {
+    let w = world();
+    // Two different people's records carrying one A-number (a clerk's typo on the second).
+    let mut pair: Vec<SourceRecord> = Vec::new();
+    let mut first = w
+        .records_of
+        .values()
+        .find(|rs| rs.iter().any(|r| r.identity.ids.a_number.is_some()))
+        .expect("someone with an A-number")
+        .clone();
+    let owner = w.person_of[&first[0].record_id].clone();
+    let family = first[0].identity.name.family.clone();
+    let other = w
+        .records_of
+        .iter()
+        .filter(|(p, _)| **p != owner)
+        .flat_map(|(_, rs)| rs.iter())
+        .find(|r| {
+            r.identity.ids.a_number.is_none()
+                && r.identity.name.family != family
+                && r.identity.dob.map(|d| d.year) != first[0].identity.dob.map(|d| d.year)
+        })
+        .cloned()
+        .expect("someone else");
+    pair.append(&mut first);
+    pair.push(other);
+    let (a_rec, b_rec) = typo_collision(&mut pair).expect("collision made");
+    let groups = group_records(&pair, w.engine.model());
+    let group_of = |id: &str| {
+        let i = pair
+            .iter()
+            .position(|r| r.record_id == id)
+            .expect("present");
+        groups.iter().position(|g| g.contains(&i)).expect("grouped")
+    };
+    assert_ne!(
+        group_of(&a_rec),
+        group_of(&b_rec),
+        "typo'd A-number merged two people"
+    );
+    // The owner's own records that share the A-number still join.
+    let owner_with_a: Vec<&SourceRecord> = pair
+        .iter()
+        .filter(|r| r.record_id != b_rec && r.identity.ids.a_number.is_some())
+        .collect();
+    if owner_with_a.len() > 1 {
+        assert_eq!(
+            group_of(&owner_with_a[0].record_id),
+            group_of(&owner_with_a[1].record_id)
+        );
+    }
+}
+
+#[test]
+fn a_typo_a_number_in_the_store_never_gives_a_citizen_a_removable_answer() {
+    // A citizen's record gets a removable noncitizen's A-number; the citizen is then queried
+    // with that A-number. The removable records must not become the citizen's.
+    let w = world();
+    let policy = w.engine.policy();
+    let today = verity_synth::person::today();
+    let removable = (0..PEOPLE)
+        .map(|i| verity_synth::generate_person(SEED, i))
+        .find(|(t, rs)| {
+            policy.removable_statuses.contains(&t.status)
+                && rs.iter().any(|r| r.identity.ids.a_number.is_some())
+        })
+        .expect("a removable person");
+    let a = removable
+        .1
+        .iter()
+        .find_map(|r| r.identity.ids.a_number.clone())
+        .expect("A-number");
+    let (citizen, mut citizen_records) = (0..PEOPLE)
+        .map(|i| verity_synth::generate_person(SEED, i))
+        .find(|(t, rs)| t.is_citizen() && !rs.is_empty())
+        .expect("a citizen with records");
+    citizen_records[0].identity.ids.a_number = Some(a.clone());
+    let mut lookup = MemoryLookup {
+        by_id: w.lookup.by_id.clone(),
+    };
+    let mut engine = Engine::build(
+        std::iter::empty(),
+        Some(&w.engine.model_json()),
+        StatusRules::embedded().expect("rules"),
+        LescPolicy::embedded().expect("policy"),
+    )
+    .expect("engine");
+    for r in lookup.by_id.values() {
+        engine.insert(&r.record_id, &r.identity);
+    }
+    let changed = citizen_records[0].clone();
+    engine.insert(&changed.record_id, &changed.identity);
+    lookup.by_id.insert(changed.record_id.clone(), changed);
+    let p = run(&engine, &lookup, &iaq(&exact_query(&citizen, Some(&a))));
+    assert!(
+        !(p.decision.automatic && harms_citizen(&p, policy)),
+        "citizen answered {}",
+        p.decision.determination.status
+    );
+    for c in &p.candidates {
+        let owners: std::collections::BTreeSet<_> = c
+            .records
+            .iter()
+            .filter_map(|r| w.person_of.get(&r.record_id))
+            .collect();
+        assert!(owners.len() <= 1, "candidate mixes people: {owners:?}");
+    }
+    let _ = today;
+}
+
+#[test]
+fn a_citizenship_claim_gets_the_safe_answer() {
+    let w = world();
+    let (t, rs) = (0..PEOPLE)
+        .map(|i| verity_synth::generate_person(SEED, i))
+        .find(|(t, rs)| {
+            w.engine.policy().removable_statuses.contains(&t.status)
+                && rs.iter().any(|r| r.identity.ids.a_number.is_some())
+        })
+        .expect("a removable person");
+    let a = rs.iter().find_map(|r| r.identity.ids.a_number.clone());
+    let mut body = exact_query(&t, a.as_ref());
+    body["citizenship_claimed"] = serde_json::json!(true);
+    let p = run(&w.engine, &w.lookup, &iaq(&body));
+    assert_eq!(
+        p.decision.determination.status,
+        ImmigrationStatus::PotentialUsCitizen
+    );
+    assert!(p.decision.citizenship_review);
+    let mut body = exact_query(&t, a.as_ref());
+    body["remarks"] = serde_json::json!("SUBJECT SAYS HE IS A US CITIZEN");
+    let p = run(&w.engine, &w.lookup, &iaq(&body));
+    assert!(p.decision.determination.status.is_citizen_or_potential());
+}
+
+#[test]
+fn no_record_is_no_record_found_never_unlawful() {
+    let w = world();
+    let policy = w.engine.policy();
+    let mut no_record = 0;
+    for k in 0..40 {
+        let (t, _) = verity_synth::generate_person(SEED, PEOPLE + 100 + k);
+        let p = run(&w.engine, &w.lookup, &iaq(&exact_query(&t, None)));
+        let s = p.decision.determination.status;
+        assert!(
+            !(p.decision.automatic && policy.removable_statuses.contains(&s)),
+            "{} -> {s}",
+            t.person_id
+        );
+        no_record += usize::from(s == ImmigrationStatus::NoRecordFound);
+    }
+    assert!(
+        no_record >= 30,
+        "{no_record} of 40 answered no record found"
+    );
+    // An engine with no records at all answers exactly that.
+    let empty = Engine::empty(
+        StatusRules::embedded().expect("rules"),
+        LescPolicy::embedded().expect("policy"),
+    );
+    let (t, _) = verity_synth::generate_person(SEED, 3);
+    let lookup = MemoryLookup {
+        by_id: HashMap::new(),
+    };
+    let p = run(&empty, &lookup, &iaq(&exact_query(&t, None)));
+    assert_eq!(
+        p.decision.determination.status,
+        ImmigrationStatus::NoRecordFound
+    );
+    assert!(p.decision.automatic && p.candidates.is_empty());
+}
+
+#[test]
+fn same_input_same_output_and_the_stored_form_round_trips() {
+    let w = world();
+    for q in generate_queries(SEED, PEOPLE, 30, 8) {
+        let iaq = iaq(&q.body);
+        let a = run(&w.engine, &w.lookup, &iaq).to_stored();
+        let b = run(&w.engine, &w.lookup, &iaq).to_stored();
+        assert_eq!(a, b);
+        let json = serde_json::to_string(&a).expect("serialize");
+        let back: StoredResult = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, a);
+    }
+    // The same records give the same model.
+    let small: Vec<(String, Identity)> = (0..150)
+        .flat_map(|i| verity_synth::generate_person(SEED, i).1)
+        .map(|r| (r.record_id, r.identity))
+        .collect();
+    let build = || {
+        Engine::build(
+            small.clone().into_iter(),
+            None,
+            StatusRules::embedded().expect("rules"),
+            LescPolicy::embedded().expect("policy"),
+        )
+        .expect("engine")
+        .model_json()
+    };
+    assert_eq!(build(), build());
+}
+
+#[test]
+fn a_specialist_choice_recomposes_the_decision() {
+    let w = world();
+    let q = generate_queries(SEED, PEOPLE, 40, 13)
+        .into_iter()
+        .find(|q| q.truth.category == "noncitizen")
+        .expect("a noncitizen query");
+    let iaq = iaq(&q.body);
+    let p = run(&w.engine, &w.lookup, &iaq);
+    let input = QueryInput {
+        iaq: &iaq,
+        biometric_fin: None,
+        today: verity_synth::person::today(),
+    };
+    let none = w.engine.decide_for(&p.candidates, None, &input);
+    assert_eq!(none.determination.status, ImmigrationStatus::NoRecordFound);
+    assert_eq!(none.chosen, None);
+    if !p.candidates.is_empty() {
+        let first = w.engine.decide_for(&p.candidates, Some(0), &input);
+        assert_eq!(first.chosen, Some(0));
+        assert!(!first.reviews.iter().any(|r| matches!(
+            r,
+            verity_workflow::lesc::ReviewReason::AmbiguousIdentity { .. }
+        )));
+    }
+    let out_of_range = w.engine.decide_for(&p.candidates, Some(99), &input);
+    assert_eq!(out_of_range.chosen, None);
+    let _ = PersonName::default();
+}
