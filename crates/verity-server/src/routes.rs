@@ -128,6 +128,9 @@ pub fn router(state: AppState) -> Router {
     for (path, permission, handler) in agency_routes() {
         app = app.route(path, gate(&state, Caller::Agency, permission, handler));
     }
+    for (path, handler) in crate::lesc_api::public_routes() {
+        app = app.route(path, handler);
+    }
     let max_body = state.config.max_body_bytes;
     app.route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))

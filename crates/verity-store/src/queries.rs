@@ -4,7 +4,7 @@
 //! [`QueryRow`] and [`QUERY_COLUMNS`]/[`query_from_row`] are shared by the intake/processing
 //! functions (this file) and the review functions (`review.rs`).
 
-use crate::backend::StoreRow;
+use crate::backend::{with_pool, Backend, Store, StoreRow};
 use crate::error::{DbContext, StoreError};
 
 /// Every column of `queries`, in the order [`query_from_row`] reads them.
@@ -43,9 +43,6 @@ pub struct QueryRow {
 
 pub(crate) fn query_from_row(row: &impl StoreRow) -> Result<QueryRow, StoreError> {
     let op = "read a query row";
-    let opt_int = |col: &str| -> Result<Option<i64>, StoreError> {
-        Ok(row.opt_int(col).ctx(op)?)
-    };
     Ok(QueryRow {
         query_id: row.text("query_id").ctx(op)?,
         ori: row.text("ori").ctx(op)?,
@@ -63,10 +60,767 @@ pub(crate) fn query_from_row(row: &impl StoreRow) -> Result<QueryRow, StoreError
         person_key: row.opt_text("person_key").ctx(op)?,
         result_json: row.opt_text("result_json").ctx(op)?,
         iar_json: row.opt_text("iar_json").ctx(op)?,
-        answered_micros: opt_int("answered_micros")?,
+        answered_micros: row.opt_int("answered_micros").ctx(op)?,
         answered_by: row.opt_text("answered_by").ctx(op)?,
         assigned_to: row.opt_text("assigned_to").ctx(op)?,
         updated_micros: row.int("updated_micros").ctx(op)?,
         version: row.int("version").ctx(op)?,
     })
+}
+
+/// What `insert_*` did: stored the new row, or found the one an earlier request with the same
+/// (ORI, message id) stored (idempotency).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsertOutcome<T> {
+    Inserted(T),
+    Duplicate(T),
+}
+
+impl<T> InsertOutcome<T> {
+    pub fn row(&self) -> &T {
+        match self {
+            InsertOutcome::Inserted(r) | InsertOutcome::Duplicate(r) => r,
+        }
+    }
+    pub fn into_row(self) -> T {
+        match self {
+            InsertOutcome::Inserted(r) | InsertOutcome::Duplicate(r) => r,
+        }
+    }
+    pub fn is_duplicate(&self) -> bool {
+        matches!(self, InsertOutcome::Duplicate(_))
+    }
+}
+
+/// What a compare-and-set update did: applied (the row after it), or refused because the row
+/// moved on (another writer got there first, or the state forbids it): the current row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CasOutcome {
+    Applied(QueryRow),
+    Stale(QueryRow),
+}
+
+/// A query to store at intake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewQuery {
+    pub query_id: String,
+    pub ori: String,
+    pub message_id: String,
+    pub channel: String,
+    pub received_micros: i64,
+    pub in_custody: bool,
+    pub aor: Option<String>,
+    pub iaq_json: String,
+    pub raw_text: Option<String>,
+}
+
+/// The engine's result for a query (moves it out of `received`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Processing {
+    /// `in_review` or `answered` (normally `in_review`: answering goes through [`Store::issue_iar`]).
+    pub state: String,
+    pub automatic: bool,
+    pub citizenship_review: bool,
+    pub status: Option<String>,
+    pub person_key: Option<String>,
+    pub result_json: String,
+    pub at_micros: i64,
+    /// Who processed it (`engine`), recorded as a `processed` query event.
+    pub actor: String,
+}
+
+/// One recipient's copy of an IAR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    /// `agency` or `field_office`.
+    pub recipient_kind: String,
+    pub recipient: String,
+    pub view_json: String,
+    pub nlets_text: Option<String>,
+}
+
+/// Issuing an IAR: the full answer, who issued it, and one delivery per recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueIar {
+    pub iar_json: String,
+    pub answered_by: String,
+    pub answered_micros: i64,
+    /// Status code of the issued answer (replaces the proposed one).
+    pub status: Option<String>,
+    pub person_key: Option<String>,
+    pub deliveries: Vec<NewDelivery>,
+    /// Recorded as the `issue` query event.
+    pub event_detail_json: String,
+}
+
+/// A stored delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub delivery_id: i64,
+    pub query_id: String,
+    pub recipient_kind: String,
+    pub recipient: String,
+    pub view_json: String,
+    pub nlets_text: Option<String>,
+    pub created_micros: i64,
+    pub fetched_micros: Option<i64>,
+}
+
+/// One thing that happened to a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryEvent {
+    pub event_id: i64,
+    pub query_id: String,
+    pub at_micros: i64,
+    pub actor: String,
+    pub kind: String,
+    pub detail_json: String,
+}
+
+/// An NCIC hit confirmation request to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewHit {
+    pub hit_id: String,
+    pub ori: String,
+    pub message_id: String,
+    /// `U` or `R`.
+    pub priority: String,
+    pub received_micros: i64,
+    pub deadline_micros: i64,
+    pub request_json: String,
+}
+
+/// A stored hit confirmation request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HitRow {
+    pub hit_id: String,
+    pub ori: String,
+    pub message_id: String,
+    pub priority: String,
+    pub received_micros: i64,
+    pub deadline_micros: i64,
+    pub request_json: String,
+    /// `open`, `escalated` or `answered`.
+    pub state: String,
+    pub escalated_micros: Option<i64>,
+    pub answered_micros: Option<i64>,
+    pub answered_by: Option<String>,
+    pub answer_json: Option<String>,
+}
+
+/// Hit answers measured against their deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HitCompliance {
+    pub answered: i64,
+    pub answered_in_time: i64,
+    /// Unanswered and past the deadline at the time asked.
+    pub overdue_open: i64,
+}
+
+const DELIVERY_COLUMNS: &str = "delivery_id, query_id, recipient_kind, recipient, view_json, \
+     nlets_text, created_micros, fetched_micros";
+const EVENT_COLUMNS: &str = "event_id, query_id, at_micros, actor, kind, detail_json";
+const HIT_COLUMNS: &str = "hit_id, ori, message_id, priority, received_micros, deadline_micros, \
+     request_json, state, escalated_micros, answered_micros, answered_by, answer_json";
+
+fn delivery_from_row(row: &impl StoreRow) -> Result<Delivery, StoreError> {
+    let op = "read a delivery row";
+    Ok(Delivery {
+        delivery_id: row.int("delivery_id").ctx(op)?,
+        query_id: row.text("query_id").ctx(op)?,
+        recipient_kind: row.text("recipient_kind").ctx(op)?,
+        recipient: row.text("recipient").ctx(op)?,
+        view_json: row.text("view_json").ctx(op)?,
+        nlets_text: row.opt_text("nlets_text").ctx(op)?,
+        created_micros: row.int("created_micros").ctx(op)?,
+        fetched_micros: row.opt_int("fetched_micros").ctx(op)?,
+    })
+}
+
+fn event_from_row(row: &impl StoreRow) -> Result<QueryEvent, StoreError> {
+    let op = "read a query event row";
+    Ok(QueryEvent {
+        event_id: row.int("event_id").ctx(op)?,
+        query_id: row.text("query_id").ctx(op)?,
+        at_micros: row.int("at_micros").ctx(op)?,
+        actor: row.text("actor").ctx(op)?,
+        kind: row.text("kind").ctx(op)?,
+        detail_json: row.text("detail_json").ctx(op)?,
+    })
+}
+
+fn hit_from_row(row: &impl StoreRow) -> Result<HitRow, StoreError> {
+    let op = "read a hit request row";
+    Ok(HitRow {
+        hit_id: row.text("hit_id").ctx(op)?,
+        ori: row.text("ori").ctx(op)?,
+        message_id: row.text("message_id").ctx(op)?,
+        priority: row.text("priority").ctx(op)?,
+        received_micros: row.int("received_micros").ctx(op)?,
+        deadline_micros: row.int("deadline_micros").ctx(op)?,
+        request_json: row.text("request_json").ctx(op)?,
+        state: row.text("state").ctx(op)?,
+        escalated_micros: row.opt_int("escalated_micros").ctx(op)?,
+        answered_micros: row.opt_int("answered_micros").ctx(op)?,
+        answered_by: row.opt_text("answered_by").ctx(op)?,
+        answer_json: row.opt_text("answer_json").ctx(op)?,
+    })
+}
+
+fn invalid(field: &str, problem: &str) -> StoreError {
+    StoreError::Invalid(verity_model::FieldError::new(field, problem))
+}
+
+/// Text columns cannot hold NUL on PostgreSQL; refuse it on both backends alike.
+fn check_text(field: &str, value: &str) -> Result<(), StoreError> {
+    if value.contains('\0') {
+        return Err(invalid(field, "must not contain NUL characters"));
+    }
+    Ok(())
+}
+
+const QUERY_STATES: &[&str] = &["received", "in_review", "answered"];
+
+impl Store {
+    /// Stores a query and commits before returning (durable before the caller acknowledges
+    /// it). A second query with the same (ORI, message id) stores nothing and returns the
+    /// first one as [`InsertOutcome::Duplicate`].
+    pub async fn insert_query(&self, q: &NewQuery) -> Result<InsertOutcome<QueryRow>, StoreError> {
+        for (field, v) in [
+            ("query_id", q.query_id.as_str()),
+            ("ori", q.ori.as_str()),
+            ("message_id", q.message_id.as_str()),
+            ("channel", q.channel.as_str()),
+            ("iaq_json", q.iaq_json.as_str()),
+            ("raw_text", q.raw_text.as_deref().unwrap_or("")),
+            ("aor", q.aor.as_deref().unwrap_or("")),
+        ] {
+            check_text(field, v)?;
+        }
+        if q.query_id.is_empty() || q.message_id.is_empty() {
+            return Err(invalid("query_id/message_id", "must be non-empty"));
+        }
+        let inserted = with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO queries (query_id, ori, message_id, channel, received_micros, in_custody, \
+                 aor, iaq_json, raw_text, state, citizenship_review, updated_micros, version) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'received', $10, $11, 0) \
+                 ON CONFLICT (ori, message_id) DO NOTHING",
+            )
+            .bind(q.query_id.as_str())
+            .bind(q.ori.as_str())
+            .bind(q.message_id.as_str())
+            .bind(q.channel.as_str())
+            .bind(q.received_micros)
+            .bind(q.in_custody)
+            .bind(q.aor.as_deref())
+            .bind(q.iaq_json.as_str())
+            .bind(q.raw_text.as_deref())
+            .bind(false)
+            .bind(q.received_micros)
+            .execute(pool)
+            .await
+            .ctx("store a query")?
+            .rows_affected()
+        });
+        let existing = self
+            .get_query_by_message(&q.ori, &q.message_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "query",
+                key: format!("{}/{}", q.ori, q.message_id),
+            })?;
+        Ok(if inserted == 1 {
+            InsertOutcome::Inserted(existing)
+        } else {
+            InsertOutcome::Duplicate(existing)
+        })
+    }
+
+    pub async fn get_query(&self, query_id: &str) -> Result<Option<QueryRow>, StoreError> {
+        let sql = format!("SELECT {QUERY_COLUMNS} FROM queries WHERE query_id = $1");
+        with_pool!(self, pool => {
+            let row = sqlx::query(&sql)
+                .bind(query_id)
+                .fetch_optional(pool)
+                .await
+                .ctx("read a query")?;
+            row.as_ref().map(query_from_row).transpose()
+        })
+    }
+
+    /// The query an agency sent with this message id.
+    pub async fn get_query_by_message(
+        &self,
+        ori: &str,
+        message_id: &str,
+    ) -> Result<Option<QueryRow>, StoreError> {
+        let sql = format!("SELECT {QUERY_COLUMNS} FROM queries WHERE ori = $1 AND message_id = $2");
+        with_pool!(self, pool => {
+            let row = sqlx::query(&sql)
+                .bind(ori)
+                .bind(message_id)
+                .fetch_optional(pool)
+                .await
+                .ctx("read a query by message id")?;
+            row.as_ref().map(query_from_row).transpose()
+        })
+    }
+
+    /// Records the engine's result, compare-and-set on `expected_version`, and a `processed`
+    /// event, in one transaction. An answered query is never reprocessed (Stale).
+    pub async fn record_processing(
+        &self,
+        query_id: &str,
+        expected_version: i64,
+        p: &Processing,
+    ) -> Result<CasOutcome, StoreError> {
+        if !QUERY_STATES.contains(&p.state.as_str()) || p.state == "received" {
+            return Err(invalid("state", "must be in_review or answered"));
+        }
+        check_text("result_json", &p.result_json)?;
+        let applied = with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.ctx("start recording a result")?;
+            let n = sqlx::query(
+                "UPDATE queries SET state = $1, automatic = $2, citizenship_review = $3, status = $4, \
+                 person_key = $5, result_json = $6, updated_micros = $7, version = version + 1 \
+                 WHERE query_id = $8 AND version = $9 AND state <> 'answered'",
+            )
+            .bind(p.state.as_str())
+            .bind(p.automatic)
+            .bind(p.citizenship_review)
+            .bind(p.status.as_deref())
+            .bind(p.person_key.as_deref())
+            .bind(p.result_json.as_str())
+            .bind(p.at_micros)
+            .bind(query_id)
+            .bind(expected_version)
+            .execute(&mut *tx)
+            .await
+            .ctx("record a query result")?
+            .rows_affected();
+            if n == 1 {
+                let detail = serde_json::json!({
+                    "state": p.state, "automatic": p.automatic,
+                    "citizenship_review": p.citizenship_review, "status": p.status,
+                })
+                .to_string();
+                sqlx::query(
+                    "INSERT INTO query_events (query_id, at_micros, actor, kind, detail_json) \
+                     VALUES ($1, $2, $3, 'processed', $4)",
+                )
+                .bind(query_id)
+                .bind(p.at_micros)
+                .bind(p.actor.as_str())
+                .bind(detail)
+                .execute(&mut *tx)
+                .await
+                .ctx("record a processed event")?;
+            }
+            tx.commit().await.ctx("commit a query result")?;
+            n == 1
+        });
+        self.cas_result(query_id, applied).await
+    }
+
+    async fn cas_result(&self, query_id: &str, applied: bool) -> Result<CasOutcome, StoreError> {
+        let row = self
+            .get_query(query_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "query",
+                key: query_id.to_string(),
+            })?;
+        Ok(if applied {
+            CasOutcome::Applied(row)
+        } else {
+            CasOutcome::Stale(row)
+        })
+    }
+
+    /// Issues the IAR: stores it, marks the query answered, writes one delivery per recipient
+    /// and an `issue` event, all in one transaction, compare-and-set on `expected_version`.
+    /// Of two concurrent issuers exactly one succeeds; the other gets Stale. An answered query
+    /// is never issued again.
+    pub async fn issue_iar(
+        &self,
+        query_id: &str,
+        expected_version: i64,
+        issue: &IssueIar,
+    ) -> Result<CasOutcome, StoreError> {
+        check_text("iar_json", &issue.iar_json)?;
+        for d in &issue.deliveries {
+            check_text("view_json", &d.view_json)?;
+            check_text("nlets_text", d.nlets_text.as_deref().unwrap_or(""))?;
+            if !matches!(d.recipient_kind.as_str(), "agency" | "field_office") {
+                return Err(invalid("recipient_kind", "must be agency or field_office"));
+            }
+        }
+        let applied = with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.ctx("start issuing an IAR")?;
+            let n = sqlx::query(
+                "UPDATE queries SET state = 'answered', iar_json = $1, answered_by = $2, \
+                 answered_micros = $3, status = COALESCE($4, status), \
+                 person_key = COALESCE($5, person_key), updated_micros = $3, version = version + 1 \
+                 WHERE query_id = $6 AND version = $7 AND state <> 'answered'",
+            )
+            .bind(issue.iar_json.as_str())
+            .bind(issue.answered_by.as_str())
+            .bind(issue.answered_micros)
+            .bind(issue.status.as_deref())
+            .bind(issue.person_key.as_deref())
+            .bind(query_id)
+            .bind(expected_version)
+            .execute(&mut *tx)
+            .await
+            .ctx("mark a query answered")?
+            .rows_affected();
+            if n == 1 {
+                for d in &issue.deliveries {
+                    sqlx::query(
+                        "INSERT INTO iar_deliveries (query_id, recipient_kind, recipient, view_json, \
+                         nlets_text, created_micros) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(query_id)
+                    .bind(d.recipient_kind.as_str())
+                    .bind(d.recipient.as_str())
+                    .bind(d.view_json.as_str())
+                    .bind(d.nlets_text.as_deref())
+                    .bind(issue.answered_micros)
+                    .execute(&mut *tx)
+                    .await
+                    .ctx("store an IAR delivery")?;
+                }
+                sqlx::query(
+                    "INSERT INTO query_events (query_id, at_micros, actor, kind, detail_json) \
+                     VALUES ($1, $2, $3, 'issue', $4)",
+                )
+                .bind(query_id)
+                .bind(issue.answered_micros)
+                .bind(issue.answered_by.as_str())
+                .bind(issue.event_detail_json.as_str())
+                .execute(&mut *tx)
+                .await
+                .ctx("record an issue event")?;
+            }
+            tx.commit().await.ctx("commit an IAR issue")?;
+            n == 1
+        });
+        self.cas_result(query_id, applied).await
+    }
+
+    /// Deliveries for one recipient with `delivery_id > after_id`, oldest first.
+    pub async fn deliveries_for(
+        &self,
+        recipient_kind: &str,
+        recipient: &str,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM iar_deliveries WHERE recipient_kind = $1 \
+             AND recipient = $2 AND delivery_id > $3 ORDER BY delivery_id LIMIT $4"
+        );
+        with_pool!(self, pool => {
+            let rows = sqlx::query(&sql)
+                .bind(recipient_kind)
+                .bind(recipient)
+                .bind(after_id)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+                .ctx("list deliveries")?;
+            rows.iter().map(delivery_from_row).collect()
+        })
+    }
+
+    /// Every delivery of one query (agency and field office), in delivery order.
+    pub async fn deliveries_of_query(&self, query_id: &str) -> Result<Vec<Delivery>, StoreError> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM iar_deliveries WHERE query_id = $1 ORDER BY delivery_id"
+        );
+        with_pool!(self, pool => {
+            let rows = sqlx::query(&sql)
+                .bind(query_id)
+                .fetch_all(pool)
+                .await
+                .ctx("list a query's deliveries")?;
+            rows.iter().map(delivery_from_row).collect()
+        })
+    }
+
+    /// Marks a delivery fetched (the first fetch time stays). Returns whether it exists.
+    pub async fn mark_delivery_fetched(
+        &self,
+        delivery_id: i64,
+        at_micros: i64,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let n = sqlx::query(
+                "UPDATE iar_deliveries SET fetched_micros = COALESCE(fetched_micros, $1) \
+                 WHERE delivery_id = $2",
+            )
+            .bind(at_micros)
+            .bind(delivery_id)
+            .execute(pool)
+            .await
+            .ctx("mark a delivery fetched")?
+            .rows_affected();
+            Ok(n == 1)
+        })
+    }
+
+    /// Appends an event to a query's history; returns its id.
+    pub async fn append_query_event(
+        &self,
+        query_id: &str,
+        actor: &str,
+        kind: &str,
+        detail_json: &str,
+        at_micros: i64,
+    ) -> Result<i64, StoreError> {
+        check_text("detail_json", detail_json)?;
+        with_pool!(self, pool => {
+            let r = sqlx::query_scalar::<_, i64>(
+                "INSERT INTO query_events (query_id, at_micros, actor, kind, detail_json) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING event_id",
+            )
+            .bind(query_id)
+            .bind(at_micros)
+            .bind(actor)
+            .bind(kind)
+            .bind(detail_json)
+            .fetch_one(pool)
+            .await;
+            match r {
+                Err(sqlx::Error::Database(d)) if d.is_foreign_key_violation() => {
+                    Err(StoreError::NotFound { what: "query", key: query_id.to_string() })
+                }
+                other => other.ctx("append a query event"),
+            }
+        })
+    }
+
+    /// A query's events in order.
+    pub async fn query_events(&self, query_id: &str) -> Result<Vec<QueryEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM query_events WHERE query_id = $1 ORDER BY event_id"
+        );
+        with_pool!(self, pool => {
+            let rows = sqlx::query(&sql)
+                .bind(query_id)
+                .fetch_all(pool)
+                .await
+                .ctx("list query events")?;
+            rows.iter().map(event_from_row).collect()
+        })
+    }
+
+    /// Queries in `state`, oldest first (recovery processes every `received` one).
+    pub async fn list_queries_in_state(
+        &self,
+        state: &str,
+        limit: u32,
+    ) -> Result<Vec<QueryRow>, StoreError> {
+        let sql = format!(
+            "SELECT {QUERY_COLUMNS} FROM queries WHERE state = $1 \
+             ORDER BY received_micros, query_id LIMIT $2"
+        );
+        with_pool!(self, pool => {
+            let rows = sqlx::query(&sql)
+                .bind(state)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+                .ctx("list queries by state")?;
+            rows.iter().map(query_from_row).collect()
+        })
+    }
+
+    /// Number of queries per state (for the queue depth gauge).
+    pub async fn count_queries_by_state(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM queries GROUP BY state ORDER BY state")
+                .fetch_all(pool)
+                .await
+                .ctx("count queries by state")?;
+            rows.iter()
+                .map(|r| Ok((r.text("state").ctx("read query counts")?, r.int("n").ctx("read query counts")?)))
+                .collect()
+        })
+    }
+
+    /// Queries waiting for review past their SLA: in custody received before
+    /// `custody_cutoff_micros`, others before `other_cutoff_micros`.
+    pub async fn count_review_breaches(
+        &self,
+        custody_cutoff_micros: i64,
+        other_cutoff_micros: i64,
+    ) -> Result<i64, StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM queries WHERE state = 'in_review' AND \
+                 ((in_custody = $1 AND received_micros < $2) OR (in_custody = $3 AND received_micros < $4))",
+            )
+            .bind(true)
+            .bind(custody_cutoff_micros)
+            .bind(false)
+            .bind(other_cutoff_micros)
+            .fetch_one(pool)
+            .await
+            .ctx("count review SLA breaches")
+        })
+    }
+
+    /// Stores a hit confirmation request; idempotent by (ORI, message id) like queries.
+    pub async fn insert_hit(&self, h: &NewHit) -> Result<InsertOutcome<HitRow>, StoreError> {
+        for (field, v) in [
+            ("hit_id", h.hit_id.as_str()),
+            ("ori", h.ori.as_str()),
+            ("message_id", h.message_id.as_str()),
+            ("request_json", h.request_json.as_str()),
+        ] {
+            check_text(field, v)?;
+        }
+        if !matches!(h.priority.as_str(), "U" | "R") {
+            return Err(invalid("priority", "must be U or R"));
+        }
+        let inserted = with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO hit_requests (hit_id, ori, message_id, priority, received_micros, \
+                 deadline_micros, request_json, state) VALUES ($1, $2, $3, $4, $5, $6, $7, 'open') \
+                 ON CONFLICT (ori, message_id) DO NOTHING",
+            )
+            .bind(h.hit_id.as_str())
+            .bind(h.ori.as_str())
+            .bind(h.message_id.as_str())
+            .bind(h.priority.as_str())
+            .bind(h.received_micros)
+            .bind(h.deadline_micros)
+            .bind(h.request_json.as_str())
+            .execute(pool)
+            .await
+            .ctx("store a hit request")?
+            .rows_affected()
+        });
+        let sql =
+            format!("SELECT {HIT_COLUMNS} FROM hit_requests WHERE ori = $1 AND message_id = $2");
+        let row = with_pool!(self, pool => {
+            let row = sqlx::query(&sql)
+                .bind(h.ori.as_str())
+                .bind(h.message_id.as_str())
+                .fetch_one(pool)
+                .await
+                .ctx("read a hit request by message id")?;
+            hit_from_row(&row)?
+        });
+        Ok(if inserted == 1 {
+            InsertOutcome::Inserted(row)
+        } else {
+            InsertOutcome::Duplicate(row)
+        })
+    }
+
+    pub async fn get_hit(&self, hit_id: &str) -> Result<Option<HitRow>, StoreError> {
+        let sql = format!("SELECT {HIT_COLUMNS} FROM hit_requests WHERE hit_id = $1");
+        with_pool!(self, pool => {
+            let row = sqlx::query(&sql)
+                .bind(hit_id)
+                .fetch_optional(pool)
+                .await
+                .ctx("read a hit request")?;
+            row.as_ref().map(hit_from_row).transpose()
+        })
+    }
+
+    /// Unanswered hit requests (open or escalated), nearest deadline first.
+    pub async fn list_open_hits(&self, limit: u32) -> Result<Vec<HitRow>, StoreError> {
+        let sql = format!(
+            "SELECT {HIT_COLUMNS} FROM hit_requests WHERE state <> 'answered' \
+             ORDER BY deadline_micros, hit_id LIMIT $1"
+        );
+        with_pool!(self, pool => {
+            let rows = sqlx::query(&sql)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+                .ctx("list open hit requests")?;
+            rows.iter().map(hit_from_row).collect()
+        })
+    }
+
+    /// Marks an open request escalated. Returns false when it was not open (already
+    /// escalated, answered, or unknown).
+    pub async fn escalate_hit(&self, hit_id: &str, at_micros: i64) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let n = sqlx::query(
+                "UPDATE hit_requests SET state = 'escalated', escalated_micros = $1 \
+                 WHERE hit_id = $2 AND state = 'open'",
+            )
+            .bind(at_micros)
+            .bind(hit_id)
+            .execute(pool)
+            .await
+            .ctx("escalate a hit request")?
+            .rows_affected();
+            Ok(n == 1)
+        })
+    }
+
+    /// Answers a request once. Returns the row after, or `Err(current)` when it was already
+    /// answered; [`StoreError::NotFound`] when unknown.
+    pub async fn answer_hit(
+        &self,
+        hit_id: &str,
+        answered_by: &str,
+        at_micros: i64,
+        answer_json: &str,
+    ) -> Result<Result<HitRow, HitRow>, StoreError> {
+        check_text("answer_json", answer_json)?;
+        let n = with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE hit_requests SET state = 'answered', answered_by = $1, answered_micros = $2, \
+                 answer_json = $3 WHERE hit_id = $4 AND state <> 'answered'",
+            )
+            .bind(answered_by)
+            .bind(at_micros)
+            .bind(answer_json)
+            .bind(hit_id)
+            .execute(pool)
+            .await
+            .ctx("answer a hit request")?
+            .rows_affected()
+        });
+        let row = self
+            .get_hit(hit_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "hit request",
+                key: hit_id.to_string(),
+            })?;
+        Ok(if n == 1 { Ok(row) } else { Err(row) })
+    }
+
+    /// Answers in time, answers, and open requests past their deadline at `now_micros`.
+    pub async fn hit_compliance(&self, now_micros: i64) -> Result<HitCompliance, StoreError> {
+        with_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT \
+                 COALESCE(SUM(CASE WHEN state = 'answered' THEN 1 ELSE 0 END), 0) AS answered, \
+                 COALESCE(SUM(CASE WHEN state = 'answered' AND answered_micros <= deadline_micros THEN 1 ELSE 0 END), 0) AS in_time, \
+                 COALESCE(SUM(CASE WHEN state <> 'answered' AND deadline_micros < $1 THEN 1 ELSE 0 END), 0) AS overdue \
+                 FROM hit_requests",
+            )
+            .bind(now_micros)
+            .fetch_one(pool)
+            .await
+            .ctx("measure hit compliance")?;
+            let op = "read hit compliance";
+            Ok(HitCompliance {
+                answered: row.int("answered").ctx(op)?,
+                answered_in_time: row.int("in_time").ctx(op)?,
+                overdue_open: row.int("overdue").ctx(op)?,
+            })
+        })
+    }
 }

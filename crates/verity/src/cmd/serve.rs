@@ -252,9 +252,177 @@ async fn start(cfg: ServerConfig, with_demo: bool) -> anyhow::Result<()> {
     }
     let password = ensure_admin(&store).await?;
     let addr = cfg.addr;
-    let state = AppState::new(store, access, cfg.clone());
+    let engine = build_engine(&store, &cfg).await?;
+    let state = AppState::new(store.clone(), access, cfg.clone())
+        .with_engine(engine)
+        .map_err(|e| anyhow::anyhow!("LESC runtime: {e}"))?;
+    // Queries acknowledged but not processed before the last stop are processed first.
+    let recovered = state.recover_lesc().await?;
+    if recovered > 0 {
+        eprintln!("Processed {recovered} queries that were acknowledged before the last stop");
+    }
+    state.start_lesc();
+    if with_demo {
+        ensure_demo_queries(&state, &store, &cfg).await?;
+    }
     announce(&cfg, password);
     verity_server::serve(state, addr).await
+}
+
+/// File (in the data dir) holding the identity model the LESC engine was built with.
+const MODEL_FILE: &str = "lesc-model.json";
+/// Records read per page while building the index.
+const SCAN_PAGE: u32 = 50_000;
+
+/// Builds the LESC engine's index from every record in the store, with the model saved in
+/// the data dir (trained and saved on first start).
+async fn build_engine(
+    store: &Store,
+    cfg: &ServerConfig,
+) -> anyhow::Result<verity_workflow::lesc::engine::Engine> {
+    use std::io::Write;
+    let started = std::time::Instant::now();
+    let total = store.count_records().await?;
+    let mut records: Vec<(String, verity_model::Identity)> =
+        Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    let mut after = 0i64;
+    loop {
+        let page = store.scan_records(after, SCAN_PAGE).await?;
+        let Some((last, _)) = page.last() else { break };
+        after = *last;
+        records.extend(page.into_iter().map(|(_, r)| (r.record_id, r.identity)));
+        eprint!(
+            "\rBuilding the LESC index: {} of {total} records read",
+            records.len()
+        );
+        let _ = std::io::stderr().flush();
+    }
+    eprintln!();
+    let model_path = cfg.data_dir.join(MODEL_FILE);
+    let saved = std::fs::read_to_string(&model_path).ok();
+    let rules = verity_policy::StatusRules::embedded().context("status rules")?;
+    let policy = verity_workflow::lesc::LescPolicy::embedded().context("LESC policy")?;
+    let count = records.len();
+    let engine = tokio::task::spawn_blocking(move || {
+        use verity_workflow::lesc::engine::Engine;
+        match saved.as_deref() {
+            Some(text) => match Engine::build(
+                records.iter().cloned(),
+                Some(text),
+                rules.clone(),
+                policy.clone(),
+            ) {
+                Ok(e) => Ok((e, false)),
+                Err(e) => {
+                    eprintln!("The saved model could not be used ({e}); training a new one");
+                    Engine::build(records.into_iter(), None, rules, policy).map(|e| (e, true))
+                }
+            },
+            None => Engine::build(records.into_iter(), None, rules, policy).map(|e| (e, true)),
+        }
+    })
+    .await
+    .context("LESC index builder stopped")?
+    .context("building the LESC engine")?;
+    let (engine, trained) = engine;
+    if trained {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating the data dir {}", cfg.data_dir.display()))?;
+        std::fs::write(&model_path, engine.model_json())
+            .with_context(|| format!("saving the model to {}", model_path.display()))?;
+    }
+    eprintln!(
+        "LESC index ready: {count} records in {:.1} s ({})",
+        started.elapsed().as_secs_f64(),
+        if trained {
+            "model trained and saved"
+        } else {
+            "saved model loaded"
+        }
+    );
+    Ok(engine)
+}
+
+const DEMO_QUERIES_FLAG: &str = "demo_queries_submitted";
+/// Queries submitted on first start so the console has a queue, answers and PERC cases.
+const DEMO_QUERIES: usize = 300;
+/// Queries written to `<data>/demo-world/queries/iaq.jsonl` for the load scripts.
+const LOAD_QUERIES: usize = 2000;
+
+/// On first start, submits generated queries from the demo world's agencies (as POST /v1/iaq
+/// would) and a few NCIC hit confirmation requests.
+async fn ensure_demo_queries(
+    state: &AppState,
+    store: &Store,
+    cfg: &ServerConfig,
+) -> anyhow::Result<()> {
+    if store.get_meta(DEMO_QUERIES_FLAG).await?.is_some() {
+        return Ok(());
+    }
+    let people = cfg.demo_people;
+    let world_dir = cfg.data_dir.join("demo-world");
+    let generated = tokio::task::spawn_blocking(move || {
+        let all = verity_synth::queries::generate_queries(1, people, LOAD_QUERIES, 2026);
+        // The load and durability scripts replay these (with fresh message ids).
+        verity_synth::queries::write_queries(&world_dir, &all).map(|()| all)
+    })
+    .await
+    .context("demo query generator stopped")?
+    .context("writing the demo query set")?;
+    let started = std::time::Instant::now();
+    let (mut answered, mut review, mut refused) = (0usize, 0usize, 0usize);
+    for q in generated.iter().take(DEMO_QUERIES) {
+        let Ok(ori) = Ori::parse(&q.ori) else {
+            refused += 1;
+            continue;
+        };
+        let body = serde_json::to_vec(&q.body)?;
+        match state.submit_iaq_json(&ori, &body).await {
+            Ok((_, st)) if st == "answered" => answered += 1,
+            Ok(_) => review += 1,
+            Err(e) => {
+                refused += 1;
+                tracing::warn!(ori = %ori, problem = %e, "demo query refused");
+            }
+        }
+    }
+    let now = chrono::Utc::now();
+    for (i, (priority, minutes_ago)) in [("U", 2i64), ("U", 7), ("R", 5), ("R", 45), ("R", 70)]
+        .into_iter()
+        .enumerate()
+    {
+        let Some(q) = generated.get(i) else { break };
+        let received = now - chrono::Duration::minutes(minutes_ago);
+        let limit = if priority == "U" { 10 } else { 60 };
+        store
+            .insert_hit(&verity_store::queries::NewHit {
+                hit_id: format!("H-demo-{i}"),
+                ori: q.ori.clone(),
+                message_id: format!("demo-yq-{i}"),
+                priority: priority.into(),
+                received_micros: received.timestamp_micros(),
+                deadline_micros: (received + chrono::Duration::minutes(limit)).timestamp_micros(),
+                request_json: serde_json::json!({
+                    "message_id": format!("demo-yq-{i}"),
+                    "priority": priority,
+                    "ncic_number": format!("V{:09}", 100_000 + i),
+                    "name": q.body.get("name").cloned().unwrap_or_default(),
+                })
+                .to_string(),
+            })
+            .await?;
+    }
+    store
+        .set_meta(
+            DEMO_QUERIES_FLAG,
+            &format!("{answered} answered, {review} for review, {refused} refused"),
+        )
+        .await?;
+    eprintln!(
+        "Demo queries: {answered} answered automatically, {review} for specialist review, {refused} refused ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 pub fn up(a: UpArgs) -> anyhow::Result<()> {
