@@ -1,1 +1,1016 @@
-//! NCATC: lead runs, leads, field dispositions (tables of migration 0004).
+//! NCATC: lead runs, leads, parked persons, field dispositions and the read-only aggregates of
+//! the analytics dashboard (tables of migration 0004, plus reads of 0002 and 0003).
+//!
+//! The store does not decide anything about leads: the workflow hands it batches of outcomes
+//! ([`LeadBatch`]) and each batch commits together with the run's resume cursor, so an
+//! interrupted run restarts exactly after the last committed person.
+
+use crate::backend::{with_pool, Backend, Store, StoreRow};
+use crate::error::{DbContext, StoreError};
+use sqlx::Row;
+use std::collections::BTreeSet;
+use verity_model::FieldError;
+
+verity_model::code_enum! {
+    /// What a field officer found when working a lead.
+    LeadDisposition {
+        Arrested = "arrested",
+        NotLocated = "not_located",
+        NotAmenable = "not_amenable",
+        UsCitizen = "us_citizen",
+        AlreadyInCustody = "already_in_custody",
+        Referred = "referred",
+    }
+}
+
+impl LeadDisposition {
+    /// Words for the console.
+    pub fn label(self) -> &'static str {
+        match self {
+            LeadDisposition::Arrested => "Arrested",
+            LeadDisposition::NotLocated => "Not located",
+            LeadDisposition::NotAmenable => "Not amenable to removal",
+            LeadDisposition::UsCitizen => "U.S. citizen",
+            LeadDisposition::AlreadyInCustody => "Already in custody",
+            LeadDisposition::Referred => "Referred",
+        }
+    }
+}
+
+/// One lead run as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadRun {
+    pub run_id: String,
+    /// `full` or `incremental`.
+    pub kind: String,
+    pub policy_version: String,
+    pub rules_version: String,
+    pub started_by: String,
+    pub started_micros: i64,
+    pub finished_micros: Option<i64>,
+    /// `running`, `finished` or `failed`.
+    pub state: String,
+    pub from_rev: i64,
+    pub to_rev: i64,
+    pub cursor_key: Option<String>,
+    pub stats_json: String,
+}
+
+/// What a new run is.
+#[derive(Debug, Clone)]
+pub struct NewLeadRun {
+    pub kind: String,
+    pub policy_version: String,
+    pub rules_version: String,
+    pub started_by: String,
+    pub from_rev: i64,
+    pub to_rev: i64,
+}
+
+/// One lead as stored. The evidence package stays JSON text: the store does not interpret it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadRow {
+    pub lead_id: String,
+    pub person_key: String,
+    pub run_id: String,
+    pub checked_run_id: String,
+    pub primary_rule: String,
+    /// All matched rules, comma-separated.
+    pub rules: String,
+    pub status: String,
+    pub policy_version: String,
+    pub aor: Option<String>,
+    /// `open`, `closed` or `withdrawn`.
+    pub state: String,
+    pub identity_probability: f64,
+    pub subject_name: String,
+    pub evidence_json: String,
+    pub created_micros: i64,
+    pub updated_micros: i64,
+    pub disposition: Option<String>,
+    pub disposition_by: Option<String>,
+    pub disposition_micros: Option<i64>,
+    pub disposition_note: Option<String>,
+    pub withdrawn_reason: Option<String>,
+}
+
+/// A lead to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewLead {
+    pub person_key: String,
+    pub primary_rule: String,
+    pub rules: Vec<String>,
+    pub status: String,
+    pub policy_version: String,
+    pub aor: Option<String>,
+    pub identity_probability: f64,
+    pub subject_name: String,
+    pub evidence_json: String,
+    /// Name-and-birth-date keys of the subject (see `lead_subject_keys`).
+    pub subject_keys: Vec<String>,
+}
+
+/// A person parked (or sent to citizenship review) by a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkRow {
+    pub run_id: String,
+    pub person_key: String,
+    pub rules: String,
+    pub reason: String,
+    pub detail: String,
+    pub created_micros: i64,
+}
+
+/// What one batch of a run changes, committed in one transaction with the run's cursor.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeadBatch {
+    pub new_leads: Vec<NewLead>,
+    /// Open leads re-confirmed by this run: (lead_id, fresh evidence JSON).
+    pub refreshed: Vec<(String, String)>,
+    /// Open leads no longer supported: (lead_id, reason).
+    pub withdrawn: Vec<(String, String)>,
+    /// (person_key, rules, reason, detail).
+    pub parks: Vec<(String, Vec<String>, String, String)>,
+}
+
+/// Which leads to list.
+#[derive(Debug, Clone, Default)]
+pub struct LeadFilter {
+    /// `Some(Some(aor))`: that field office; `Some(None)`: the analyst queue (no AOR).
+    pub aor: Option<Option<String>>,
+    pub state: Option<String>,
+    pub run_id: Option<String>,
+    pub limit: u32,
+}
+
+/// Leads and dispositions for one (rule, AOR) pair.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QualityRow {
+    pub rule: String,
+    /// None: the analyst queue.
+    pub aor: Option<String>,
+    pub leads: u64,
+    pub open: u64,
+    pub withdrawn: u64,
+    /// Count per disposition code.
+    pub dispositions: Vec<(String, u64)>,
+}
+
+impl QualityRow {
+    pub fn disposed(&self) -> u64 {
+        self.dispositions.iter().map(|(_, n)| n).sum()
+    }
+    pub fn count(&self, d: LeadDisposition) -> u64 {
+        self.dispositions
+            .iter()
+            .filter(|(c, _)| c == d.code())
+            .map(|(_, n)| *n)
+            .sum()
+    }
+    /// Share of disposed leads that proved bad (not amenable or U.S. citizen): the figure that
+    /// shows a bad rule. None before any disposition.
+    pub fn bad_share(&self) -> Option<f64> {
+        let d = self.disposed();
+        (d > 0).then(|| {
+            (self.count(LeadDisposition::NotAmenable) + self.count(LeadDisposition::UsCitizen))
+                as f64
+                / d as f64
+        })
+    }
+}
+
+/// Query volume and answers for one day (UTC).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryDay {
+    /// Days since 1970-01-01.
+    pub day: i64,
+    pub received: u64,
+    pub answered_automatic: u64,
+    pub answered_reviewed: u64,
+    /// Mean receive-to-answer time of the day's answered queries, in seconds.
+    pub mean_response_seconds: Option<f64>,
+}
+
+/// Everything the dashboard reads from other areas' tables. Absent tables give empty parts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DashboardData {
+    pub query_days: Vec<QueryDay>,
+    /// Answered queries by response-time bucket label, in bucket order.
+    pub response_buckets: Vec<(String, u64)>,
+    /// Queries not yet answered, by state.
+    pub queue_depth: Vec<(String, u64)>,
+    /// Detainers and requests for notification by state; None when PERC's tables are absent.
+    pub detainer_outcomes: Option<Vec<(String, u64)>>,
+}
+
+/// (primary rule, AOR, state, disposition, count): one group of the lead-quality query.
+type QualityCell = (String, Option<String>, String, Option<String>, i64);
+
+const LEAD_COLUMNS: &str = "lead_id, person_key, run_id, checked_run_id, primary_rule, rules, \
+     status, policy_version, aor, state, identity_probability, subject_name, evidence_json, \
+     created_micros, updated_micros, disposition, disposition_by, disposition_micros, \
+     disposition_note, withdrawn_reason";
+
+const RUN_COLUMNS: &str = "run_id, kind, policy_version, rules_version, started_by, \
+     started_micros, finished_micros, state, from_rev, to_rev, cursor_key, stats_json";
+
+fn run_from_row(row: &impl StoreRow) -> Result<LeadRun, StoreError> {
+    let op = "read a lead run row";
+    Ok(LeadRun {
+        run_id: row.text("run_id").ctx(op)?,
+        kind: row.text("kind").ctx(op)?,
+        policy_version: row.text("policy_version").ctx(op)?,
+        rules_version: row.text("rules_version").ctx(op)?,
+        started_by: row.text("started_by").ctx(op)?,
+        started_micros: row.int("started_micros").ctx(op)?,
+        finished_micros: row.opt_int("finished_micros").ctx(op)?,
+        state: row.text("state").ctx(op)?,
+        from_rev: row.int("from_rev").ctx(op)?,
+        to_rev: row.int("to_rev").ctx(op)?,
+        cursor_key: row.opt_text("cursor_key").ctx(op)?,
+        stats_json: row.text("stats_json").ctx(op)?,
+    })
+}
+
+fn lead_from_row(row: &impl StoreRow, probability: f64) -> Result<LeadRow, StoreError> {
+    let op = "read a lead row";
+    Ok(LeadRow {
+        lead_id: row.text("lead_id").ctx(op)?,
+        person_key: row.text("person_key").ctx(op)?,
+        run_id: row.text("run_id").ctx(op)?,
+        checked_run_id: row.text("checked_run_id").ctx(op)?,
+        primary_rule: row.text("primary_rule").ctx(op)?,
+        rules: row.text("rules").ctx(op)?,
+        status: row.text("status").ctx(op)?,
+        policy_version: row.text("policy_version").ctx(op)?,
+        aor: row.opt_text("aor").ctx(op)?,
+        state: row.text("state").ctx(op)?,
+        identity_probability: probability,
+        subject_name: row.text("subject_name").ctx(op)?,
+        evidence_json: row.text("evidence_json").ctx(op)?,
+        created_micros: row.int("created_micros").ctx(op)?,
+        updated_micros: row.int("updated_micros").ctx(op)?,
+        disposition: row.opt_text("disposition").ctx(op)?,
+        disposition_by: row.opt_text("disposition_by").ctx(op)?,
+        disposition_micros: row.opt_int("disposition_micros").ctx(op)?,
+        disposition_note: row.opt_text("disposition_note").ctx(op)?,
+        withdrawn_reason: row.opt_text("withdrawn_reason").ctx(op)?,
+    })
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The lead id of a person's lead created by a run: deterministic, so both backends and a
+/// resumed run produce the same ids.
+pub fn lead_id_for(run_id: &str, person_key: &str) -> String {
+    format!("{run_id}-{person_key}")
+}
+
+/// Response-time buckets of the dashboard: (label, upper bound in microseconds).
+pub const RESPONSE_BUCKETS: &[(&str, i64)] = &[
+    ("< 1 s", 1_000_000),
+    ("1-10 s", 10_000_000),
+    ("10-60 s", 60_000_000),
+    ("1-10 min", 600_000_000),
+    ("10-60 min", 3_600_000_000),
+    ("> 1 h", i64::MAX),
+];
+
+impl Store {
+    /// Starts a run; its id is `LR` + a sequence number (zero-padded, so ids sort by age).
+    pub async fn start_lead_run(
+        &self,
+        new: &NewLeadRun,
+        now_micros: i64,
+    ) -> Result<LeadRun, StoreError> {
+        if !matches!(new.kind.as_str(), "full" | "incremental") {
+            return Err(StoreError::Invalid(FieldError::new(
+                "kind",
+                format!("'{}' is not full or incremental", new.kind),
+            )));
+        }
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.ctx("start a lead run")?;
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM lead_runs")
+                .fetch_one(&mut *tx)
+                .await
+                .ctx("count lead runs")?;
+            let run_id = format!("LR{:06}", n + 1);
+            sqlx::query(
+                "INSERT INTO lead_runs (run_id, kind, policy_version, rules_version, started_by, \
+                 started_micros, state, from_rev, to_rev, stats_json) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'running', $7, $8, '{}')",
+            )
+            .bind(&run_id)
+            .bind(&new.kind)
+            .bind(&new.policy_version)
+            .bind(&new.rules_version)
+            .bind(&new.started_by)
+            .bind(now_micros)
+            .bind(new.from_rev)
+            .bind(new.to_rev)
+            .execute(&mut *tx)
+            .await
+            .ctx("insert a lead run")?;
+            tx.commit().await.ctx("commit a lead run start")?;
+            Ok(LeadRun {
+                run_id,
+                kind: new.kind.clone(),
+                policy_version: new.policy_version.clone(),
+                rules_version: new.rules_version.clone(),
+                started_by: new.started_by.clone(),
+                started_micros: now_micros,
+                finished_micros: None,
+                state: "running".into(),
+                from_rev: new.from_rev,
+                to_rev: new.to_rev,
+                cursor_key: None,
+                stats_json: "{}".into(),
+            })
+        })
+    }
+
+    pub async fn get_lead_run(&self, run_id: &str) -> Result<Option<LeadRun>, StoreError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM lead_runs WHERE run_id = $1");
+        with_pool!(self, pool => {
+            let row = sqlx::query(&sql).bind(run_id).fetch_optional(pool).await.ctx("read a lead run")?;
+            row.as_ref().map(run_from_row).transpose()
+        })
+    }
+
+    /// Runs, newest first.
+    pub async fn lead_runs(&self, limit: u32) -> Result<Vec<LeadRun>, StoreError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM lead_runs ORDER BY run_id DESC LIMIT $1");
+        with_pool!(self, pool => {
+            let rows = sqlx::query(&sql).bind(i64::from(limit)).fetch_all(pool).await.ctx("list lead runs")?;
+            rows.iter().map(run_from_row).collect()
+        })
+    }
+
+    /// The newest run in `state` (`running` to resume, `finished` for the incremental base).
+    pub async fn latest_lead_run(&self, state: &str) -> Result<Option<LeadRun>, StoreError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM lead_runs WHERE state = $1 ORDER BY run_id DESC LIMIT 1"
+        );
+        with_pool!(self, pool => {
+            let row = sqlx::query(&sql).bind(state).fetch_optional(pool).await.ctx("read the latest lead run")?;
+            row.as_ref().map(run_from_row).transpose()
+        })
+    }
+
+    /// Commits one batch of a run's outcomes and advances its cursor to `cursor_key`.
+    pub async fn save_lead_batch(
+        &self,
+        run_id: &str,
+        batch: &LeadBatch,
+        cursor_key: &str,
+        stats_json: &str,
+        now_micros: i64,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.ctx("start a lead batch")?;
+            let state: Option<String> = sqlx::query_scalar("SELECT state FROM lead_runs WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .ctx("read a lead run state")?;
+            match state.as_deref() {
+                Some("running") => {}
+                Some(other) => {
+                    return Err(StoreError::Invalid(FieldError::new(
+                        "run_id",
+                        format!("lead run '{run_id}' is {other}, not running"),
+                    )))
+                }
+                None => return Err(StoreError::NotFound { what: "lead run", key: run_id.into() }),
+            }
+            for (lead_id, reason) in &batch.withdrawn {
+                sqlx::query(
+                    "UPDATE leads SET state = 'withdrawn', withdrawn_reason = $1, checked_run_id = $2, \
+                     updated_micros = $3 WHERE lead_id = $4 AND state = 'open'",
+                )
+                .bind(reason)
+                .bind(run_id)
+                .bind(now_micros)
+                .bind(lead_id)
+                .execute(&mut *tx)
+                .await
+                .ctx("withdraw a lead")?;
+            }
+            for (lead_id, evidence) in &batch.refreshed {
+                sqlx::query(
+                    "UPDATE leads SET evidence_json = $1, checked_run_id = $2, updated_micros = $3 \
+                     WHERE lead_id = $4 AND state = 'open'",
+                )
+                .bind(evidence)
+                .bind(run_id)
+                .bind(now_micros)
+                .bind(lead_id)
+                .execute(&mut *tx)
+                .await
+                .ctx("refresh a lead")?;
+            }
+            for l in &batch.new_leads {
+                // A resumed run may repeat the batch it was writing when it stopped.
+                let inserted = sqlx::query(
+                    "INSERT INTO leads (lead_id, person_key, run_id, checked_run_id, primary_rule, rules, \
+                     status, policy_version, aor, state, identity_probability, subject_name, evidence_json, \
+                     created_micros, updated_micros) \
+                     VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, 'open', $9, $10, $11, $12, $12) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(lead_id_for(run_id, &l.person_key))
+                .bind(&l.person_key)
+                .bind(run_id)
+                .bind(&l.primary_rule)
+                .bind(l.rules.join(","))
+                .bind(&l.status)
+                .bind(&l.policy_version)
+                .bind(l.aor.as_deref())
+                .bind(l.identity_probability)
+                .bind(&l.subject_name)
+                .bind(&l.evidence_json)
+                .bind(now_micros)
+                .execute(&mut *tx)
+                .await
+                .ctx("insert a lead")?
+                .rows_affected();
+                // A lead not inserted (the person has an open lead) gets no keys.
+                let keys: &[String] = if inserted > 0 { &l.subject_keys } else { &[] };
+                for k in keys {
+                    sqlx::query(
+                        "INSERT INTO lead_subject_keys (citizen_key, lead_id) VALUES ($1, $2) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(k)
+                    .bind(lead_id_for(run_id, &l.person_key))
+                    .execute(&mut *tx)
+                    .await
+                    .ctx("insert a lead subject key")?;
+                }
+            }
+            for (person_key, rules, reason, detail) in &batch.parks {
+                sqlx::query(
+                    "INSERT INTO lead_parks (run_id, person_key, rules, reason, detail, created_micros) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                )
+                .bind(run_id)
+                .bind(person_key)
+                .bind(rules.join(","))
+                .bind(reason)
+                .bind(detail)
+                .bind(now_micros)
+                .execute(&mut *tx)
+                .await
+                .ctx("insert a parked person")?;
+            }
+            sqlx::query("UPDATE lead_runs SET cursor_key = $1, stats_json = $2 WHERE run_id = $3")
+                .bind(cursor_key)
+                .bind(stats_json)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await
+                .ctx("advance a lead run cursor")?;
+            tx.commit().await.ctx("commit a lead batch")?;
+            Ok(())
+        })
+    }
+
+    /// Ends a run (`finished` or `failed`) with its final counters.
+    pub async fn finish_lead_run(
+        &self,
+        run_id: &str,
+        state: &str,
+        stats_json: &str,
+        now_micros: i64,
+    ) -> Result<(), StoreError> {
+        if !matches!(state, "finished" | "failed") {
+            return Err(StoreError::Invalid(FieldError::new(
+                "state",
+                format!("'{state}' is not finished or failed"),
+            )));
+        }
+        with_pool!(self, pool => {
+            let r = sqlx::query(
+                "UPDATE lead_runs SET state = $1, stats_json = $2, finished_micros = $3 \
+                 WHERE run_id = $4 AND state = 'running'",
+            )
+            .bind(state)
+            .bind(stats_json)
+            .bind(now_micros)
+            .bind(run_id)
+            .execute(pool)
+            .await
+            .ctx("finish a lead run")?;
+            if r.rows_affected() == 0 {
+                return Err(StoreError::NotFound { what: "running lead run", key: run_id.into() });
+            }
+            Ok(())
+        })
+    }
+
+    /// Open leads on any of these person keys.
+    pub async fn open_leads_for(&self, person_keys: &[String]) -> Result<Vec<LeadRow>, StoreError> {
+        let mut out = Vec::new();
+        let sql =
+            format!("SELECT {LEAD_COLUMNS} FROM leads WHERE state = 'open' AND person_key = $1");
+        with_pool!(self, pool => {
+            for key in person_keys {
+                let rows = sqlx::query(&sql).bind(key).fetch_all(pool).await.ctx("read open leads")?;
+                for r in &rows {
+                    let p: f64 = r.try_get("identity_probability").ctx("read a lead row")?;
+                    out.push(lead_from_row(r, p)?);
+                }
+            }
+        });
+        Ok(out)
+    }
+
+    /// Every open lead's (person_key, lead_id): a full run loads this once.
+    pub async fn open_lead_keys(&self) -> Result<Vec<(String, String)>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT person_key, lead_id FROM leads WHERE state = 'open' ORDER BY person_key")
+                .fetch_all(pool)
+                .await
+                .ctx("list open leads")?;
+            rows.iter()
+                .map(|r| Ok((r.text("person_key").ctx("read open leads")?, r.text("lead_id").ctx("read open leads")?)))
+                .collect()
+        })
+    }
+
+    pub async fn get_lead(&self, lead_id: &str) -> Result<Option<LeadRow>, StoreError> {
+        let sql = format!("SELECT {LEAD_COLUMNS} FROM leads WHERE lead_id = $1");
+        with_pool!(self, pool => {
+            let row = sqlx::query(&sql).bind(lead_id).fetch_optional(pool).await.ctx("read a lead")?;
+            match row {
+                None => Ok(None),
+                Some(r) => {
+                    let p: f64 = r.try_get("identity_probability").ctx("read a lead row")?;
+                    Ok(Some(lead_from_row(&r, p)?))
+                }
+            }
+        })
+    }
+
+    /// Leads matching `filter`, oldest first (a queue is worked in order).
+    pub async fn list_leads(&self, filter: &LeadFilter) -> Result<Vec<LeadRow>, StoreError> {
+        let mut sql = format!("SELECT {LEAD_COLUMNS} FROM leads WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        match &filter.aor {
+            Some(Some(aor)) => {
+                binds.push(aor.clone());
+                sql.push_str(&format!(" AND aor = ${}", binds.len()));
+            }
+            Some(None) => sql.push_str(" AND aor IS NULL"),
+            None => {}
+        }
+        if let Some(s) = &filter.state {
+            binds.push(s.clone());
+            sql.push_str(&format!(" AND state = ${}", binds.len()));
+        }
+        if let Some(r) = &filter.run_id {
+            binds.push(r.clone());
+            sql.push_str(&format!(" AND run_id = ${}", binds.len()));
+        }
+        sql.push_str(&format!(
+            " ORDER BY created_micros, lead_id LIMIT {}",
+            filter.limit.max(1)
+        ));
+        with_pool!(self, pool => {
+            let mut q = sqlx::query(&sql);
+            for b in &binds {
+                q = q.bind(b.as_str());
+            }
+            let rows = q.fetch_all(pool).await.ctx("list leads")?;
+            rows.iter()
+                .map(|r| {
+                    let p: f64 = r.try_get("identity_probability").ctx("read a lead row")?;
+                    lead_from_row(r, p)
+                })
+                .collect()
+        })
+    }
+
+    /// Open leads per queue: (AOR or None for the analyst queue, count).
+    pub async fn open_lead_queues(&self) -> Result<Vec<(Option<String>, u64)>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT aor, COUNT(*) AS n FROM leads WHERE state = 'open' GROUP BY aor ORDER BY aor",
+            )
+            .fetch_all(pool)
+            .await
+            .ctx("count open leads per queue")?;
+            rows.iter()
+                .map(|r| Ok((r.opt_text("aor").ctx("read queues")?, count(r.int("n").ctx("read queues")?))))
+                .collect()
+        })
+    }
+
+    /// Records a field disposition and closes the lead. Only an open lead takes one.
+    pub async fn record_lead_disposition(
+        &self,
+        lead_id: &str,
+        disposition: LeadDisposition,
+        actor: &str,
+        note: &str,
+        now_micros: i64,
+    ) -> Result<LeadRow, StoreError> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.ctx("start a disposition")?;
+            let r = sqlx::query(
+                "UPDATE leads SET state = 'closed', disposition = $1, disposition_by = $2, \
+                 disposition_micros = $3, disposition_note = $4, updated_micros = $3 \
+                 WHERE lead_id = $5 AND state = 'open'",
+            )
+            .bind(disposition.code())
+            .bind(actor)
+            .bind(now_micros)
+            .bind(note)
+            .bind(lead_id)
+            .execute(&mut *tx)
+            .await
+            .ctx("record a disposition")?;
+            if r.rows_affected() == 0 {
+                return Err(StoreError::NotFound { what: "open lead", key: lead_id.into() });
+            }
+            sqlx::query(
+                "INSERT INTO lead_dispositions (lead_id, disposition, actor, at_micros, note) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(lead_id)
+            .bind(disposition.code())
+            .bind(actor)
+            .bind(now_micros)
+            .bind(note)
+            .execute(&mut *tx)
+            .await
+            .ctx("log a disposition")?;
+            tx.commit().await.ctx("commit a disposition")?;
+            Ok::<(), StoreError>(())
+        })?;
+        self.get_lead(lead_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "lead",
+                key: lead_id.into(),
+            })
+    }
+
+    /// Parked persons of a run, by person key.
+    pub async fn lead_parks(&self, run_id: &str, limit: u32) -> Result<Vec<ParkRow>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT run_id, person_key, rules, reason, detail, created_micros FROM lead_parks \
+                 WHERE run_id = $1 ORDER BY person_key LIMIT $2",
+            )
+            .bind(run_id)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .ctx("list parked persons")?;
+            let op = "read a parked person";
+            rows.iter()
+                .map(|r| {
+                    Ok(ParkRow {
+                        run_id: r.text("run_id").ctx(op)?,
+                        person_key: r.text("person_key").ctx(op)?,
+                        rules: r.text("rules").ctx(op)?,
+                        reason: r.text("reason").ctx(op)?,
+                        detail: r.text("detail").ctx(op)?,
+                        created_micros: r.int("created_micros").ctx(op)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Parked persons per reason, over all runs.
+    pub async fn park_reason_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT reason, COUNT(*) AS n FROM lead_parks GROUP BY reason ORDER BY reason")
+                .fetch_all(pool)
+                .await
+                .ctx("count parked persons")?;
+            rows.iter()
+                .map(|r| Ok((r.text("reason").ctx("read park counts")?, count(r.int("n").ctx("read park counts")?))))
+                .collect()
+        })
+    }
+
+    /// Lead-quality figures per (primary rule, AOR), sorted by rule then AOR.
+    pub async fn lead_quality(&self) -> Result<Vec<QualityRow>, StoreError> {
+        let rows: Vec<QualityCell> = with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT primary_rule, aor, state, disposition, COUNT(*) AS n FROM leads \
+                 GROUP BY primary_rule, aor, state, disposition",
+            )
+            .fetch_all(pool)
+            .await
+            .ctx("aggregate lead quality")?;
+            let op = "read lead quality";
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.text("primary_rule").ctx(op)?,
+                        r.opt_text("aor").ctx(op)?,
+                        r.text("state").ctx(op)?,
+                        r.opt_text("disposition").ctx(op)?,
+                        r.int("n").ctx(op)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?
+        });
+        let mut out: std::collections::BTreeMap<(String, Option<String>), QualityRow> =
+            std::collections::BTreeMap::new();
+        for (rule, aor, state, disposition, n) in rows {
+            let n = count(n);
+            let q = out
+                .entry((rule.clone(), aor.clone()))
+                .or_insert_with(|| QualityRow {
+                    rule,
+                    aor,
+                    ..QualityRow::default()
+                });
+            q.leads += n;
+            match state.as_str() {
+                "open" => q.open += n,
+                "withdrawn" => q.withdrawn += n,
+                _ => {}
+            }
+            if let Some(d) = disposition {
+                match q.dispositions.iter_mut().find(|(c, _)| *c == d) {
+                    Some(slot) => slot.1 += n,
+                    None => q.dispositions.push((d, n)),
+                }
+            }
+        }
+        let mut rows: Vec<QualityRow> = out.into_values().collect();
+        for r in &mut rows {
+            r.dispositions.sort();
+        }
+        Ok(rows)
+    }
+
+    /// Which of these person keys have an active detainer or request for notification
+    /// (PERC's tables). Empty when those tables do not exist yet.
+    pub async fn persons_with_active_detainer(
+        &self,
+        person_keys: &[String],
+    ) -> Result<BTreeSet<String>, StoreError> {
+        let mut out = BTreeSet::new();
+        if person_keys.is_empty() || !self.table_exists("detainers").await? {
+            return Ok(out);
+        }
+        with_pool!(self, pool => {
+            for chunk in person_keys.chunks(200) {
+                let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "SELECT DISTINCT c.person_key AS person_key FROM detainers d \
+                     JOIN perc_cases c ON c.case_id = d.case_id \
+                     WHERE d.state IN ('prepared', 'approved', 'lodged') AND c.person_key IN ({})",
+                    marks.join(", ")
+                );
+                let mut q = sqlx::query(&sql);
+                for k in chunk {
+                    q = q.bind(k.as_str());
+                }
+                let rows = q.fetch_all(pool).await.ctx("find active detainers")?;
+                for r in &rows {
+                    if let Some(k) = r.opt_text("person_key").ctx("read active detainers")? {
+                        out.insert(k);
+                    }
+                }
+            }
+        });
+        Ok(out)
+    }
+
+    /// Adds name-and-birth-date keys of records with citizenship indicia (idempotent).
+    pub async fn add_citizen_keys(&self, keys: &[String]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.ctx("start a citizen key insert")?;
+            for chunk in keys.chunks(500) {
+                let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("(${i})")).collect();
+                let sql = format!(
+                    "INSERT INTO lead_citizen_keys (citizen_key) VALUES {} ON CONFLICT DO NOTHING",
+                    marks.join(", ")
+                );
+                let mut q = sqlx::query(&sql);
+                for k in chunk {
+                    q = q.bind(k.as_str());
+                }
+                q.execute(&mut *tx).await.ctx("insert citizen keys")?;
+            }
+            tx.commit().await.ctx("commit citizen keys")?;
+            Ok(())
+        })
+    }
+
+    /// Which of `keys` are citizen keys.
+    pub async fn citizen_keys_among(
+        &self,
+        keys: &[String],
+    ) -> Result<BTreeSet<String>, StoreError> {
+        let mut out = BTreeSet::new();
+        with_pool!(self, pool => {
+            for chunk in keys.chunks(500) {
+                let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "SELECT citizen_key FROM lead_citizen_keys WHERE citizen_key IN ({})",
+                    marks.join(", ")
+                );
+                let mut q = sqlx::query_scalar::<_, String>(&sql);
+                for k in chunk {
+                    q = q.bind(k.as_str());
+                }
+                out.extend(q.fetch_all(pool).await.ctx("look up citizen keys")?);
+            }
+        });
+        Ok(out)
+    }
+
+    /// Person keys with an active detainer or request for notification (PERC's tables);
+    /// empty when those tables do not exist yet.
+    pub async fn active_detainer_person_keys(&self) -> Result<BTreeSet<String>, StoreError> {
+        let mut out = BTreeSet::new();
+        if !self.table_exists("detainers").await? {
+            return Ok(out);
+        }
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT DISTINCT c.person_key AS person_key FROM detainers d \
+                 JOIN perc_cases c ON c.case_id = d.case_id \
+                 WHERE d.state IN ('prepared', 'approved', 'lodged') AND c.person_key IS NOT NULL",
+            )
+            .fetch_all(pool)
+            .await
+            .ctx("list active detainers")?;
+            for r in &rows {
+                if let Some(k) = r.opt_text("person_key").ctx("read active detainers")? {
+                    out.insert(k);
+                }
+            }
+        });
+        Ok(out)
+    }
+
+    /// The field office a user belongs to (`users.aor`, migration 0002), if set.
+    pub async fn user_aor(&self, username: &str) -> Result<Option<String>, StoreError> {
+        with_pool!(self, pool => {
+            let v: Option<Option<String>> = sqlx::query_scalar("SELECT aor FROM users WHERE username = $1")
+                .bind(username)
+                .fetch_optional(pool)
+                .await
+                .ctx("read a user's field office")?;
+            Ok(v.flatten())
+        })
+    }
+
+    /// Open leads whose subject has one of these name-and-birth-date keys: (lead_id, person_key).
+    pub async fn open_leads_with_subject_keys(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = BTreeSet::new();
+        with_pool!(self, pool => {
+            for chunk in keys.chunks(500) {
+                let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "SELECT DISTINCT l.lead_id AS lead_id, l.person_key AS person_key FROM lead_subject_keys k \
+                     JOIN leads l ON l.lead_id = k.lead_id \
+                     WHERE l.state = 'open' AND k.citizen_key IN ({})",
+                    marks.join(", ")
+                );
+                let mut q = sqlx::query(&sql);
+                for k in chunk {
+                    q = q.bind(k.as_str());
+                }
+                for r in q.fetch_all(pool).await.ctx("find leads by subject key")? {
+                    out.insert((
+                        r.text("lead_id").ctx("read leads by subject key")?,
+                        r.text("person_key").ctx("read leads by subject key")?,
+                    ));
+                }
+            }
+        });
+        Ok(out.into_iter().collect())
+    }
+
+    /// Whether a table exists (the dashboard reads other areas' tables only when present).
+    async fn table_exists(&self, table: &str) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let sql = match self.kind() {
+                crate::BackendKind::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
+                crate::BackendKind::Postgres => "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1",
+            };
+            let n: i64 = sqlx::query_scalar(sql).bind(table).fetch_one(pool).await.ctx("look up a table")?;
+            Ok(n > 0)
+        })
+    }
+
+    /// The dashboard's figures over LESC queries (0002) and PERC detainers (0003), for the
+    /// `days` most recent days that have queries.
+    pub async fn dashboard_data(&self, days: u32) -> Result<DashboardData, StoreError> {
+        let mut data = DashboardData::default();
+        if self.table_exists("queries").await? {
+            with_pool!(self, pool => {
+                let rows = sqlx::query(
+                    "SELECT received_micros / 86400000000 AS day, COUNT(*) AS received, \
+                     SUM(CASE WHEN state = 'answered' AND automatic = $1 THEN 1 ELSE 0 END) AS auto_n, \
+                     SUM(CASE WHEN state = 'answered' AND (automatic IS NULL OR automatic = $2) THEN 1 ELSE 0 END) AS reviewed_n, \
+                     CAST(AVG(CASE WHEN answered_micros IS NOT NULL THEN answered_micros - received_micros END) AS DOUBLE PRECISION) AS mean_micros \
+                     FROM queries GROUP BY received_micros / 86400000000 ORDER BY day DESC LIMIT $3",
+                )
+                .bind(true)
+                .bind(false)
+                .bind(i64::from(days))
+                .fetch_all(pool)
+                .await
+                .ctx("aggregate query volumes")?;
+                let op = "read query volumes";
+                for r in &rows {
+                    let mean: Option<f64> = r.try_get("mean_micros").ctx(op)?;
+                    data.query_days.push(QueryDay {
+                        day: r.int("day").ctx(op)?,
+                        received: count(r.int("received").ctx(op)?),
+                        answered_automatic: count(r.opt_int("auto_n").ctx(op)?.unwrap_or(0)),
+                        answered_reviewed: count(r.opt_int("reviewed_n").ctx(op)?.unwrap_or(0)),
+                        mean_response_seconds: mean.map(|m| m / 1e6),
+                    });
+                }
+                data.query_days.reverse();
+                let mut lower = 0i64;
+                for (label, upper) in RESPONSE_BUCKETS {
+                    let n: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM queries WHERE answered_micros IS NOT NULL \
+                         AND answered_micros - received_micros >= $1 AND answered_micros - received_micros < $2",
+                    )
+                    .bind(lower)
+                    .bind(*upper)
+                    .fetch_one(pool)
+                    .await
+                    .ctx("bucket response times")?;
+                    data.response_buckets.push(((*label).to_string(), count(n)));
+                    lower = *upper;
+                }
+                let rows = sqlx::query(
+                    "SELECT state, COUNT(*) AS n FROM queries WHERE state <> 'answered' GROUP BY state ORDER BY state",
+                )
+                .fetch_all(pool)
+                .await
+                .ctx("count queued queries")?;
+                for r in &rows {
+                    data.queue_depth.push((r.text("state").ctx("read queue depth")?, count(r.int("n").ctx("read queue depth")?)));
+                }
+            });
+        }
+        if self.table_exists("detainers").await? {
+            let outcomes = with_pool!(self, pool => {
+                let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM detainers GROUP BY state ORDER BY state")
+                    .fetch_all(pool)
+                    .await
+                    .ctx("count detainer outcomes")?;
+                rows.iter()
+                    .map(|r| Ok((r.text("state").ctx("read detainer outcomes")?, count(r.int("n").ctx("read detainer outcomes")?))))
+                    .collect::<Result<Vec<_>, StoreError>>()?
+            });
+            data.detainer_outcomes = Some(outcomes);
+        }
+        Ok(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispositions_parse_their_codes() {
+        for d in LeadDisposition::ALL {
+            assert_eq!(LeadDisposition::parse(d.code()), Ok(*d));
+            assert!(!d.label().is_empty());
+        }
+        assert!(LeadDisposition::parse("shot").is_err());
+    }
+
+    #[test]
+    fn bad_share_counts_not_amenable_and_citizens() {
+        let q = QualityRow {
+            dispositions: vec![
+                ("arrested".into(), 6),
+                ("not_amenable".into(), 1),
+                ("us_citizen".into(), 1),
+            ],
+            ..QualityRow::default()
+        };
+        assert_eq!(q.disposed(), 8);
+        assert_eq!(q.bad_share(), Some(0.25));
+        assert_eq!(QualityRow::default().bad_share(), None);
+    }
+}

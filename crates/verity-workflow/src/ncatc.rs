@@ -1,2 +1,747 @@
 //! NCATC: lead runs over the whole store, deconfliction, routing to field offices and
 //! lead-quality metrics from field dispositions.
+//!
+//! A run is a batch job over records by `rev`:
+//! - **full** (the first run, or when asked): every record up to the store's head is read in
+//!   pages, grouped into persons, and each person is evaluated;
+//! - **incremental** (otherwise): only records newer than the last finished run's head, plus the
+//!   records that share an identifier with them, are read; only their persons are evaluated.
+//!
+//! Persons are evaluated in person-key order and written in batches; each batch commits with
+//! the run's cursor (the last person key written), so a run that stops is resumed by the next
+//! `run_leads` call, which skips what is already committed. Per person the outcome is a new
+//! lead, a refresh of its open lead, a withdrawal of an open lead that is no longer supported,
+//! a park with the reason, a citizenship review, or nothing.
+
+#[path = "ncatc_person.rs"]
+pub mod person;
+#[cfg(test)]
+#[path = "ncatc_tests.rs"]
+mod tests;
+
+pub use person::{evaluate_person, group_persons, LeadContext, PersonContext, PersonResult};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use verity_model::SourceRecord;
+use verity_policy::{LeadOutcome, Ongoing};
+use verity_store::leads::{LeadBatch, LeadRun, NewLead, NewLeadRun};
+use verity_store::{IdKind, Store, StoreError};
+
+/// Counters of a run, stored with it (and updated with each batch, so a resumed run continues
+/// counting).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStats {
+    pub records_scanned: u64,
+    pub persons: u64,
+    pub persons_evaluated: u64,
+    pub leads_created: u64,
+    pub leads_refreshed: u64,
+    pub leads_withdrawn: u64,
+    pub citizenship_reviews: u64,
+    pub no_rule: u64,
+    /// Parked persons by reason.
+    pub parked: BTreeMap<String, u64>,
+    /// Leads created by AOR (`analyst_queue` for unknown places).
+    pub leads_by_aor: BTreeMap<String, u64>,
+    /// Times the run was resumed after a stop.
+    pub resumed: u64,
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Who started the run (username, or `cli`).
+    pub actor: String,
+    /// Evaluate everyone even when an earlier run finished.
+    pub force_full: bool,
+    /// Records per scan page.
+    pub page_size: u32,
+    /// Persons per committed batch.
+    pub batch_size: usize,
+    /// The date facts are judged on.
+    pub today: NaiveDate,
+    /// Stop (as if interrupted) after this many batches: for resumability tests.
+    pub stop_after_batches: Option<usize>,
+}
+
+impl RunOptions {
+    pub fn new(actor: &str, today: NaiveDate) -> RunOptions {
+        RunOptions {
+            actor: actor.to_string(),
+            force_full: false,
+            page_size: 5_000,
+            batch_size: 2_000,
+            today,
+            stop_after_batches: None,
+        }
+    }
+}
+
+/// Where a run is, for a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Reading records: done so far, total expected.
+    Scanning { done: u64, total: u64 },
+    /// Evaluating persons: done so far, total.
+    Evaluating { done: u64, total: u64 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "lead run {run_id} was started with lead policy {started}, but policy {given} is loaded: \
+         resume it with the same policy file, or mark it failed first"
+    )]
+    PolicyChanged {
+        run_id: String,
+        started: String,
+        given: String,
+    },
+    #[error("lead run {run_id} stopped after {batches} batches as asked; run again to resume")]
+    Stopped { run_id: String, batches: usize },
+}
+
+/// The outcome of one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub kind: String,
+    pub resumed: bool,
+    pub stats: RunStats,
+}
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// Starts a lead run, or resumes the one left running, and takes it to the end.
+pub async fn run_leads(
+    store: &Store,
+    ctx: &LeadContext,
+    opts: &RunOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<RunSummary, RunError> {
+    let (run, resumed) = match store.latest_lead_run("running").await? {
+        Some(run) => (run, true),
+        None => {
+            let head = store.max_record_rev().await?;
+            let base = if opts.force_full {
+                None
+            } else {
+                store.latest_lead_run("finished").await?
+            };
+            let (kind, from_rev) = match &base {
+                Some(b) => ("incremental", b.to_rev),
+                None => ("full", 0),
+            };
+            let new = NewLeadRun {
+                kind: kind.into(),
+                policy_version: ctx.policy.version.clone(),
+                rules_version: ctx.rules.version.clone(),
+                started_by: opts.actor.clone(),
+                from_rev,
+                to_rev: head,
+            };
+            (store.start_lead_run(&new, now_micros()).await?, false)
+        }
+    };
+    if run.policy_version != ctx.policy.version {
+        return Err(RunError::PolicyChanged {
+            run_id: run.run_id,
+            started: run.policy_version,
+            given: ctx.policy.version.clone(),
+        });
+    }
+    let mut stats: RunStats = if resumed {
+        serde_json::from_str(&run.stats_json).unwrap_or_default()
+    } else {
+        RunStats::default()
+    };
+    if resumed {
+        stats.resumed += 1;
+    }
+    audit_run(
+        store,
+        opts,
+        &run.run_id,
+        if resumed { "resumed" } else { "started" },
+        &run.kind,
+    )
+    .await?;
+    match execute(store, ctx, opts, progress, &run, &mut stats).await {
+        Ok(()) => {
+            let json = serde_json::to_string(&stats).unwrap_or_else(|_| "{}".into());
+            store
+                .finish_lead_run(&run.run_id, "finished", &json, now_micros())
+                .await?;
+            audit_run(store, opts, &run.run_id, "finished", &json).await?;
+            Ok(RunSummary {
+                run_id: run.run_id,
+                kind: run.kind,
+                resumed,
+                stats,
+            })
+        }
+        // Left running on purpose: the next call resumes it.
+        Err(e) => Err(e),
+    }
+}
+
+/// Every run start, resumption and end is in the audit log, with the actor and purpose.
+async fn audit_run(
+    store: &Store,
+    opts: &RunOptions,
+    run_id: &str,
+    what: &str,
+    detail: &str,
+) -> Result<(), RunError> {
+    store
+        .append_audit(verity_model::AuditEvent {
+            actor: opts.actor.clone(),
+            agency: None,
+            purpose: verity_model::Purpose::LeadGeneration,
+            action: verity_model::AuditAction::Decision {
+                subject: run_id.to_string(),
+                decision: format!("lead run {what}"),
+                reason: detail.to_string(),
+            },
+        })
+        .await?;
+    Ok(())
+}
+
+/// The persons a run evaluates, with what it knows about the rest of the store.
+struct Population {
+    /// Each person's records sorted by record id; persons sorted by key.
+    persons: Vec<(String, Vec<SourceRecord>)>,
+    records_scanned: u64,
+    citizen_match: HashSet<String>,
+}
+
+async fn execute(
+    store: &Store,
+    ctx: &LeadContext,
+    opts: &RunOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+    run: &LeadRun,
+    stats: &mut RunStats,
+) -> Result<(), RunError> {
+    let population = if run.kind == "full" {
+        full_population(store, opts, progress, run).await?
+    } else {
+        incremental_population(store, opts, progress, run).await?
+    };
+    if stats.resumed == 0 {
+        stats.records_scanned = population.records_scanned;
+        stats.persons = population.persons.len() as u64;
+    }
+    let detainers = store.active_detainer_person_keys().await?;
+    let full_open: Option<HashMap<String, String>> = if run.kind == "full" {
+        Some(store.open_lead_keys().await?.into_iter().collect())
+    } else {
+        None
+    };
+    let start = match &run.cursor_key {
+        Some(c) => population.persons.partition_point(|(k, _)| k <= c),
+        None => 0,
+    };
+    let total = population.persons.len() as u64;
+    progress(Progress::Evaluating {
+        done: start as u64,
+        total,
+    });
+    for (done_batches, chunk) in population.persons[start..]
+        .chunks(opts.batch_size.max(1))
+        .enumerate()
+    {
+        let mut open_by_key: HashMap<String, String> = HashMap::new();
+        match &full_open {
+            Some(all) => {
+                for (_, records) in chunk {
+                    for k in person::possible_keys(records) {
+                        if let Some(id) = all.get(&k) {
+                            open_by_key.insert(k, id.clone());
+                        }
+                    }
+                }
+            }
+            None => {
+                let keys: Vec<String> = chunk
+                    .iter()
+                    .flat_map(|(_, r)| person::possible_keys(r))
+                    .collect();
+                for l in store.open_leads_for(&keys).await? {
+                    open_by_key.insert(l.person_key, l.lead_id);
+                }
+            }
+        }
+        let contexts: Vec<PersonContext> = chunk
+            .iter()
+            .map(|(key, records)| PersonContext {
+                ongoing: Ongoing {
+                    open_lead: false,
+                    active_detainer: detainers.contains(key)
+                        || records
+                            .iter()
+                            .any(|r| detainers.contains(&format!("S-{}", r.record_id))),
+                    open_citizenship_claim: false,
+                },
+                citizen_key_match: population.citizen_match.contains(key),
+            })
+            .collect();
+        let results = evaluate_parallel(ctx, chunk, &contexts, opts.today);
+        let mut batch = LeadBatch::default();
+        for ((_, records), result) in chunk.iter().zip(results) {
+            let existing: Option<String> = person::possible_keys(records)
+                .iter()
+                .find_map(|k| open_by_key.get(k).cloned());
+            apply_outcome(ctx, result, existing, &mut batch, stats);
+        }
+        stats.persons_evaluated += chunk.len() as u64;
+        let cursor = chunk.last().map(|(k, _)| k.as_str()).unwrap_or("");
+        let json = serde_json::to_string(stats).unwrap_or_else(|_| "{}".into());
+        store
+            .save_lead_batch(&run.run_id, &batch, cursor, &json, now_micros())
+            .await?;
+        let batches = done_batches + 1;
+        progress(Progress::Evaluating {
+            done: stats.persons_evaluated.min(total),
+            total,
+        });
+        if opts.stop_after_batches.is_some_and(|n| batches >= n) {
+            return Err(RunError::Stopped {
+                run_id: run.run_id.clone(),
+                batches,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Evaluates a batch on two threads (the machine's cores); results keep the input order.
+fn evaluate_parallel(
+    ctx: &LeadContext,
+    chunk: &[(String, Vec<SourceRecord>)],
+    contexts: &[PersonContext],
+    today: NaiveDate,
+) -> Vec<PersonResult> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4);
+    let per = chunk.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = chunk
+            .chunks(per)
+            .zip(contexts.chunks(per))
+            .map(|(persons, pcs)| {
+                s.spawn(move || {
+                    persons
+                        .iter()
+                        .zip(pcs)
+                        .map(|((_, records), pc)| evaluate_person(ctx, records, pc, today))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(v) => v,
+                // A panic in evaluation is a bug; re-raise it where it can be seen.
+                Err(p) => std::panic::resume_unwind(p),
+            })
+            .collect()
+    })
+}
+
+fn outcome_words(o: &LeadOutcome) -> String {
+    match o {
+        LeadOutcome::None => "no lead rule applies any more".into(),
+        LeadOutcome::CitizenshipReview => "citizenship indicia: sent to citizenship review".into(),
+        LeadOutcome::Parked { detail, .. } => detail.clone(),
+        LeadOutcome::Lead { .. } => "still a lead".into(),
+    }
+}
+
+fn apply_outcome(
+    ctx: &LeadContext,
+    result: PersonResult,
+    existing: Option<String>,
+    batch: &mut LeadBatch,
+    stats: &mut RunStats,
+) {
+    let key = result.person_key.clone();
+    match (&result.outcome, existing) {
+        (LeadOutcome::Lead { rules, .. }, Some(lead_id)) => {
+            let evidence = result.evidence.map(|e| e.to_string()).unwrap_or_default();
+            batch.refreshed.push((lead_id, evidence));
+            batch.parks.push((
+                key,
+                rules.clone(),
+                "open_lead".into(),
+                "a lead on this person is open (refreshed, not duplicated)".into(),
+            ));
+            stats.leads_refreshed += 1;
+            *stats.parked.entry("open_lead".into()).or_default() += 1;
+        }
+        (LeadOutcome::Lead { rules, .. }, None) => {
+            *stats
+                .leads_by_aor
+                .entry(result.aor.clone().unwrap_or_else(|| "analyst_queue".into()))
+                .or_default() += 1;
+            stats.leads_created += 1;
+            batch.new_leads.push(NewLead {
+                person_key: key,
+                primary_rule: rules.first().cloned().unwrap_or_default(),
+                rules: rules.clone(),
+                status: result.status.code().to_string(),
+                policy_version: ctx.policy.version.clone(),
+                aor: result.aor,
+                identity_probability: result.identity_probability,
+                subject_name: result.subject_name,
+                evidence_json: result.evidence.map(|e| e.to_string()).unwrap_or_default(),
+                subject_keys: result.subject_keys,
+            });
+        }
+        (other, existing) => {
+            if let Some(lead_id) = existing {
+                batch.withdrawn.push((lead_id, outcome_words(other)));
+                stats.leads_withdrawn += 1;
+            }
+            match other {
+                LeadOutcome::Parked {
+                    rules,
+                    reason,
+                    detail,
+                } => {
+                    let code = serde_json::to_value(reason)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_else(|| "parked".into());
+                    *stats.parked.entry(code.clone()).or_default() += 1;
+                    batch.parks.push((key, rules.clone(), code, detail.clone()));
+                }
+                LeadOutcome::CitizenshipReview => {
+                    stats.citizenship_reviews += 1;
+                    batch.parks.push((
+                        key,
+                        Vec::new(),
+                        "citizenship_review".into(),
+                        "citizenship indicia or a same-name-and-birth-date citizenship record: \
+                         a deportation officer must review before any lead"
+                            .into(),
+                    ));
+                }
+                _ => stats.no_rule += 1,
+            }
+        }
+    }
+}
+
+/// Reads every record up to the run's head, groups them, and finds citizen-key matches.
+async fn full_population(
+    store: &Store,
+    opts: &RunOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+    run: &LeadRun,
+) -> Result<Population, RunError> {
+    let total = store.count_records().await?;
+    let mut records: Vec<SourceRecord> = Vec::new();
+    let mut after = 0i64;
+    'scan: loop {
+        let page = store.scan_records(after, opts.page_size.max(1)).await?;
+        if page.is_empty() {
+            break;
+        }
+        for (rev, r) in page {
+            if rev > run.to_rev {
+                break 'scan;
+            }
+            after = rev;
+            records.push(r);
+        }
+        progress(Progress::Scanning {
+            done: records.len() as u64,
+            total,
+        });
+    }
+    let records_scanned = records.len() as u64;
+    let mut citizen_keys: HashSet<String> = HashSet::new();
+    for r in records.iter().filter(|r| person::indicates_citizenship(r)) {
+        citizen_keys.extend(person::name_dob_keys(r));
+    }
+    let mut sorted_keys: Vec<String> = citizen_keys.iter().cloned().collect();
+    sorted_keys.sort();
+    for chunk in sorted_keys.chunks(20_000) {
+        store.add_citizen_keys(chunk).await?;
+    }
+    let persons = into_persons(records, None);
+    let citizen_match = persons
+        .iter()
+        .filter(|(_, rs)| {
+            rs.iter()
+                .flat_map(person::name_dob_keys)
+                .any(|k| citizen_keys.contains(&k))
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    Ok(Population {
+        persons,
+        records_scanned,
+        citizen_match,
+    })
+}
+
+/// Groups records into persons sorted by key; with `only`, keeps the persons holding one of
+/// those record ids.
+fn into_persons(
+    records: Vec<SourceRecord>,
+    only: Option<&HashSet<String>>,
+) -> Vec<(String, Vec<SourceRecord>)> {
+    let groups = group_persons(&records);
+    let mut slots: Vec<Option<SourceRecord>> = records.into_iter().map(Some).collect();
+    let mut persons: Vec<(String, Vec<SourceRecord>)> = Vec::with_capacity(groups.len());
+    for g in groups {
+        let mut rs: Vec<SourceRecord> = g.iter().filter_map(|&i| slots[i].take()).collect();
+        if let Some(ids) = only {
+            if !rs.iter().any(|r| ids.contains(&r.record_id)) {
+                continue;
+            }
+        }
+        rs.sort_by(|a, b| a.record_id.cmp(&b.record_id));
+        persons.push((person::person_key(&rs), rs));
+    }
+    persons.sort_by(|a, b| a.0.cmp(&b.0));
+    persons
+}
+
+/// How many identifier hops an incremental run follows from a changed record.
+const EXPANSION_ROUNDS: usize = 3;
+
+/// Reads the records changed since the last finished run and every record linked to them.
+async fn incremental_population(
+    store: &Store,
+    opts: &RunOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+    run: &LeadRun,
+) -> Result<Population, RunError> {
+    let mut changed: Vec<SourceRecord> = Vec::new();
+    let mut after = run.from_rev;
+    'scan: loop {
+        let page = store.scan_records(after, opts.page_size.max(1)).await?;
+        if page.is_empty() {
+            break;
+        }
+        for (rev, r) in page {
+            if rev > run.to_rev {
+                break 'scan;
+            }
+            after = rev;
+            changed.push(r);
+        }
+        progress(Progress::Scanning {
+            done: changed.len() as u64,
+            total: u64::try_from(run.to_rev - run.from_rev).unwrap_or(0),
+        });
+    }
+    let records_scanned = changed.len() as u64;
+    let mut new_keys: Vec<String> = changed
+        .iter()
+        .filter(|r| person::indicates_citizenship(r))
+        .flat_map(person::name_dob_keys)
+        .collect();
+    new_keys.sort();
+    new_keys.dedup();
+    store.add_citizen_keys(&new_keys).await?;
+
+    let mut changed_ids: HashSet<String> = changed.iter().map(|r| r.record_id.clone()).collect();
+    // New citizenship evidence bears on open leads with the same name and birth date, linked
+    // by identifiers or not: their subjects are evaluated again.
+    for (_, key) in store.open_leads_with_subject_keys(&new_keys).await? {
+        if let Some(rid) = key.strip_prefix("NP-") {
+            if let Some(r) = store.get_record(rid).await? {
+                changed_ids.insert(r.record_id.clone());
+                changed.push(r);
+            }
+        }
+    }
+    let mut known: BTreeMap<String, SourceRecord> = BTreeMap::new();
+    let mut frontier: Vec<SourceRecord> = Vec::new();
+    for r in changed {
+        if known.insert(r.record_id.clone(), r.clone()).is_none() {
+            frontier.push(r);
+        }
+    }
+    let mut asked: HashSet<(u8, String)> = HashSet::new();
+    for _ in 0..EXPANSION_ROUNDS {
+        let mut next = Vec::new();
+        for r in &frontier {
+            for key in person::strong_keys(r) {
+                if !asked.insert(key.clone()) {
+                    continue;
+                }
+                let kind = match key.0 {
+                    0 => IdKind::ANumber,
+                    1 => IdKind::Fin,
+                    2 => IdKind::FbiNumber,
+                    3 => IdKind::Passport,
+                    4 => IdKind::Ssn,
+                    _ => IdKind::StateId,
+                };
+                for found in store.records_by_identifier(kind, &key.1).await? {
+                    if !known.contains_key(&found.record_id) {
+                        known.insert(found.record_id.clone(), found.clone());
+                        next.push(found);
+                    }
+                }
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        frontier = next;
+    }
+    let persons = into_persons(known.into_values().collect(), Some(&changed_ids));
+    let mut citizen_match = HashSet::new();
+    for (key, rs) in &persons {
+        let keys: Vec<String> = rs.iter().flat_map(person::name_dob_keys).collect();
+        if !store.citizen_keys_among(&keys).await?.is_empty() {
+            citizen_match.insert(key.clone());
+        }
+    }
+    Ok(Population {
+        persons,
+        records_scanned,
+        citizen_match,
+    })
+}
+
+/// Lead precision against a synthetic world's ground truth.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PrecisionReport {
+    pub leads: u64,
+    /// All records of the lead belong to one true person with the lead's status.
+    pub correct: u64,
+    /// The lead's records belong to more than one true person.
+    pub mixed_identity: u64,
+    /// One true person, but their true status differs from the lead's.
+    pub wrong_status: u64,
+    /// Leads whose subject (any of its records) is truly a U.S. citizen. Must be 0.
+    pub on_us_citizens: u64,
+    /// Lead ids of the failures (up to 20), for inspection.
+    pub examples: Vec<String>,
+}
+
+impl PrecisionReport {
+    pub fn precision(&self) -> Option<f64> {
+        (self.leads > 0).then(|| self.correct as f64 / self.leads as f64)
+    }
+}
+
+/// Ground truth of a synthetic world: record -> person, person -> (status, citizen).
+#[derive(Debug, Default)]
+pub struct Truth {
+    pub person_of_record: HashMap<String, String>,
+    pub person_status: HashMap<String, (String, bool)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TruthError {
+    #[error("{file}: {problem}")]
+    Read { file: String, problem: String },
+}
+
+impl Truth {
+    /// Reads `truth/persons.csv` and `truth/record_person.csv` of a world directory.
+    pub fn load(world: &std::path::Path) -> Result<Truth, TruthError> {
+        let mut t = Truth::default();
+        let read = |name: &str| -> Result<Vec<HashMap<String, String>>, TruthError> {
+            let path = world.join("truth").join(name);
+            let bad = |problem: String| TruthError::Read {
+                file: path.display().to_string(),
+                problem,
+            };
+            let mut rdr = csv::Reader::from_path(&path).map_err(|e| bad(e.to_string()))?;
+            let headers = rdr.headers().map_err(|e| bad(e.to_string()))?.clone();
+            let mut rows = Vec::new();
+            for (i, row) in rdr.records().enumerate() {
+                let row = row.map_err(|e| bad(format!("line {}: {e}", i + 2)))?;
+                rows.push(
+                    headers
+                        .iter()
+                        .zip(row.iter())
+                        .map(|(h, v)| (h.to_string(), v.to_string()))
+                        .collect(),
+                );
+            }
+            Ok(rows)
+        };
+        for row in read("record_person.csv")? {
+            if let (Some(r), Some(p)) = (row.get("record_id"), row.get("person_id")) {
+                t.person_of_record.insert(r.clone(), p.clone());
+            }
+        }
+        for row in read("persons.csv")? {
+            if let (Some(p), Some(s)) = (row.get("person_id"), row.get("status")) {
+                let citizen = row.get("citizen").is_some_and(|c| c == "Y");
+                t.person_status.insert(p.clone(), (s.clone(), citizen));
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// Scores leads (id, status code, evidence JSON) against the truth.
+pub fn score_leads<'a>(
+    truth: &Truth,
+    leads: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
+) -> PrecisionReport {
+    let mut rep = PrecisionReport::default();
+    for (lead_id, status, evidence) in leads {
+        rep.leads += 1;
+        let record_ids: Vec<String> = serde_json::from_str::<serde_json::Value>(evidence)
+            .ok()
+            .and_then(|v| {
+                v["records"].as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|r| r["record_id"].as_str().map(str::to_string))
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        let persons: BTreeSet<&String> = record_ids
+            .iter()
+            .filter_map(|r| truth.person_of_record.get(r))
+            .collect();
+        let citizen = persons
+            .iter()
+            .any(|p| truth.person_status.get(*p).is_some_and(|(_, c)| *c));
+        if citizen {
+            rep.on_us_citizens += 1;
+        }
+        let ok = if persons.len() != 1 {
+            rep.mixed_identity += 1;
+            false
+        } else {
+            let p = persons.iter().next().copied();
+            let right = p
+                .and_then(|p| truth.person_status.get(p))
+                .is_some_and(|(s, c)| s == status && !c);
+            if !right {
+                rep.wrong_status += 1;
+            }
+            right
+        };
+        if ok {
+            rep.correct += 1;
+        } else if rep.examples.len() < 20 {
+            rep.examples.push(lead_id.to_string());
+        }
+    }
+    rep
+}

@@ -1,14 +1,294 @@
 //! `verity leads …`: NCATC lead runs (batch, resumable, incremental) and their reports.
-use clap::Subcommand;
+//!
+//! The work lives in `verity_workflow::ncatc`; this module parses flags, draws the progress
+//! bar and prints results.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use verity_store::leads::LeadFilter;
+use verity_store::Store;
+use verity_workflow::ncatc::{self, LeadContext, Progress, RunOptions, Truth};
+
+/// Which store to open.
+#[derive(Args, Clone)]
+pub struct LeadStoreArgs {
+    /// Data directory of the embedded SQLite store (holds verity.db)
+    #[arg(long, env = "VERITY_DATA", default_value = "./verity-data")]
+    data: PathBuf,
+    /// Store URL (postgres://user@host/db, or sqlite:///path/verity.db); overrides --data
+    #[arg(long, env = "VERITY_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+impl LeadStoreArgs {
+    async fn open(&self) -> anyhow::Result<Store> {
+        match &self.database_url {
+            Some(url) => Store::open(url)
+                .await
+                .context("opening the store named by --database-url"),
+            None => Store::open_data_dir(&self.data)
+                .await
+                .with_context(|| format!("opening the data dir {}", self.data.display())),
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    store: LeadStoreArgs,
+    /// Lead rules file (TOML, like data/policy/leads.toml); the embedded rules when absent
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Evaluate every person even when an earlier run finished (default: only changed persons)
+    #[arg(long)]
+    full: bool,
+    /// Judge facts as of this date (YYYY-MM-DD); default today (UTC)
+    #[arg(long)]
+    today: Option<chrono::NaiveDate>,
+    /// Persons per committed batch
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    batch: u64,
+    /// Stop after this many batches, leaving the run to be resumed (for testing resumption)
+    #[arg(long, hide = true)]
+    stop_after_batches: Option<usize>,
+    /// Do not draw a progress bar
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    store: LeadStoreArgs,
+    /// Synthetic world directory: score lead precision against its truth/ files
+    #[arg(long)]
+    world: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct TouchArgs {
+    #[command(flatten)]
+    store: LeadStoreArgs,
+    /// Every Nth stored record gets a new version (100 = 1% of records)
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    every: u64,
+    /// Suffix of the new versions' record ids (use a new one for each round)
+    #[arg(long, default_value = "U1")]
+    suffix: String,
+}
 
 #[derive(Subcommand)]
 pub enum LeadsCommand {
-    /// Run lead generation over the whole store.
-    Run,
+    /// Run lead generation over the store (resumes a stopped run; incremental after the first).
+    Run(RunArgs),
+    /// Runs, lead quality per rule and AOR, and precision against ground truth (--world).
+    Report(ReportArgs),
+    /// Benchmark helper: store a new version of every Nth record (same person, new record id),
+    /// as when records change, so that an incremental run has work.
+    #[command(hide = true)]
+    Touch(TouchArgs),
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 pub fn run(c: LeadsCommand) -> anyhow::Result<()> {
     match c {
-        LeadsCommand::Run => anyhow::bail!("lead runs are not built yet"),
+        LeadsCommand::Run(a) => run_leads(a),
+        LeadsCommand::Report(a) => report(a),
+        LeadsCommand::Touch(a) => touch(a),
     }
+}
+
+fn load_context(policy: Option<&PathBuf>) -> anyhow::Result<LeadContext> {
+    let text = match policy {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading lead policy {}", p.display()))?,
+        ),
+        None => None,
+    };
+    LeadContext::load(text.as_deref()).map_err(|e| match policy {
+        Some(p) => anyhow::anyhow!("lead policy {} rejected: {e}", p.display()),
+        None => anyhow::anyhow!("embedded policies rejected: {e}"),
+    })
+}
+
+fn run_leads(a: RunArgs) -> anyhow::Result<()> {
+    let ctx = load_context(a.policy.as_ref())?;
+    let today = a.today.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let mut opts = RunOptions::new("cli", today);
+    opts.force_full = a.full;
+    opts.batch_size = usize::try_from(a.batch).unwrap_or(2_000);
+    opts.stop_after_batches = a.stop_after_batches;
+    let bar = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new(0);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} {msg:>10} [{bar:40}] {pos}/{len} {elapsed_precise} eta {eta}",
+        ) {
+            b.set_style(style.progress_chars("=> "));
+        }
+        b
+    };
+    let phase = Mutex::new("");
+    let on_progress = |p: Progress| {
+        let (name, done, total) = match p {
+            Progress::Scanning { done, total } => ("records", done, total),
+            Progress::Evaluating { done, total } => ("persons", done, total),
+        };
+        if let Ok(mut current) = phase.lock() {
+            if *current != name {
+                *current = name;
+                bar.set_message(name);
+                bar.reset();
+            }
+        }
+        bar.set_length(total.max(done));
+        bar.set_position(done);
+    };
+    let started = std::time::Instant::now();
+    runtime()?.block_on(async {
+        let store = a.store.open().await?;
+        let result = ncatc::run_leads(&store, &ctx, &opts, &on_progress).await;
+        store.close().await;
+        bar.finish_and_clear();
+        let s = result.context("lead run (run the same command again to resume it)")?;
+        let st = &s.stats;
+        println!(
+            "lead run {} ({}{}, policy {}) finished in {:.2} s",
+            s.run_id,
+            s.kind,
+            if s.resumed { ", resumed" } else { "" },
+            ctx.policy.version,
+            started.elapsed().as_secs_f64()
+        );
+        println!(
+            "records scanned {}, persons {}, evaluated {}: leads created {}, refreshed {}, \
+             withdrawn {}, citizenship reviews {}, no rule {}",
+            st.records_scanned,
+            st.persons,
+            st.persons_evaluated,
+            st.leads_created,
+            st.leads_refreshed,
+            st.leads_withdrawn,
+            st.citizenship_reviews,
+            st.no_rule
+        );
+        for (reason, n) in &st.parked {
+            println!("parked {reason}: {n}");
+        }
+        for (aor, n) in &st.leads_by_aor {
+            println!("new leads to {aor}: {n}");
+        }
+        Ok(())
+    })
+}
+
+fn report(a: ReportArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let store = a.store.open().await?;
+        let runs = store.lead_runs(5).await?;
+        for r in &runs {
+            println!(
+                "run {} {} {} policy {} revs {}..{}",
+                r.run_id, r.kind, r.state, r.policy_version, r.from_rev, r.to_rev
+            );
+        }
+        println!("rule,aor,leads,open,withdrawn,disposed,bad_share");
+        for q in store.lead_quality().await? {
+            println!(
+                "{},{},{},{},{},{},{}",
+                q.rule,
+                q.aor.as_deref().unwrap_or("analyst_queue"),
+                q.leads,
+                q.open,
+                q.withdrawn,
+                q.disposed(),
+                q.bad_share().map(|b| format!("{b:.3}")).unwrap_or_default()
+            );
+        }
+        if let Some(world) = &a.world {
+            let truth = Truth::load(world)?;
+            let leads = store
+                .list_leads(&LeadFilter {
+                    limit: u32::MAX,
+                    ..LeadFilter::default()
+                })
+                .await?;
+            let live: Vec<_> = leads.iter().filter(|l| l.state != "withdrawn").collect();
+            let rep = ncatc::score_leads(
+                &truth,
+                live.iter().map(|l| {
+                    (
+                        l.lead_id.as_str(),
+                        l.status.as_str(),
+                        l.evidence_json.as_str(),
+                    )
+                }),
+            );
+            println!(
+                "precision: {} of {} leads correct = {} (mixed identity {}, wrong status {}); \
+                 leads on U.S. citizens: {}",
+                rep.correct,
+                rep.leads,
+                rep.precision()
+                    .map(|p| format!("{:.4}", p))
+                    .unwrap_or_else(|| "n/a".into()),
+                rep.mixed_identity,
+                rep.wrong_status,
+                rep.on_us_citizens
+            );
+            for e in &rep.examples {
+                println!("  failed: {e}");
+            }
+        }
+        store.close().await;
+        Ok(())
+    })
+}
+
+fn touch(a: TouchArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let store = a.store.open().await?;
+        let head = store.max_record_rev().await?;
+        let mut after = 0i64;
+        let mut seen = 0u64;
+        let mut added = 0u64;
+        loop {
+            let page = store.scan_records(after, 10_000).await?;
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            let mut batch = Vec::new();
+            for (rev, mut r) in page {
+                if rev > head {
+                    break;
+                }
+                seen += 1;
+                if seen.is_multiple_of(a.every) {
+                    r.record_id = format!("{}-{}", r.record_id, a.suffix);
+                    batch.push(r);
+                }
+            }
+            added += store.insert_records(&batch).await?;
+            if after >= head {
+                break;
+            }
+        }
+        store.close().await;
+        println!(
+            "stored {added} new record versions (every {}th of {seen})",
+            a.every
+        );
+        Ok(())
+    })
 }

@@ -1,0 +1,329 @@
+//! Conformance of the NCATC tables (lead runs, leads, parks, dispositions, aggregates): every
+//! case runs on SQLite and on PostgreSQL.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+#[macro_use]
+mod common;
+
+use common::TestDb;
+use verity_store::leads::{LeadBatch, LeadDisposition, LeadFilter, NewLead, NewLeadRun};
+use verity_store::{Store, StoreError};
+
+conformance!(
+    run_batches_resume_and_finish,
+    one_open_lead_per_person,
+    dispositions_close_leads_and_feed_quality,
+    refresh_and_withdraw_touch_only_open_leads,
+    dashboard_reads_other_areas_tables,
+);
+
+fn new_run(kind: &str, from_rev: i64) -> NewLeadRun {
+    NewLeadRun {
+        kind: kind.into(),
+        policy_version: "leads-test".into(),
+        rules_version: "rules-test".into(),
+        started_by: "analyst1".into(),
+        from_rev,
+        to_rev: 100,
+    }
+}
+
+fn lead(person: &str, rule: &str, aor: Option<&str>) -> NewLead {
+    NewLead {
+        person_key: person.into(),
+        primary_rule: rule.into(),
+        rules: vec![rule.into()],
+        status: "final_order_of_removal".into(),
+        policy_version: "leads-test".into(),
+        aor: aor.map(Into::into),
+        identity_probability: 0.995,
+        subject_name: format!("SUBJECT {person}"),
+        evidence_json: format!("{{\"person\":\"{person}\"}}"),
+        subject_keys: vec![format!("F|{person}|19800101")],
+    }
+}
+
+async fn seed(store: &Store) -> String {
+    let run = store
+        .start_lead_run(&new_run("full", 0), 1_000)
+        .await
+        .unwrap();
+    let batch = LeadBatch {
+        new_leads: vec![
+            lead("P1", "final_order_not_executed", Some("NYC")),
+            lead("P2", "final_order_not_executed", Some("NYC")),
+            lead("P3", "in_absentia_order", None),
+        ],
+        parks: vec![(
+            "P4".into(),
+            vec!["final_order_not_executed".into()],
+            "deceased".into(),
+            "recorded as deceased".into(),
+        )],
+        ..LeadBatch::default()
+    };
+    store
+        .save_lead_batch(&run.run_id, &batch, "P4", "{\"leads\":3}", 2_000)
+        .await
+        .unwrap();
+    run.run_id
+}
+
+mod cases {
+    use super::*;
+
+    pub async fn run_batches_resume_and_finish(db: &TestDb) {
+        let s = &db.store;
+        assert!(s.latest_lead_run("running").await.unwrap().is_none());
+        let bad = s.start_lead_run(&new_run("weekly", 0), 1).await;
+        assert!(matches!(bad, Err(StoreError::Invalid(_))));
+        let run_id = seed(s).await;
+        assert_eq!(run_id, "LR000001");
+        let running = s.latest_lead_run("running").await.unwrap().unwrap();
+        assert_eq!(running.cursor_key.as_deref(), Some("P4"));
+        assert_eq!(running.stats_json, "{\"leads\":3}");
+        // A resumed run may repeat its last batch: nothing doubles.
+        let again = LeadBatch {
+            new_leads: vec![lead("P1", "final_order_not_executed", Some("NYC"))],
+            ..LeadBatch::default()
+        };
+        s.save_lead_batch(&run_id, &again, "P4", "{}", 3_000)
+            .await
+            .unwrap();
+        let all = s
+            .list_leads(&LeadFilter {
+                limit: 100,
+                ..LeadFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(s.lead_parks(&run_id, 10).await.unwrap().len(), 1);
+        s.finish_lead_run(&run_id, "finished", "{\"done\":true}", 4_000)
+            .await
+            .unwrap();
+        let done = s.latest_lead_run("finished").await.unwrap().unwrap();
+        assert_eq!(done.finished_micros, Some(4_000));
+        assert!(s.latest_lead_run("running").await.unwrap().is_none());
+        // A finished run takes no more batches and cannot finish twice.
+        assert!(s
+            .save_lead_batch(&run_id, &again, "P9", "{}", 5_000)
+            .await
+            .is_err());
+        assert!(s
+            .finish_lead_run(&run_id, "failed", "{}", 5_000)
+            .await
+            .is_err());
+        let second = s
+            .start_lead_run(&new_run("incremental", 100), 6_000)
+            .await
+            .unwrap();
+        assert_eq!(second.run_id, "LR000002");
+        assert_eq!(s.lead_runs(10).await.unwrap()[0].run_id, "LR000002");
+    }
+
+    pub async fn one_open_lead_per_person(db: &TestDb) {
+        let s = &db.store;
+        seed(s).await;
+        let run2 = s
+            .start_lead_run(&new_run("incremental", 100), 5_000)
+            .await
+            .unwrap();
+        let dup = LeadBatch {
+            new_leads: vec![lead("P1", "in_absentia_order", None)],
+            ..LeadBatch::default()
+        };
+        s.save_lead_batch(&run2.run_id, &dup, "P1", "{}", 6_000)
+            .await
+            .unwrap();
+        let open = s.open_leads_for(&["P1".to_string()]).await.unwrap();
+        assert_eq!(open.len(), 1, "still one open lead on P1");
+        assert_eq!(open[0].run_id, "LR000001");
+        let keys = s.open_lead_keys().await.unwrap();
+        assert_eq!(
+            keys.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["P1", "P2", "P3"]
+        );
+    }
+
+    pub async fn dispositions_close_leads_and_feed_quality(db: &TestDb) {
+        let s = &db.store;
+        let run = seed(s).await;
+        let id1 = verity_store::leads::lead_id_for(&run, "P1");
+        let id2 = verity_store::leads::lead_id_for(&run, "P2");
+        let l = s
+            .record_lead_disposition(
+                &id1,
+                LeadDisposition::Arrested,
+                "officer1",
+                "at home",
+                7_000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(l.state, "closed");
+        assert_eq!(l.disposition.as_deref(), Some("arrested"));
+        assert_eq!(l.disposition_by.as_deref(), Some("officer1"));
+        let again = s
+            .record_lead_disposition(&id1, LeadDisposition::Referred, "officer1", "", 8_000)
+            .await;
+        assert!(matches!(again, Err(StoreError::NotFound { .. })));
+        s.record_lead_disposition(
+            &id2,
+            LeadDisposition::UsCitizen,
+            "officer2",
+            "passport shown",
+            9_000,
+        )
+        .await
+        .unwrap();
+        let q = s.lead_quality().await.unwrap();
+        assert_eq!(q.len(), 2);
+        let nyc = q.iter().find(|r| r.aor.as_deref() == Some("NYC")).unwrap();
+        assert_eq!((nyc.leads, nyc.open, nyc.disposed()), (2, 0, 2));
+        assert_eq!(nyc.bad_share(), Some(0.5));
+        let analyst = q.iter().find(|r| r.aor.is_none()).unwrap();
+        assert_eq!(
+            (analyst.rule.as_str(), analyst.open),
+            ("in_absentia_order", 1)
+        );
+        let queues = s.open_lead_queues().await.unwrap();
+        assert_eq!(queues, vec![(None, 1)]);
+        let nyc_queue = s
+            .list_leads(&LeadFilter {
+                aor: Some(Some("NYC".into())),
+                state: Some("open".into()),
+                limit: 10,
+                ..LeadFilter::default()
+            })
+            .await
+            .unwrap();
+        assert!(nyc_queue.is_empty());
+        let analyst_queue = s
+            .list_leads(&LeadFilter {
+                aor: Some(None),
+                limit: 10,
+                ..LeadFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(analyst_queue.len(), 1);
+        assert_eq!(analyst_queue[0].identity_probability, 0.995);
+    }
+
+    pub async fn refresh_and_withdraw_touch_only_open_leads(db: &TestDb) {
+        let s = &db.store;
+        let run = seed(s).await;
+        s.finish_lead_run(&run, "finished", "{}", 3_000)
+            .await
+            .unwrap();
+        let id1 = verity_store::leads::lead_id_for(&run, "P1");
+        let id2 = verity_store::leads::lead_id_for(&run, "P2");
+        s.record_lead_disposition(&id2, LeadDisposition::NotLocated, "o", "", 3_500)
+            .await
+            .unwrap();
+        let run2 = s
+            .start_lead_run(&new_run("incremental", 100), 4_000)
+            .await
+            .unwrap();
+        let batch = LeadBatch {
+            refreshed: vec![(id1.clone(), "{\"fresh\":1}".into())],
+            withdrawn: vec![(id2.clone(), "citizenship indicia".into())],
+            ..LeadBatch::default()
+        };
+        s.save_lead_batch(&run2.run_id, &batch, "P2", "{}", 5_000)
+            .await
+            .unwrap();
+        let l1 = s.get_lead(&id1).await.unwrap().unwrap();
+        assert_eq!(
+            (l1.evidence_json.as_str(), l1.checked_run_id.as_str()),
+            ("{\"fresh\":1}", "LR000002")
+        );
+        let l2 = s.get_lead(&id2).await.unwrap().unwrap();
+        assert_eq!(l2.state, "closed", "a closed lead is not withdrawn");
+        let batch = LeadBatch {
+            withdrawn: vec![(id1.clone(), "now in ICE custody".into())],
+            ..LeadBatch::default()
+        };
+        s.save_lead_batch(&run2.run_id, &batch, "P3", "{}", 6_000)
+            .await
+            .unwrap();
+        let l1 = s.get_lead(&id1).await.unwrap().unwrap();
+        assert_eq!(
+            (l1.state.as_str(), l1.withdrawn_reason.as_deref()),
+            ("withdrawn", Some("now in ICE custody"))
+        );
+        assert!(s.get_lead("nope").await.unwrap().is_none());
+        // Subject keys find open leads only.
+        let found = s
+            .open_leads_with_subject_keys(&[
+                "F|P3|19800101".into(),
+                "F|P1|19800101".into(),
+                "F|X|1".into(),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            found,
+            vec![(
+                verity_store::leads::lead_id_for(&run, "P3"),
+                "P3".to_string()
+            )]
+        );
+        s.add_citizen_keys(&["F|P3|19800101".into(), "F|P3|19800101".into()])
+            .await
+            .unwrap();
+        let among = s
+            .citizen_keys_among(&["F|P3|19800101".into(), "F|P9|1".into()])
+            .await
+            .unwrap();
+        assert_eq!(
+            among.into_iter().collect::<Vec<_>>(),
+            vec!["F|P3|19800101".to_string()]
+        );
+    }
+
+    pub async fn dashboard_reads_other_areas_tables(db: &TestDb) {
+        let s = &db.store;
+        let day = 86_400_000_000i64;
+        s.execute_raw_sql(&format!(
+            "INSERT INTO queries (query_id, ori, message_id, channel, received_micros, in_custody, iaq_json, state, automatic, answered_micros, updated_micros) VALUES \
+             ('q1', 'MD0030000', 'm1', 'json', {d}, {t}, '{{}}', 'answered', {t}, {a1}, 0), \
+             ('q2', 'MD0030000', 'm2', 'json', {d}, {f}, '{{}}', 'answered', {f}, {a2}, 0), \
+             ('q3', 'MD0030000', 'm3', 'json', {d2}, {f}, '{{}}', 'in_review', NULL, NULL, 0)",
+            d = day,
+            d2 = 2 * day,
+            a1 = day + 500_000,
+            a2 = day + 120_000_000,
+            t = if s.kind() == verity_store::BackendKind::Sqlite { "1" } else { "TRUE" },
+            f = if s.kind() == verity_store::BackendKind::Sqlite { "0" } else { "FALSE" },
+        ))
+        .await
+        .unwrap();
+        let d = s.dashboard_data(30).await.unwrap();
+        assert_eq!(d.query_days.len(), 2);
+        assert_eq!(d.query_days[0].day, 1);
+        assert_eq!(
+            (
+                d.query_days[0].received,
+                d.query_days[0].answered_automatic,
+                d.query_days[0].answered_reviewed
+            ),
+            (2, 1, 1)
+        );
+        let mean = d.query_days[0].mean_response_seconds.unwrap();
+        assert!((mean - 60.25).abs() < 1e-6, "{mean}");
+        assert_eq!(d.response_buckets[0], ("< 1 s".to_string(), 1));
+        assert_eq!(d.response_buckets[3], ("1-10 min".to_string(), 1));
+        assert_eq!(d.queue_depth, vec![("in_review".to_string(), 1)]);
+        // PERC's tables exist in this schema but hold nothing yet.
+        assert_eq!(d.detainer_outcomes, Some(vec![]));
+        assert!(s
+            .persons_with_active_detainer(&["P1".into()])
+            .await
+            .unwrap()
+            .is_empty());
+    }
+}

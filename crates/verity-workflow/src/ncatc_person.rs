@@ -1,0 +1,801 @@
+//! NCATC, one person at a time: grouping records into persons, the citizenship sweep keys, the
+//! last known place, and the lead decision with its evidence package.
+//!
+//! Everything here is pure (no store, no clock): the run in [`crate::ncatc`] feeds it pages of
+//! records and writes what it returns, so the same records give the same leads on any backend.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use verity_model::record::{BenefitOutcome, BenefitType, Disposition, RecordBody};
+use verity_model::{ImmigrationStatus, PartialDate, Reference, SourceRecord};
+use verity_policy::{
+    derive_facts, LeadOutcome, LeadPolicy, Ongoing, PolicyError, PriorityPolicy, StatusRules,
+};
+
+/// The policies and tables a lead run evaluates with.
+#[derive(Debug, Clone)]
+pub struct LeadContext {
+    pub rules: StatusRules,
+    pub policy: LeadPolicy,
+    pub priority: PriorityPolicy,
+    pub reference: Reference,
+}
+
+/// Why a lead context could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("reference tables: {0}")]
+    Reference(#[from] verity_model::ModelError),
+}
+
+impl LeadContext {
+    /// The embedded policies, with `leads_toml` instead of the embedded lead rules when given.
+    /// A bad file is refused with its line and reason (the caller keeps its last good context).
+    pub fn load(leads_toml: Option<&str>) -> Result<LeadContext, ContextError> {
+        let reference = Reference::embedded()?;
+        let priority = PriorityPolicy::embedded(&reference.offenses)?;
+        let policy = match leads_toml {
+            Some(text) => LeadPolicy::load(text, &priority)?,
+            None => LeadPolicy::embedded(&priority)?,
+        };
+        Ok(LeadContext {
+            rules: StatusRules::embedded()?,
+            policy,
+            priority,
+            reference,
+        })
+    }
+}
+
+/// Groups records into persons by shared strong identifiers (A-number, FIN, FBI number,
+/// passport, SSN, state id): union-find over identifier values. Returns index groups, each
+/// sorted, groups ordered by their first index.
+///
+/// Interim: the engine's model-checked `lesc::engine::group_records` replaces this once it
+/// lands; every caller goes through this one function.
+pub fn group_persons(records: &[SourceRecord]) -> Vec<Vec<usize>> {
+    let mut parent: Vec<usize> = (0..records.len()).collect();
+    fn find(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut first_with: HashMap<(u8, String), usize> = HashMap::new();
+    for (i, r) in records.iter().enumerate() {
+        for key in strong_keys(r) {
+            match first_with.get(&key) {
+                Some(&j) => {
+                    let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                    if a != b {
+                        parent[a.max(b)] = a.min(b);
+                    }
+                }
+                None => {
+                    first_with.insert(key, i);
+                }
+            }
+        }
+    }
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for i in 0..records.len() {
+        let root = find(&mut parent, i);
+        groups.entry(root).or_default().push(i);
+    }
+    groups.into_values().collect()
+}
+
+/// The strong identifiers of a record, tagged by kind.
+pub fn strong_keys(r: &SourceRecord) -> Vec<(u8, String)> {
+    let ids = &r.identity.ids;
+    let mut out = Vec::new();
+    if let Some(v) = &ids.a_number {
+        out.push((0, v.to_string()));
+    }
+    if let Some(v) = &ids.fin {
+        out.push((1, v.to_string()));
+    }
+    if let Some(v) = &ids.fbi_number {
+        out.push((2, v.to_string()));
+    }
+    if let Some(v) = &ids.passport {
+        out.push((3, v.to_string()));
+    }
+    if let Some(v) = &ids.ssn {
+        out.push((4, v.to_string()));
+    }
+    if let Some(v) = &ids.state_id {
+        out.push((5, v.to_string()));
+    }
+    out
+}
+
+/// The person key of a group: `NP-` and its smallest record id (stable while the group only
+/// grows by records with larger ids; a merged group keeps one of its old keys).
+pub fn person_key(records: &[SourceRecord]) -> String {
+    let min = records
+        .iter()
+        .map(|r| r.record_id.as_str())
+        .min()
+        .unwrap_or("");
+    format!("NP-{min}")
+}
+
+/// Every key a person may have had in earlier runs (one per record).
+pub fn possible_keys(records: &[SourceRecord]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| format!("NP-{}", r.record_id))
+        .collect()
+}
+
+fn letters(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+/// Name-and-birth-date keys of a record (family name or given name with the birth date, and
+/// the day/month swap), used to find citizenship evidence identifiers did not link.
+pub fn name_dob_keys(r: &SourceRecord) -> Vec<String> {
+    let Some(dob) = r.identity.dob else {
+        return Vec::new();
+    };
+    let (Some(m), Some(d)) = (dob.month, dob.day) else {
+        return Vec::new();
+    };
+    let mut dates = vec![format!("{:04}{:02}{:02}", dob.year, m, d)];
+    if d <= 12 && d != m {
+        dates.push(format!("{:04}{:02}{:02}", dob.year, d, m));
+    }
+    let mut out = Vec::new();
+    let names = std::iter::once(&r.identity.name).chain(r.identity.aliases.iter());
+    for n in names {
+        let family = letters(&n.family);
+        let given = letters(&n.given);
+        for date in &dates {
+            if !family.is_empty() {
+                out.push(format!("F|{family}|{date}"));
+            }
+            if !given.is_empty() {
+                out.push(format!("G|{given}|{date}"));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether a record on its own indicates U.S. citizenship.
+pub fn indicates_citizenship(r: &SourceRecord) -> bool {
+    if r.identity.country_of_birth == "US" {
+        return true;
+    }
+    match &r.body {
+        RecordBody::Citizenship(_) => true,
+        RecordBody::Benefits(b) => {
+            b.outcome == BenefitOutcome::Granted
+                && matches!(
+                    b.benefit,
+                    BenefitType::Naturalization | BenefitType::CitizenshipCertificate
+                )
+        }
+        _ => false,
+    }
+}
+
+/// The date a record describes, for ordering a person's history.
+pub fn record_date(r: &SourceRecord) -> Option<PartialDate> {
+    match &r.body {
+        RecordBody::Benefits(b) => b.decided.or(b.filed),
+        RecordBody::Travel(t) => Some(t.date),
+        RecordBody::Enforcement(e) => Some(e.date),
+        RecordBody::Court(c) => c.decided.or(Some(c.filed)),
+        RecordBody::Criminal(c) => Some(c.arrest_date),
+        RecordBody::Custody(c) => Some(c.booking_date),
+        RecordBody::Citizenship(c) => c.issued,
+        RecordBody::Biometrics(b) => Some(b.enrolled),
+    }
+}
+
+fn date_key(d: Option<PartialDate>) -> (u16, u8, u8) {
+    d.map(|d| (d.year, d.month.unwrap_or(1), d.day.unwrap_or(1)))
+        .unwrap_or((0, 0, 0))
+}
+
+/// Where the person is, as far as the records say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastKnown {
+    /// `custody` (a booking with no release) or `address` (the newest record's address).
+    pub kind: String,
+    pub state: String,
+    pub county: String,
+    pub detail: String,
+    pub since: Option<String>,
+    pub record_id: String,
+}
+
+/// The last known place: a current custody, else the address on the newest dated record.
+pub fn last_known(records: &[SourceRecord]) -> Option<LastKnown> {
+    let custody = records
+        .iter()
+        .filter_map(|r| match &r.body {
+            RecordBody::Custody(c) if c.released.is_none() => Some((r, c)),
+            _ => None,
+        })
+        .max_by_key(|(r, c)| (date_key(Some(c.booking_date)), r.record_id.clone()));
+    if let Some((r, c)) = custody {
+        return Some(LastKnown {
+            kind: "custody".into(),
+            state: c.state.clone(),
+            county: c.county.clone(),
+            detail: format!("{} (booking {})", c.facility, c.booking_number),
+            since: Some(c.booking_date.to_string()),
+            record_id: r.record_id.clone(),
+        });
+    }
+    records
+        .iter()
+        .filter(|r| !r.identity.address.region.is_empty())
+        .max_by_key(|r| (date_key(record_date(r)), r.record_id.clone()))
+        .map(|r| {
+            let a = &r.identity.address;
+            LastKnown {
+                kind: "address".into(),
+                state: a.region.clone(),
+                county: a.county.clone(),
+                detail: format!(
+                    "{} {}, {} {}",
+                    a.street_number, a.street, a.locality, a.postcode
+                )
+                .trim()
+                .to_string(),
+                since: record_date(r).map(|d| d.to_string()),
+                record_id: r.record_id.clone(),
+            }
+        })
+}
+
+/// How surely a group of records is one person, with the reasons.
+pub fn identity_confidence(records: &[SourceRecord]) -> (f64, Vec<String>) {
+    let mut explanation = Vec::new();
+    if records.len() == 1 {
+        explanation.push("a single record".to_string());
+        return (0.999, explanation);
+    }
+    let mut shared: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let kinds = [
+        "A-number",
+        "FIN",
+        "FBI number",
+        "passport",
+        "SSN",
+        "state id",
+    ];
+    let mut seen: HashMap<(u8, String), usize> = HashMap::new();
+    for r in records {
+        for k in strong_keys(r) {
+            *seen.entry(k).or_default() += 1;
+        }
+    }
+    for ((kind, _), n) in &seen {
+        if *n > 1 {
+            *shared.entry(kinds[usize::from(*kind)]).or_default() += n;
+        }
+    }
+    for (kind, n) in &shared {
+        explanation.push(format!("{n} records share the {kind}"));
+    }
+    let mut p: f64 = 0.999;
+    // Names conflict when two records share no similar name token at all (given and family
+    // names pooled, so an order swap or a compound surname is no conflict).
+    let tokens: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            let n = &r.identity.name;
+            format!("{} {} {}", n.given, n.middle, n.family)
+                .split_whitespace()
+                .map(letters)
+                .filter(|t| t.len() > 1)
+                .collect()
+        })
+        .collect();
+    let similar = |a: &[String], b: &[String]| {
+        a.is_empty()
+            || b.is_empty()
+            || a.iter().any(|x| {
+                b.iter()
+                    .any(|y| verity_names::similarity::jaro_winkler(x, y) >= 0.85)
+            })
+    };
+    let name_conflict = tokens
+        .iter()
+        .enumerate()
+        .any(|(i, a)| tokens[i + 1..].iter().any(|b| !similar(a, b)));
+    if name_conflict {
+        p -= 0.05;
+        explanation.push("names differ between records".into());
+    }
+    let years: Vec<u16> = records
+        .iter()
+        .filter_map(|r| r.identity.dob.map(|d| d.year))
+        .collect();
+    if let (Some(lo), Some(hi)) = (years.iter().min(), years.iter().max()) {
+        if hi - lo > 1 {
+            p -= 0.05;
+            explanation.push(format!("birth years differ ({lo} to {hi})"));
+        } else {
+            explanation.push("birth dates agree".into());
+        }
+    }
+    (p, explanation)
+}
+
+/// Classes of admission of children of U.S. citizens (immigrant visas IR-2/3/4, IH-3/4, CR-2).
+const CHILD_OF_CITIZEN_CLASSES: &[&str] = &["IR2", "IR3", "IR4", "IH3", "IH4", "CR2"];
+
+/// Years of permanent residence after which naturalization may have happened unrecorded.
+const NATURALIZATION_ELIGIBLE_YEARS: i32 = 5;
+
+/// Whether the records suggest citizenship no record shows: derived through a parent (Child
+/// Citizenship Act: permanent residence obtained before 18, or admission as the child of a
+/// U.S. citizen), or naturalization after at least five years of permanent residence (the
+/// GAO's main cause of detainers on citizens: citizenship gained after the record). Such a
+/// person goes to citizenship review, never straight to a lead.
+pub fn possible_unrecorded_citizenship(records: &[SourceRecord], today: NaiveDate) -> bool {
+    use chrono::Datelike;
+    let lpr_long_ago = records.iter().any(|r| match &r.body {
+        RecordBody::Benefits(b) => {
+            b.outcome == BenefitOutcome::Granted
+                && matches!(
+                    b.benefit,
+                    BenefitType::Adjustment | BenefitType::ImmigrantVisa
+                )
+                && b.decided.or(b.filed).is_none_or(|d| {
+                    today.year() - i32::from(d.year) >= NATURALIZATION_ELIGIBLE_YEARS
+                })
+        }
+        RecordBody::Travel(t) => {
+            t.class_of_admission.eq_ignore_ascii_case("LPR")
+                && today.year() - i32::from(t.date.year) >= NATURALIZATION_ELIGIBLE_YEARS
+        }
+        _ => false,
+    });
+    lpr_long_ago || possible_derived_citizenship(records)
+}
+
+/// Citizenship derived through a parent: permanent residence before 18, or admission as the
+/// child of a U.S. citizen.
+pub fn possible_derived_citizenship(records: &[SourceRecord]) -> bool {
+    let dob = records
+        .iter()
+        .filter_map(|r| r.identity.dob)
+        .find(|d| d.is_complete())
+        .or_else(|| records.iter().find_map(|r| r.identity.dob));
+    let minor_on = |d: Option<PartialDate>| -> bool {
+        match (dob, d) {
+            (Some(b), Some(d)) => {
+                let years = i32::from(d.year) - i32::from(b.year);
+                years < 18
+                    || (years == 18
+                        && date_key(Some(d)) < (d.year, b.month.unwrap_or(12), b.day.unwrap_or(31)))
+            }
+            _ => false,
+        }
+    };
+    records.iter().any(|r| match &r.body {
+        RecordBody::Benefits(b) => {
+            b.outcome == BenefitOutcome::Granted
+                && matches!(
+                    b.benefit,
+                    BenefitType::Adjustment | BenefitType::ImmigrantVisa
+                )
+                && minor_on(b.decided.or(b.filed))
+        }
+        RecordBody::Travel(t) => {
+            let class: String = t
+                .class_of_admission
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .collect::<String>()
+                .to_ascii_uppercase();
+            CHILD_OF_CITIZEN_CLASSES.contains(&class.as_str())
+        }
+        _ => false,
+    })
+}
+
+/// What others are already doing about a person, and evidence found outside the group.
+#[derive(Debug, Clone, Default)]
+pub struct PersonContext {
+    pub ongoing: Ongoing,
+    /// Records outside the group share a name-and-birth-date key with citizenship evidence.
+    pub citizen_key_match: bool,
+}
+
+/// A lead decision for one person, ready to store.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PersonResult {
+    pub person_key: String,
+    pub outcome: LeadOutcome,
+    pub status: ImmigrationStatus,
+    pub aor: Option<String>,
+    pub identity_probability: f64,
+    pub subject_name: String,
+    /// The evidence package (JSON) when the outcome is a lead.
+    pub evidence: Option<serde_json::Value>,
+    /// Name-and-birth-date keys of the subject's records (for the later citizenship sweep).
+    pub subject_keys: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct EvidenceRecord<'a> {
+    record_id: &'a str,
+    system: &'static str,
+    date: Option<String>,
+    summary: String,
+    provenance: String,
+}
+
+fn summary_of(r: &SourceRecord) -> (String, String) {
+    match &r.body {
+        RecordBody::Benefits(b) => (
+            format!("{} {} (receipt {})", b.benefit, b.outcome, b.receipt_number),
+            "USCIS benefits system".into(),
+        ),
+        RecordBody::Travel(t) => (
+            format!("{} as {} at {}", t.direction, t.class_of_admission, t.port),
+            "arrival/departure records".into(),
+        ),
+        RecordBody::Enforcement(e) => (
+            format!(
+                "{}{}{}",
+                e.event,
+                e.order.map(|o| format!(" ({o} order)")).unwrap_or_default(),
+                if e.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", e.detail)
+                }
+            ),
+            format!("enforcement records, office {}", e.office),
+        ),
+        RecordBody::Court(c) => (
+            format!("case {}: {}", c.case_number, c.outcome),
+            "immigration court".into(),
+        ),
+        RecordBody::Criminal(c) => (
+            format!("{} {} ({})", c.ncic_code, c.charge, c.disposition),
+            format!(
+                "criminal history, arresting agency {}",
+                c.arresting_ori
+                    .as_ref()
+                    .map(|o| o.to_string())
+                    .unwrap_or_else(|| "unknown".into())
+            ),
+        ),
+        RecordBody::Custody(c) => (
+            format!(
+                "booked at {} ({}, {}){}",
+                c.facility,
+                c.county,
+                c.state,
+                c.released
+                    .map(|d| format!(", released {d}"))
+                    .unwrap_or_default()
+            ),
+            format!("custody records, agency {}", c.ori),
+        ),
+        RecordBody::Citizenship(c) => (
+            format!("{} {}", c.evidence, c.document_number),
+            "citizenship records".into(),
+        ),
+        RecordBody::Biometrics(b) => (
+            format!("fingerprints enrolled, FIN {}", b.fin),
+            format!("biometric repository, captured by {}", b.captured_by),
+        ),
+    }
+}
+
+fn display_name(records: &[SourceRecord]) -> String {
+    records
+        .first()
+        .map(|r| {
+            let n = &r.identity.name;
+            format!("{}, {} {}", n.family, n.given, n.middle)
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// Evaluates one person (their records, sorted by record id) under the context's policies.
+pub fn evaluate_person(
+    ctx: &LeadContext,
+    records: &[SourceRecord],
+    person: &PersonContext,
+    today: NaiveDate,
+) -> PersonResult {
+    let key = person_key(records);
+    let facts = derive_facts(records, today);
+    let determination = ctx.rules.determine(records, today);
+    let (probability, explanation) = identity_confidence(records);
+    let place = last_known(records);
+    let aor = place
+        .as_ref()
+        .and_then(|p| ctx.reference.aors.office_for(&p.state, &p.county))
+        .map(|o| o.0);
+    let mut ongoing = person.ongoing;
+    // A same-name-and-birth-date record with citizenship evidence counts as an open claim:
+    // never a lead until a person has looked.
+    ongoing.open_citizenship_claim |=
+        person.citizen_key_match || possible_unrecorded_citizenship(records, today);
+    let mut outcome = ctx.policy.evaluate(
+        records,
+        &facts,
+        &determination,
+        probability,
+        place.is_some(),
+        ongoing,
+        &ctx.priority,
+        &ctx.reference.offenses,
+    );
+    if outcome == LeadOutcome::CitizenshipReview {
+        // Worth a citizenship review only when a lead rule would apply but for the citizenship
+        // evidence; ordinary citizens' records are simply no lead.
+        let mut without = determination.clone();
+        without.citizenship_indicia.clear();
+        without.status = determination
+            .also_matched
+            .first()
+            .copied()
+            .filter(|_| determination.status.is_citizen_or_potential())
+            .unwrap_or(determination.status);
+        let would = if without.status.is_citizen_or_potential() {
+            LeadOutcome::None
+        } else {
+            ctx.policy.evaluate(
+                records,
+                &facts,
+                &without,
+                probability,
+                place.is_some(),
+                Ongoing {
+                    open_citizenship_claim: false,
+                    ..person.ongoing
+                },
+                &ctx.priority,
+                &ctx.reference.offenses,
+            )
+        };
+        if matches!(would, LeadOutcome::None) {
+            outcome = LeadOutcome::None;
+        }
+    }
+    let subject_name = display_name(records);
+    let evidence = match &outcome {
+        LeadOutcome::Lead { rules, reasons } => {
+            let mut sorted: Vec<&SourceRecord> = records.iter().collect();
+            sorted.sort_by_key(|r| (date_key(record_date(r)), r.record_id.clone()));
+            let evidence_records: Vec<EvidenceRecord> = sorted
+                .iter()
+                .map(|r| {
+                    let (summary, provenance) = summary_of(r);
+                    EvidenceRecord {
+                        record_id: &r.record_id,
+                        system: r.system().code(),
+                        date: record_date(r).map(|d| d.to_string()),
+                        summary,
+                        provenance,
+                    }
+                })
+                .collect();
+            let criminal: Vec<serde_json::Value> = sorted
+                .iter()
+                .filter_map(|r| match &r.body {
+                    RecordBody::Criminal(c) => Some(serde_json::json!({
+                        "record_id": r.record_id,
+                        "arrest_date": c.arrest_date.to_string(),
+                        "ncic_code": c.ncic_code,
+                        "charge": c.charge,
+                        "disposition": c.disposition.code(),
+                        "convicted": c.disposition == Disposition::Convicted,
+                        "severity_class": ctx.priority.severity(&c.ncic_code, &ctx.reference.offenses).map(|i| format!("level{}", i + 1)),
+                        "sentence_days": c.sentence_days,
+                    })),
+                    _ => None,
+                })
+                .collect();
+            let first = records.first();
+            Some(serde_json::json!({
+                "person_key": key,
+                "identity": {
+                    "name": subject_name,
+                    "dob": first.and_then(|r| r.identity.dob).map(|d| d.to_string()),
+                    "sex": first.and_then(|r| r.identity.sex).map(|s| s.code()),
+                    "country_of_birth": first.map(|r| r.identity.country_of_birth.clone()),
+                    "a_number": records.iter().find_map(|r| r.identity.ids.a_number.as_ref().map(|a| a.to_string())),
+                    "fbi_number": records.iter().find_map(|r| r.identity.ids.fbi_number.as_ref().map(|a| a.to_string())),
+                    "confidence": probability,
+                    "explanation": explanation,
+                },
+                "status": determination.status.code(),
+                "status_basis": determination.basis,
+                "rules_version": determination.rules_version,
+                "records": evidence_records,
+                "criminal_history": {
+                    "arrests": criminal.len(),
+                    "convictions": criminal.iter().filter(|c| c["convicted"] == serde_json::Value::Bool(true)).count(),
+                    "events": criminal,
+                },
+                "last_known": place,
+                "aor": aor,
+                "rules": rules,
+                "reasons": reasons,
+                "policy_version": ctx.policy.version,
+            }))
+        }
+        _ => None,
+    };
+    PersonResult {
+        person_key: key,
+        outcome,
+        status: determination.status,
+        aor,
+        identity_probability: probability,
+        subject_name,
+        evidence,
+        subject_keys: {
+            let mut k: Vec<String> = records.iter().flat_map(name_dob_keys).collect();
+            k.sort();
+            k.dedup();
+            k
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use verity_model::record::*;
+    use verity_model::{ANumber, Identity, PersonName};
+
+    fn rec(id: &str, a: Option<&str>, body: RecordBody) -> SourceRecord {
+        let mut identity = Identity {
+            name: PersonName {
+                given: "JUAN".into(),
+                family: "PEREZ".into(),
+                ..PersonName::default()
+            },
+            dob: PartialDate::full(1980, 3, 4).ok(),
+            country_of_birth: "MX".into(),
+            ..Identity::default()
+        };
+        identity.ids.a_number = a.and_then(|a| ANumber::parse(a).ok());
+        identity.address.region = "MD".into();
+        identity.address.county = "Baltimore".into();
+        SourceRecord {
+            record_id: id.into(),
+            identity,
+            body,
+        }
+    }
+
+    fn order(id: &str, a: Option<&str>) -> SourceRecord {
+        rec(
+            id,
+            a,
+            RecordBody::Enforcement(EnforcementRecord {
+                event: EnforcementEvent::RemovalOrder,
+                date: PartialDate::full(2020, 1, 2).expect("date"),
+                order: Some(OrderKind::Final),
+                entry: None,
+                office: "BAL".into(),
+                detail: String::new(),
+            }),
+        )
+    }
+
+    fn passport(id: &str, a: Option<&str>) -> SourceRecord {
+        rec(
+            id,
+            a,
+            RecordBody::Citizenship(CitizenshipRecord {
+                evidence: CitizenshipEvidence::UsPassport,
+                document_number: "123".into(),
+                issued: None,
+            }),
+        )
+    }
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 28).expect("date")
+    }
+
+    #[test]
+    fn groups_join_records_by_shared_identifiers_only() {
+        let records = vec![
+            order("E1", Some("012345678")),
+            order("E2", None),
+            passport("C1", Some("012345678")),
+        ];
+        assert_eq!(group_persons(&records), vec![vec![0, 2], vec![1]]);
+    }
+
+    #[test]
+    fn a_final_order_with_an_address_is_a_lead_routed_by_county() {
+        let ctx = LeadContext::load(None).expect("embedded policies");
+        let r = evaluate_person(
+            &ctx,
+            &[order("E1", None)],
+            &PersonContext::default(),
+            today(),
+        );
+        assert!(
+            matches!(r.outcome, LeadOutcome::Lead { .. }),
+            "{:?}",
+            r.outcome
+        );
+        assert_eq!(
+            r.aor.as_deref(),
+            ctx.reference
+                .aors
+                .office_for("MD", "Baltimore")
+                .map(|o| o.0)
+                .as_deref()
+        );
+        let e = r.evidence.expect("evidence");
+        assert_eq!(e["records"][0]["record_id"], "E1");
+        assert_eq!(e["policy_version"], ctx.policy.version.as_str());
+        assert_eq!(e["person_key"], "NP-E1");
+    }
+
+    #[test]
+    fn citizenship_evidence_in_the_group_or_by_name_and_dob_blocks_the_lead() {
+        let ctx = LeadContext::load(None).expect("embedded policies");
+        let mixed = [
+            order("E1", Some("012345678")),
+            passport("C1", Some("012345678")),
+        ];
+        let r = evaluate_person(&ctx, &mixed, &PersonContext::default(), today());
+        assert_eq!(r.outcome, LeadOutcome::CitizenshipReview);
+        assert!(r.evidence.is_none());
+        let swept = PersonContext {
+            citizen_key_match: true,
+            ..PersonContext::default()
+        };
+        let r = evaluate_person(&ctx, &[order("E1", None)], &swept, today());
+        assert_eq!(r.outcome, LeadOutcome::CitizenshipReview);
+        // The sweep keys of the passport record match the order record's keys.
+        let k1 = name_dob_keys(&passport("C1", None));
+        let k2 = name_dob_keys(&order("E1", None));
+        assert!(k1.iter().any(|k| k2.contains(k)));
+        assert!(indicates_citizenship(&passport("C1", None)));
+    }
+
+    #[test]
+    fn an_open_lead_parks_the_person() {
+        let ctx = LeadContext::load(None).expect("embedded policies");
+        let p = PersonContext {
+            ongoing: Ongoing {
+                open_lead: true,
+                ..Ongoing::default()
+            },
+            ..PersonContext::default()
+        };
+        let r = evaluate_person(&ctx, &[order("E1", None)], &p, today());
+        assert!(matches!(
+            r.outcome,
+            LeadOutcome::Parked {
+                reason: verity_policy::ParkReason::OpenLead,
+                ..
+            }
+        ));
+    }
+}
