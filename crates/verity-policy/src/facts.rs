@@ -249,7 +249,11 @@ pub fn derive_facts(records: &[SourceRecord], today: NaiveDate) -> BTreeMap<Fact
                     if c.outcome == CourtOutcome::ReliefGranted
                         && c.relief.trim().eq_ignore_ascii_case("asylum")
                     {
-                        facts.add(F::AsylumGranted, r, "asylum granted by an immigration judge");
+                        facts.add(
+                            F::AsylumGranted,
+                            r,
+                            "asylum granted by an immigration judge",
+                        );
                     }
                 }
                 CourtOutcome::VoluntaryDeparture => {}

@@ -16,8 +16,8 @@ pub fn handle() -> PrometheusHandle {
                 .set_buckets_for_metric(
                     metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
                     &[
-                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
-                        300.0, 1800.0, 3600.0, 14400.0, 86400.0,
+                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 300.0,
+                        1800.0, 3600.0, 14400.0, 86400.0,
                     ],
                 )
                 .unwrap_or_else(|_| PrometheusBuilder::new());

@@ -16,16 +16,16 @@
 mod accounts;
 mod audit;
 mod backend;
+pub mod bookings;
 mod error;
 pub mod import;
+pub mod leads;
 mod meta;
 mod migrate;
-mod records;
-pub mod queries;
-pub mod review;
 pub mod perc;
-pub mod leads;
-pub mod bookings;
+pub mod queries;
+mod records;
+pub mod review;
 
 pub use accounts::{Agency, NewUser, Session, User};
 pub use audit::AuditVerifyError;

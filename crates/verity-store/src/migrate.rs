@@ -13,19 +13,59 @@ use std::pin::Pin;
 type Steps = &'static [(i64, &'static str, &'static str)];
 
 const SQLITE: Steps = &[
-    (1, "initial", include_str!("../migrations/sqlite/0001_initial.sql")),
-    (2, "lesc", include_str!("../migrations/sqlite/0002_lesc.sql")),
-    (3, "perc", include_str!("../migrations/sqlite/0003_perc.sql")),
-    (4, "ncatc", include_str!("../migrations/sqlite/0004_ncatc.sql")),
-    (5, "bookings", include_str!("../migrations/sqlite/0005_bookings.sql")),
+    (
+        1,
+        "initial",
+        include_str!("../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "lesc",
+        include_str!("../migrations/sqlite/0002_lesc.sql"),
+    ),
+    (
+        3,
+        "perc",
+        include_str!("../migrations/sqlite/0003_perc.sql"),
+    ),
+    (
+        4,
+        "ncatc",
+        include_str!("../migrations/sqlite/0004_ncatc.sql"),
+    ),
+    (
+        5,
+        "bookings",
+        include_str!("../migrations/sqlite/0005_bookings.sql"),
+    ),
 ];
 
 const POSTGRES: Steps = &[
-    (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
-    (2, "lesc", include_str!("../migrations/postgres/0002_lesc.sql")),
-    (3, "perc", include_str!("../migrations/postgres/0003_perc.sql")),
-    (4, "ncatc", include_str!("../migrations/postgres/0004_ncatc.sql")),
-    (5, "bookings", include_str!("../migrations/postgres/0005_bookings.sql")),
+    (
+        1,
+        "initial",
+        include_str!("../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "lesc",
+        include_str!("../migrations/postgres/0002_lesc.sql"),
+    ),
+    (
+        3,
+        "perc",
+        include_str!("../migrations/postgres/0003_perc.sql"),
+    ),
+    (
+        4,
+        "ncatc",
+        include_str!("../migrations/postgres/0004_ncatc.sql"),
+    ),
+    (
+        5,
+        "bookings",
+        include_str!("../migrations/postgres/0005_bookings.sql"),
+    ),
 ];
 
 #[derive(Debug)]
