@@ -18,7 +18,7 @@ use verity_model::record::{BiometricsRecord, RecordBody};
 use verity_model::{
     Fin, Identifiers, Identity, Ori, PartialDate, PersonName, RecordSystem, Sex, SourceRecord,
 };
-use verity_server::queue::bookings::{
+use verity_server::bookings::{
     build_gallery, gallery_heap_bytes, synthetic_booking, BookingResponse,
 };
 use verity_server::{router, AppState, ServerConfig};

@@ -34,7 +34,7 @@ use axum::routing::{get, post, MethodRouter};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex as StdMutex, OnceLock, RwLock, Weak};
+use std::sync::{Arc, Mutex as StdMutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 use verity_biometrics::index::{GalleryIndex, SearchOptions, SearchScratch, SubjectPrints};
 use verity_biometrics::synth::{self, ImpressionParams};
@@ -98,35 +98,19 @@ pub struct BookingRuntime {
     queue: OnceLock<WorkQueue>,
 }
 
-/// Runtimes by server: the state's configuration `Arc` identifies one server (every clone of an
-/// `AppState` shares it). Kept here rather than in `AppState` so this area owns its state.
-type Registry = StdMutex<Vec<(Weak<crate::config::ServerConfig>, Arc<BookingRuntime>)>>;
-
-fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(Default::default)
+impl BookingRuntime {
+    /// An empty gallery and no work queue: the in-process default.
+    pub(crate) fn new() -> BookingRuntime {
+        BookingRuntime {
+            gallery: Gallery::default(),
+            queue: OnceLock::new(),
+        }
+    }
 }
 
-/// The booking runtime of this server, created on first use.
+/// The booking runtime of this server.
 pub fn runtime(state: &AppState) -> Arc<BookingRuntime> {
-    let mut all = match registry().lock() {
-        Ok(g) => g,
-        // A panic while holding this lock cannot leave the list half-updated (push/retain).
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    all.retain(|(config, _)| config.strong_count() > 0);
-    if let Some((_, rt)) = all
-        .iter()
-        .find(|(config, _)| std::ptr::eq(config.as_ptr(), Arc::as_ptr(&state.config)))
-    {
-        return rt.clone();
-    }
-    let rt = Arc::new(BookingRuntime {
-        gallery: Gallery::default(),
-        queue: OnceLock::new(),
-    });
-    all.push((Arc::downgrade(&state.config), rt.clone()));
-    rt
+    state.bookings.clone()
 }
 
 /// Starts building the gallery in the background (server start); bookings that arrive first

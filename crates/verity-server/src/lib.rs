@@ -8,7 +8,7 @@
 
 mod agency_auth;
 mod api;
-mod bookings;
+pub mod bookings;
 pub mod config;
 mod console;
 mod error;

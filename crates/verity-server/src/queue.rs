@@ -13,17 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
 
-/// The booking flow's worker and runtime entry points, reachable from outside the crate here
-/// (worker processes, the server start, tests and the load script) while `bookings` is private.
-pub mod bookings {
-    pub use crate::bookings::{
-        booking_for_enrolled, build_gallery, gallery_heap_bytes, gallery_len, process_booking,
-        resume_unfinished, run_worker, start, synthetic_booking, use_queue, BookingError,
-        BookingFailure, BookingResponse, WorkerReport, ENROLMENT_IMPRESSION, GALLERY_SEED,
-        HIT_PROBABILITY, MAX_BOOKING_BYTES, WORK_KIND,
-    };
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkItem {
     /// What to do: `booking`, `query`, ...

@@ -16,6 +16,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The LESC engine, policies and tables (see `lesc_api`).
     pub lesc: Arc<LescRuntime>,
+    /// The booking gallery and optional work queue (see `bookings`).
+    pub bookings: Arc<crate::bookings::BookingRuntime>,
 }
 
 impl AppState {
@@ -31,6 +33,7 @@ impl AppState {
             config: Arc::new(config),
             metrics: crate::metrics_setup::handle(),
             lesc: Arc::new(lesc),
+            bookings: Arc::new(crate::bookings::BookingRuntime::new()),
         }
     }
 

@@ -18,7 +18,7 @@ use verity_model::record::{BiometricsRecord, RecordBody};
 use verity_model::{
     Fin, Identifiers, Identity, Ori, PartialDate, PersonName, RecordSystem, Sex, SourceRecord,
 };
-use verity_server::queue::bookings::{
+use verity_server::bookings::{
     booking_for_enrolled, build_gallery, run_worker, synthetic_booking, use_queue, BookingError,
     BookingResponse,
 };

@@ -262,6 +262,14 @@ async fn start(cfg: ServerConfig, with_demo: bool) -> anyhow::Result<()> {
         eprintln!("Processed {recovered} queries that were acknowledged before the last stop");
     }
     state.start_lesc();
+    // The fingerprint gallery builds in the background; bookings that arrive first wait for it.
+    verity_server::bookings::start(&state);
+    let resumed = verity_server::bookings::resume_unfinished(&state)
+        .await
+        .map_err(|e| anyhow::anyhow!("resuming unfinished bookings: {e}"))?;
+    if resumed > 0 {
+        eprintln!("Resumed {resumed} bookings that were acknowledged before the last stop");
+    }
     if with_demo {
         ensure_demo_queries(&state, &store, &cfg).await?;
     }
