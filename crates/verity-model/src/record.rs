@@ -129,6 +129,55 @@ code_enum! { Disposition {
     Acquitted = "acquitted",
 }}
 
+code_enum! {
+    /// A law-enforcement flag on a criminal record. The priority policy weighs them.
+    LawEnforcementFlag {
+        GangMember = "gang_member",
+        NationalSecurity = "national_security",
+    }
+}
+
+impl LawEnforcementFlag {
+    /// What the flag means, for explanations shown to specialists.
+    pub fn description(self) -> &'static str {
+        match self {
+            LawEnforcementFlag::GangMember => {
+                "known or suspected gang member, from a law-enforcement gang file"
+            }
+            LawEnforcementFlag::NationalSecurity => "watchlist / national-security hit",
+        }
+    }
+}
+
+/// Separator between flag codes in the `flags` CSV cell.
+pub const FLAG_SEPARATOR: char = ';';
+
+/// Formats flags for the `flags` CSV cell: codes joined by `;`, empty for none.
+pub fn format_flags(flags: &[LawEnforcementFlag]) -> String {
+    flags
+        .iter()
+        .map(|f| f.code())
+        .collect::<Vec<_>>()
+        .join(&FLAG_SEPARATOR.to_string())
+}
+
+/// Parses the `flags` CSV cell; empty (or absent) means no flags. Empty items between
+/// separators are ignored; an unknown code is an error naming the `flags` column and value.
+pub fn parse_flags(cell: &str) -> Result<Vec<LawEnforcementFlag>, FieldError> {
+    let mut flags = Vec::new();
+    for item in cell.split(FLAG_SEPARATOR).map(str::trim) {
+        if item.is_empty() {
+            continue;
+        }
+        let flag = LawEnforcementFlag::parse(item)
+            .map_err(|e| FieldError::new("flags", format!("'{item}': {}", e.problem)))?;
+        if !flags.contains(&flag) {
+            flags.push(flag);
+        }
+    }
+    Ok(flags)
+}
+
 code_enum! { CitizenshipEvidence {
     UsBirthRecord = "us_birth_record",
     UsPassport = "us_passport",
@@ -188,6 +237,9 @@ pub struct CriminalRecord {
     pub disposition: Disposition,
     pub disposition_date: Option<PartialDate>,
     pub sentence_days: Option<u32>,
+    /// Law-enforcement flags on the record (none for most records).
+    #[serde(default)]
+    pub flags: Vec<LawEnforcementFlag>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -321,6 +373,7 @@ impl RecordBody {
                 "disposition",
                 "disposition_date",
                 "sentence_days",
+                "flags",
             ],
             RecordSystem::Custody => &[
                 "booking_number",
@@ -384,6 +437,7 @@ impl RecordBody {
                 c.disposition.to_string(),
                 od(&c.disposition_date),
                 oc(&c.sentence_days),
+                format_flags(&c.flags),
             ],
             RecordBody::Custody(c) => vec![
                 c.booking_number.clone(),
@@ -619,6 +673,8 @@ impl SourceRecord {
                         FieldError::new("sentence_days", format!("'{v}' is not a whole number"))
                     })
                 })?,
+                // Files written before the column existed have no flags.
+                flags: parse_flags(cell("flags"))?,
             }),
             RecordSystem::Custody => RecordBody::Custody(CustodyRecord {
                 booking_number: cell("booking_number").into(),
@@ -687,6 +743,7 @@ mod tests {
                 disposition: Disposition::Pending,
                 disposition_date: None,
                 sentence_days: None,
+                flags: vec![LawEnforcementFlag::GangMember],
             }),
         }
     }
@@ -717,6 +774,76 @@ mod tests {
         let get = |c: &str| header.iter().position(|h| *h == c).map(|i| row[i].as_str());
         let e = SourceRecord::from_csv_row(RecordSystem::Criminal, get).unwrap_err();
         assert_eq!(e.field, "ncic_code");
+    }
+
+    #[test]
+    fn file_without_flags_column_reads_as_no_flags() {
+        let mut r = sample();
+        let header = csv_header(RecordSystem::Criminal);
+        let row = r.to_csv_row();
+        let get = |c: &str| {
+            (c != "flags")
+                .then(|| header.iter().position(|h| *h == c))
+                .flatten()
+                .map(|i| row[i].as_str())
+        };
+        if let RecordBody::Criminal(c) = &mut r.body {
+            c.flags.clear();
+        }
+        assert_eq!(
+            SourceRecord::from_csv_row(RecordSystem::Criminal, get),
+            Ok(r)
+        );
+    }
+
+    #[test]
+    fn flags_cell_round_trips_several_codes() {
+        let both = vec![
+            LawEnforcementFlag::NationalSecurity,
+            LawEnforcementFlag::GangMember,
+        ];
+        assert_eq!(format_flags(&both), "national_security;gang_member");
+        assert_eq!(parse_flags(&format_flags(&both)), Ok(both));
+        assert_eq!(parse_flags(""), Ok(vec![]));
+        assert_eq!(
+            parse_flags(" GANG_MEMBER ; "),
+            Ok(vec![LawEnforcementFlag::GangMember])
+        );
+    }
+
+    #[test]
+    fn bad_flag_code_names_column_and_value() {
+        let r = sample();
+        let header = csv_header(RecordSystem::Criminal);
+        let mut row = r.to_csv_row();
+        let i = header.iter().position(|h| *h == "flags").expect("column");
+        row[i] = "gang_member;terrorist".into();
+        let get = |c: &str| header.iter().position(|h| *h == c).map(|i| row[i].as_str());
+        let e = SourceRecord::from_csv_row(RecordSystem::Criminal, get).unwrap_err();
+        assert_eq!(e.field, "flags");
+        assert!(e.problem.contains("terrorist"), "{}", e.problem);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn criminal_row_round_trips_any_flag_set(
+            picks in proptest::collection::vec(proptest::sample::select(LawEnforcementFlag::ALL), 0..4)
+        ) {
+            let mut flags = Vec::new();
+            for f in picks {
+                if !flags.contains(&f) {
+                    flags.push(f);
+                }
+            }
+            let mut r = sample();
+            if let RecordBody::Criminal(c) = &mut r.body {
+                c.flags = flags;
+            }
+            let header = csv_header(RecordSystem::Criminal);
+            let row = r.to_csv_row();
+            let get = |c: &str| header.iter().position(|h| *h == c).map(|i| row[i].as_str());
+            proptest::prop_assert_eq!(SourceRecord::from_csv_row(RecordSystem::Criminal, get), Ok(r));
+        }
     }
 
     #[test]

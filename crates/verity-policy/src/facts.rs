@@ -39,6 +39,8 @@ verity_model::code_enum! {
     Deceased = "deceased",
     InIceCustody = "in_ice_custody",
     InLocalCustody = "in_local_custody",
+    GangFlag = "gang_flag",
+    NationalSecurityFlag = "national_security_flag",
 }}
 
 /// A fact with the records that establish it.
@@ -267,7 +269,18 @@ pub fn derive_facts(records: &[SourceRecord], today: NaiveDate) -> BTreeMap<Fact
                     );
                 }
             }
-            RecordBody::Criminal(_) | RecordBody::Biometrics(_) => {}
+            // Flags come from law-enforcement files, not from the charge, so they count
+            // whatever the charge's disposition.
+            RecordBody::Criminal(c) => {
+                for flag in &c.flags {
+                    let name = match flag {
+                        LawEnforcementFlag::GangMember => F::GangFlag,
+                        LawEnforcementFlag::NationalSecurity => F::NationalSecurityFlag,
+                    };
+                    facts.add(name, r, format!("record flag: {}", flag.description()));
+                }
+            }
+            RecordBody::Biometrics(_) => {}
         }
     }
 

@@ -36,6 +36,8 @@ struct Points {
     reentry_after_removal: i64,
     in_absentia_order: i64,
     national_security_offense: i64,
+    gang_flag: i64,
+    national_security_flag: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -261,6 +263,12 @@ impl PriorityPolicy {
                 });
             }
         };
+        fact_factor(FactName::GangFlag, "gang_flag", self.points.gang_flag);
+        fact_factor(
+            FactName::NationalSecurityFlag,
+            "national_security_flag",
+            self.points.national_security_flag,
+        );
         fact_factor(FactName::FinalOrder, "final_order", self.points.final_order);
         fact_factor(
             FactName::InAbsentiaOrder,

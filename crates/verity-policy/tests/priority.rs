@@ -82,3 +82,80 @@ fn bad_policy_files_are_rejected_with_line_and_reason() {
         .to_string()
         .contains("unknown offense category 'piracy'"));
 }
+
+/// Ranks `records` with the embedded policy and offense table.
+fn rank_of(records: &[SourceRecord]) -> verity_policy::priority::Rank {
+    let offenses = OffenseTable::embedded().expect("offenses");
+    let policy = PriorityPolicy::embedded(&offenses).expect("policy");
+    policy.rank(records, &derive_facts(records, today()), &offenses)
+}
+
+#[test]
+fn gang_flag_raises_the_rank_and_is_explained_with_its_record() {
+    let plain = rank_of(&[flagged_charge("C1", "1313", Disposition::Pending, &[])]);
+    let flagged = rank_of(&[flagged_charge(
+        "C1",
+        "1313",
+        Disposition::Pending,
+        &[LawEnforcementFlag::GangMember],
+    )]);
+    assert!(flagged.points > plain.points, "{flagged:?} vs {plain:?}");
+    let factor = flagged
+        .factors
+        .iter()
+        .find(|f| f.name == "gang_flag")
+        .expect("gang_flag factor in the explanation");
+    assert!(factor.points > 0);
+    assert_eq!(factor.records, vec!["C1".to_string()]);
+    assert!(factor.detail.contains("gang"), "{}", factor.detail);
+    assert_eq!(
+        flagged.points,
+        flagged.factors.iter().map(|f| f.points).sum::<i64>()
+    );
+    assert!(!plain.factors.iter().any(|f| f.name == "gang_flag"));
+}
+
+#[test]
+fn national_security_flag_makes_a_minor_case_a_top_priority() {
+    let plain = rank_of(&[flagged_charge("C1", "1313", Disposition::Pending, &[])]);
+    let flagged = rank_of(&[
+        flagged_charge("C1", "1313", Disposition::Pending, &[]),
+        flagged_charge(
+            "C2",
+            "1313",
+            Disposition::Dismissed,
+            &[LawEnforcementFlag::NationalSecurity],
+        ),
+    ]);
+    assert_eq!(plain.tier, "priority_3");
+    assert_eq!(flagged.tier, "priority_1");
+    let factor = flagged
+        .factors
+        .iter()
+        .find(|f| f.name == "national_security_flag")
+        .expect("national_security_flag factor in the explanation");
+    // The flag stands on the dismissed charge's record: a watchlist hit is not a charge.
+    assert_eq!(factor.records, vec!["C2".to_string()]);
+    assert!(
+        factor.detail.contains("national-security"),
+        "{}",
+        factor.detail
+    );
+}
+
+#[test]
+fn a_flag_counts_once_however_many_records_carry_it() {
+    let gang = [LawEnforcementFlag::GangMember];
+    let once = rank_of(&[flagged_charge("C1", "1313", Disposition::Pending, &gang)]);
+    let twice = rank_of(&[
+        flagged_charge("C1", "1313", Disposition::Pending, &gang),
+        flagged_charge("C2", "1313", Disposition::Dismissed, &gang),
+    ]);
+    assert_eq!(once.points, twice.points);
+    let factor = twice
+        .factors
+        .iter()
+        .find(|f| f.name == "gang_flag")
+        .expect("gang_flag factor");
+    assert_eq!(factor.records, vec!["C1".to_string(), "C2".to_string()]);
+}

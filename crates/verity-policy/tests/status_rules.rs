@@ -318,6 +318,7 @@ fn any_record() -> impl Strategy<Value = SourceRecord> {
                 disposition: Disposition::Pending,
                 disposition_date: None,
                 sentence_days: None,
+                flags: Vec::new(),
             }),
         };
         rec(&format!("R{pick}-{kind}"), cob, body)

@@ -15,12 +15,18 @@ use rand_chacha::ChaCha8Rng;
 use verity_model::record::{
     BenefitOutcome, BenefitType, BenefitsRecord, BiometricsRecord, CitizenshipEvidence,
     CitizenshipRecord, CourtOutcome, CourtRecord, CriminalRecord, CustodyRecord, Disposition,
-    EnforcementEvent, EnforcementRecord, EntryManner, OrderKind, TravelDirection, TravelRecord,
+    EnforcementEvent, EnforcementRecord, EntryManner, LawEnforcementFlag, OrderKind,
+    TravelDirection, TravelRecord,
 };
 use verity_model::{
     ANumber, Address, FbiNumber, Fin, Identity, ImmigrationStatus, Ori, PartialDate, Passport,
     PersonName, RecordBody, RecordSystem, Sex, SourceRecord, Ssn, StateId,
 };
+
+/// Share of synthetic criminal records flagged from a law-enforcement gang file.
+const GANG_FLAG_SHARE: f64 = 0.02;
+/// Share of synthetic criminal records with a watchlist / national-security hit.
+const NATIONAL_SECURITY_FLAG_SHARE: f64 = 0.002;
 
 /// The fixed "today" of every synthetic world, so that bytes never depend on the clock.
 pub const TODAY: (i32, u32, u32) = (2026, 11, 1);
@@ -1361,6 +1367,19 @@ impl<'a> Life<'a> {
         }
     }
 
+    /// Law-enforcement flags for one criminal record: a small share carry a gang-file hit
+    /// (about 2%) or a watchlist / national-security hit (about 0.2%).
+    fn pick_flags(&mut self) -> Vec<LawEnforcementFlag> {
+        let mut flags = Vec::new();
+        if self.rng.gen_bool(GANG_FLAG_SHARE) {
+            flags.push(LawEnforcementFlag::GangMember);
+        }
+        if self.rng.gen_bool(NATIONAL_SECURITY_FLAG_SHARE) {
+            flags.push(LawEnforcementFlag::NationalSecurity);
+        }
+        flags
+    }
+
     fn pick_offense(&mut self) -> (String, String) {
         let t = self.t;
         t.offense_categories
@@ -1416,6 +1435,7 @@ impl<'a> Life<'a> {
             };
             agencies.agencies.get(pick).map(|a| a.ori.clone())
         });
+        let flags = self.pick_flags();
         self.push_at(
             RecordBody::Criminal(CriminalRecord {
                 arrest_date: pd(date),
@@ -1425,6 +1445,7 @@ impl<'a> Life<'a> {
                 disposition,
                 disposition_date: disposition_date.map(pd),
                 sentence_days,
+                flags,
             }),
             date,
             false,
@@ -1545,6 +1566,7 @@ impl<'a> Life<'a> {
                 .get(county)
                 .and_then(|c| self.t.agencies.agencies.get(c.sheriff))
                 .map(|a| a.ori.clone());
+            let flags = self.pick_flags();
             self.push_at(
                 RecordBody::Criminal(CriminalRecord {
                     arrest_date: pd(d),
@@ -1554,6 +1576,7 @@ impl<'a> Life<'a> {
                     disposition: Disposition::Pending,
                     disposition_date: None,
                     sentence_days: None,
+                    flags,
                 }),
                 d,
                 false,

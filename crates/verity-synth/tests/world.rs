@@ -316,3 +316,33 @@ fn unwritable_output_names_the_path() {
     .expect_err("too many people");
     assert!(err.to_string().contains("--people"), "{err}");
 }
+
+#[test]
+fn a_small_share_of_criminal_records_carry_flags() {
+    use verity_model::record::LawEnforcementFlag;
+    let (mut criminal, mut gang, mut national_security) = (0u32, 0u32, 0u32);
+    for i in 0..6_000 {
+        let (_, recs) = generate_person(23, i);
+        for r in &recs {
+            if let RecordBody::Criminal(c) = &r.body {
+                criminal += 1;
+                gang += u32::from(c.flags.contains(&LawEnforcementFlag::GangMember));
+                national_security +=
+                    u32::from(c.flags.contains(&LawEnforcementFlag::NationalSecurity));
+            }
+        }
+    }
+    assert!(
+        criminal >= 1_000,
+        "too few criminal records to judge: {criminal}"
+    );
+    let share = |n: u32| f64::from(n) / f64::from(criminal);
+    assert!(
+        (0.005..0.05).contains(&share(gang)),
+        "gang share {gang}/{criminal}"
+    );
+    assert!(
+        share(national_security) < 0.01 && national_security < gang,
+        "national-security share {national_security}/{criminal}"
+    );
+}

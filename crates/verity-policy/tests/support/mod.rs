@@ -114,8 +114,23 @@ pub fn charge(
             disposition,
             disposition_date: None,
             sentence_days: None,
+            flags: Vec::new(),
         }),
     )
+}
+
+/// A charge whose record carries law-enforcement flags.
+pub fn flagged_charge(
+    id: &str,
+    code: &str,
+    disposition: Disposition,
+    flags: &[LawEnforcementFlag],
+) -> SourceRecord {
+    let mut r = charge(id, "MX", code, disposition, "2024-03-01");
+    if let RecordBody::Criminal(c) = &mut r.body {
+        c.flags = flags.to_vec();
+    }
+    r
 }
 
 pub fn arrest(id: &str, cob: &str, date: &str) -> SourceRecord {

@@ -150,6 +150,7 @@ pub fn record(seed: u64, i: u64, system: RecordSystem) -> SourceRecord {
             disposition: rng.pick(Disposition::ALL),
             disposition_date: rng.chance(40).then(|| date(&mut rng, 2005, 20)),
             sentence_days: rng.chance(20).then(|| rng.below(3650) as u32),
+            flags: Vec::new(),
         }),
         RecordSystem::Custody => RecordBody::Custody(CustodyRecord {
             booking_number: rng.digits(8),
