@@ -460,3 +460,165 @@ fn a_specialist_choice_recomposes_the_decision() {
     assert_eq!(out_of_range.chosen, None);
     let _ = PersonName::default();
 }
+
+mod split_person_rules {
+    //! Rules for one person's records split over several candidate groups.
+    use chrono::NaiveDate;
+    use verity_model::record::*;
+    use verity_model::*;
+    use verity_policy::StatusRules;
+    use verity_workflow::lesc::decision::{decide, Candidate, QueryContext, ReviewReason};
+    use verity_workflow::lesc::LescPolicy;
+
+    fn ctx() -> QueryContext {
+        QueryContext {
+            in_custody: true,
+            citizenship_claimed: false,
+            today: NaiveDate::from_ymd_opt(2026, 11, 1).expect("date"),
+        }
+    }
+
+    fn who(a: Option<&str>, fbi: Option<&str>) -> Identity {
+        Identity {
+            name: PersonName::new("JOSE", "", "GARCIA"),
+            country_of_birth: "MX".into(),
+            dob: Some(PartialDate::parse_iso("1985-03-12").expect("date")),
+            ids: Identifiers {
+                a_number: a.map(|v| ANumber::parse(v).expect("a-number")),
+                fbi_number: fbi.map(|v| FbiNumber::parse(v).expect("fbi")),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn lpr(id: &str, identity: Identity) -> SourceRecord {
+        SourceRecord {
+            record_id: id.into(),
+            identity,
+            body: RecordBody::Benefits(BenefitsRecord {
+                receipt_number: id.into(),
+                benefit: BenefitType::Adjustment,
+                outcome: BenefitOutcome::Granted,
+                filed: None,
+                decided: None,
+                valid_until: None,
+            }),
+        }
+    }
+
+    fn final_order(id: &str, identity: Identity) -> SourceRecord {
+        SourceRecord {
+            record_id: id.into(),
+            identity,
+            body: RecordBody::Court(CourtRecord {
+                case_number: id.into(),
+                filed: PartialDate::parse_iso("2018-01-01").expect("date"),
+                outcome: CourtOutcome::RemovalOrdered,
+                decided: Some(PartialDate::parse_iso("2019-01-01").expect("date")),
+                relief: String::new(),
+                appeal_pending: false,
+            }),
+        }
+    }
+
+    fn arrest(id: &str, identity: Identity) -> SourceRecord {
+        SourceRecord {
+            record_id: id.into(),
+            identity,
+            body: RecordBody::Criminal(CriminalRecord {
+                arrest_date: PartialDate::parse_iso("2020-05-01").expect("date"),
+                arresting_ori: None,
+                ncic_code: "1313".into(),
+                charge: "ASSAULT".into(),
+                disposition: Disposition::Pending,
+                disposition_date: None,
+                sentence_days: None,
+                flags: Vec::new(),
+            }),
+        }
+    }
+
+    fn cand(key: &str, p: f64, records: Vec<SourceRecord>) -> Candidate {
+        Candidate {
+            person_key: key.into(),
+            probability: p,
+            strong_identifier: true,
+            biometric: false,
+            explanation: Vec::new(),
+            records,
+        }
+    }
+
+    fn run(c: &[Candidate]) -> verity_workflow::lesc::decision::Decision {
+        decide(
+            c,
+            &ctx(),
+            &StatusRules::embedded().expect("rules"),
+            &LescPolicy::embedded().expect("policy"),
+        )
+    }
+
+    #[test]
+    fn a_criminal_only_runner_up_does_not_block_the_answer() {
+        let top = cand(
+            "S-1",
+            0.99,
+            vec![final_order("E1", who(Some("A012345678"), None))],
+        );
+        let runner = cand("S-2", 0.6, vec![arrest("C1", who(None, Some("12345AB")))]);
+        let d = run(&[top, runner]);
+        assert_eq!(
+            d.determination.status,
+            ImmigrationStatus::FinalOrderOfRemoval
+        );
+        assert!(d.automatic, "{:?}", d.reviews);
+        assert_eq!(d.chosen, Some(0));
+    }
+
+    #[test]
+    fn a_permanent_resident_with_a_split_runner_up_still_goes_to_review() {
+        // The citizenship record may be in a third group: LPR is not answered past a runner-up.
+        let top = cand("S-1", 0.99, vec![lpr("B1", who(Some("A012345678"), None))]);
+        let runner = cand("S-2", 0.6, vec![arrest("C1", who(None, Some("12345AB")))]);
+        let d = run(&[top, runner]);
+        assert!(!d.automatic);
+    }
+
+    #[test]
+    fn a_criminal_runner_up_with_a_conflicting_identifier_is_still_ambiguous() {
+        let top = cand(
+            "S-1",
+            0.99,
+            vec![
+                lpr("B1", who(Some("A012345678"), None)),
+                arrest("C0", who(None, Some("99999ZZ"))),
+            ],
+        );
+        let runner = cand("S-2", 0.6, vec![arrest("C1", who(None, Some("12345AB")))]);
+        let d = run(&[top, runner]);
+        assert!(!d.automatic);
+        assert!(d
+            .reviews
+            .iter()
+            .any(|r| matches!(r, ReviewReason::AmbiguousIdentity { .. })));
+    }
+
+    #[test]
+    fn a_linked_candidate_with_another_status_forces_review() {
+        // Below the plausible floor, but sharing the A-number: its removal order contradicts
+        // the top candidate's status.
+        let top = cand("S-1", 0.99, vec![lpr("B1", who(Some("A012345678"), None))]);
+        let linked = cand(
+            "S-2",
+            0.02,
+            vec![final_order("E1", who(Some("A012345678"), None))],
+        );
+        let d = run(&[top, linked]);
+        assert!(!d.automatic);
+        assert!(d
+            .reviews
+            .iter()
+            .any(|r| matches!(r, ReviewReason::CandidateStatusDiffers { .. })));
+    }
+}

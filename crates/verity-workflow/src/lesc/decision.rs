@@ -3,7 +3,7 @@
 use super::policy::LescPolicy;
 use chrono::NaiveDate;
 use serde::Serialize;
-use verity_model::{ImmigrationStatus, SourceRecord};
+use verity_model::{ImmigrationStatus, RecordBody, SourceRecord};
 use verity_policy::{Determination, StatusRules};
 
 /// One field's contribution to an identity score, as the resolver explains it.
@@ -41,16 +41,78 @@ pub struct QueryContext {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum ReviewReason {
-    IdentityBelowAutoThreshold { probability: f64 },
-    AmbiguousIdentity { top: f64, runner_up: f64 },
+    IdentityBelowAutoThreshold {
+        probability: f64,
+    },
+    AmbiguousIdentity {
+        top: f64,
+        runner_up: f64,
+    },
     CitizenshipIndicia,
     CitizenshipClaim,
-    PlausibleCandidateIsCitizen { person_key: String },
-    ConflictingRecords { conflicts: Vec<String> },
+    PlausibleCandidateIsCitizen {
+        person_key: String,
+    },
+    ConflictingRecords {
+        conflicts: Vec<String>,
+    },
     RemovableOnBiographicOnly,
-    StatusNotRoutine { status: ImmigrationStatus },
+    StatusNotRoutine {
+        status: ImmigrationStatus,
+    },
     Undetermined,
     NoRecordNeedsReview,
+    /// Another candidate linked to the chosen one (plausible, or sharing an identifier) has
+    /// records establishing a different status: the status is not supported consistently.
+    CandidateStatusDiffers {
+        person_key: String,
+        status: ImmigrationStatus,
+    },
+}
+
+/// Records that only say what a person did (arrests, custody), never their immigration or
+/// citizenship status.
+fn status_neutral(records: &[SourceRecord]) -> bool {
+    records
+        .iter()
+        .all(|r| matches!(r.body, RecordBody::Criminal(_) | RecordBody::Custody(_)))
+}
+
+/// Identifier values of one kind across a group's records: (A-number, FIN, FBI, SSN).
+fn id_sets(records: &[SourceRecord]) -> [Vec<String>; 4] {
+    let mut out: [Vec<String>; 4] = Default::default();
+    for r in records {
+        let ids = &r.identity.ids;
+        if let Some(v) = &ids.a_number {
+            out[0].push(v.as_str().to_string());
+        }
+        if let Some(v) = &ids.fin {
+            out[1].push(v.as_str().to_string());
+        }
+        if let Some(v) = &ids.fbi_number {
+            out[2].push(v.as_str().to_string());
+        }
+        if let Some(v) = &ids.ssn {
+            out[3].push(v.as_str().to_string());
+        }
+    }
+    out
+}
+
+/// Both groups carry an identifier of the same kind and no value agrees: different people.
+fn identifiers_conflict(a: &[SourceRecord], b: &[SourceRecord]) -> bool {
+    let (x, y) = (id_sets(a), id_sets(b));
+    x.iter()
+        .zip(y.iter())
+        .any(|(p, q)| !p.is_empty() && !q.is_empty() && !p.iter().any(|v| q.contains(v)))
+}
+
+/// The two groups share at least one identifier value.
+fn identifiers_shared(a: &[SourceRecord], b: &[SourceRecord]) -> bool {
+    let (x, y) = (id_sets(a), id_sets(b));
+    x.iter()
+        .zip(y.iter())
+        .any(|(p, q)| p.iter().any(|v| q.contains(v)))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -122,11 +184,64 @@ pub fn decide(
             probability: best.probability,
         });
     }
-    if let Some(&second) = plausible.get(1) {
-        if candidates[second].probability > policy.runner_up_max {
-            reviews.push(ReviewReason::AmbiguousIdentity {
-                top: best.probability,
-                runner_up: candidates[second].probability,
+    // A runner-up that carries only arrest/custody records, no citizenship indicia and no
+    // identifier contradicting the top candidate cannot change the answer (it is usually the
+    // same person's criminal records split from the immigration ones): it does not block an
+    // automatic answer, and it is not merged into the answer either.
+    let mut ambiguous_runner_up = None;
+    for &i in plausible.iter().skip(1) {
+        let c = &candidates[i];
+        if c.probability <= policy.runner_up_max {
+            continue;
+        }
+        // Not for a permanent resident: a naturalized or derived citizen's own records read
+        // "LPR" when the citizenship record sits in another split group (bench: 12 more wrong
+        // automatic LPR answers for citizens without this exception).
+        let harmless = determination.status != ImmigrationStatus::Lpr
+            && status_neutral(&c.records)
+            && rules
+                .determine(&c.records, ctx.today)
+                .citizenship_indicia
+                .is_empty()
+            && !identifiers_conflict(&best.records, &c.records);
+        if !harmless {
+            ambiguous_runner_up = Some(c.probability);
+            break;
+        }
+    }
+    if let Some(runner_up) = ambiguous_runner_up {
+        reviews.push(ReviewReason::AmbiguousIdentity {
+            top: best.probability,
+            runner_up,
+        });
+    }
+    // Linked candidates (plausible, or sharing an identifier with the top one) whose records
+    // establish another status, or citizenship: the status is not supported consistently.
+    let mut linked_citizen = Vec::new();
+    for (i, c) in candidates.iter().enumerate() {
+        if i == top || plausible.contains(&i) || !identifiers_shared(&best.records, &c.records) {
+            continue;
+        }
+        let d = rules.determine(&c.records, ctx.today);
+        if !d.citizenship_indicia.is_empty() {
+            linked_citizen.push(c.person_key.clone());
+        } else if !d.basis.is_empty() && d.status != determination.status {
+            reviews.push(ReviewReason::CandidateStatusDiffers {
+                person_key: c.person_key.clone(),
+                status: d.status,
+            });
+        }
+    }
+    for &i in plausible.iter().skip(1) {
+        let c = &candidates[i];
+        let d = rules.determine(&c.records, ctx.today);
+        if d.citizenship_indicia.is_empty()
+            && !d.basis.is_empty()
+            && d.status != determination.status
+        {
+            reviews.push(ReviewReason::CandidateStatusDiffers {
+                person_key: c.person_key.clone(),
+                status: d.status,
             });
         }
     }
@@ -147,6 +262,10 @@ pub fn decide(
             });
             citizen = true;
         }
+    }
+    for person_key in linked_citizen {
+        reviews.push(ReviewReason::PlausibleCandidateIsCitizen { person_key });
+        citizen = true;
     }
     if ctx.citizenship_claimed {
         reviews.push(ReviewReason::CitizenshipClaim);

@@ -156,6 +156,9 @@ pub fn describe_review(r: &ReviewReason) -> String {
         }
         ReviewReason::Undetermined => "the records establish no status".into(),
         ReviewReason::NoRecordNeedsReview => "no record found; policy asks for a review".into(),
+        ReviewReason::CandidateStatusDiffers { person_key, status } => format!(
+            "another linked candidate ({person_key}) has records establishing status '{status}'"
+        ),
     }
 }
 
