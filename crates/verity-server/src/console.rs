@@ -15,7 +15,8 @@ pub struct NavItem {
     pub label: &'static str,
 }
 
-fn nav_for(state: &AppState, who: &Principal) -> Vec<NavItem> {
+/// The navigation entries this user's roles may see (every console page shows them).
+pub(crate) fn nav_for(state: &AppState, who: &Principal) -> Vec<NavItem> {
     crate::nav_items()
         .into_iter()
         .filter(|(_, _, p)| state.access.allows(who, *p))

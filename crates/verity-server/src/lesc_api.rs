@@ -1246,13 +1246,7 @@ struct HitsPage {
     error: Option<String>,
 }
 
-fn nav_for(state: &AppState, who: &Principal) -> Vec<NavItem> {
-    crate::nav_items()
-        .into_iter()
-        .filter(|(_, _, p)| state.access.allows(who, *p))
-        .map(|(href, label, _)| NavItem { href, label })
-        .collect()
-}
+use crate::console::nav_for;
 
 async fn hits_page(
     state: &AppState,

@@ -107,13 +107,7 @@ pub const NAV: &[(&str, &str, Permission)] =
 // Shared helpers
 // ---------------------------------------------------------------------------------------------
 
-fn nav_for(state: &AppState, who: &Principal) -> Vec<NavItem> {
-    crate::nav_items()
-        .into_iter()
-        .filter(|(_, _, p)| state.access.allows(who, *p))
-        .map(|(href, label, _)| NavItem { href, label })
-        .collect()
-}
+use crate::console::nav_for;
 
 fn render(t: &impl askama::Template) -> Result<Html<String>, AppError> {
     Ok(Html(t.render()?))

@@ -58,13 +58,7 @@ pub const NAV: &[(&str, &str, Permission)] = &[
     ("/ncatc/dashboard", "Analytics", Permission::ViewAnalytics),
 ];
 
-fn nav(state: &AppState, who: &Principal) -> Vec<NavItem> {
-    crate::nav_items()
-        .into_iter()
-        .filter(|(_, _, p)| state.access.allows(who, *p))
-        .map(|(href, label, _)| NavItem { href, label })
-        .collect()
-}
+use crate::console::nav_for as nav;
 
 fn micros_text(m: i64) -> String {
     chrono::DateTime::from_timestamp_micros(m)

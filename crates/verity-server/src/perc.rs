@@ -149,13 +149,7 @@ fn fmt_micros(m: Option<i64>) -> String {
         .unwrap_or_default()
 }
 
-fn nav_for(state: &AppState, who: &Principal) -> Vec<NavItem> {
-    crate::nav_items()
-        .into_iter()
-        .filter(|(_, _, p)| state.access.allows(who, *p))
-        .map(|(href, label, _)| NavItem { href, label })
-        .collect()
-}
+use crate::console::nav_for;
 
 fn actor_of(who: &Principal) -> Actor {
     Actor {
