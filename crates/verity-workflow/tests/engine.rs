@@ -622,3 +622,79 @@ mod split_person_rules {
             .any(|r| matches!(r, ReviewReason::CandidateStatusDiffers { .. })));
     }
 }
+
+/// A specialist who picks the noncitizen over a plausible candidate with U.S. citizenship
+/// evidence (a look-alike) does not make the citizenship question go away.
+#[test]
+fn choosing_over_a_plausible_citizen_keeps_the_citizenship_review() {
+    use verity_model::record::*;
+    use verity_model::PartialDate;
+    use verity_workflow::lesc::decision::Candidate;
+    let identity = Identity {
+        name: PersonName::new("JOSE", "", "GARCIA"),
+        country_of_birth: "MX".into(),
+        dob: Some(PartialDate::parse_iso("1985-03-12").expect("date")),
+        ..Default::default()
+    };
+    let order = SourceRecord {
+        record_id: "K1".into(),
+        identity: identity.clone(),
+        body: RecordBody::Court(CourtRecord {
+            case_number: "K1".into(),
+            filed: PartialDate::parse_iso("2018-01-01").expect("date"),
+            outcome: CourtOutcome::RemovalOrdered,
+            decided: Some(PartialDate::parse_iso("2019-01-01").expect("date")),
+            relief: String::new(),
+            appeal_pending: false,
+        }),
+    };
+    let mut citizen_identity = identity.clone();
+    citizen_identity.country_of_birth = "US".into();
+    let birth = SourceRecord {
+        record_id: "Z1".into(),
+        identity: citizen_identity,
+        body: RecordBody::Citizenship(CitizenshipRecord {
+            evidence: CitizenshipEvidence::UsPassport,
+            document_number: "Z1".into(),
+            issued: PartialDate::parse_iso("2010-01-01").ok(),
+        }),
+    };
+    let cand = |key: &str, p: f64, records: Vec<SourceRecord>| Candidate {
+        person_key: key.into(),
+        probability: p,
+        strong_identifier: false,
+        biometric: false,
+        explanation: Vec::new(),
+        records,
+    };
+    let candidates = vec![
+        cand("S-K1", 0.9, vec![order.clone()]),
+        cand("S-Z1", 0.8, vec![birth]),
+    ];
+    let engine = Engine::empty(
+        StatusRules::embedded().expect("rules"),
+        LescPolicy::embedded().expect("policy"),
+    );
+    let (t, _) = verity_synth::generate_person(SEED, 3);
+    let iaq = iaq(&exact_query(&t, None));
+    let input = QueryInput {
+        iaq: &iaq,
+        biometric_fin: None,
+        today: verity_synth::person::today(),
+    };
+    let d = engine.decide_for(&candidates, Some(0), &input);
+    assert_eq!(d.chosen, Some(0));
+    assert!(d.citizenship_review);
+    assert_eq!(
+        d.determination.status,
+        ImmigrationStatus::PotentialUsCitizen
+    );
+    assert!(!d.determination.citizenship_indicia.is_empty());
+    // Without the citizen candidate, the same choice gives the removable status.
+    let alone = engine.decide_for(&candidates[..1], Some(0), &input);
+    assert!(!alone.citizenship_review);
+    assert_eq!(
+        alone.determination.status,
+        ImmigrationStatus::FinalOrderOfRemoval
+    );
+}

@@ -347,6 +347,30 @@ impl Engine {
                     &self.policy,
                 );
                 d.chosen = Some(i);
+                // Safeguard: choosing one person over a plausible other candidate who shows
+                // U.S. citizenship does not make the citizenship question go away (the person
+                // in front of the officer may be that citizen, a look-alike). The answer stays
+                // "potential U.S. citizen" until a deportation officer resolves it.
+                for (j, other) in candidates.iter().enumerate() {
+                    if j == i || other.probability < self.policy.plausible_min {
+                        continue;
+                    }
+                    let theirs = self.rules.determine(&other.records, ctx.today);
+                    if theirs.citizenship_indicia.is_empty() {
+                        continue;
+                    }
+                    d.reviews.push(ReviewReason::PlausibleCandidateIsCitizen {
+                        person_key: other.person_key.clone(),
+                    });
+                    d.determination
+                        .citizenship_indicia
+                        .extend(theirs.citizenship_indicia);
+                    d.determination.status = ImmigrationStatus::PotentialUsCitizen;
+                    d.determination.routine = false;
+                    d.determination.citizenship_review_required = true;
+                    d.citizenship_review = true;
+                    d.automatic = false;
+                }
                 d
             }
             None => decide(&[], &ctx, &self.rules, &self.policy),
