@@ -1298,29 +1298,11 @@ async fn review_action(
         Ok(_) => {}
         Err(ReviewError::Store(e)) => return Err(e.into()),
         Err(ReviewError::NotFound { .. }) => return Err(AppError::NotFound),
-        Err(e @ ReviewError::Stale { .. }) => {
-            return refuse(
-                &state,
-                &who,
-                &id,
-                purpose,
-                StatusCode::CONFLICT,
-                format!("Not recorded: {e}."),
-            )
-            .await
-        }
-        Err(e @ ReviewError::NotInReview { .. }) => {
-            return refuse(
-                &state,
-                &who,
-                &id,
-                purpose,
-                StatusCode::CONFLICT,
-                format!("Not recorded: {e}."),
-            )
-            .await
-        }
-        Err(e @ ReviewError::Refused { .. }) => {
+        Err(
+            e @ (ReviewError::Stale { .. }
+            | ReviewError::NotInReview { .. }
+            | ReviewError::Refused { .. }),
+        ) => {
             return refuse(
                 &state,
                 &who,
