@@ -25,6 +25,7 @@ mod migrate;
 pub mod perc;
 pub mod queries;
 mod records;
+pub mod scan;
 pub mod review;
 
 pub use accounts::{Agency, NewUser, Session, User};

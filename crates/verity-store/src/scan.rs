@@ -1,0 +1,1 @@
+//! Streaming scans over the whole record store for batch jobs (NCATC lead runs).
