@@ -25,7 +25,7 @@ pub const FUZZY_THRESHOLD: f64 = 0.88;
 const SWAP_PENALTY: f32 = 0.9;
 
 /// Which part of a name a comparison is about; decides which rules apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PartKind {
     Given,
     Middle,
@@ -146,11 +146,15 @@ fn is_nickname(a: &str, b: &str, kind: PartKind) -> bool {
         .any(|(x, y)| nick.get(*x).is_some_and(|set| set.contains(*y)))
 }
 
-/// Agreement of two name units, with a short reason.
+/// Agreement of two name units, with a short reason (memoized: see `memo`).
 pub fn unit_agreement(a: &str, b: &str, kind: PartKind) -> (NameAgreement, &'static str) {
     if a == b {
         return (Exact, "same");
     }
+    memo::get_or_compute(a, b, kind, || unit_agreement_uncached(a, b, kind))
+}
+
+fn unit_agreement_uncached(a: &str, b: &str, kind: PartKind) -> (NameAgreement, &'static str) {
     let (ca, cb) = (compact(a), compact(b));
     if ca == cb {
         return (Equivalent, "joined/split spelling");
@@ -481,6 +485,78 @@ pub fn compare_fast(a: &ParsedName, b: &ParsedName) -> NameComparison {
     compare_impl(a, b, false)
 }
 
+/// The levels of [`compare`] (given, middle, family, swapped) without notes, similarity,
+/// string joins or copies of the names: the scoring hot path. Names whose given/middle or
+/// middle/family boundaries need rebalancing take the full path (rare).
+pub fn compare_levels(
+    a: &ParsedName,
+    b: &ParsedName,
+) -> (NameAgreement, NameAgreement, NameAgreement, bool) {
+    let surname_move = |x: &ParsedName, y: &ParsedName| {
+        !x.middle.is_empty()
+            && y.middle.is_empty()
+            && y.family.len() == x.middle.len() + x.family.len()
+    };
+    let (na, nb) = (a.given.len(), b.given.len());
+    let forename_move = na != nb && na + a.middle.len() == nb + b.middle.len() && na.min(nb) != 0;
+    if surname_move(a, b) || surname_move(b, a) || forename_move {
+        let c = compare_impl(a, b, false);
+        return (c.given, c.middle, c.family, c.swapped);
+    }
+    let given = part_level(&a.given, &b.given, PartKind::Given);
+    let middle = part_level(&a.middle, &b.middle, PartKind::Middle);
+    let family = part_level(&a.family, &b.family, PartKind::Family);
+    let all_present = [&a.given, &a.family, &b.given, &b.family]
+        .iter()
+        .all(|p| !p.is_empty());
+    if all_present && (given > Fuzzy || family > Fuzzy) {
+        let ab = part_level(&a.given, &b.family, PartKind::Crossed);
+        let ba = part_level(&a.family, &b.given, PartKind::Crossed);
+        let worst = ab.max(ba).max(Equivalent);
+        let straight = level_score(given) + level_score(family);
+        if is_match(ab) && is_match(ba) && 2.0 * level_score(worst) > straight {
+            return (worst, middle, worst, true);
+        }
+    }
+    (given, middle, family, false)
+}
+
+/// The level [`compare_part`] would report, without building strings.
+fn part_level(xs: &[String], ys: &[String], kind: PartKind) -> NameAgreement {
+    if xs.is_empty() || ys.is_empty() {
+        return Missing;
+    }
+    if xs == ys {
+        return Exact;
+    }
+    if let ([x], [y]) = (xs, ys) {
+        return unit_agreement(x, y, kind).0;
+    }
+    let letters = |units: &[String]| {
+        units
+            .iter()
+            .flat_map(|u| u.bytes())
+            .filter(|&c| c != b' ')
+            .collect::<Vec<u8>>()
+    };
+    if letters(xs) == letters(ys) {
+        return Equivalent;
+    }
+    let matrix: Vec<Vec<(NameAgreement, &'static str)>> = xs
+        .iter()
+        .map(|x| ys.iter().map(|y| unit_agreement(x, y, kind)).collect())
+        .collect();
+    let a = best_assignment(&matrix, xs.len(), ys.len());
+    let matched = a.objective.matched;
+    if matched == 0 {
+        Disagree
+    } else if matched == xs.len() && matched == ys.len() && a.objective.ordered {
+        a.worst
+    } else {
+        Partial
+    }
+}
+
 fn compare_impl(a: &ParsedName, b: &ParsedName, with_notes: bool) -> NameComparison {
     let mut notes = Vec::new();
     let (mut a, mut b) = (a.clone(), b.clone());
@@ -551,6 +627,78 @@ fn weighted_similarity(given: f64, middle: Option<&PartResult>, family: f64) -> 
         weight += 0.1;
     }
     ((total / weight).clamp(0.0, 1.0)) as f32
+}
+
+/// Process-wide memo of unit agreements. Name units repeat heavily across records (common
+/// given names and surnames), and a unit comparison costs microseconds (phonetic codes,
+/// surname stems, table look-ups) while a look-up costs tens of nanoseconds. Keys are a
+/// 64-bit hash of (kind, a, b); each entry keeps both units and is verified on a hit, so a hash
+/// collision can only cost a recomputation, never a wrong answer. Sharded mutexes keep two
+/// scoring threads from contending; a full shard is cleared (memory stays bounded).
+mod memo {
+    use super::{NameAgreement, PartKind};
+    use std::hash::Hasher;
+    use std::sync::{Mutex, OnceLock};
+
+    const SHARDS: usize = 32;
+    /// Entries per shard before it is cleared: 32 x 32,768 = about 1 M unit pairs.
+    const SHARD_CAP: usize = 1 << 15;
+
+    struct Entry {
+        a: Box<str>,
+        b: Box<str>,
+        kind: PartKind,
+        result: (NameAgreement, &'static str),
+    }
+
+    type Shard = Mutex<crate::tables::HashMap<u64, Entry>>;
+
+    fn shards() -> &'static [Shard; SHARDS] {
+        static CELL: OnceLock<[Shard; SHARDS]> = OnceLock::new();
+        CELL.get_or_init(|| std::array::from_fn(|_| Mutex::new(Default::default())))
+    }
+
+    fn key(a: &str, b: &str, kind: PartKind) -> u64 {
+        let mut h = crate::tables::Fnv::default();
+        h.write_u8(kind as u8);
+        h.write(a.as_bytes());
+        h.write_u8(0xff);
+        h.write(b.as_bytes());
+        h.finish()
+    }
+
+    pub(super) fn get_or_compute(
+        a: &str,
+        b: &str,
+        kind: PartKind,
+        compute: impl FnOnce() -> (NameAgreement, &'static str),
+    ) -> (NameAgreement, &'static str) {
+        let k = key(a, b, kind);
+        let shard = &shards()[(k >> 59) as usize % SHARDS];
+        if let Ok(map) = shard.lock() {
+            if let Some(e) = map.get(&k) {
+                if e.kind == kind && &*e.a == a && &*e.b == b {
+                    return e.result;
+                }
+            }
+        }
+        let result = compute();
+        if let Ok(mut map) = shard.lock() {
+            if map.len() >= SHARD_CAP {
+                map.clear();
+            }
+            map.insert(
+                k,
+                Entry {
+                    a: a.into(),
+                    b: b.into(),
+                    kind,
+                    result,
+                },
+            );
+        }
+        result
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ pub mod similarity;
 pub mod tables;
 
 pub use compare::{
-    compare_fast, compare_part, token_agreement, unit_agreement, PartKind, PartResult,
+    compare_fast, compare_levels, compare_part, token_agreement, unit_agreement, PartKind,
+    PartResult,
 };
 pub use tables::{validate_embedded, TableError};
 

@@ -2,7 +2,7 @@
 //! Each case must hold in both argument orders.
 
 use verity_model::PersonName;
-use verity_names::{compare, parse, NameAgreement, NameComparison};
+use verity_names::{compare, compare_levels, parse, NameAgreement, NameComparison};
 
 const CASES: &str = include_str!("name_cases.txt");
 
@@ -82,6 +82,12 @@ fn name_cases_hold_in_both_orders() {
         let pb = parse(&name_of(kind, b));
         for (x, y, order) in [(&pa, &pb, "a,b"), (&pb, &pa, "b,a")] {
             let c = compare(x, y);
+            if compare_levels(x, y) != (c.given, c.middle, c.family, c.swapped) {
+                failures.push(format!(
+                    "name_cases.txt:{} [{order}]: compare_levels differs from compare",
+                    i + 1
+                ));
+            }
             if let Err(e) = check(kind, expected, &c) {
                 failures.push(format!(
                     "name_cases.txt:{} [{order}] {a} | {b}: {e}; notes {:?}",

@@ -5,7 +5,8 @@
 use proptest::prelude::*;
 use verity_model::PersonName;
 use verity_names::{
-    blocking_keys, compare, compare_fast, normalize, parse, NameAgreement, ParsedName,
+    blocking_keys, compare, compare_fast, compare_levels, normalize, parse, NameAgreement,
+    ParsedName,
 };
 
 fn name_strategy() -> impl Strategy<Value = PersonName> {
@@ -58,6 +59,8 @@ proptest! {
         prop_assert_eq!((fast.given, fast.middle, fast.family, fast.swapped), (x.given, x.middle, x.family, x.swapped));
         prop_assert!((fast.similarity - x.similarity).abs() < 1e-6);
         prop_assert!(fast.notes.is_empty());
+        // The levels-only hot path decides exactly as the full comparison.
+        prop_assert_eq!(compare_levels(&pa, &pb), (x.given, x.middle, x.family, x.swapped));
         // An order swap is never reported as an exact match.
         if x.swapped {
             prop_assert!(x.given != NameAgreement::Exact && x.family != NameAgreement::Exact);
@@ -68,7 +71,8 @@ proptest! {
     fn arbitrary_parts_never_panic(g in prop::collection::vec("\\PC{0,8}", 0..3), f in prop::collection::vec("\\PC{0,8}", 0..3)) {
         let raw = ParsedName { given: g.clone(), middle: vec![], family: f.clone(), original: String::new() };
         let other = ParsedName { given: f, middle: g, family: vec!["ALRASHID".into()], original: String::new() };
-        let _ = compare(&raw, &other);
+        let c = compare(&raw, &other);
+        prop_assert_eq!(compare_levels(&raw, &other), (c.given, c.middle, c.family, c.swapped));
         let _ = blocking_keys(&raw);
     }
 }

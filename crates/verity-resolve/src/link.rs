@@ -13,6 +13,11 @@ pub struct LinkOptions {
     pub top: Option<usize>,
     /// Name/date blocking keys shared by more records than this are not used (identifiers always are).
     pub max_bucket: usize,
+    /// Blocking budget: when the name/date keys would generate more than this many candidate
+    /// pairs per left record (counted per key, before de-duplication), the largest buckets are
+    /// dropped until they fit. Keeps dedupe of millions of records near-linear; identifier
+    /// keys are never dropped.
+    pub max_pairs_per_record: usize,
     pub train: TrainOptions,
 }
 
@@ -22,6 +27,7 @@ impl Default for LinkOptions {
             threshold: 0.5,
             top: None,
             max_bucket: 2000,
+            max_pairs_per_record: 20,
             train: TrainOptions::default(),
         }
     }
@@ -63,60 +69,153 @@ pub fn prepare_all(records: &[Record]) -> Vec<Prepared> {
     .collect()
 }
 
+/// Blocking keys of each record as 64-bit hashes, computed once per record on all cores.
+/// The top bit marks identifier keys (never dropped for being frequent). A hash collision can
+/// only merge two buckets (extra candidates, which scoring rejects), never lose a pair.
+fn hashed_keys(records: &[Prepared]) -> Vec<Vec<u64>> {
+    use std::hash::Hasher;
+    let chunk = records.len().div_ceil(threads() * 4).max(1);
+    let parts: Vec<&[Prepared]> = records.chunks(chunk).collect();
+    crate::model::parallel_map(parts.len(), |k| {
+        parts[k]
+            .iter()
+            .map(|p| {
+                let mut keys: Vec<u64> = p
+                    .blocking_keys()
+                    .iter()
+                    .map(|key| {
+                        let mut h = fnv::FnvHasher::default();
+                        h.write(key.as_bytes());
+                        let flag = if is_identifier_key(key) { 1 << 63 } else { 0 };
+                        (h.finish() >> 1) | flag
+                    })
+                    .collect();
+                keys.sort_unstable();
+                keys.dedup();
+                keys
+            })
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 /// Candidate pairs sharing at least one blocking key. In dedupe (`right` = None) only i < j.
 pub fn candidate_pairs(
     left: &[Prepared],
     right: Option<&[Prepared]>,
     max_bucket: usize,
 ) -> Vec<Pair> {
+    candidate_pairs_within(left, right, max_bucket, usize::MAX)
+}
+
+/// [`candidate_pairs`] under a budget of `max_pairs_per_record` (see
+/// [`LinkOptions::max_pairs_per_record`]): the largest name/date buckets are dropped first.
+pub fn candidate_pairs_within(
+    left: &[Prepared],
+    right: Option<&[Prepared]>,
+    max_bucket: usize,
+    max_pairs_per_record: usize,
+) -> Vec<Pair> {
     let other = right.unwrap_or(left);
-    let mut buckets: HashMap<String, Vec<u32>> = HashMap::new();
-    for (j, p) in other.iter().enumerate() {
-        for k in p.blocking_keys() {
+    let left_keys = hashed_keys(left);
+    let other_keys_owned;
+    let other_keys = match right {
+        Some(r) => {
+            other_keys_owned = hashed_keys(r);
+            &other_keys_owned
+        }
+        None => &left_keys,
+    };
+    let mut buckets: HashMap<u64, Vec<u32>, fnv::FnvBuildHasher> = HashMap::default();
+    for (j, keys) in other_keys.iter().enumerate() {
+        for &k in keys {
             buckets.entry(k).or_default().push(j as u32);
         }
     }
-    buckets.retain(|k, v| v.len() <= max_bucket || is_identifier_key(k));
-    let n_threads = threads();
-    let chunk = left.len().div_ceil(n_threads).max(1);
+    buckets.retain(|k, v| v.len() <= max_bucket || k >> 63 == 1);
+    let budget = max_pairs_per_record.saturating_mul(left.len().max(1));
     let dedupe = right.is_none();
-    let mut out: Vec<Pair> = Vec::new();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = left
-            .chunks(chunk)
-            .enumerate()
-            .map(|(c, part)| {
-                let buckets = &buckets;
-                s.spawn(move || {
-                    let mut seen = vec![u32::MAX; other.len()];
-                    let mut local = Vec::new();
-                    for (off, p) in part.iter().enumerate() {
-                        let i = (c * chunk + off) as u32;
-                        let mut mine = Vec::new();
-                        for k in p.blocking_keys() {
-                            if let Some(b) = buckets.get(&k) {
-                                for &j in b {
-                                    if (dedupe && j <= i) || seen[j as usize] == i {
-                                        continue;
-                                    }
-                                    seen[j as usize] = i;
-                                    mine.push(j);
-                                }
-                            }
+    drop_largest_buckets(&mut buckets, &left_keys, dedupe, budget);
+    let n_threads = threads();
+    let chunk = left.len().div_ceil(n_threads * 4).max(1);
+    let parts: Vec<&[Vec<u64>]> = left_keys.chunks(chunk).collect();
+    let buckets = &buckets;
+    crate::model::parallel_map(parts.len(), |c| {
+        let mut seen = vec![u32::MAX; other.len()];
+        let mut local = Vec::new();
+        let mut mine = Vec::new();
+        for (off, keys) in parts[c].iter().enumerate() {
+            let i = (c * chunk + off) as u32;
+            mine.clear();
+            for k in keys {
+                if let Some(b) = buckets.get(k) {
+                    for &j in b {
+                        if (dedupe && j <= i) || seen[j as usize] == i {
+                            continue;
                         }
-                        mine.sort_unstable();
-                        local.extend(mine.into_iter().map(|j| (i, j)));
+                        seen[j as usize] = i;
+                        mine.push(j);
                     }
-                    local
-                })
-            })
-            .collect();
-        for h in handles {
-            // a worker only panics on a bug; surface it rather than lose pairs silently
-            out.extend(h.join().unwrap_or_default());
+                }
+            }
+            mine.sort_unstable();
+            local.extend(mine.iter().map(|&j| (i, j)));
         }
-    });
-    out
+        local
+    })
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Drops name/date buckets, largest first (ties by key: deterministic), while the pairs they
+/// would generate exceed `budget`.
+fn drop_largest_buckets(
+    buckets: &mut HashMap<u64, Vec<u32>, fnv::FnvBuildHasher>,
+    left_keys: &[Vec<u64>],
+    dedupe: bool,
+    budget: usize,
+) {
+    if budget == usize::MAX {
+        return;
+    }
+    let mut left_count: HashMap<u64, usize, fnv::FnvBuildHasher> = HashMap::default();
+    if !dedupe {
+        for keys in left_keys {
+            for &k in keys {
+                if buckets.contains_key(&k) {
+                    *left_count.entry(k).or_default() += 1;
+                }
+            }
+        }
+    }
+    let mut costs: Vec<(usize, u64, usize)> = buckets
+        .iter()
+        .filter(|(k, _)| *k >> 63 == 0)
+        .map(|(&k, v)| {
+            let n = v.len();
+            let cost = if dedupe {
+                n * n.saturating_sub(1) / 2
+            } else {
+                n * left_count.get(&k).copied().unwrap_or(0)
+            };
+            (n, k, cost)
+        })
+        .collect();
+    let mut total: usize = costs.iter().map(|c| c.2).sum();
+    if total <= budget {
+        return;
+    }
+    costs.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    for (_, k, cost) in costs {
+        if total <= budget {
+            break;
+        }
+        buckets.remove(&k);
+        total -= cost;
+    }
 }
 
 /// Match probabilities of pairs, computed in parallel, in the order of `pairs`.
@@ -367,7 +466,12 @@ fn to_probability(log2_odds: f64) -> f64 {
 pub fn link(left: &[Record], right: Option<&[Record]>, opts: &LinkOptions) -> LinkResult {
     let lp = prepare_all(left);
     let rp: Option<Vec<Prepared>> = right.map(prepare_all);
-    let pairs = candidate_pairs(&lp, rp.as_deref(), opts.max_bucket);
+    let pairs = candidate_pairs_within(
+        &lp,
+        rp.as_deref(),
+        opts.max_bucket,
+        opts.max_pairs_per_record,
+    );
     let model = Model::train(&lp, rp.as_deref(), &pairs, &opts.train);
     let selected = score_and_select(&model, &lp, rp.as_deref(), &pairs, opts.threshold, opts.top);
     LinkResult {

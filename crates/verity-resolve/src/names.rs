@@ -66,7 +66,7 @@ pub fn compare_names(a: &ParsedName, b: &ParsedName) -> NameComparison {
 /// Same decisions as [`compare_names`] without building notes (the scoring hot path).
 pub fn compare_names_fast(a: &ParsedName, b: &ParsedName) -> NameComparison {
     if USE_VERITY_NAMES {
-        return verity_names::compare(a, b);
+        return verity_names::compare_fast(a, b);
     }
     fallback::compare(a, b, false)
 }
@@ -76,6 +76,9 @@ pub fn compare_levels(
     a: &ParsedName,
     b: &ParsedName,
 ) -> (NameAgreement, NameAgreement, NameAgreement, bool) {
+    if USE_VERITY_NAMES {
+        return verity_names::compare_levels(a, b);
+    }
     let n = compare_names_fast(a, b);
     (n.given, n.middle, n.family, n.swapped)
 }
