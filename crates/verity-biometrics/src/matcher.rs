@@ -19,7 +19,7 @@
 //! tolerance), read in sorted runs.
 
 pub use crate::template::ANGLE_TOLERANCE;
-use crate::template::{angle_distance, angles_within, Edge, Template, ROOT_CELLS};
+use crate::template::{angle_distance, angles_within, Edge, RootWord, Template, ROOT_CELLS};
 
 /// Largest disagreement between a pair's rotation and the root's rotation (about 56 degrees).
 pub const ROTATION_DRIFT: u8 = 40;
@@ -27,8 +27,10 @@ pub const ROTATION_DRIFT: u8 = 40;
 pub const MAX_TRIED_ROOTS: usize = 4;
 const MAX_ROOTS: usize = 4096;
 const NONE: u8 = 0xFF;
-/// Best root support at or below which only one root is grown (see `compare_indexed`).
-const WEAK_SUPPORT: u8 = 4;
+/// Best root support at or below which only one root is grown (see `compare_indexed`): a
+/// correspondence found through one root edge only (support 2, once from each end) or barely
+/// more.
+const WEAK_SUPPORT: u8 = 3;
 /// Roots kept, best supported first, for growing (more than [`MAX_TRIED_ROOTS`] because roots
 /// already inside the best alignment are skipped).
 const RANKED_ROOTS: usize = 8;
@@ -75,6 +77,18 @@ struct Root {
     rotation: u8,
 }
 
+impl From<RootWord> for Root {
+    fn from(w: RootWord) -> Self {
+        Root {
+            probe_from: w.probe_from(),
+            probe_to: w.probe_to(),
+            cand_from: w.cand_from(),
+            cand_to: w.cand_to(),
+            rotation: w.rotation(),
+        }
+    }
+}
+
 /// Result of one finger comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct FingerScore {
@@ -87,7 +101,7 @@ pub struct FingerScore {
 /// arrays indexed by a `u8`, so the hot loops need no bounds checks.
 #[derive(Debug, Clone)]
 pub struct Matcher {
-    roots: Box<[Root; MAX_ROOTS]>,
+    roots: Box<[RootWord; MAX_ROOTS]>,
     root_count: usize,
     probe_to_cand: [u8; 256],
     cand_to_probe: [u8; 256],
@@ -105,7 +119,7 @@ impl Default for Matcher {
 impl Matcher {
     pub fn new() -> Self {
         Matcher {
-            roots: Box::new([Root::default(); MAX_ROOTS]),
+            roots: Box::new([RootWord::default(); MAX_ROOTS]),
             root_count: 0,
             probe_to_cand: [NONE; 256],
             cand_to_probe: [NONE; 256],
@@ -143,8 +157,9 @@ impl Matcher {
         let mut best = 0usize;
         let mut tried = 0usize;
         let enough = np.min(nc) * 3 / 4;
-        // Early rejection: when even the best root is only found through its own two edges
-        // (support 4: once from each end), the pair is most likely unrelated; one growth
+        // Early rejection: when even the best root is found hardly more often than through its
+        // own edge (support 2: once from each end; mutual edges are asked once, see
+        // `Template::rebuild_edges_only`), the pair is most likely unrelated; one growth
         // confirms or not, instead of trying several roots.
         let tries = if ranked[0].0 <= WEAK_SUPPORT {
             1
@@ -152,7 +167,7 @@ impl Matcher {
             MAX_TRIED_ROOTS
         };
         for &(_, r) in ranked.iter().take_while(|(support, _)| *support > 0) {
-            let root = self.roots[usize::from(r) % MAX_ROOTS];
+            let root = Root::from(self.roots[usize::from(r) % MAX_ROOTS]);
             if self.best_probe_to_cand[usize::from(root.probe_from)] == root.cand_from {
                 // Already part of the best alignment: growing again would find the same one.
                 continue;
@@ -181,10 +196,9 @@ impl Matcher {
         };
         // `roots` keeps its full length: it is written branch-free and `count` says how many
         // entries are valid.
-        let roots: &mut [Root; MAX_ROOTS] = &mut self.roots;
+        let roots: &mut [RootWord; MAX_ROOTS] = &mut self.roots;
         let mut count = 0usize;
         for query in probe.root_queries() {
-            let pe = query.edge;
             // The candidate's root edges sit in every origin-angle cell their tolerance
             // touches, so the probe edge's own origin cell holds all compatible ones; the query
             // names the target-angle cells its tolerance touches, one contiguous run.
@@ -194,20 +208,15 @@ impl Matcher {
             if count + run.len() > MAX_ROOTS {
                 break;
             }
-            for ce in run {
+            // A local copy keeps the query in registers (the stores below could otherwise
+            // alias it for the compiler).
+            let query = *query;
+            for &ce in run {
                 // Branch-free: always write, keep only when compatible (the outcome is
-                // unpredictable, so a branch would mispredict often).
-                let compatible = query.accepts(ce);
-                // count < MAX_ROOTS here (checked per run above); the mask only lets the
-                // compiler see it, dropping the bounds check.
-                roots[count & (MAX_ROOTS - 1)] = Root {
-                    probe_from: pe.from,
-                    probe_to: pe.to,
-                    cand_from: ce.from,
-                    cand_to: ce.to,
-                    rotation: ce.direction().wrapping_sub(pe.direction()),
-                };
-                count = count.wrapping_add(usize::from(compatible));
+                // unpredictable, so a branch would mispredict often). count < MAX_ROOTS here
+                // (checked per run above); the mask only lets the compiler see it.
+                roots[count & (MAX_ROOTS - 1)] = ce.root_with(&query);
+                count += usize::from(query.accepts(ce));
             }
         }
         self.root_count = count;
@@ -222,21 +231,21 @@ impl Matcher {
         let roots = &self.roots[..self.root_count.min(MAX_ROOTS)];
         let pair_slot = |p: u8, c: u8| usize::from(p.wrapping_mul(157) ^ c);
         let mut counters = [0u8; 256];
-        for root in roots {
-            if angles_within(root.rotation, peak, ROTATION_WINDOW) {
-                let a = pair_slot(root.probe_from, root.cand_from);
+        for &root in roots {
+            if angles_within(root.rotation(), peak, ROTATION_WINDOW) {
+                let a = pair_slot(root.probe_from(), root.cand_from());
                 counters[a] = counters[a].saturating_add(1);
-                let b = pair_slot(root.probe_to, root.cand_to);
+                let b = pair_slot(root.probe_to(), root.cand_to());
                 counters[b] = counters[b].saturating_add(1);
             }
         }
         let mut ranked = [(0u8, 0u16); RANKED_ROOTS];
-        for (i, root) in roots.iter().enumerate() {
-            if !angles_within(root.rotation, peak, ROTATION_WINDOW) {
+        for (i, &root) in roots.iter().enumerate() {
+            if !angles_within(root.rotation(), peak, ROTATION_WINDOW) {
                 continue;
             }
-            let support = counters[pair_slot(root.probe_from, root.cand_from)]
-                .saturating_add(counters[pair_slot(root.probe_to, root.cand_to)]);
+            let support = counters[pair_slot(root.probe_from(), root.cand_from())]
+                .saturating_add(counters[pair_slot(root.probe_to(), root.cand_to())]);
             // Insertion into a short list sorted by support (earlier roots win ties).
             if support > ranked[RANKED_ROOTS - 1].0 {
                 let mut at = RANKED_ROOTS - 1;
@@ -252,17 +261,19 @@ impl Matcher {
 
     /// Centre of the most voted rotation window.
     fn rotation_peak(&self) -> u8 {
-        let mut hist = [0u16; ROTATION_BINS];
+        // Bin b is counted at hist[b + 1]; the ends repeat the opposite bins so that the
+        // smoothing below wraps around with plain indexing.
+        let mut hist = [0u16; ROTATION_BINS + 2];
         let shift = 8 - ROTATION_BINS.trailing_zeros();
         for r in &self.roots[..self.root_count.min(MAX_ROOTS)] {
-            hist[usize::from(r.rotation >> shift)] += 1;
+            hist[usize::from(r.rotation() >> shift) + 1] += 1;
         }
+        hist[0] = hist[ROTATION_BINS];
+        hist[ROTATION_BINS + 1] = hist[1];
         let mut best_bin = 0;
         let mut best_votes = 0;
-        for b in 0..ROTATION_BINS {
-            let votes = hist[(b + ROTATION_BINS - 1) % ROTATION_BINS]
-                + 2 * hist[b]
-                + hist[(b + 1) % ROTATION_BINS];
+        for (b, w) in hist.windows(3).enumerate() {
+            let votes = w[0] + 2 * w[1] + w[2];
             if votes > best_votes {
                 best_votes = votes;
                 best_bin = b;

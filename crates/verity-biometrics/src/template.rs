@@ -212,30 +212,38 @@ pub(crate) fn angles_within(a: u8, b: u8, tolerance: u8) -> bool {
     a.wrapping_sub(b).wrapping_add(tolerance) <= 2 * tolerance
 }
 
-/// A root edge in the root table: [`Edge`] with a one-byte length (edges are at most
-/// [`MAX_EDGE_LENGTH`] < 256 long) and without the tolerance: 6 bytes.
+/// A root edge in the root table, packed in one u64 so that the compatibility test and the
+/// root it yields are a few whole-word operations (SIMD within a register).
+///
+/// Little-endian bytes: 0 length (saturated at 255; edges are at most [`MAX_EDGE_LENGTH`]),
+/// 1 origin minutia, 2 origin angle, 3 target minutia, 4 target angle, 5 and 6 zero,
+/// 7 absolute direction. Read as four 16-bit lanes, the low byte of lanes 0..=2 holds the
+/// checked quantity (length, origin angle, target angle) and the high bytes carry payload that
+/// the test masks away; see [`RootQuery::accepts`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct RootEdge {
-    /// Length, origin angle, target angle and direction, read as one little-endian u32.
-    pub key: [u8; 4],
-    pub from: u8,
-    pub to: u8,
-}
+pub(crate) struct RootEdge(pub u64);
+
+/// Lane guards and masks of the four 16-bit lanes of a [`RootEdge`].
+const LANE_GUARD: u64 = 0x0100_0100_0100_0100;
+const LANE_LOW: u64 = 0x00FF_00FF_00FF_00FF;
+const LANE_TOP: u64 = 0x8000_8000_8000_8000;
 
 /// One of a template's root edges with its lookup in another template's root table worked out
-/// in advance: which cells to read and the interval of compatible lengths. The matcher then
-/// reads runs and compares bytes, with no arithmetic per probe edge.
+/// in advance: which cells to read and the interval of compatible lengths and angles. The
+/// matcher then reads runs and does a few word operations per table edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct RootQuery {
     /// Root-table cells `first..=last` to read.
     pub first_cell: u16,
     pub last_cell: u16,
-    /// Per byte of [`RootEdge::key`] (length, origin angle, target angle, direction): the
-    /// lowest compatible value, and 127 minus the width of the compatible interval (0 for the
-    /// direction, which is not checked); see [`RootQuery::accepts`].
-    pub base: u32,
-    pub slack: u32,
-    pub edge: RootEdge,
+    /// Per 16-bit lane (length, origin angle, target angle, unused): the lowest compatible
+    /// value, and 0x7FFF minus the width of the compatible interval (0 for the unused lane).
+    pub base: u64,
+    pub slack: u64,
+    /// Added to a compatible table edge, gives the root word: byte 1 candidate origin, 3
+    /// candidate target, 5 probe origin, 6 probe target, 7 rotation (candidate direction minus
+    /// probe direction, wrapping out of the word). See [`RootWord`].
+    pub root_add: u64,
 }
 
 impl RootQuery {
@@ -246,66 +254,109 @@ impl RootQuery {
         let last = first + (last + ROOT_TO_CELLS - first) % ROOT_TO_CELLS;
         let shortest = e.min_compatible_length().min(u16::from(u8::MAX));
         let longest = e.max_compatible_length().min(u16::from(u8::MAX));
-        let length_span = longest.saturating_sub(shortest).min(127) as u8;
+        let length_span = longest.saturating_sub(shortest);
+        let lanes = |a: u16, b: u16, c: u16, d: u16| {
+            u64::from(a) | u64::from(b) << 16 | u64::from(c) << 32 | u64::from(d) << 48
+        };
+        let angle_width = 2 * u16::from(ANGLE_TOLERANCE);
         RootQuery {
             first_cell: (row + first) as u16,
             last_cell: (row + last) as u16,
-            base: u32::from_le_bytes([
-                shortest as u8,
-                e.from_angle.wrapping_sub(ANGLE_TOLERANCE),
-                e.to_angle.wrapping_sub(ANGLE_TOLERANCE),
+            base: lanes(
+                shortest,
+                u16::from(e.from_angle.wrapping_sub(ANGLE_TOLERANCE)),
+                u16::from(e.to_angle.wrapping_sub(ANGLE_TOLERANCE)),
                 0,
-            ]),
-            slack: u32::from_le_bytes([
-                127 - length_span,
-                127 - 2 * ANGLE_TOLERANCE,
-                127 - 2 * ANGLE_TOLERANCE,
+            ),
+            slack: lanes(
+                0x7FFF - length_span,
+                0x7FFF - angle_width,
+                0x7FFF - angle_width,
                 0,
-            ]),
-            edge: RootEdge::from(e),
+            ),
+            root_add: u64::from(e.from) << 40
+                | u64::from(e.to) << 48
+                | u64::from(e.direction.wrapping_neg()) << 56,
         }
     }
 
     /// Whether a root-table edge is compatible: its length and both relative angles within
-    /// tolerance. Four byte lanes at once in one u32 (SIMD within a register): lane-wise
-    /// wrapping `key - base`, then each lane's `value <= width` test as the carry into its top
-    /// bit of `(value & 0x7F) + (127 - width)`, with values of 128 and more failing outright.
+    /// tolerance. Four 16-bit lanes at once: setting bit 8 of each lane keeps the lane-wise
+    /// subtraction from borrowing across lanes; masking to the low byte gives each checked
+    /// quantity's wrapping distance `d` above the interval's start (and clears the payload);
+    /// adding `0x7FFF - width` sets the lane's top bit exactly when `d > width`.
     #[inline(always)]
-    pub(crate) fn accepts(&self, candidate: &RootEdge) -> bool {
-        const HIGH: u32 = 0x8080_8080;
-        const CHECKED: u32 = 0x0080_8080;
-        let key = candidate.key();
-        let value = ((key | HIGH).wrapping_sub(self.base & !HIGH)) ^ ((key ^ !self.base) & HIGH);
-        // No lane carries into the next: (value & 0x7F) + slack <= 0xFE.
-        let over = (value & HIGH) | (value & !HIGH).wrapping_add(self.slack);
-        over & CHECKED == 0
+    pub(crate) fn accepts(&self, candidate: RootEdge) -> bool {
+        let distance = ((candidate.0 | LANE_GUARD).wrapping_sub(self.base)) & LANE_LOW;
+        (distance + self.slack) & LANE_TOP == 0
+    }
+}
+
+/// A root pair (two minutia correspondences and the implied rotation) as the matcher stores it:
+/// [`RootEdge`] plus [`RootQuery::root_add`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct RootWord(pub u64);
+
+impl RootWord {
+    #[inline(always)]
+    fn byte(self, i: u32) -> u8 {
+        (self.0 >> (8 * i)) as u8
+    }
+    #[inline(always)]
+    pub(crate) fn cand_from(self) -> u8 {
+        self.byte(1)
+    }
+    #[inline(always)]
+    pub(crate) fn cand_to(self) -> u8 {
+        self.byte(3)
+    }
+    #[inline(always)]
+    pub(crate) fn probe_from(self) -> u8 {
+        self.byte(5)
+    }
+    #[inline(always)]
+    pub(crate) fn probe_to(self) -> u8 {
+        self.byte(6)
+    }
+    #[inline(always)]
+    pub(crate) fn rotation(self) -> u8 {
+        self.byte(7)
     }
 }
 
 impl RootEdge {
-    #[inline(always)]
-    pub(crate) fn key(&self) -> u32 {
-        u32::from_le_bytes(self.key)
+    pub(crate) fn new(
+        length: u8,
+        from_angle: u8,
+        to_angle: u8,
+        direction: u8,
+        from: u8,
+        to: u8,
+    ) -> Self {
+        RootEdge(u64::from_le_bytes([
+            length, from, from_angle, to, to_angle, 0, 0, direction,
+        ]))
     }
 
+    /// The root this edge forms with the probe edge of `query` (meaningful when accepted).
     #[inline(always)]
-    pub(crate) fn direction(&self) -> u8 {
-        self.key[3]
+    pub(crate) fn root_with(self, query: &RootQuery) -> RootWord {
+        // Bytes 5..=6 of the edge are zero and bytes 0..=4 of `root_add` are: no carries
+        // between fields, and the rotation byte wraps out of the word.
+        RootWord(self.0.wrapping_add(query.root_add))
     }
 }
 
 impl From<&Edge> for RootEdge {
     fn from(e: &Edge) -> Self {
-        RootEdge {
-            key: [
-                e.length.min(u16::from(u8::MAX)) as u8,
-                e.from_angle,
-                e.to_angle,
-                e.direction,
-            ],
-            from: e.from,
-            to: e.to,
-        }
+        RootEdge::new(
+            e.length.min(u16::from(u8::MAX)) as u8,
+            e.from_angle,
+            e.to_angle,
+            e.direction,
+            e.from,
+            e.to,
+        )
     }
 }
 
@@ -478,6 +529,18 @@ impl Template {
             let (a, b) = (usize::from(group[0]), usize::from(group[1]));
             let own = &self.edges[a..b];
             for e in &own[..own.len().min(PROBE_ROOT_NEIGHBOURS)] {
+                // A mutual pair of near neighbours gives two root edges, i->j and j->i; both
+                // find the same correspondences in the other template's table (which keeps
+                // both directions), so the one from the higher index is not asked again.
+                if e.to < e.from {
+                    let back = self.edges_of(e.to);
+                    if back[..back.len().min(PROBE_ROOT_NEIGHBOURS)]
+                        .iter()
+                        .any(|r| r.to == e.from)
+                    {
+                        continue;
+                    }
+                }
                 self.root_queries.push(RootQuery::new(e));
             }
         }
@@ -633,16 +696,25 @@ mod tests {
                             e.from_angle.wrapping_add(da),
                             e.to_angle.wrapping_sub(da / 2),
                         );
-                        let r = RootEdge {
-                            key: [c as u8, rf, rt, 9],
-                            from: 0,
-                            to: 1,
-                        };
+                        let r = RootEdge::new(c as u8, rf, rt, 9, 200, 201);
                         let want = (e.min_compatible_length()..=e.max_compatible_length())
                             .contains(&c)
                             && angles_within(rf, e.from_angle, ANGLE_TOLERANCE)
                             && angles_within(rt, e.to_angle, ANGLE_TOLERANCE);
-                        assert_eq!(q.accepts(&r), want, "{e:?} {r:?}");
+                        assert_eq!(q.accepts(r), want, "{e:?} {r:?}");
+                        if want {
+                            let root = r.root_with(&q);
+                            assert_eq!(
+                                (
+                                    root.cand_from(),
+                                    root.cand_to(),
+                                    root.probe_from(),
+                                    root.probe_to()
+                                ),
+                                (200, 201, 0, 1)
+                            );
+                            assert_eq!(root.rotation(), 9u8.wrapping_sub(3));
+                        }
                     }
                 }
             }
