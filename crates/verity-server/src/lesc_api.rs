@@ -2,12 +2,17 @@
 //! confirmation, and the processing of accepted queries (inline, recovered at start).
 //!
 //! Order of work for a query, and why: parse and authorise (nothing stored for a bad query) ->
-//! store and commit (durable before the acknowledgement) -> audit the receipt -> run the engine
-//! and record its result (compare-and-set, so a recovery pass and the inline path cannot both
-//! record) -> answer automatically (compose the IAR, one delivery per recipient, audit,
-//! metrics, PERC) or leave the query `in_review` for the specialist queue. A failure after the
-//! commit leaves the query `received`; the recovery task (woken at start and on every such
-//! failure) processes it later, so an acknowledged query is never lost.
+//! run the engine and compose the answer -> store everything in ONE write transaction (the
+//! query, the receipt's audit entry, the result, and for an automatic decision the IAR, one
+//! delivery per recipient and the issue's audit entry) -> respond. The response is the
+//! acknowledgement and is sent only after that commit, so a query is durable before it is
+//! acknowledged; a crash before the commit acknowledged nothing (the agency resends the same
+//! message id). One transaction per query instead of seven is what lets SQLite's single writer
+//! keep up with the load (see `Store::insert_decided_query`). When the engine or the answer
+//! fails, the query is stored first and processed as a stored query (compare-and-set, so a
+//! recovery pass and the inline path cannot both record); a failure after that commit leaves
+//! it `received` and the recovery task (woken at start and on every such failure) processes
+//! it later, so an acknowledged query is never lost.
 
 use crate::console::NavItem;
 use crate::error::AppError;
@@ -28,8 +33,8 @@ use verity_model::{
     SourceRecord, States,
 };
 use verity_store::queries::{
-    CasOutcome, HitRow, InsertOutcome, IssueIar, NewDelivery, NewHit, NewQuery, Processing,
-    QueryRow,
+    CasOutcome, DecidedIntake, HitRow, InsertOutcome, IssueIar, NewDelivery, NewHit, NewQuery,
+    Processing, QueryRow,
 };
 use verity_store::{IdKind, Store, StoreError};
 use verity_workflow::lesc::engine::{Engine, QueryInput, RecordLookup};
@@ -81,6 +86,9 @@ pub struct Submitted {
     /// The query after processing (still `received` when processing failed and waits for
     /// recovery).
     pub row: QueryRow,
+    /// The requesting agency's view of the IAR when it was issued together with the query's
+    /// storage (its delivery is already marked fetched: the acknowledgement carries it).
+    pub agency_iar: Option<Value>,
 }
 
 /// The LESC engine and the tables answers are composed with.
@@ -222,10 +230,64 @@ async fn route_to_aor(state: &AppState, iaq: &Iaq) -> Result<Option<String>, App
         .filter(|f| !f.is_empty()))
 }
 
-/// Persist (durable) -> process -> answer automatically or queue for review. Idempotent by
-/// (ORI, message id): a repeat returns the first query as it stands now.
+/// A stored-query shape for a query not stored yet (version 0, `received`), so that answers
+/// are composed the same way before and after storage.
+fn unstored_row(q: &NewQuery) -> QueryRow {
+    QueryRow {
+        query_id: q.query_id.clone(),
+        ori: q.ori.clone(),
+        message_id: q.message_id.clone(),
+        channel: q.channel.clone(),
+        received_micros: q.received_micros,
+        in_custody: q.in_custody,
+        aor: q.aor.clone(),
+        iaq_json: q.iaq_json.clone(),
+        raw_text: q.raw_text.clone(),
+        state: "received".into(),
+        automatic: None,
+        citizenship_review: false,
+        status: None,
+        person_key: None,
+        result_json: None,
+        iar_json: None,
+        answered_micros: None,
+        answered_by: None,
+        assigned_to: None,
+        updated_micros: q.received_micros,
+        version: 0,
+    }
+}
+
+fn duplicate_of(row: QueryRow, channel: &'static str) -> Submitted {
+    metrics::counter!("verity_iaq_total", "outcome" => "duplicate", "channel" => channel)
+        .increment(1);
+    Submitted {
+        query_id: row.query_id.clone(),
+        duplicate: true,
+        row,
+        agency_iar: None,
+    }
+}
+
+/// Accept -> process -> answer automatically or queue for review. Idempotent by (ORI, message
+/// id): a repeat returns the first query as it stands now.
+///
+/// The usual path decides first and then stores everything in ONE write transaction (query,
+/// receipt audit, result, IAR, deliveries, issue audit): the acknowledgement is the response,
+/// sent only after that commit, so the query is durable before it is acknowledged, and a
+/// crash before the commit leaves nothing acknowledged (the agency resends the same message
+/// id). When the engine or the answer cannot be produced, the query is stored first (durable)
+/// and processed as a stored query, with recovery as the backstop.
 pub async fn submit(state: &AppState, s: Submission) -> Result<Submitted, AppError> {
     let channel = s.channel.code();
+    // A repeat is answered from the store without running the engine.
+    if let Some(row) = state
+        .store
+        .get_query_by_message(s.iaq.ori.as_str(), &s.iaq.message_id)
+        .await?
+    {
+        return Ok(duplicate_of(row, channel));
+    }
     let aor = route_to_aor(state, &s.iaq).await?;
     let new = NewQuery {
         query_id: format!("Q-{}", uuid::Uuid::new_v4().simple()),
@@ -238,33 +300,85 @@ pub async fn submit(state: &AppState, s: Submission) -> Result<Submitted, AppErr
         iaq_json: to_json_text(&s.iaq),
         raw_text: s.raw_text.clone(),
     };
-    let row = match state.store.insert_query(&new).await? {
-        InsertOutcome::Duplicate(row) => {
-            metrics::counter!("verity_iaq_total", "outcome" => "duplicate", "channel" => channel)
-                .increment(1);
-            return Ok(Submitted {
+    let received = AuditEvent {
+        actor: format!("agency:{}", s.iaq.ori),
+        agency: Some(s.iaq.ori.clone()),
+        purpose: purpose_of(&s.iaq),
+        action: AuditAction::Decision {
+            subject: format!("query:{}", new.query_id),
+            decision: "query received".into(),
+            reason: format!("IAQ by {channel}, message id {}", s.iaq.message_id),
+        },
+    };
+    let unstored = unstored_row(&new);
+    match decide(state, &unstored, &s.iaq, s.biometric_fin.clone()).await {
+        Ok((processing, iar)) => {
+            let answer = match iar {
+                Some(iar) => match issue_parts(&unstored, &iar, None) {
+                    Ok(parts) => Some((iar, parts)),
+                    Err(e) => {
+                        tracing::warn!(query_id = %new.query_id, error = %e, "answer not composable before storage; storing first");
+                        return submit_stored_first(state, new, received, &s).await;
+                    }
+                },
+                None => None,
+            };
+            let agency_view = answer.as_ref().map(|(iar, _)| iar.agency_view());
+            let intake = DecidedIntake {
+                query: new,
+                received,
+                processing,
+                issue: answer
+                    .as_ref()
+                    .map(|(_, (issue, audit))| (issue.clone(), audit.clone())),
+            };
+            let row = match state.store.insert_decided_query(&intake).await? {
+                InsertOutcome::Duplicate(row) => return Ok(duplicate_of(row, channel)),
+                InsertOutcome::Inserted(row) => row,
+            };
+            let agency_iar = match &answer {
+                Some(_) if row.state == "answered" => {
+                    metrics::counter!("verity_iaq_total", "outcome" => "automatic", "channel" => channel)
+                        .increment(1);
+                    after_issue(state, &row, false).await;
+                    agency_view.map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
+                }
+                _ => {
+                    metrics::counter!("verity_iaq_total", "outcome" => "review", "channel" => channel)
+                        .increment(1);
+                    None
+                }
+            };
+            Ok(Submitted {
                 query_id: row.query_id.clone(),
-                duplicate: true,
+                duplicate: false,
                 row,
-            });
+                agency_iar,
+            })
         }
+        Err(e) => {
+            tracing::warn!(query_id = %new.query_id, error = %e, "engine failed before storage; storing first");
+            submit_stored_first(state, new, received, &s).await
+        }
+    }
+}
+
+/// The durable-first path: store and commit the query, audit its receipt, then process it as
+/// a stored query; a failure after the commit leaves it `received` for recovery.
+async fn submit_stored_first(
+    state: &AppState,
+    new: NewQuery,
+    received: AuditEvent,
+    s: &Submission,
+) -> Result<Submitted, AppError> {
+    let channel = s.channel.code();
+    let row = match state.store.insert_query(&new).await? {
+        InsertOutcome::Duplicate(row) => return Ok(duplicate_of(row, channel)),
         InsertOutcome::Inserted(row) => row,
     };
-    state
-        .store
-        .append_audit(AuditEvent {
-            actor: format!("agency:{}", s.iaq.ori),
-            agency: Some(s.iaq.ori.clone()),
-            purpose: purpose_of(&s.iaq),
-            action: AuditAction::Decision {
-                subject: format!("query:{}", row.query_id),
-                decision: "query received".into(),
-                reason: format!("IAQ by {channel}, message id {}", s.iaq.message_id),
-            },
-        })
-        .await?;
+    state.store.append_audit(received).await?;
     let query_id = row.query_id.clone();
-    let processed = match process_row(state, &row, s.biometric_fin).await {
+    let processed = match process_row(state, &row, s.biometric_fin.clone()).await {
         Ok(r) => r,
         Err(e) => {
             // Durable and acknowledged: recovery finishes it.
@@ -279,31 +393,20 @@ pub async fn submit(state: &AppState, s: Submission) -> Result<Submitted, AppErr
         query_id,
         duplicate: false,
         row: processed,
+        agency_iar: None,
     })
 }
 
-/// Runs the engine on a stored `received` query, records the result and, when the decision
-/// is automatic, issues the IAR. Returns the query as it stands after.
-pub(crate) async fn process_row(
+/// Runs the engine for query `row` (stored or not yet): the result to record and, when the
+/// decision is automatic, the IAR to issue.
+async fn decide(
     state: &AppState,
     row: &QueryRow,
+    iaq: &Iaq,
     biometric_fin: Option<Fin>,
-) -> Result<QueryRow, AppError> {
-    let iaq: Iaq = serde_json::from_str(&row.iaq_json).map_err(|e| {
-        AppError::Store(StoreError::Corrupt {
-            table: "queries",
-            key: row.query_id.clone(),
-            problem: format!("iaq_json: {e}"),
-        })
-    })?;
-    // A booking's FIN came from a fingerprint match; recovery has only the stored query.
-    let biometric_fin = biometric_fin.or_else(|| {
-        (row.channel == Channel::Booking.code())
-            .then(|| iaq.ids.fin.clone())
-            .flatten()
-    });
+) -> Result<(Processing, Option<Iar>), AppError> {
     let input = QueryInput {
-        iaq: &iaq,
+        iaq,
         biometric_fin,
         today: Utc::now().date_naive(),
     };
@@ -326,6 +429,45 @@ pub(crate) async fn process_row(
         at_micros: now_micros(),
         actor: "engine".into(),
     };
+    let iar = d.automatic.then(|| {
+        Iar::compose(
+            IarInput {
+                query_id: &row.query_id,
+                requesting_ori: &row.ori,
+                issued_at: &Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                decided_by: "automatic",
+                field_office: row.aor.clone(),
+            },
+            d,
+            &processed.candidates,
+            &state.lesc.policy,
+            &state.lesc.offenses,
+        )
+    });
+    Ok((p, iar))
+}
+
+/// Runs the engine on a stored `received` query, records the result and, when the decision
+/// is automatic, issues the IAR. Returns the query as it stands after.
+pub(crate) async fn process_row(
+    state: &AppState,
+    row: &QueryRow,
+    biometric_fin: Option<Fin>,
+) -> Result<QueryRow, AppError> {
+    let iaq: Iaq = serde_json::from_str(&row.iaq_json).map_err(|e| {
+        AppError::Store(StoreError::Corrupt {
+            table: "queries",
+            key: row.query_id.clone(),
+            problem: format!("iaq_json: {e}"),
+        })
+    })?;
+    // A booking's FIN came from a fingerprint match; recovery has only the stored query.
+    let biometric_fin = biometric_fin.or_else(|| {
+        (row.channel == Channel::Booking.code())
+            .then(|| iaq.ids.fin.clone())
+            .flatten()
+    });
+    let (p, iar) = decide(state, row, &iaq, biometric_fin).await?;
     let channel = row.channel.as_str();
     let after = match state
         .store
@@ -336,24 +478,11 @@ pub(crate) async fn process_row(
         // Someone else processed it first (recovery and the inline path): theirs stands.
         CasOutcome::Stale(r) => return Ok(r),
     };
-    if !d.automatic {
+    let Some(iar) = iar else {
         metrics::counter!("verity_iaq_total", "outcome" => "review", "channel" => channel.to_string())
             .increment(1);
         return Ok(after);
-    }
-    let iar = Iar::compose(
-        IarInput {
-            query_id: &row.query_id,
-            requesting_ori: &row.ori,
-            issued_at: &Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            decided_by: "automatic",
-            field_office: row.aor.clone(),
-        },
-        d,
-        &processed.candidates,
-        &state.lesc.policy,
-        &state.lesc.offenses,
-    );
+    };
     metrics::counter!("verity_iaq_total", "outcome" => "automatic", "channel" => channel.to_string())
         .increment(1);
     Ok(
@@ -423,13 +552,35 @@ pub async fn issue_iar(
         .get_query(query_id)
         .await?
         .ok_or(AppError::NotFound)?;
+    let (issue, audit) = issue_parts(&row, &iar, actor)?;
+    let issued = match state
+        .store
+        .issue_iar(query_id, expected_version, &issue)
+        .await?
+    {
+        CasOutcome::Applied(r) => r,
+        CasOutcome::Stale(r) => return Ok(Err(r)),
+    };
+    state.store.append_audit(audit).await?;
+    after_issue(state, &issued, actor.is_some()).await;
+    Ok(Ok(issued))
+}
+
+/// What issuing `iar` for query `row` stores: the answer with one delivery per recipient (the
+/// agency's view for the requesting ORI, the full answer for the field office), and the audit
+/// entry for the decision. Automatic when `actor` is `None`.
+fn issue_parts(
+    row: &QueryRow,
+    iar: &Iar,
+    actor: Option<&Principal>,
+) -> Result<(IssueIar, AuditEvent), AppError> {
     let by = actor
         .map(|p| p.username.clone())
         .unwrap_or_else(|| "automatic".into());
-    let nlets_text = iar_nlets_text(&row, &iar).map_err(|e| {
+    let nlets_text = iar_nlets_text(row, iar).map_err(|e| {
         AppError::BadRequest(format!("requesting ORI '{}' is unusable: {e}", row.ori))
     })?;
-    let full = to_json_text(&iar);
+    let full = to_json_text(iar);
     let mut deliveries = vec![NewDelivery {
         recipient_kind: "agency".into(),
         recipient: row.ori.clone(),
@@ -444,11 +595,10 @@ pub async fn issue_iar(
             nlets_text: None,
         });
     }
-    let answered = now_micros();
     let issue = IssueIar {
         iar_json: full,
         answered_by: by.clone(),
-        answered_micros: answered,
+        answered_micros: now_micros(),
         status: Some(iar.status.code().to_string()),
         person_key: iar.identity.as_ref().map(|i| i.person_key.clone()),
         deliveries,
@@ -460,39 +610,29 @@ pub async fn issue_iar(
         })
         .to_string(),
     };
-    let issued = match state
-        .store
-        .issue_iar(query_id, expected_version, &issue)
-        .await?
-    {
-        CasOutcome::Applied(r) => r,
-        CasOutcome::Stale(r) => return Ok(Err(r)),
-    };
-    let ori = Ori::parse(&issued.ori).ok();
-    state
-        .store
-        .append_audit(AuditEvent {
-            actor: by.clone(),
-            agency: ori,
-            purpose: Purpose::StatusDetermination,
-            action: AuditAction::Decision {
-                subject: format!("query:{query_id}"),
-                decision: format!("IAR issued: {}", iar.status.code()),
-                reason: if actor.is_none() {
-                    "automatic answer under LESC policy".into()
-                } else {
-                    "issued by a specialist after review".into()
-                },
+    let audit = AuditEvent {
+        actor: by,
+        agency: Ori::parse(&row.ori).ok(),
+        purpose: Purpose::StatusDetermination,
+        action: AuditAction::Decision {
+            subject: format!("query:{}", row.query_id),
+            decision: format!("IAR issued: {}", iar.status.code()),
+            reason: if actor.is_none() {
+                "automatic answer under LESC policy".into()
+            } else {
+                "issued by a specialist after review".into()
             },
-        })
-        .await?;
-    let mode = if actor.is_none() {
-        "automatic"
-    } else {
-        "reviewed"
+        },
     };
+    Ok((issue, audit))
+}
+
+/// After an IAR is stored: metrics (issued, response time from receipt to the answer's commit,
+/// SLA breach) and the PERC hand-over.
+async fn after_issue(state: &AppState, issued: &QueryRow, reviewed: bool) {
+    let mode = if reviewed { "reviewed" } else { "automatic" };
     metrics::counter!("verity_iar_issued_total", "mode" => mode).increment(1);
-    let seconds = (answered - issued.received_micros).max(0) as f64 / 1e6;
+    let seconds = (now_micros() - issued.received_micros).max(0) as f64 / 1e6;
     metrics::histogram!("verity_iaq_response_seconds", "mode" => mode).record(seconds);
     let policy = &state.lesc.policy;
     let sla_minutes = if issued.in_custody {
@@ -503,11 +643,10 @@ pub async fn issue_iar(
     if seconds > (sla_minutes * 60) as f64 {
         metrics::counter!("verity_lesc_sla_breaches_total", "mode" => mode).increment(1);
     }
-    if let Err(e) = crate::perc::on_iar_issued(state, &issued).await {
+    if let Err(e) = crate::perc::on_iar_issued(state, issued).await {
         // The answer stands; PERC triage can be rerun from the stored IAR.
-        tracing::error!(query_id, error = %e, "PERC hand-over failed");
+        tracing::error!(query_id = %issued.query_id, error = %e, "PERC hand-over failed");
     }
-    Ok(Ok(issued))
 }
 
 /// Processes every query still `received` (a crash between acknowledgement and processing,
@@ -694,7 +833,11 @@ async fn agency_query_view(state: &AppState, row: &QueryRow) -> Result<Value, Ap
             }
         }
     }
-    Ok(json!({
+    Ok(query_view(row, iar))
+}
+
+fn query_view(row: &QueryRow, iar: Value) -> Value {
+    json!({
         "query_id": row.query_id,
         "message_id": row.message_id,
         "channel": row.channel,
@@ -702,7 +845,7 @@ async fn agency_query_view(state: &AppState, row: &QueryRow) -> Result<Value, Ap
         "received_at": micros_text(row.received_micros),
         "answered_at": row.answered_micros.map(micros_text),
         "iar": iar,
-    }))
+    })
 }
 
 fn submitted_status(row: &QueryRow) -> StatusCode {
@@ -750,7 +893,11 @@ async fn post_iaq(
         },
     )
     .await?;
-    let mut view = agency_query_view(&state, &s.row).await?;
+    let mut view = match s.agency_iar {
+        // Issued with the query's storage: the view is at hand and its delivery marked fetched.
+        Some(iar) => query_view(&s.row, iar),
+        None => agency_query_view(&state, &s.row).await?,
+    };
     view["duplicate"] = Value::Bool(s.duplicate);
     Ok((submitted_status(&s.row), Json(view)).into_response())
 }

@@ -10,7 +10,6 @@
 
 use crate::backend::{with_pool, Backend, Store, StoreRow};
 use crate::error::{DbContext, StoreError};
-use chrono::{SecondsFormat, Utc};
 use verity_model::audit::{entry_hash, ChainError, GENESIS_HASH};
 use verity_model::{AuditAction, AuditEntry, AuditEvent};
 
@@ -60,7 +59,7 @@ pub(crate) fn action_kind(action: &AuditAction) -> String {
         .unwrap_or_default()
 }
 
-fn seq_i64(seq: u64) -> Result<i64, StoreError> {
+pub(crate) fn seq_i64(seq: u64) -> Result<i64, StoreError> {
     i64::try_from(seq).map_err(|_| StoreError::Corrupt {
         table: "audit_head",
         key: seq.to_string(),
@@ -68,7 +67,7 @@ fn seq_i64(seq: u64) -> Result<i64, StoreError> {
     })
 }
 
-fn seq_u64(table: &'static str, seq: i64) -> Result<u64, StoreError> {
+pub(crate) fn seq_u64(table: &'static str, seq: i64) -> Result<u64, StoreError> {
     u64::try_from(seq).map_err(|_| StoreError::Corrupt {
         table,
         key: seq.to_string(),
@@ -141,53 +140,88 @@ impl RawEntry {
 
 const ENTRY_COLUMNS: &str = "seq, at, actor, agency, purpose, action, event_json, prev_hash, hash";
 
-impl Store {
-    /// Appends an event to the audit chain and returns the stored entry. Durable when this
-    /// returns. Safe to call from many tasks at once: appends are serialised on the chain head.
-    pub async fn append_audit(&self, event: AuditEvent) -> Result<AuditEntry, StoreError> {
+/// An event ready to append: its JSON and action kind computed outside any transaction.
+pub(crate) struct PreparedAudit {
+    pub(crate) event: AuditEvent,
+    pub(crate) event_json: String,
+    pub(crate) kind: String,
+}
+
+impl PreparedAudit {
+    pub(crate) fn new(event: AuditEvent) -> Result<PreparedAudit, StoreError> {
         let event_json = serde_json::to_string(&event).map_err(|e| StoreError::Corrupt {
             table: "audit_log",
             key: "(new entry)".into(),
             problem: format!("cannot serialise event: {e}"),
         })?;
         let kind = action_kind(&event.action);
-        with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.ctx("start an audit append")?;
-            // Locks the head row (PostgreSQL) / already holds the write lock (SQLite).
-            let head = sqlx::query(
-                "UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash",
-            )
-            .fetch_one(&mut *tx)
+        Ok(PreparedAudit {
+            event,
+            event_json,
+            kind,
+        })
+    }
+}
+
+/// Appends a [`PreparedAudit`] to the chain inside the write transaction `$tx` (either
+/// backend) and evaluates to the new [`AuditEntry`]; `?` returns a [`StoreError`] from the
+/// enclosing function. Lock and read the head, insert, move the head: the caller's commit makes
+/// the entry durable together with whatever else the transaction wrote.
+macro_rules! append_audit_in_tx {
+    ($tx:ident, $prepared:expr) => {{
+        let prepared: &$crate::audit::PreparedAudit = $prepared;
+        // Locks the head row (PostgreSQL) / already holds the write lock (SQLite).
+        let head = sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
+            .fetch_one(&mut *$tx)
             .await
             .ctx("lock the audit head")?;
-            let head_seq = seq_u64("audit_head", head.int("seq").ctx("read the audit head")?)?;
-            let head_hash = head.text("hash").ctx("read the audit head")?;
-            let at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
-            let prev = if head_seq == 0 { None } else { Some((&head_seq, head_hash.as_str())) };
-            let entry = AuditEntry::next(prev, at, event);
-            let seq = seq_i64(entry.seq)?;
-            sqlx::query(
-                "INSERT INTO audit_log (seq, at, actor, agency, purpose, action, event_json, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
+        let head_seq =
+            $crate::audit::seq_u64("audit_head", head.int("seq").ctx("read the audit head")?)?;
+        let head_hash = head.text("hash").ctx("read the audit head")?;
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let prev = if head_seq == 0 {
+            None
+        } else {
+            Some((&head_seq, head_hash.as_str()))
+        };
+        let entry = verity_model::AuditEntry::next(prev, at, prepared.event.clone());
+        let seq = $crate::audit::seq_i64(entry.seq)?;
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at, actor, agency, purpose, action, event_json, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(seq)
+        .bind(entry.at.as_str())
+        .bind(entry.event.actor.as_str())
+        .bind(entry.event.agency.as_ref().map(|o| o.as_str()))
+        .bind(entry.event.purpose.code())
+        .bind(prepared.kind.as_str())
+        .bind(prepared.event_json.as_str())
+        .bind(entry.prev_hash.as_str())
+        .bind(entry.hash.as_str())
+        .execute(&mut *$tx)
+        .await
+        .ctx("insert an audit entry")?;
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
             .bind(seq)
-            .bind(entry.at.as_str())
-            .bind(entry.event.actor.as_str())
-            .bind(entry.event.agency.as_ref().map(|o| o.as_str()))
-            .bind(entry.event.purpose.code())
-            .bind(kind.as_str())
-            .bind(event_json.as_str())
-            .bind(entry.prev_hash.as_str())
             .bind(entry.hash.as_str())
-            .execute(&mut *tx)
+            .execute(&mut *$tx)
             .await
-            .ctx("insert an audit entry")?;
-            sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-                .bind(seq)
-                .bind(entry.hash.as_str())
-                .execute(&mut *tx)
-                .await
-                .ctx("advance the audit head")?;
+            .ctx("advance the audit head")?;
+        entry
+    }};
+}
+pub(crate) use append_audit_in_tx;
+
+impl Store {
+    /// Appends an event to the audit chain and returns the stored entry. Durable when this
+    /// returns. Safe to call from many tasks at once: appends are serialised on the chain head.
+    pub async fn append_audit(&self, event: AuditEvent) -> Result<AuditEntry, StoreError> {
+        let prepared = PreparedAudit::new(event)?;
+        let _gate = self.write_gate().await;
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.ctx("start an audit append")?;
+            let entry = append_audit_in_tx!(tx, &prepared);
             tx.commit().await.ctx("commit an audit append")?;
             Ok(entry)
         })

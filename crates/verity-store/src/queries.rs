@@ -4,8 +4,17 @@
 //! [`QueryRow`] and [`QUERY_COLUMNS`]/[`query_from_row`] are shared by the intake/processing
 //! functions (this file) and the review functions (`review.rs`).
 
-use crate::backend::{with_pool, Backend, Store, StoreRow};
+use crate::audit::{append_audit_in_tx, PreparedAudit};
+use crate::backend::{with_pool, Backend, BackendKind, Store, StoreRow};
 use crate::error::{DbContext, StoreError};
+use verity_model::AuditEvent;
+
+/// Serialises this process's SQLite write transactions *before* they ask SQLite for its write
+/// lock. SQLite has one writer; a second `BEGIN IMMEDIATE` waits in SQLite's busy handler, which
+/// polls with sleeps of up to 100 ms, so under concurrent load most of a request's time went to
+/// sleeping. Waiting here instead is a queue with no sleeps (FIFO). One gate for the process:
+/// there is normally one store per process, and a shared gate is merely conservative.
+static SQLITE_WRITE_GATE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Every column of `queries`, in the order [`query_from_row`] reads them.
 pub(crate) const QUERY_COLUMNS: &str = "query_id, ori, message_id, channel, received_micros, \
@@ -279,27 +288,258 @@ fn check_text(field: &str, value: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Records the engine's result on `$query_id` inside transaction `$tx`, compare-and-set on
+/// `$expected`, with a `processed` event; evaluates to whether it applied.
+macro_rules! record_processing_in_tx {
+    ($tx:ident, $query_id:expr, $expected:expr, $p:expr) => {{
+        let p: &Processing = $p;
+        let n = sqlx::query(
+            "UPDATE queries SET state = $1, automatic = $2, citizenship_review = $3, status = $4, \
+             person_key = $5, result_json = $6, updated_micros = $7, version = version + 1 \
+             WHERE query_id = $8 AND version = $9 AND state <> 'answered'",
+        )
+        .bind(p.state.as_str())
+        .bind(p.automatic)
+        .bind(p.citizenship_review)
+        .bind(p.status.as_deref())
+        .bind(p.person_key.as_deref())
+        .bind(p.result_json.as_str())
+        .bind(p.at_micros)
+        .bind($query_id)
+        .bind($expected)
+        .execute(&mut *$tx)
+        .await
+        .ctx("record a query result")?
+        .rows_affected();
+        if n == 1 {
+            let detail = serde_json::json!({
+                "state": p.state, "automatic": p.automatic,
+                "citizenship_review": p.citizenship_review, "status": p.status,
+            })
+            .to_string();
+            sqlx::query(
+                "INSERT INTO query_events (query_id, at_micros, actor, kind, detail_json) \
+                 VALUES ($1, $2, $3, 'processed', $4)",
+            )
+            .bind($query_id)
+            .bind(p.at_micros)
+            .bind(p.actor.as_str())
+            .bind(detail)
+            .execute(&mut *$tx)
+            .await
+            .ctx("record a processed event")?;
+        }
+        n == 1
+    }};
+}
+
+/// Issues an IAR on `$query_id` inside transaction `$tx`, compare-and-set on `$expected`: the
+/// answer, one delivery per recipient (the requesting agency's marked fetched at
+/// `$agency_fetched`, when given, because the response that acknowledges the query carries it)
+/// and an `issue` event; evaluates to whether it applied.
+macro_rules! issue_iar_in_tx {
+    ($tx:ident, $query_id:expr, $expected:expr, $issue:expr, $agency_fetched:expr) => {{
+        let issue: &IssueIar = $issue;
+        let agency_fetched: Option<(&str, i64)> = $agency_fetched;
+        let n = sqlx::query(
+            "UPDATE queries SET state = 'answered', iar_json = $1, answered_by = $2, \
+             answered_micros = $3, status = COALESCE($4, status), \
+             person_key = COALESCE($5, person_key), updated_micros = $3, version = version + 1 \
+             WHERE query_id = $6 AND version = $7 AND state <> 'answered'",
+        )
+        .bind(issue.iar_json.as_str())
+        .bind(issue.answered_by.as_str())
+        .bind(issue.answered_micros)
+        .bind(issue.status.as_deref())
+        .bind(issue.person_key.as_deref())
+        .bind($query_id)
+        .bind($expected)
+        .execute(&mut *$tx)
+        .await
+        .ctx("mark a query answered")?
+        .rows_affected();
+        if n == 1 {
+            for d in &issue.deliveries {
+                let fetched = agency_fetched
+                    .filter(|(ori, _)| d.recipient_kind == "agency" && d.recipient == *ori)
+                    .map(|(_, at)| at);
+                sqlx::query(
+                    "INSERT INTO iar_deliveries (query_id, recipient_kind, recipient, view_json, \
+                     nlets_text, created_micros, fetched_micros) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind($query_id)
+                .bind(d.recipient_kind.as_str())
+                .bind(d.recipient.as_str())
+                .bind(d.view_json.as_str())
+                .bind(d.nlets_text.as_deref())
+                .bind(issue.answered_micros)
+                .bind(fetched)
+                .execute(&mut *$tx)
+                .await
+                .ctx("store an IAR delivery")?;
+            }
+            sqlx::query(
+                "INSERT INTO query_events (query_id, at_micros, actor, kind, detail_json) \
+                 VALUES ($1, $2, $3, 'issue', $4)",
+            )
+            .bind($query_id)
+            .bind(issue.answered_micros)
+            .bind(issue.answered_by.as_str())
+            .bind(issue.event_detail_json.as_str())
+            .execute(&mut *$tx)
+            .await
+            .ctx("record an issue event")?;
+        }
+        n == 1
+    }};
+}
+
+/// A query received and decided in one step (the inline path of intake): stored, its receipt
+/// audited, the engine's result recorded and, for an automatic decision, its IAR issued and
+/// audited. [`Store::insert_decided_query`] writes all of it in ONE transaction.
+#[derive(Debug, Clone)]
+pub struct DecidedIntake {
+    pub query: NewQuery,
+    /// The audit entry for the receipt.
+    pub received: AuditEvent,
+    /// The engine's result (state `in_review`; the issue below answers it).
+    pub processing: Processing,
+    /// For an automatic decision: the IAR and the audit entry for its issue.
+    pub issue: Option<(IssueIar, AuditEvent)>,
+}
+
+fn check_query_text(q: &NewQuery) -> Result<(), StoreError> {
+    for (field, v) in [
+        ("query_id", q.query_id.as_str()),
+        ("ori", q.ori.as_str()),
+        ("message_id", q.message_id.as_str()),
+        ("channel", q.channel.as_str()),
+        ("iaq_json", q.iaq_json.as_str()),
+        ("raw_text", q.raw_text.as_deref().unwrap_or("")),
+        ("aor", q.aor.as_deref().unwrap_or("")),
+    ] {
+        check_text(field, v)?;
+    }
+    if q.query_id.is_empty() || q.message_id.is_empty() {
+        return Err(invalid("query_id/message_id", "must be non-empty"));
+    }
+    Ok(())
+}
+
+fn check_processing(p: &Processing) -> Result<(), StoreError> {
+    if !QUERY_STATES.contains(&p.state.as_str()) || p.state == "received" {
+        return Err(invalid("state", "must be in_review or answered"));
+    }
+    check_text("result_json", &p.result_json)
+}
+
+fn check_issue(issue: &IssueIar) -> Result<(), StoreError> {
+    check_text("iar_json", &issue.iar_json)?;
+    for d in &issue.deliveries {
+        check_text("view_json", &d.view_json)?;
+        check_text("nlets_text", d.nlets_text.as_deref().unwrap_or(""))?;
+        if !matches!(d.recipient_kind.as_str(), "agency" | "field_office") {
+            return Err(invalid("recipient_kind", "must be agency or field_office"));
+        }
+    }
+    Ok(())
+}
+
 const QUERY_STATES: &[&str] = &["received", "in_review", "answered"];
 
 impl Store {
+    /// Holds this process's SQLite write gate (see [`SQLITE_WRITE_GATE`]) until dropped;
+    /// nothing on PostgreSQL, whose writers wait on row locks without polling.
+    pub(crate) async fn write_gate(&self) -> Option<tokio::sync::MutexGuard<'static, ()>> {
+        match self.kind() {
+            BackendKind::Sqlite => Some(SQLITE_WRITE_GATE.lock().await),
+            BackendKind::Postgres => None,
+        }
+    }
+
+    /// Stores a query that was decided before it was stored, in ONE write transaction: the
+    /// query, the audit entry for its receipt, the engine's result with its `processed` event
+    /// and, when `d.issue` is given, the IAR with one delivery per recipient (the requesting
+    /// agency's marked fetched: the acknowledgement carries it), its `issue` event and its
+    /// audit entry. Durable when this returns, so the caller may acknowledge. A repeat of an
+    /// (ORI, message id) stores nothing and returns the first query as
+    /// [`InsertOutcome::Duplicate`].
+    pub async fn insert_decided_query(
+        &self,
+        d: &DecidedIntake,
+    ) -> Result<InsertOutcome<QueryRow>, StoreError> {
+        let q = &d.query;
+        check_query_text(q)?;
+        check_processing(&d.processing)?;
+        let received = PreparedAudit::new(d.received.clone())?;
+        let issued = match &d.issue {
+            Some((issue, event)) => {
+                check_issue(issue)?;
+                Some((issue, PreparedAudit::new(event.clone())?))
+            }
+            None => None,
+        };
+        let gate = self.write_gate().await;
+        let inserted = with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.ctx("start storing a decided query")?;
+            let n = sqlx::query(
+                "INSERT INTO queries (query_id, ori, message_id, channel, received_micros, in_custody, \
+                 aor, iaq_json, raw_text, state, citizenship_review, updated_micros, version) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'received', $10, $11, 0) \
+                 ON CONFLICT (ori, message_id) DO NOTHING",
+            )
+            .bind(q.query_id.as_str())
+            .bind(q.ori.as_str())
+            .bind(q.message_id.as_str())
+            .bind(q.channel.as_str())
+            .bind(q.received_micros)
+            .bind(q.in_custody)
+            .bind(q.aor.as_deref())
+            .bind(q.iaq_json.as_str())
+            .bind(q.raw_text.as_deref())
+            .bind(false)
+            .bind(q.received_micros)
+            .execute(&mut *tx)
+            .await
+            .ctx("store a query")?
+            .rows_affected();
+            if n == 1 {
+                append_audit_in_tx!(tx, &received);
+                let query_id = q.query_id.as_str();
+                let processed = record_processing_in_tx!(tx, query_id, 0i64, &d.processing);
+                if let (true, Some((issue, audit))) = (processed, &issued) {
+                    let fetched = Some((q.ori.as_str(), issue.answered_micros));
+                    if issue_iar_in_tx!(tx, query_id, 1i64, *issue, fetched) {
+                        append_audit_in_tx!(tx, audit);
+                    }
+                }
+                tx.commit().await.ctx("commit a decided query")?;
+            } else {
+                tx.rollback().await.ctx("end a repeated query's transaction")?;
+            }
+            n == 1
+        });
+        drop(gate);
+        let existing = self
+            .get_query_by_message(&q.ori, &q.message_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "query",
+                key: format!("{}/{}", q.ori, q.message_id),
+            })?;
+        Ok(if inserted {
+            InsertOutcome::Inserted(existing)
+        } else {
+            InsertOutcome::Duplicate(existing)
+        })
+    }
+
     /// Stores a query and commits before returning (durable before the caller acknowledges
     /// it). A second query with the same (ORI, message id) stores nothing and returns the
     /// first one as [`InsertOutcome::Duplicate`].
     pub async fn insert_query(&self, q: &NewQuery) -> Result<InsertOutcome<QueryRow>, StoreError> {
-        for (field, v) in [
-            ("query_id", q.query_id.as_str()),
-            ("ori", q.ori.as_str()),
-            ("message_id", q.message_id.as_str()),
-            ("channel", q.channel.as_str()),
-            ("iaq_json", q.iaq_json.as_str()),
-            ("raw_text", q.raw_text.as_deref().unwrap_or("")),
-            ("aor", q.aor.as_deref().unwrap_or("")),
-        ] {
-            check_text(field, v)?;
-        }
-        if q.query_id.is_empty() || q.message_id.is_empty() {
-            return Err(invalid("query_id/message_id", "must be non-empty"));
-        }
+        check_query_text(q)?;
+        let gate = self.write_gate().await;
         let inserted = with_pool!(self, pool => {
             sqlx::query(
                 "INSERT INTO queries (query_id, ori, message_id, channel, received_micros, in_custody, \
@@ -323,6 +563,7 @@ impl Store {
             .ctx("store a query")?
             .rows_affected()
         });
+        drop(gate);
         let existing = self
             .get_query_by_message(&q.ori, &q.message_id)
             .await?
@@ -375,51 +616,15 @@ impl Store {
         expected_version: i64,
         p: &Processing,
     ) -> Result<CasOutcome, StoreError> {
-        if !QUERY_STATES.contains(&p.state.as_str()) || p.state == "received" {
-            return Err(invalid("state", "must be in_review or answered"));
-        }
-        check_text("result_json", &p.result_json)?;
+        check_processing(p)?;
+        let gate = self.write_gate().await;
         let applied = with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.ctx("start recording a result")?;
-            let n = sqlx::query(
-                "UPDATE queries SET state = $1, automatic = $2, citizenship_review = $3, status = $4, \
-                 person_key = $5, result_json = $6, updated_micros = $7, version = version + 1 \
-                 WHERE query_id = $8 AND version = $9 AND state <> 'answered'",
-            )
-            .bind(p.state.as_str())
-            .bind(p.automatic)
-            .bind(p.citizenship_review)
-            .bind(p.status.as_deref())
-            .bind(p.person_key.as_deref())
-            .bind(p.result_json.as_str())
-            .bind(p.at_micros)
-            .bind(query_id)
-            .bind(expected_version)
-            .execute(&mut *tx)
-            .await
-            .ctx("record a query result")?
-            .rows_affected();
-            if n == 1 {
-                let detail = serde_json::json!({
-                    "state": p.state, "automatic": p.automatic,
-                    "citizenship_review": p.citizenship_review, "status": p.status,
-                })
-                .to_string();
-                sqlx::query(
-                    "INSERT INTO query_events (query_id, at_micros, actor, kind, detail_json) \
-                     VALUES ($1, $2, $3, 'processed', $4)",
-                )
-                .bind(query_id)
-                .bind(p.at_micros)
-                .bind(p.actor.as_str())
-                .bind(detail)
-                .execute(&mut *tx)
-                .await
-                .ctx("record a processed event")?;
-            }
+            let applied = record_processing_in_tx!(tx, query_id, expected_version, p);
             tx.commit().await.ctx("commit a query result")?;
-            n == 1
+            applied
         });
+        drop(gate);
         self.cas_result(query_id, applied).await
     }
 
@@ -448,64 +653,15 @@ impl Store {
         expected_version: i64,
         issue: &IssueIar,
     ) -> Result<CasOutcome, StoreError> {
-        check_text("iar_json", &issue.iar_json)?;
-        for d in &issue.deliveries {
-            check_text("view_json", &d.view_json)?;
-            check_text("nlets_text", d.nlets_text.as_deref().unwrap_or(""))?;
-            if !matches!(d.recipient_kind.as_str(), "agency" | "field_office") {
-                return Err(invalid("recipient_kind", "must be agency or field_office"));
-            }
-        }
+        check_issue(issue)?;
+        let gate = self.write_gate().await;
         let applied = with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.ctx("start issuing an IAR")?;
-            let n = sqlx::query(
-                "UPDATE queries SET state = 'answered', iar_json = $1, answered_by = $2, \
-                 answered_micros = $3, status = COALESCE($4, status), \
-                 person_key = COALESCE($5, person_key), updated_micros = $3, version = version + 1 \
-                 WHERE query_id = $6 AND version = $7 AND state <> 'answered'",
-            )
-            .bind(issue.iar_json.as_str())
-            .bind(issue.answered_by.as_str())
-            .bind(issue.answered_micros)
-            .bind(issue.status.as_deref())
-            .bind(issue.person_key.as_deref())
-            .bind(query_id)
-            .bind(expected_version)
-            .execute(&mut *tx)
-            .await
-            .ctx("mark a query answered")?
-            .rows_affected();
-            if n == 1 {
-                for d in &issue.deliveries {
-                    sqlx::query(
-                        "INSERT INTO iar_deliveries (query_id, recipient_kind, recipient, view_json, \
-                         nlets_text, created_micros) VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(query_id)
-                    .bind(d.recipient_kind.as_str())
-                    .bind(d.recipient.as_str())
-                    .bind(d.view_json.as_str())
-                    .bind(d.nlets_text.as_deref())
-                    .bind(issue.answered_micros)
-                    .execute(&mut *tx)
-                    .await
-                    .ctx("store an IAR delivery")?;
-                }
-                sqlx::query(
-                    "INSERT INTO query_events (query_id, at_micros, actor, kind, detail_json) \
-                     VALUES ($1, $2, $3, 'issue', $4)",
-                )
-                .bind(query_id)
-                .bind(issue.answered_micros)
-                .bind(issue.answered_by.as_str())
-                .bind(issue.event_detail_json.as_str())
-                .execute(&mut *tx)
-                .await
-                .ctx("record an issue event")?;
-            }
+            let applied = issue_iar_in_tx!(tx, query_id, expected_version, issue, None);
             tx.commit().await.ctx("commit an IAR issue")?;
-            n == 1
+            applied
         });
+        drop(gate);
         self.cas_result(query_id, applied).await
     }
 
@@ -555,6 +711,7 @@ impl Store {
         delivery_id: i64,
         at_micros: i64,
     ) -> Result<bool, StoreError> {
+        let _gate = self.write_gate().await;
         with_pool!(self, pool => {
             let n = sqlx::query(
                 "UPDATE iar_deliveries SET fetched_micros = COALESCE(fetched_micros, $1) \
@@ -580,6 +737,7 @@ impl Store {
         at_micros: i64,
     ) -> Result<i64, StoreError> {
         check_text("detail_json", detail_json)?;
+        let _gate = self.write_gate().await;
         with_pool!(self, pool => {
             let r = sqlx::query_scalar::<_, i64>(
                 "INSERT INTO query_events (query_id, at_micros, actor, kind, detail_json) \
@@ -685,6 +843,7 @@ impl Store {
         if !matches!(h.priority.as_str(), "U" | "R") {
             return Err(invalid("priority", "must be U or R"));
         }
+        let gate = self.write_gate().await;
         let inserted = with_pool!(self, pool => {
             sqlx::query(
                 "INSERT INTO hit_requests (hit_id, ori, message_id, priority, received_micros, \
@@ -703,6 +862,7 @@ impl Store {
             .ctx("store a hit request")?
             .rows_affected()
         });
+        drop(gate);
         let sql =
             format!("SELECT {HIT_COLUMNS} FROM hit_requests WHERE ori = $1 AND message_id = $2");
         let row = with_pool!(self, pool => {
@@ -752,6 +912,7 @@ impl Store {
     /// Marks an open request escalated. Returns false when it was not open (already
     /// escalated, answered, or unknown).
     pub async fn escalate_hit(&self, hit_id: &str, at_micros: i64) -> Result<bool, StoreError> {
+        let _gate = self.write_gate().await;
         with_pool!(self, pool => {
             let n = sqlx::query(
                 "UPDATE hit_requests SET state = 'escalated', escalated_micros = $1 \
@@ -777,6 +938,7 @@ impl Store {
         answer_json: &str,
     ) -> Result<Result<HitRow, HitRow>, StoreError> {
         check_text("answer_json", answer_json)?;
+        let gate = self.write_gate().await;
         let n = with_pool!(self, pool => {
             sqlx::query(
                 "UPDATE hit_requests SET state = 'answered', answered_by = $1, answered_micros = $2, \
@@ -791,6 +953,7 @@ impl Store {
             .ctx("answer a hit request")?
             .rows_affected()
         });
+        drop(gate);
         let row = self
             .get_hit(hit_id)
             .await?

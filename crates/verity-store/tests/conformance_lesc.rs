@@ -17,14 +17,178 @@ conformance!(
     received_queries_are_listed_for_recovery,
     hits_insert_escalate_answer_and_measure,
     nul_text_is_refused,
+    decided_intake_stores_everything_in_one_step,
+    decided_intake_for_review_and_repeats,
+    concurrent_decided_intakes_keep_one_audit_chain,
 );
 
 mod cases {
     use crate::common::TestDb;
+    use verity_model::{AuditAction, AuditEvent, Purpose};
     use verity_store::queries::{
-        CasOutcome, InsertOutcome, IssueIar, NewDelivery, NewHit, NewQuery, Processing,
+        CasOutcome, DecidedIntake, InsertOutcome, IssueIar, NewDelivery, NewHit, NewQuery,
+        Processing,
     };
     use verity_store::StoreError;
+
+    fn decision_event(subject: &str, decision: &str) -> AuditEvent {
+        AuditEvent {
+            actor: "agency:MD0030000".into(),
+            agency: None,
+            purpose: Purpose::StatusDetermination,
+            action: AuditAction::Decision {
+                subject: subject.into(),
+                decision: decision.into(),
+                reason: "test".into(),
+            },
+        }
+    }
+
+    fn decided(id: &str, msg: &str, automatic: bool) -> DecidedIntake {
+        let mut p = processing();
+        p.automatic = automatic;
+        DecidedIntake {
+            query: query(id, "MD0030000", msg, 1_000),
+            received: decision_event(&format!("query:{id}"), "query received"),
+            processing: p,
+            issue: automatic.then(|| {
+                (
+                    issue("automatic"),
+                    decision_event(&format!("query:{id}"), "IAR issued: lpr"),
+                )
+            }),
+        }
+    }
+
+    pub async fn decided_intake_stores_everything_in_one_step(db: &TestDb) {
+        let s = &db.store;
+        let (audit_before, _) = s.audit_head().await.unwrap();
+        let InsertOutcome::Inserted(row) = s
+            .insert_decided_query(&decided("Q1", "m-1", true))
+            .await
+            .unwrap()
+        else {
+            panic!("a new message id inserts")
+        };
+        // The same row the three-step path (insert, record, issue) leaves.
+        assert_eq!((row.state.as_str(), row.version), ("answered", 2));
+        assert_eq!(row.automatic, Some(true));
+        assert_eq!(row.answered_by.as_deref(), Some("automatic"));
+        assert_eq!(row.status.as_deref(), Some("lpr"));
+        assert_eq!(row.received_micros, 1_000);
+        let d = s.deliveries_of_query("Q1").await.unwrap();
+        assert_eq!(d.len(), 2);
+        // The acknowledgement carries the agency's copy: fetched at issue; the field office's not.
+        assert_eq!(
+            (d[0].recipient_kind.as_str(), d[0].fetched_micros),
+            ("agency", Some(3_000))
+        );
+        assert_eq!(
+            (d[1].recipient_kind.as_str(), d[1].fetched_micros),
+            ("field_office", None)
+        );
+        let kinds: Vec<String> = s
+            .query_events("Q1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, ["processed", "issue"]);
+        // Receipt and issue audited, in that order, on an intact chain.
+        let (audit_after, _) = s.audit_head().await.unwrap();
+        assert_eq!(audit_after, audit_before + 2);
+        let entries = s.list_audit(audit_before, 10).await.unwrap();
+        let decisions: Vec<String> = entries
+            .iter()
+            .map(|e| match &e.event.action {
+                AuditAction::Decision { decision, .. } => decision.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(decisions, ["query received", "IAR issued: lpr"]);
+        assert_eq!(s.verify_audit().await.unwrap(), audit_after);
+        // Answered: neither reprocessed nor issued again.
+        assert!(matches!(
+            s.record_processing("Q1", 2, &processing()).await.unwrap(),
+            CasOutcome::Stale(_)
+        ));
+        assert!(matches!(
+            s.issue_iar("Q1", 2, &issue("bob")).await.unwrap(),
+            CasOutcome::Stale(_)
+        ));
+    }
+
+    pub async fn decided_intake_for_review_and_repeats(db: &TestDb) {
+        let s = &db.store;
+        let (audit_before, _) = s.audit_head().await.unwrap();
+        let InsertOutcome::Inserted(row) = s
+            .insert_decided_query(&decided("Q1", "m-1", false))
+            .await
+            .unwrap()
+        else {
+            panic!("a new message id inserts")
+        };
+        assert_eq!((row.state.as_str(), row.version), ("in_review", 1));
+        assert!(s.deliveries_of_query("Q1").await.unwrap().is_empty());
+        assert_eq!(s.audit_head().await.unwrap().0, audit_before + 1);
+        // A repeat (even decided differently) stores nothing and returns the first query.
+        let again = s
+            .insert_decided_query(&decided("Q2", "m-1", true))
+            .await
+            .unwrap();
+        assert!(again.is_duplicate());
+        assert_eq!(again.row(), &row);
+        assert!(s.get_query("Q2").await.unwrap().is_none());
+        assert!(s.deliveries_of_query("Q1").await.unwrap().is_empty());
+        assert_eq!(s.audit_head().await.unwrap().0, audit_before + 1);
+        // A repeat of a query stored the three-step way is a repeat too.
+        s.insert_query(&query("Q3", "MD0030000", "m-3", 1_000))
+            .await
+            .unwrap();
+        assert!(s
+            .insert_decided_query(&decided("Q4", "m-3", true))
+            .await
+            .unwrap()
+            .is_duplicate());
+        // Refused before anything is written.
+        let mut bad = decided("Q5", "m-5", true);
+        bad.processing.state = "received".into();
+        assert!(matches!(
+            s.insert_decided_query(&bad).await,
+            Err(StoreError::Invalid(_))
+        ));
+        let mut bad = decided("Q5", "m-5", true);
+        bad.query.iaq_json = "nul\0".into();
+        assert!(matches!(
+            s.insert_decided_query(&bad).await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(s.get_query("Q5").await.unwrap().is_none());
+        assert_eq!(s.verify_audit().await.unwrap(), audit_before + 1);
+    }
+
+    pub async fn concurrent_decided_intakes_keep_one_audit_chain(db: &TestDb) {
+        let s = &db.store;
+        let (audit_before, _) = s.audit_head().await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                // Every pair shares a message id: one of each pair stores, the other repeats.
+                let d = decided(&format!("Q{i}"), &format!("m-{}", i / 2), i % 3 != 0);
+                s.insert_decided_query(&d).await.unwrap().is_duplicate()
+            }));
+        }
+        let mut repeats = 0;
+        for t in tasks {
+            repeats += usize::from(t.await.unwrap());
+        }
+        assert_eq!(repeats, 8);
+        let head = s.verify_audit().await.unwrap();
+        assert!(head > audit_before);
+        assert_eq!(head, s.audit_head().await.unwrap().0);
+    }
 
     fn query(id: &str, ori: &str, msg: &str, at: i64) -> NewQuery {
         NewQuery {

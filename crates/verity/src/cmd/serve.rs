@@ -263,7 +263,14 @@ async fn start(cfg: ServerConfig, with_demo: bool) -> anyhow::Result<()> {
     }
     state.start_lesc();
     // The fingerprint gallery builds in the background; bookings that arrive first wait for it.
-    verity_server::bookings::start(&state);
+    // VERITY_GALLERY_AT_START=0 leaves the build to the first booking instead: at 1,000,000
+    // people it takes many minutes of CPU, which load measurements of other services must not
+    // share.
+    if std::env::var("VERITY_GALLERY_AT_START").as_deref() != Ok("0") {
+        verity_server::bookings::start(&state);
+    } else {
+        eprintln!("Booking gallery: built on the first booking (VERITY_GALLERY_AT_START=0)");
+    }
     let resumed = verity_server::bookings::resume_unfinished(&state)
         .await
         .map_err(|e| anyhow::anyhow!("resuming unfinished bookings: {e}"))?;
