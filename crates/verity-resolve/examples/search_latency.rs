@@ -1,10 +1,30 @@
 //! Real-time `search()` latency (index candidates + model scoring), one query at a time.
-//! `cargo run --release -p verity-resolve --example search_latency -- [records] [train] [queries]`
+//! `cargo run --release -p verity-resolve --example search_latency -- [records] [train] [queries] [chunk]`
+//!
+//! Records are generated in chunks of `chunk` identities (seeds 1, 2, …; people are drawn
+//! independently, so the chunks form one population) and streamed into the index, so that 10
+//! million records never sit in memory as full identities. Each chunk contributes its share of
+//! the probes (mated, hard-negative and other, as `bench::generate` makes them). With one chunk
+//! the data equal earlier sessions' `generate(records, queries, seed 1)`.
 
 use std::time::Instant;
 use verity_resolve::bench::{generate, BenchConfig};
 use verity_resolve::model::TrainOptions;
 use verity_resolve::{Prepared, Searcher};
+
+fn status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
 
 fn main() {
     let arg = |i: usize, d: usize| {
@@ -14,60 +34,97 @@ fn main() {
             .unwrap_or(d)
     };
     let (records, train, queries) = (arg(1, 200_000), arg(2, 20_000), arg(3, 2_000));
+    let chunk = arg(4, 1_000_000).max(1);
+    let chunks = records.div_ceil(chunk);
+
+    // Train on a sample (EM needs no more): the first `train` people of chunk 1 (the
+    // generator draws people first, so they equal those of the full chunk).
     let t = Instant::now();
-    let world = generate(&BenchConfig {
-        identities: records,
-        probes: queries,
+    let sample_world = generate(&BenchConfig {
+        identities: train.min(records),
+        probes: 0,
         seed: 1,
         hard_negative_share: 0.35,
     });
-    println!(
-        "generated {records} records and {queries} probes in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
-
-    // Train on a sample (EM needs no more), then index everything under that model.
-    let t = Instant::now();
-    let sample: Vec<Prepared> = world.gallery[..train.min(records)]
+    let sample: Vec<Prepared> = sample_world
+        .gallery
         .iter()
         .map(Prepared::from_record)
         .collect();
+    drop(sample_world);
     let pairs = verity_resolve::link::candidate_pairs(&sample, None, 2_000);
     let model = verity_resolve::Model::train(&sample, None, &pairs, &TrainOptions::default());
+    drop((sample, pairs));
     println!(
         "trained on {} records in {:.1} s",
-        sample.len(),
-        t.elapsed().as_secs_f64()
-    );
-    let t = Instant::now();
-    let searcher = Searcher::with_model(
-        model,
-        world
-            .gallery
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (i as u32, &r.identity)),
-    );
-    println!(
-        "indexed {records} records in {:.1} s",
+        train.min(records),
         t.elapsed().as_secs_f64()
     );
 
-    let mut times = Vec::with_capacity(queries);
-    let mut rank1 = 0;
-    let mut mated = 0;
-    for (i, p) in world.probes.iter().enumerate() {
+    let t = Instant::now();
+    let mut probes = Vec::with_capacity(queries);
+    let mut gen_secs = 0.0;
+    let stream = (0..chunks).flat_map(|c| {
+        let start = c * chunk;
+        let size = chunk.min(records - start);
+        // this chunk's share of the probes
+        let share = queries * (start + size) / records - queries * start / records;
+        let tg = Instant::now();
+        let world = generate(&BenchConfig {
+            identities: size,
+            probes: share,
+            seed: 1 + c as u64,
+            hard_negative_share: 0.35,
+        });
+        gen_secs += tg.elapsed().as_secs_f64();
+        for (k, p) in world.probes.into_iter().enumerate() {
+            probes.push((p.identity, world.mate[k].map(|m| m + start as u32)));
+        }
+        world
+            .gallery
+            .into_iter()
+            .enumerate()
+            .map(move |(i, r)| ((start + i) as u32, r.identity))
+    });
+    let searcher = Searcher::from_identities(model, stream);
+    let total = t.elapsed().as_secs_f64();
+    let mem = searcher.memory();
+    println!(
+        "indexed {records} records in {:.1} s ({:.1} s of it generating them, in {chunks} chunks of {chunk}); build {:.1} s",
+        total,
+        gen_secs,
+        total - gen_secs
+    );
+    println!(
+        "memory: index structures {:.0} MiB, packed records {:.0} MiB (arena {:.0}, columns {:.0}, interned {:.1}), total {:.0} MiB; RSS now {:.0} MiB, peak {:.0} MiB",
+        mib(mem.index_bytes),
+        mib(mem.records.total_bytes()),
+        mib(mem.records.arena_bytes),
+        mib(mem.records.column_bytes),
+        mib(mem.records.interned_bytes),
+        mib(mem.total_bytes()),
+        status_kb("VmRSS:") as f64 / 1024.0,
+        status_kb("VmHWM:") as f64 / 1024.0,
+    );
+
+    let mut times = Vec::with_capacity(probes.len());
+    let (mut rank1, mut mated, mut aligned, mut cands) = (0, 0, 0, 0);
+    for (query, mate) in &probes {
         let t = Instant::now();
-        let hits = searcher.search(&p.identity, 5);
+        let (hits, work) = searcher.search_counted(query, 5, 0.0);
         times.push(t.elapsed().as_secs_f64() * 1000.0);
-        if let Some(m) = world.mate[i] {
+        aligned += work.aligned;
+        cands += work.candidates;
+        if let Some(m) = mate {
             mated += 1;
-            if hits.first().is_some_and(|h| h.doc == m) {
+            if hits.first().is_some_and(|h| h.doc == *m) {
                 rank1 += 1;
             }
         }
     }
+    let n = times.len().max(1);
     times.sort_by(f64::total_cmp);
+    let at = |q: usize| times.get((n * q / 100).min(n - 1)).copied().unwrap_or(0.0);
     let cpu = verity_model::machine::cpu_model(
         &std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default(),
     );
@@ -78,9 +135,27 @@ fn main() {
             .unwrap_or(0)
     );
     println!(
-        "search over {records} records, {queries} queries: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; rank-1 {rank1}/{mated}",
-        times[queries / 2],
-        times[queries * 99 / 100],
-        times[queries - 1]
+        "search over {records} records, {} queries (limit 5): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; rank-1 {rank1}/{mated}; per query {:.1} candidates, {:.1} name alignments",
+        times.len(),
+        at(50),
+        at(99),
+        times.last().copied().unwrap_or(0.0),
+        cands as f64 / n as f64,
+        aligned as f64 / n as f64,
+    );
+    // Engine-style calls: 30 hits at probability ≥ 0.01.
+    let mut t30 = Vec::with_capacity(probes.len());
+    for (query, _) in &probes {
+        let t = Instant::now();
+        let _ = searcher.search_above(query, 30, 0.01);
+        t30.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    t30.sort_by(f64::total_cmp);
+    let at30 = |q: usize| t30.get((n * q / 100).min(n - 1)).copied().unwrap_or(0.0);
+    println!(
+        "engine-style search_above(30, 0.01): p50 {:.2} ms, p99 {:.2} ms; peak RSS {:.0} MiB",
+        at30(50),
+        at30(99),
+        status_kb("VmHWM:") as f64 / 1024.0
     );
 }
