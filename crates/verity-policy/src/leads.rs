@@ -81,6 +81,10 @@ pub enum ParkReason {
     Deceased,
     IdentityBelowThreshold,
     NoKnownLocation,
+    /// An immigration record (enforcement, court, benefits, travel) outside the person's linked
+    /// records has the same full name and birth date: it may change the person's status (an
+    /// executed removal, a grant, an order), so an analyst must link or rule it out first.
+    UnlinkedStatusRecord,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

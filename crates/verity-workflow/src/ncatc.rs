@@ -24,9 +24,10 @@ pub use person::{evaluate_person, group_persons, LeadContext, PersonContext, Per
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use verity_model::SourceRecord;
+use verity_model::{RecordSystem, SourceRecord};
 use verity_policy::{LeadOutcome, Ongoing};
 use verity_store::leads::{LeadBatch, LeadRun, NewLead, NewLeadRun};
+use verity_store::scan::RawRecord;
 use verity_store::{IdKind, Store, StoreError};
 
 /// Counters of a run, stored with it (and updated with each batch, so a resumed run continues
@@ -214,12 +215,28 @@ async fn audit_run(
     Ok(())
 }
 
+/// A person's records: already read (incremental runs) or to be read by rev (full runs,
+/// which keep only identifiers in memory while scanning).
+enum Members {
+    Loaded(Vec<SourceRecord>),
+    Revs(Vec<i64>),
+}
+
+/// The sweep keys of a full run, held in memory (an incremental run asks the store).
+struct SweepKeys {
+    citizen: HashSet<String>,
+    /// Status sweep key (without record id) -> ids of the status-bearing records with it.
+    status: HashMap<String, Vec<String>>,
+}
+
 /// The persons a run evaluates, with what it knows about the rest of the store.
 struct Population {
-    /// Each person's records sorted by record id; persons sorted by key.
-    persons: Vec<(String, Vec<SourceRecord>)>,
+    /// Persons sorted by key (loaded records are sorted by record id).
+    persons: Vec<(String, Members)>,
     records_scanned: u64,
-    citizen_match: HashSet<String>,
+    /// Persons in the store (a full run evaluates only those a lead rule could apply to).
+    persons_total: u64,
+    sweep: Option<SweepKeys>,
 }
 
 async fn execute(
@@ -230,21 +247,20 @@ async fn execute(
     run: &LeadRun,
     stats: &mut RunStats,
 ) -> Result<(), RunError> {
-    let population = if run.kind == "full" {
-        full_population(store, opts, progress, run).await?
-    } else {
-        incremental_population(store, opts, progress, run).await?
-    };
-    if stats.resumed == 0 {
-        stats.records_scanned = population.records_scanned;
-        stats.persons = population.persons.len() as u64;
-    }
-    let detainers = store.active_detainer_person_keys().await?;
     let full_open: Option<HashMap<String, String>> = if run.kind == "full" {
         Some(store.open_lead_keys().await?.into_iter().collect())
     } else {
         None
     };
+    let population = match &full_open {
+        Some(open) => full_population(store, opts, progress, run, open).await?,
+        None => incremental_population(store, opts, progress, run).await?,
+    };
+    if stats.resumed == 0 {
+        stats.records_scanned = population.records_scanned;
+        stats.persons = population.persons_total;
+    }
+    let detainers = store.active_detainer_person_keys().await?;
     let start = match &run.cursor_key {
         Some(c) => population.persons.partition_point(|(k, _)| k <= c),
         None => 0,
@@ -258,10 +274,11 @@ async fn execute(
         .chunks(opts.batch_size.max(1))
         .enumerate()
     {
+        let people = load_members(store, chunk).await?;
         let mut open_by_key: HashMap<String, String> = HashMap::new();
         match &full_open {
             Some(all) => {
-                for (_, records) in chunk {
+                for (_, records) in &people {
                     for k in person::possible_keys(records) {
                         if let Some(id) = all.get(&k) {
                             open_by_key.insert(k, id.clone());
@@ -270,7 +287,7 @@ async fn execute(
                 }
             }
             None => {
-                let keys: Vec<String> = chunk
+                let keys: Vec<String> = people
                     .iter()
                     .flat_map(|(_, r)| person::possible_keys(r))
                     .collect();
@@ -279,9 +296,11 @@ async fn execute(
                 }
             }
         }
-        let contexts: Vec<PersonContext> = chunk
+        let swept = sweep_matches(store, population.sweep.as_ref(), &people).await?;
+        let contexts: Vec<PersonContext> = people
             .iter()
-            .map(|(key, records)| PersonContext {
+            .zip(swept)
+            .map(|((key, records), (citizen, status))| PersonContext {
                 ongoing: Ongoing {
                     open_lead: false,
                     active_detainer: detainers.contains(key)
@@ -290,12 +309,13 @@ async fn execute(
                             .any(|r| detainers.contains(&format!("S-{}", r.record_id))),
                     open_citizenship_claim: false,
                 },
-                citizen_key_match: population.citizen_match.contains(key),
+                citizen_key_match: citizen,
+                unlinked_status_record: status,
             })
             .collect();
-        let results = evaluate_parallel(ctx, chunk, &contexts, opts.today);
+        let results = evaluate_parallel(ctx, &people, &contexts, opts.today);
         let mut batch = LeadBatch::default();
-        for ((_, records), result) in chunk.iter().zip(results) {
+        for ((_, records), result) in people.iter().zip(results) {
             let existing: Option<String> = person::possible_keys(records)
                 .iter()
                 .find_map(|k| open_by_key.get(k).cloned());
@@ -322,6 +342,144 @@ async fn execute(
     Ok(())
 }
 
+/// The records of a batch of persons: read by rev in one go where not already in memory,
+/// decoded on the machine's cores, each person's sorted by record id.
+async fn load_members(
+    store: &Store,
+    chunk: &[(String, Members)],
+) -> Result<Vec<(String, Vec<SourceRecord>)>, RunError> {
+    let revs: Vec<i64> = chunk
+        .iter()
+        .flat_map(|(_, m)| match m {
+            Members::Revs(r) => r.as_slice(),
+            Members::Loaded(_) => &[],
+        })
+        .copied()
+        .collect();
+    let raw = store.records_by_revs(&revs).await?;
+    let decoded = decode_parallel(&raw)?;
+    let mut by_rev: HashMap<i64, SourceRecord> = raw.iter().map(|r| r.rev).zip(decoded).collect();
+    Ok(chunk
+        .iter()
+        .map(|(key, m)| {
+            let records = match m {
+                Members::Loaded(rs) => rs.clone(),
+                Members::Revs(revs) => {
+                    let mut rs: Vec<SourceRecord> =
+                        revs.iter().filter_map(|r| by_rev.remove(r)).collect();
+                    rs.sort_by(|a, b| a.record_id.cmp(&b.record_id));
+                    rs
+                }
+            };
+            (key.clone(), records)
+        })
+        .collect())
+}
+
+/// Decodes records on the machine's cores, keeping their order.
+fn decode_parallel(raw: &[RawRecord]) -> Result<Vec<SourceRecord>, StoreError> {
+    let per = raw.len().div_ceil(worker_threads()).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = raw
+            .chunks(per)
+            .map(|part| s.spawn(move || part.iter().map(RawRecord::decode).collect::<Vec<_>>()))
+            .collect();
+        let mut out = Vec::with_capacity(raw.len());
+        for h in handles {
+            match h.join() {
+                Ok(v) => {
+                    for r in v {
+                        out.push(r?);
+                    }
+                }
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+        Ok(out)
+    })
+}
+
+fn worker_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
+}
+
+/// Per person: (a citizenship sweep key matches, a status-bearing record outside the person
+/// has the person's full name and birth date). Full runs look in memory; incremental runs ask
+/// the store once per batch.
+async fn sweep_matches(
+    store: &Store,
+    sweep: Option<&SweepKeys>,
+    people: &[(String, Vec<SourceRecord>)],
+) -> Result<Vec<(bool, bool)>, RunError> {
+    let citizen_keys: Vec<Vec<String>> = people
+        .iter()
+        .map(|(_, rs)| rs.iter().flat_map(person::name_dob_keys).collect())
+        .collect();
+    let status_keys: Vec<Vec<String>> = people
+        .iter()
+        .map(|(_, rs)| {
+            let mut k: Vec<String> = rs.iter().flat_map(person::full_name_dob_keys).collect();
+            k.sort();
+            k.dedup();
+            k
+        })
+        .collect();
+    // Status key -> record ids holding it.
+    let mut holders: HashMap<String, Vec<String>> = HashMap::new();
+    let citizen: HashSet<String> = match sweep {
+        Some(s) => {
+            for k in status_keys.iter().flatten() {
+                if let Some(ids) = s.status.get(k) {
+                    holders.insert(k.clone(), ids.clone());
+                }
+            }
+            citizen_keys
+                .iter()
+                .flatten()
+                .filter(|k| s.citizen.contains(*k))
+                .cloned()
+                .collect()
+        }
+        None => {
+            let mut all: Vec<String> = citizen_keys.iter().flatten().cloned().collect();
+            all.sort();
+            all.dedup();
+            let found = store.citizen_keys_among(&all).await?;
+            let mut prefixes: Vec<String> = status_keys.iter().flatten().cloned().collect();
+            prefixes.sort();
+            prefixes.dedup();
+            for row in store.sweep_keys_with_prefixes(&prefixes).await? {
+                if let Some(cut) = row.rfind('|') {
+                    let (key, id) = row.split_at(cut + 1);
+                    holders
+                        .entry(key.to_string())
+                        .or_default()
+                        .push(id.to_string());
+                }
+            }
+            found.into_iter().collect()
+        }
+    };
+    Ok(people
+        .iter()
+        .zip(citizen_keys.iter().zip(&status_keys))
+        .map(|((_, rs), (c, st))| {
+            let own: HashSet<&str> = rs.iter().map(|r| r.record_id.as_str()).collect();
+            (
+                c.iter().any(|k| citizen.contains(k)),
+                st.iter().any(|k| {
+                    holders
+                        .get(k)
+                        .is_some_and(|ids| ids.iter().any(|id| !own.contains(id.as_str())))
+                }),
+            )
+        })
+        .collect())
+}
+
 /// Evaluates a batch on two threads (the machine's cores); results keep the input order.
 fn evaluate_parallel(
     ctx: &LeadContext,
@@ -329,11 +487,7 @@ fn evaluate_parallel(
     contexts: &[PersonContext],
     today: NaiveDate,
 ) -> Vec<PersonResult> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 4);
-    let per = chunk.len().div_ceil(threads).max(1);
+    let per = chunk.len().div_ceil(worker_threads()).max(1);
     std::thread::scope(|s| {
         let handles: Vec<_> = chunk
             .chunks(per)
@@ -443,57 +597,147 @@ fn apply_outcome(
     }
 }
 
-/// Reads every record up to the run's head, groups them, and finds citizen-key matches.
+/// What a full run keeps of one record while scanning: enough to link it and to sweep, not the
+/// record itself (which is read again, by rev, only for persons a lead rule could apply to).
+struct Scanned {
+    rev: i64,
+    record_id: String,
+    may_lead: bool,
+    keys: Vec<(u8, String)>,
+    citizen_keys: Vec<String>,
+    status_keys: Vec<String>,
+}
+
+/// Whether a record can make its person's status one a lead rule applies to. Criminal,
+/// custody and citizenship records never give an immigration status on their own (the
+/// status rules read immigration records: enforcement, court, travel, benefits, biometrics),
+/// so persons with only such records are no lead and are not read again.
+fn may_lead(r: &SourceRecord) -> bool {
+    !matches!(
+        r.system(),
+        RecordSystem::Criminal | RecordSystem::Custody | RecordSystem::Citizenship
+    )
+}
+
+fn digest(page: Vec<RawRecord>) -> Result<Vec<Scanned>, StoreError> {
+    page.into_iter()
+        .map(|raw| {
+            let r = raw.decode()?;
+            Ok(Scanned {
+                rev: raw.rev,
+                may_lead: may_lead(&r),
+                keys: person::strong_keys(&r),
+                citizen_keys: if person::indicates_citizenship(&r) {
+                    person::name_dob_keys(&r)
+                } else {
+                    Vec::new()
+                },
+                status_keys: if person::bears_on_status(&r) {
+                    person::full_name_dob_keys(&r)
+                } else {
+                    Vec::new()
+                },
+                record_id: raw.record_id,
+            })
+        })
+        .collect()
+}
+
+/// Reads every record up to the run's head in pages (decoding one page while the next is
+/// read), links them by identifiers in memory, and keeps the persons a lead rule could apply
+/// to (or who have an open lead to re-check), with the sweep keys of all records.
 async fn full_population(
     store: &Store,
     opts: &RunOptions,
     progress: &(dyn Fn(Progress) + Sync),
     run: &LeadRun,
+    open: &HashMap<String, String>,
 ) -> Result<Population, RunError> {
     let total = store.count_records().await?;
-    let mut records: Vec<SourceRecord> = Vec::new();
+    let mut revs: Vec<i64> = Vec::new();
+    let mut record_ids: Vec<String> = Vec::new();
+    let mut may: Vec<bool> = Vec::new();
+    let mut keys: Vec<Vec<(u8, String)>> = Vec::new();
+    let mut sweep = SweepKeys {
+        citizen: HashSet::new(),
+        status: HashMap::new(),
+    };
     let mut after = 0i64;
-    'scan: loop {
-        let page = store.scan_records(after, opts.page_size.max(1)).await?;
-        if page.is_empty() {
-            break;
-        }
-        for (rev, r) in page {
-            if rev > run.to_rev {
-                break 'scan;
+    let mut pending: Option<std::thread::JoinHandle<Result<Vec<Scanned>, StoreError>>> = None;
+    loop {
+        let page = store
+            .scan_record_json(after, run.to_rev, opts.page_size.max(1))
+            .await?;
+        if let Some(h) = pending.take() {
+            let part = match h.join() {
+                Ok(part) => part?,
+                Err(p) => std::panic::resume_unwind(p),
+            };
+            for s in part {
+                revs.push(s.rev);
+                may.push(s.may_lead);
+                keys.push(s.keys);
+                sweep.citizen.extend(s.citizen_keys);
+                for k in s.status_keys {
+                    sweep.status.entry(k).or_default().push(s.record_id.clone());
+                }
+                record_ids.push(s.record_id);
             }
-            after = rev;
-            records.push(r);
+            progress(Progress::Scanning {
+                done: revs.len() as u64,
+                total,
+            });
         }
-        progress(Progress::Scanning {
-            done: records.len() as u64,
-            total,
-        });
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = last.rev;
+        pending = Some(std::thread::spawn(move || digest(page)));
     }
-    let records_scanned = records.len() as u64;
-    let mut citizen_keys: HashSet<String> = HashSet::new();
-    for r in records.iter().filter(|r| person::indicates_citizenship(r)) {
-        citizen_keys.extend(person::name_dob_keys(r));
-    }
-    let mut sorted_keys: Vec<String> = citizen_keys.iter().cloned().collect();
-    sorted_keys.sort();
-    for chunk in sorted_keys.chunks(20_000) {
+    let records_scanned = revs.len() as u64;
+    let mut sweep_rows: Vec<String> = sweep
+        .citizen
+        .iter()
+        .cloned()
+        .chain(
+            sweep
+                .status
+                .iter()
+                .flat_map(|(k, ids)| ids.iter().map(move |id| format!("{k}{id}"))),
+        )
+        .collect();
+    sweep_rows.sort();
+    for chunk in sweep_rows.chunks(20_000) {
         store.add_citizen_keys(chunk).await?;
     }
-    let persons = into_persons(records, None);
-    let citizen_match = persons
-        .iter()
-        .filter(|(_, rs)| {
-            rs.iter()
-                .flat_map(person::name_dob_keys)
-                .any(|k| citizen_keys.contains(&k))
-        })
-        .map(|(k, _)| k.clone())
-        .collect();
+    drop(sweep_rows);
+    let groups = person::group_key_lists(&keys);
+    drop(keys);
+    let persons_total = groups.len() as u64;
+    let mut persons: Vec<(String, Members)> = Vec::new();
+    for g in groups {
+        let wanted = g.iter().any(|&i| may[i])
+            || g.iter()
+                .any(|&i| open.contains_key(&format!("NP-{}", record_ids[i])));
+        if !wanted {
+            continue;
+        }
+        let min_id = g
+            .iter()
+            .map(|&i| record_ids[i].as_str())
+            .min()
+            .unwrap_or("");
+        persons.push((
+            format!("NP-{min_id}"),
+            Members::Revs(g.iter().map(|&i| revs[i]).collect()),
+        ));
+    }
+    persons.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(Population {
         persons,
         records_scanned,
-        citizen_match,
+        persons_total,
+        sweep: Some(sweep),
     })
 }
 
@@ -523,46 +767,87 @@ fn into_persons(
 /// How many identifier hops an incremental run follows from a changed record.
 const EXPANSION_ROUNDS: usize = 3;
 
-/// Reads the records changed since the last finished run and every record linked to them.
+fn id_kind(tag: u8) -> IdKind {
+    match tag {
+        0 => IdKind::ANumber,
+        1 => IdKind::Fin,
+        2 => IdKind::FbiNumber,
+        3 => IdKind::Passport,
+        4 => IdKind::Ssn,
+        _ => IdKind::StateId,
+    }
+}
+
+/// Reads the records changed since the last finished run and every record linked to them
+/// (one query per identifier kind and hop, not one per identifier).
 async fn incremental_population(
     store: &Store,
     opts: &RunOptions,
     progress: &(dyn Fn(Progress) + Sync),
     run: &LeadRun,
 ) -> Result<Population, RunError> {
-    let mut changed: Vec<SourceRecord> = Vec::new();
+    let mut raw: Vec<RawRecord> = Vec::new();
     let mut after = run.from_rev;
-    'scan: loop {
-        let page = store.scan_records(after, opts.page_size.max(1)).await?;
-        if page.is_empty() {
+    loop {
+        let page = store
+            .scan_record_json(after, run.to_rev, opts.page_size.max(1))
+            .await?;
+        let Some(last) = page.last() else {
             break;
-        }
-        for (rev, r) in page {
-            if rev > run.to_rev {
-                break 'scan;
-            }
-            after = rev;
-            changed.push(r);
-        }
+        };
+        after = last.rev;
+        raw.extend(page);
         progress(Progress::Scanning {
-            done: changed.len() as u64,
+            done: raw.len() as u64,
             total: u64::try_from(run.to_rev - run.from_rev).unwrap_or(0),
         });
     }
+    let mut changed = decode_parallel(&raw)?;
+    drop(raw);
     let records_scanned = changed.len() as u64;
-    let mut new_keys: Vec<String> = changed
+    let mut new_citizen: Vec<String> = changed
         .iter()
         .filter(|r| person::indicates_citizenship(r))
         .flat_map(person::name_dob_keys)
         .collect();
-    new_keys.sort();
-    new_keys.dedup();
-    store.add_citizen_keys(&new_keys).await?;
+    new_citizen.sort();
+    new_citizen.dedup();
+    let mut new_status: Vec<(String, String)> = changed
+        .iter()
+        .filter(|r| person::bears_on_status(r))
+        .flat_map(|r| {
+            person::full_name_dob_keys(r)
+                .into_iter()
+                .map(|k| (k, r.record_id.clone()))
+        })
+        .collect();
+    new_status.sort();
+    new_status.dedup();
+    let mut sweep_rows: Vec<String> = new_citizen
+        .iter()
+        .cloned()
+        .chain(new_status.iter().map(|(k, id)| format!("{k}{id}")))
+        .collect();
+    sweep_rows.sort();
+    store.add_citizen_keys(&sweep_rows).await?;
 
     let mut changed_ids: HashSet<String> = changed.iter().map(|r| r.record_id.clone()).collect();
     // New citizenship evidence bears on open leads with the same name and birth date, linked
-    // by identifiers or not: their subjects are evaluated again.
-    for (_, key) in store.open_leads_with_subject_keys(&new_keys).await? {
+    // by identifiers or not: their subjects are evaluated again. So does a new status-bearing
+    // record (an executed removal, a grant) with the subject's full name and birth date.
+    let mut bearing: Vec<String> = new_citizen.clone();
+    for (k, _) in &new_status {
+        let parts: Vec<&str> = k.split('|').collect();
+        if let [_, a, b, date, _] = parts.as_slice() {
+            for (family, given) in [(a, b), (b, a)] {
+                bearing.push(format!("F|{family}|{date}"));
+                bearing.push(format!("G|{given}|{date}"));
+            }
+        }
+    }
+    bearing.sort();
+    bearing.dedup();
+    for (_, key) in store.open_leads_with_subject_keys(&bearing).await? {
         if let Some(rid) = key.strip_prefix("NP-") {
             if let Some(r) = store.get_record(rid).await? {
                 changed_ids.insert(r.record_id.clone());
@@ -573,31 +858,32 @@ async fn incremental_population(
     let mut known: BTreeMap<String, SourceRecord> = BTreeMap::new();
     let mut frontier: Vec<SourceRecord> = Vec::new();
     for r in changed {
-        if known.insert(r.record_id.clone(), r.clone()).is_none() {
+        if !known.contains_key(&r.record_id) {
+            known.insert(r.record_id.clone(), r.clone());
             frontier.push(r);
         }
     }
     let mut asked: HashSet<(u8, String)> = HashSet::new();
     for _ in 0..EXPANSION_ROUNDS {
-        let mut next = Vec::new();
+        let mut by_kind: BTreeMap<u8, Vec<String>> = BTreeMap::new();
         for r in &frontier {
             for key in person::strong_keys(r) {
-                if !asked.insert(key.clone()) {
-                    continue;
+                if asked.insert(key.clone()) {
+                    by_kind.entry(key.0).or_default().push(key.1);
                 }
-                let kind = match key.0 {
-                    0 => IdKind::ANumber,
-                    1 => IdKind::Fin,
-                    2 => IdKind::FbiNumber,
-                    3 => IdKind::Passport,
-                    4 => IdKind::Ssn,
-                    _ => IdKind::StateId,
-                };
-                for found in store.records_by_identifier(kind, &key.1).await? {
-                    if !known.contains_key(&found.record_id) {
-                        known.insert(found.record_id.clone(), found.clone());
-                        next.push(found);
-                    }
+            }
+        }
+        let mut next = Vec::new();
+        for (tag, values) in by_kind {
+            let found = store.records_by_identifiers(id_kind(tag), &values).await?;
+            let fresh: Vec<RawRecord> = found
+                .into_iter()
+                .filter(|f| !known.contains_key(&f.record_id))
+                .collect();
+            for r in decode_parallel(&fresh)? {
+                if !known.contains_key(&r.record_id) {
+                    known.insert(r.record_id.clone(), r.clone());
+                    next.push(r);
                 }
             }
         }
@@ -606,18 +892,16 @@ async fn incremental_population(
         }
         frontier = next;
     }
-    let persons = into_persons(known.into_values().collect(), Some(&changed_ids));
-    let mut citizen_match = HashSet::new();
-    for (key, rs) in &persons {
-        let keys: Vec<String> = rs.iter().flat_map(person::name_dob_keys).collect();
-        if !store.citizen_keys_among(&keys).await?.is_empty() {
-            citizen_match.insert(key.clone());
-        }
-    }
+    let persons: Vec<(String, Members)> =
+        into_persons(known.into_values().collect(), Some(&changed_ids))
+            .into_iter()
+            .map(|(k, rs)| (k, Members::Loaded(rs)))
+            .collect();
     Ok(Population {
+        persons_total: persons.len() as u64,
         persons,
         records_scanned,
-        citizen_match,
+        sweep: None,
     })
 }
 

@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 use verity_model::record::{BenefitOutcome, BenefitType, Disposition, RecordBody};
 use verity_model::{ImmigrationStatus, PartialDate, Reference, SourceRecord};
 use verity_policy::{
-    derive_facts, LeadOutcome, LeadPolicy, Ongoing, PolicyError, PriorityPolicy, StatusRules,
+    derive_facts, LeadOutcome, LeadPolicy, Ongoing, ParkReason, PolicyError, PriorityPolicy,
+    StatusRules,
 };
 
 /// The policies and tables a lead run evaluates with.
@@ -55,9 +56,17 @@ impl LeadContext {
 /// sorted, groups ordered by their first index.
 ///
 /// Interim: the engine's model-checked `lesc::engine::group_records` replaces this once it
-/// lands; every caller goes through this one function.
+/// lands; every caller goes through this one function (or [`group_key_lists`], the same rule
+/// over identifiers already extracted).
 pub fn group_persons(records: &[SourceRecord]) -> Vec<Vec<usize>> {
-    let mut parent: Vec<usize> = (0..records.len()).collect();
+    let keys: Vec<Vec<(u8, String)>> = records.iter().map(strong_keys).collect();
+    group_key_lists(&keys)
+}
+
+/// [`group_persons`] over each record's [`strong_keys`]: records sharing any key are one
+/// person. Groups are sorted, ordered by their first index.
+pub fn group_key_lists(keys: &[Vec<(u8, String)>]) -> Vec<Vec<usize>> {
+    let mut parent: Vec<usize> = (0..keys.len()).collect();
     fn find(parent: &mut [usize], mut i: usize) -> usize {
         while parent[i] != i {
             parent[i] = parent[parent[i]];
@@ -65,10 +74,10 @@ pub fn group_persons(records: &[SourceRecord]) -> Vec<Vec<usize>> {
         }
         i
     }
-    let mut first_with: HashMap<(u8, String), usize> = HashMap::new();
-    for (i, r) in records.iter().enumerate() {
-        for key in strong_keys(r) {
-            match first_with.get(&key) {
+    let mut first_with: HashMap<&(u8, String), usize> = HashMap::new();
+    for (i, ks) in keys.iter().enumerate() {
+        for key in ks {
+            match first_with.get(key) {
                 Some(&j) => {
                     let (a, b) = (find(&mut parent, i), find(&mut parent, j));
                     if a != b {
@@ -81,12 +90,19 @@ pub fn group_persons(records: &[SourceRecord]) -> Vec<Vec<usize>> {
             }
         }
     }
-    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for i in 0..records.len() {
+    drop(first_with);
+    // Roots are each group's smallest index, so ordering by root orders by first index.
+    let mut slot: Vec<usize> = vec![usize::MAX; keys.len()];
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for i in 0..keys.len() {
         let root = find(&mut parent, i);
-        groups.entry(root).or_default().push(i);
+        if slot[root] == usize::MAX {
+            slot[root] = groups.len();
+            groups.push(Vec::new());
+        }
+        groups[slot[root]].push(i);
     }
-    groups.into_values().collect()
+    groups
 }
 
 /// The strong identifiers of a record, tagged by kind.
@@ -171,6 +187,59 @@ pub fn name_dob_keys(r: &SourceRecord) -> Vec<String> {
     out.dedup();
     out
 }
+
+/// Whether a record bears on immigration status (enforcement, court, benefits, travel).
+pub fn bears_on_status(r: &SourceRecord) -> bool {
+    matches!(
+        &r.body,
+        RecordBody::Enforcement(_)
+            | RecordBody::Court(_)
+            | RecordBody::Benefits(_)
+            | RecordBody::Travel(_)
+    )
+}
+
+/// Full-name-and-birth-date keys of a record: `S|name|name|date|`, the two names in sorted
+/// order (a given/family swap between systems is common), for every name and alias and the
+/// day/month swap. A status-bearing record with such a key outside a person's linked records
+/// may be that person's (an executed removal, a grant): the status sweep parks such leads.
+/// Stricter than [`name_dob_keys`] (both names must agree) because a looser key would
+/// withhold leads on namesakes. Stored keys append the record id after the last `|`.
+pub fn full_name_dob_keys(r: &SourceRecord) -> Vec<String> {
+    let Some(dob) = r.identity.dob else {
+        return Vec::new();
+    };
+    let (Some(m), Some(d)) = (dob.month, dob.day) else {
+        return Vec::new();
+    };
+    let mut dates = vec![format!("{:04}{:02}{:02}", dob.year, m, d)];
+    if d <= 12 && d != m {
+        dates.push(format!("{:04}{:02}{:02}", dob.year, d, m));
+    }
+    let mut out = Vec::new();
+    for n in std::iter::once(&r.identity.name).chain(r.identity.aliases.iter()) {
+        let family = letters(&n.family);
+        let given = letters(&n.given);
+        if family.is_empty() || given.is_empty() {
+            continue;
+        }
+        let (a, b) = if family <= given {
+            (&family, &given)
+        } else {
+            (&given, &family)
+        };
+        for date in &dates {
+            out.push(format!("{STATUS_KEY_PREFIX}{a}|{b}|{date}|"));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Prefix of status sweep keys (they share the sweep key table with the citizenship keys,
+/// which start `F|` or `G|`).
+pub const STATUS_KEY_PREFIX: &str = "S|";
 
 /// Whether a record on its own indicates U.S. citizenship.
 pub fn indicates_citizenship(r: &SourceRecord) -> bool {
@@ -417,6 +486,9 @@ pub struct PersonContext {
     pub ongoing: Ongoing,
     /// Records outside the group share a name-and-birth-date key with citizenship evidence.
     pub citizen_key_match: bool,
+    /// A status-bearing record outside the group shares a full-name-and-birth-date key with
+    /// the group.
+    pub unlinked_status_record: bool,
 }
 
 /// A lead decision for one person, ready to store.
@@ -576,6 +648,21 @@ pub fn evaluate_person(
         };
         if matches!(would, LeadOutcome::None) {
             outcome = LeadOutcome::None;
+        }
+    }
+    if person.unlinked_status_record {
+        if let LeadOutcome::Lead { rules, .. } = &outcome {
+            // The status rests on linked records only; an immigration record of the same full
+            // name and birth date that identifiers did not link may change it (an executed
+            // removal, a grant, an order). Parked, with the reason, until an analyst links or
+            // rules out that record.
+            outcome = LeadOutcome::Parked {
+                rules: rules.clone(),
+                reason: ParkReason::UnlinkedStatusRecord,
+                detail: "an immigration record with the same full name and birth date is not \
+                         linked to this person: an analyst must link or rule it out"
+                    .into(),
+            };
         }
     }
     let subject_name = display_name(records);
