@@ -119,11 +119,27 @@ pub fn derive_facts(records: &[SourceRecord], today: NaiveDate) -> BTreeMap<Fact
                 CitizenshipEvidence::CitizenshipClaim => {
                     facts.add(F::CitizenshipClaim, r, "the person claims U.S. citizenship")
                 }
-                _ => facts.add(
-                    F::CitizenshipDocument,
-                    r,
-                    format!("citizenship evidence: {}", c.evidence),
-                ),
+                _ => {
+                    facts.add(
+                        F::CitizenshipDocument,
+                        r,
+                        format!("citizenship evidence: {}", c.evidence),
+                    );
+                    // The certificate itself establishes how citizenship was gained, whether
+                    // or not a benefits record of the grant exists (without this a
+                    // naturalized citizen with only the certificate read "citizen by birth").
+                    match c.evidence {
+                        CitizenshipEvidence::NaturalizationCertificate => {
+                            facts.add(F::NaturalizationGranted, r, "certificate of naturalization")
+                        }
+                        CitizenshipEvidence::CitizenshipCertificate => facts.add(
+                            F::DerivedCitizenshipGranted,
+                            r,
+                            "certificate of citizenship (derived)",
+                        ),
+                        _ => {}
+                    }
+                }
             },
             RecordBody::Benefits(b) => {
                 let granted = b.outcome == BenefitOutcome::Granted;

@@ -50,6 +50,30 @@ fn determinations_follow_the_rules() {
             vec!["B2"],
         ),
         (
+            "a certificate of naturalization alone is naturalization, not birth",
+            vec![
+                benefit("B1", BenefitType::Adjustment, BenefitOutcome::Granted, None),
+                citizenship("Z1", CitizenshipEvidence::NaturalizationCertificate),
+            ],
+            S::UsCitizenNaturalized,
+            vec!["Z1"],
+        ),
+        (
+            "a certificate of citizenship alone is derivation, not birth",
+            vec![citizenship(
+                "Z1",
+                CitizenshipEvidence::CitizenshipCertificate,
+            )],
+            S::UsCitizenDerived,
+            vec!["Z1"],
+        ),
+        (
+            "a U.S. passport alone still reads citizen by birth",
+            vec![citizenship("Z1", CitizenshipEvidence::UsPassport)],
+            S::UsCitizenBirth,
+            vec!["Z1"],
+        ),
+        (
             "final order",
             vec![court(
                 "K1",

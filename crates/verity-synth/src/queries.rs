@@ -13,8 +13,9 @@
 //! - `no_record`: a person who is not in the world at all;
 //! - `citizenship_claim`: a noncitizen who claims U.S. citizenship (field or remarks).
 //!
-//! The truth status is the person's status when the world holds records of them and
-//! `no_record_found` otherwise.
+//! The truth status is the status the person's own records support (see
+//! `records_supported_status`: for a citizen whose citizenship the records do not show, that
+//! is what they do show) and `no_record_found` when the world holds no records of them.
 
 use crate::noise;
 use crate::person::{generate_person, PersonTruth};
@@ -185,16 +186,85 @@ pub fn generate_queries(
             truth: QueryTruth {
                 person_id: in_world.then(|| truth.person_id.clone()),
                 category: category.to_string(),
-                status: if records.is_empty() {
-                    ImmigrationStatus::NoRecordFound
-                } else {
-                    truth.status
-                },
+                status: records_supported_status(&truth, &records),
                 citizen: truth.is_citizen(),
             },
         });
     }
     out
+}
+
+/// The status the person's own records support, which is what an answer can be judged by.
+///
+/// For a noncitizen that is the generated status. A citizen's records may not show the
+/// citizenship: the generator leaves some naturalizations and derivations unrecorded (only the
+/// permanent-residence grant remains) and many citizens by birth have no birth record or
+/// passport on file, only a U.S. place of birth on an arrest. Judging such records against
+/// the person's real status counted correct answers as wrong ("LPR" for a naturalization
+/// nobody recorded). Here a citizen's truth is the basis the records document, else
+/// "potential U.S. citizen" when any record points to citizenship, else "LPR" when the records
+/// show only a permanent-residence grant, else "undetermined".
+fn records_supported_status(truth: &PersonTruth, records: &[SourceRecord]) -> ImmigrationStatus {
+    use verity_model::record::{
+        BenefitOutcome, BenefitType, CitizenshipEvidence as E, RecordBody, TravelDirection,
+    };
+    use ImmigrationStatus as S;
+    if records.is_empty() {
+        return S::NoRecordFound;
+    }
+    if !truth.is_citizen() {
+        return truth.status;
+    }
+    let has_evidence = |want: E| {
+        records
+            .iter()
+            .any(|r| matches!(&r.body, RecordBody::Citizenship(c) if c.evidence == want))
+    };
+    let has_grant = |want: BenefitType| {
+        records.iter().any(|r| {
+            matches!(&r.body, RecordBody::Benefits(b)
+                if b.benefit == want && b.outcome == BenefitOutcome::Granted)
+        })
+    };
+    let documented = match truth.status {
+        S::UsCitizenNaturalized => {
+            has_evidence(E::NaturalizationCertificate) || has_grant(BenefitType::Naturalization)
+        }
+        S::UsCitizenDerived => {
+            has_evidence(E::CitizenshipCertificate)
+                || has_grant(BenefitType::CitizenshipCertificate)
+        }
+        S::UsCitizenBirth => has_evidence(E::UsBirthRecord) || has_evidence(E::UsPassport),
+        _ => false,
+    };
+    if documented {
+        return truth.status;
+    }
+    let points_to_citizenship = records.iter().any(|r| {
+        r.identity.country_of_birth == "US"
+            || matches!(&r.body, RecordBody::Citizenship(_))
+            || matches!(&r.body, RecordBody::Travel(t) if t.class_of_admission == "USC")
+    });
+    if points_to_citizenship {
+        return S::PotentialUsCitizen;
+    }
+    let lpr_grant = records.iter().any(|r| match &r.body {
+        RecordBody::Benefits(b) => {
+            matches!(
+                b.benefit,
+                BenefitType::Adjustment | BenefitType::ImmigrantVisa
+            ) && b.outcome == BenefitOutcome::Granted
+        }
+        RecordBody::Travel(t) => {
+            t.direction == TravelDirection::Arrival && t.class_of_admission == "LPR"
+        }
+        _ => false,
+    });
+    if lpr_grant {
+        S::Lpr
+    } else {
+        S::Undetermined
+    }
 }
 
 /// The `LAST, FIRST MIDDLE` form within the 30 characters an IAQ allows.

@@ -576,13 +576,84 @@ mod split_person_rules {
         assert_eq!(d.chosen, Some(0));
     }
 
+    fn enforcement(
+        id: &str,
+        identity: Identity,
+        event: EnforcementEvent,
+        date: &str,
+        order: Option<OrderKind>,
+    ) -> SourceRecord {
+        SourceRecord {
+            record_id: id.into(),
+            identity,
+            body: RecordBody::Enforcement(EnforcementRecord {
+                event,
+                date: PartialDate::parse_iso(date).expect("date"),
+                order,
+                entry: None,
+                office: "Dallas".into(),
+                detail: String::new(),
+            }),
+        }
+    }
+
     #[test]
     fn a_permanent_resident_with_a_split_runner_up_still_goes_to_review() {
-        // The citizenship record may be in a third group: LPR is not answered past a runner-up.
         let top = cand("S-1", 0.99, vec![lpr("B1", who(Some("A012345678"), None))]);
         let runner = cand("S-2", 0.6, vec![arrest("C1", who(None, Some("12345AB")))]);
         let d = run(&[top, runner]);
         assert!(!d.automatic);
+    }
+
+    #[test]
+    fn a_criminal_only_runner_up_born_in_the_us_is_not_harmless() {
+        let top = cand("S-1", 0.99, vec![lpr("B1", who(Some("A012345678"), None))]);
+        let mut born_here = who(None, Some("12345AB"));
+        born_here.country_of_birth = "US".into();
+        let runner = cand("S-2", 0.6, vec![arrest("C1", born_here)]);
+        let d = run(&[top, runner]);
+        assert_eq!(
+            d.determination.status,
+            ImmigrationStatus::PotentialUsCitizen
+        );
+        assert!(d.citizenship_review);
+        assert!(!d.automatic);
+    }
+
+    /// The removed person's arrest after the removal sits in a split criminal group: merged,
+    /// the status would be "previously removed", so the runner-up is not harmless.
+    #[test]
+    fn a_criminal_runner_up_that_would_change_the_status_is_ambiguous() {
+        let a = || who(Some("A012345678"), None);
+        let top_records = vec![
+            enforcement(
+                "N1",
+                a(),
+                EnforcementEvent::NoticeToAppear,
+                "2017-01-01",
+                None,
+            ),
+            final_order("K1", a()),
+            enforcement(
+                "R1",
+                a(),
+                EnforcementEvent::Removal,
+                "2019-06-01",
+                Some(OrderKind::Final),
+            ),
+        ];
+        let alone = run(&[cand("S-1", 0.99, top_records.clone())]);
+        assert_eq!(
+            alone.determination.status,
+            ImmigrationStatus::PendingRemovalProceedings
+        );
+        let runner = cand("S-2", 0.6, vec![arrest("C1", who(None, Some("12345AB")))]);
+        let d = run(&[cand("S-1", 0.99, top_records), runner]);
+        assert!(!d.automatic);
+        assert!(d
+            .reviews
+            .iter()
+            .any(|r| matches!(r, ReviewReason::AmbiguousIdentity { .. })));
     }
 
     #[test]
@@ -602,6 +673,32 @@ mod split_person_rules {
             .reviews
             .iter()
             .any(|r| matches!(r, ReviewReason::AmbiguousIdentity { .. })));
+    }
+
+    /// A split-off group sharing the A-number holds the old visa arrival (alone it reads
+    /// "overstay"); with the top candidate's later permanent residence the status is the same.
+    #[test]
+    fn a_linked_candidate_whose_status_the_top_supersedes_does_not_block() {
+        let top = cand("S-1", 0.99, vec![lpr("B1", who(Some("A012345678"), None))]);
+        let old_visa = SourceRecord {
+            record_id: "T1".into(),
+            identity: who(Some("A012345678"), None),
+            body: RecordBody::Travel(TravelRecord {
+                direction: TravelDirection::Arrival,
+                date: PartialDate::parse_iso("2015-01-01").expect("date"),
+                class_of_admission: "B2".into(),
+                admit_until: Some(PartialDate::parse_iso("2015-07-01").expect("date")),
+                port: "MIAMI FL".into(),
+            }),
+        };
+        let alone = run(&[cand("S-2", 0.99, vec![old_visa.clone()])]);
+        assert_eq!(
+            alone.determination.status,
+            ImmigrationStatus::NonimmigrantOverstay
+        );
+        let d = run(&[top, cand("S-2", 0.02, vec![old_visa])]);
+        assert_eq!(d.determination.status, ImmigrationStatus::Lpr);
+        assert!(d.automatic, "{:?}", d.reviews);
     }
 
     #[test]

@@ -78,6 +78,17 @@ fn status_neutral(records: &[SourceRecord]) -> bool {
         .all(|r| matches!(r.body, RecordBody::Criminal(_) | RecordBody::Custody(_)))
 }
 
+/// The status the two groups' records would establish if they were one person's.
+fn merged_status(
+    a: &[SourceRecord],
+    b: &[SourceRecord],
+    rules: &StatusRules,
+    today: NaiveDate,
+) -> ImmigrationStatus {
+    let both: Vec<SourceRecord> = a.iter().chain(b).cloned().collect();
+    rules.determine(&both, today).status
+}
+
 /// Identifier values of one kind across a group's records: (A-number, FIN, FBI, SSN).
 fn id_sets(records: &[SourceRecord]) -> [Vec<String>; 4] {
     let mut out: [Vec<String>; 4] = Default::default();
@@ -185,25 +196,28 @@ pub fn decide(
         });
     }
     // A runner-up that carries only arrest/custody records, no citizenship indicia and no
-    // identifier contradicting the top candidate cannot change the answer (it is usually the
-    // same person's criminal records split from the immigration ones): it does not block an
-    // automatic answer, and it is not merged into the answer either.
+    // identifier contradicting the top candidate, and that would not change the status if it
+    // were the same person, cannot change the answer (it is usually the same person's criminal
+    // records split from the immigration ones): it does not block an automatic answer, and it
+    // is not merged into the answer either. The "would not change the status" test matters:
+    // an arrest after a removal makes "previously removed" (bench: 4 wrong automatic
+    // "pending proceedings" answers per 2,000 queries without it).
     let mut ambiguous_runner_up = None;
     for &i in plausible.iter().skip(1) {
         let c = &candidates[i];
         if c.probability <= policy.runner_up_max {
             continue;
         }
-        // Not for a permanent resident: a naturalized or derived citizen's own records read
-        // "LPR" when the citizenship record sits in another split group (bench: 12 more wrong
-        // automatic LPR answers for citizens without this exception).
+        // Not for a permanent resident: the bench showed one wrong-person automatic LPR
+        // answer (seed 2) without this exception.
         let harmless = determination.status != ImmigrationStatus::Lpr
             && status_neutral(&c.records)
             && rules
                 .determine(&c.records, ctx.today)
                 .citizenship_indicia
                 .is_empty()
-            && !identifiers_conflict(&best.records, &c.records);
+            && !identifiers_conflict(&best.records, &c.records)
+            && merged_status(&best.records, &c.records, rules, ctx.today) == determination.status;
         if !harmless {
             ambiguous_runner_up = Some(c.probability);
             break;
@@ -225,7 +239,13 @@ pub fn decide(
         let d = rules.determine(&c.records, ctx.today);
         if !d.citizenship_indicia.is_empty() {
             linked_citizen.push(c.person_key.clone());
-        } else if !d.basis.is_empty() && d.status != determination.status {
+        } else if !d.basis.is_empty()
+            && d.status != determination.status
+            // A split-off group whose status the top candidate's records supersede (an old
+            // visa before a later grant) does not contradict it: were it the same person,
+            // the status would be the same. Were it another person, it says nothing of this one.
+            && merged_status(&best.records, &c.records, rules, ctx.today) != determination.status
+        {
             reviews.push(ReviewReason::CandidateStatusDiffers {
                 person_key: c.person_key.clone(),
                 status: d.status,

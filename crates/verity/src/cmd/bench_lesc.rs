@@ -27,6 +27,10 @@ pub struct LescBenchArgs {
     /// World seed (the query set uses seed + 1).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Print the candidates and records of at most this many wrong automatic answers (for
+    /// finding the cause of each).
+    #[arg(long, default_value_t = 0)]
+    pub explain_wrong: usize,
 }
 
 /// Records by id and by strong identifier, in memory.
@@ -201,6 +205,10 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
     let mut split: BTreeMap<String, usize> = BTreeMap::new();
     let mut routine_reviews: BTreeMap<String, usize> = BTreeMap::new();
     let mut examples: Vec<String> = Vec::new();
+    // Wrong automatic statuses by (category, truth, answer).
+    let mut wrong_by: BTreeMap<(String, ImmigrationStatus, ImmigrationStatus), usize> =
+        BTreeMap::new();
+    let mut explained = 0usize;
     let t2 = Instant::now();
     for q in &queries {
         let body = serde_json::to_vec(&q.body)?;
@@ -352,6 +360,13 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
             status == t.status
         };
         if !status_ok {
+            *wrong_by
+                .entry((t.category.clone(), t.status, status))
+                .or_default() += 1;
+            if explained < args.explain_wrong {
+                explained += 1;
+                explain(q, &processed, &person_of, &lookup);
+            }
             tally.wrong_status += 1;
             if status.is_citizen_or_potential() {
                 tally.safe_citizen_answer += 1;
@@ -416,6 +431,12 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
         total.routine_auto,
         total.routine
     );
+    if !wrong_by.is_empty() {
+        println!("wrong automatic statuses by category, truth -> answer:");
+        for ((cat, truth, answer), n) in &wrong_by {
+            println!("  {cat:<20} {truth} -> {answer}: {n}");
+        }
+    }
     println!("queries whose true person came back split over several candidates: {split:?}");
     for (k, (a, n)) in &routine_by_identifier {
         println!(
@@ -452,6 +473,62 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One wrong automatic answer, in full: the query, every candidate with its records, and the
+/// true person's records that no candidate carries.
+fn explain(
+    q: &GeneratedQuery,
+    processed: &verity_workflow::lesc::engine::Processed,
+    person_of: &HashMap<String, String>,
+    lookup: &MemoryLookup,
+) {
+    let d = &processed.decision;
+    println!(
+        "EXPLAIN {} truth {} {:?} answered {} chosen {:?} reviews {:?}",
+        q.truth.category,
+        q.truth.status,
+        q.truth.person_id,
+        d.determination.status,
+        d.chosen,
+        d.reviews
+    );
+    println!("  query {}", q.body);
+    let mut shown = std::collections::BTreeSet::new();
+    for (i, c) in processed.candidates.iter().enumerate() {
+        println!(
+            "  cand {i} {} p={:.4} strong={} ",
+            c.person_key, c.probability, c.strong_identifier
+        );
+        for r in &c.records {
+            shown.insert(r.record_id.clone());
+            println!(
+                "    {} [{}] {} {:?} {:?} {:?}",
+                r.record_id,
+                person_of.get(&r.record_id).map_or("?", String::as_str),
+                r.identity.name.last_first(),
+                r.identity.dob.map(|d| d.to_string()),
+                identifier_keys(&r.identity),
+                r.body
+            );
+        }
+    }
+    if let Some(pid) = q.truth.person_id.as_deref() {
+        for (id, p) in person_of {
+            if p == pid && !shown.contains(id) {
+                if let Some(r) = lookup.by_id.get(id) {
+                    println!(
+                        "    MISSING {} {} {:?} {:?} {:?}",
+                        r.record_id,
+                        r.identity.name.last_first(),
+                        r.identity.dob.map(|d| d.to_string()),
+                        identifier_keys(&r.identity),
+                        r.body
+                    );
+                }
+            }
+        }
+    }
 }
 
 fn pct(a: usize, b: usize) -> f64 {
