@@ -25,8 +25,8 @@ mod migrate;
 pub mod perc;
 pub mod queries;
 mod records;
-pub mod scan;
 pub mod review;
+pub mod scan;
 
 pub use accounts::{Agency, NewUser, Session, User};
 pub use audit::AuditVerifyError;

@@ -22,6 +22,8 @@ enum Command {
     Up(cmd::serve::UpArgs),
     /// Serve an existing data dir or PostgreSQL store.
     Serve(cmd::serve::ServeArgs),
+    /// Process bookings queued on NATS by `verity serve --nats` (one of any number of workers).
+    Worker(cmd::serve::WorkerArgs),
     /// Write a synthetic world (one CSV per record system plus ground truth).
     Synth(cmd::synth::SynthArgs),
     /// Load a synthetic world directory into the store.
@@ -56,6 +58,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Up(a) => cmd::serve::up(a),
         Command::Serve(a) => cmd::serve::serve(a),
+        Command::Worker(a) => cmd::serve::worker(a),
         Command::Synth(a) => cmd::synth::run(a),
         Command::Import(a) => cmd::store::import(a),
         Command::Link(a) => cmd::link::run(a),

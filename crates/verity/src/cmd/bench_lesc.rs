@@ -119,6 +119,10 @@ struct Tally {
     safe_citizen_answer: usize,
     citizen_harm: usize,
     citizen_harm_review: usize,
+    /// Automatic answers giving a U.S. citizen a noncitizen status (not removable: e.g. "LPR"
+    /// for a naturalization no record shows). Judged against the person's real status, which
+    /// the records-based truth above does not see.
+    citizen_noncitizen_status: usize,
     review: usize,
 }
 
@@ -331,6 +335,12 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
             continue;
         }
         tally.automatic += 1;
+        if t.citizen
+            && !status.is_citizen_or_potential()
+            && status != ImmigrationStatus::NoRecordFound
+        {
+            tally.citizen_noncitizen_status += 1;
+        }
         let answered_person = d
             .chosen
             .and_then(|i| processed.candidates.get(i))
@@ -420,6 +430,7 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
         total.safe_citizen_answer += t.safe_citizen_answer;
         total.citizen_harm += t.citizen_harm;
         total.citizen_harm_review += t.citizen_harm_review;
+        total.citizen_noncitizen_status += t.citizen_noncitizen_status;
         total.review += t.review;
     }
     print_row("ALL", &total);
@@ -430,6 +441,10 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
         pct(total.routine_auto, total.routine),
         total.routine_auto,
         total.routine
+    );
+    println!(
+        "automatic answers giving a U.S. citizen a noncitizen (not removable) status because no record shows the citizenship: {} (wrong status above judges citizens by what their records document)",
+        total.citizen_noncitizen_status
     );
     if !wrong_by.is_empty() {
         println!("wrong automatic statuses by category, truth -> answer:");

@@ -26,6 +26,37 @@ pub struct ServerFlags {
     /// Configuration file (TOML); default: <data>/verity.toml when it exists
     #[arg(long)]
     config: Option<PathBuf>,
+    /// NATS JetStream server (host:port): bookings go to `verity worker` processes through it
+    /// instead of being processed in the request [env: VERITY_NATS] [default: in process]
+    #[arg(long, env = "VERITY_NATS")]
+    nats: Option<String>,
+}
+
+/// JetStream stream that carries booking work between servers and workers.
+const BOOKING_STREAM: &str = "VERITY_BOOKINGS";
+
+/// The booking work queue on NATS, when `--nats` was given.
+async fn booking_queue(
+    flags: &ServerFlags,
+) -> anyhow::Result<Option<verity_server::queue::WorkQueue>> {
+    let Some(url) = &flags.nats else {
+        return Ok(None);
+    };
+    let settings = verity_server::queue::NatsSettings {
+        url: url.clone(),
+        stream: BOOKING_STREAM.to_string(),
+        ack_wait: std::time::Duration::from_secs(120),
+    };
+    let queue = verity_server::queue::WorkQueue::nats(&settings)
+        .await
+        .with_context(|| format!("connecting to NATS at {url} (--nats)"))?;
+    Ok(Some(queue))
+}
+
+#[derive(Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    server: ServerFlags,
 }
 
 #[derive(Args)]
@@ -239,7 +270,11 @@ fn announce(cfg: &ServerConfig, password: Option<String>) {
     println!("Press Ctrl-C to stop.");
 }
 
-async fn start(cfg: ServerConfig, with_demo: bool) -> anyhow::Result<()> {
+async fn start(
+    cfg: ServerConfig,
+    with_demo: bool,
+    queue: Option<verity_server::queue::WorkQueue>,
+) -> anyhow::Result<()> {
     if cfg.database_url.is_none() {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("creating the data dir {}", cfg.data_dir.display()))?;
@@ -262,6 +297,10 @@ async fn start(cfg: ServerConfig, with_demo: bool) -> anyhow::Result<()> {
         eprintln!("Processed {recovered} queries that were acknowledged before the last stop");
     }
     state.start_lesc();
+    if let Some(queue) = queue {
+        verity_server::bookings::use_queue(&state, queue);
+        eprintln!("Bookings go to `verity worker` processes through NATS ({BOOKING_STREAM})");
+    }
     // The fingerprint gallery builds in the background; bookings that arrive first wait for it.
     // VERITY_GALLERY_AT_START=0 leaves the build to the first booking instead: at 1,000,000
     // people it takes many minutes of CPU, which load measurements of other services must not
@@ -443,13 +482,50 @@ async fn ensure_demo_queries(
 pub fn up(a: UpArgs) -> anyhow::Result<()> {
     init_logging();
     let cfg = config_from(&a.server, a.demo_people)?;
-    runtime()?.block_on(start(cfg, true))
+    runtime()?.block_on(async {
+        let queue = booking_queue(&a.server).await?;
+        start(cfg, true, queue).await
+    })
 }
 
 pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     init_logging();
     let cfg = config_from(&a.server, None)?;
-    runtime()?.block_on(start(cfg, false))
+    runtime()?.block_on(async {
+        let queue = booking_queue(&a.server).await?;
+        start(cfg, false, queue).await
+    })
+}
+
+/// `verity worker`: takes bookings from the NATS queue that `verity serve --nats` fills and
+/// processes them (1:N identification, then the IAQ) against the same store, until stopped.
+/// Any number of workers may share the queue; an item is acknowledged only once its booking
+/// is done or failed, so a killed worker's booking goes to another.
+pub fn worker(a: WorkerArgs) -> anyhow::Result<()> {
+    init_logging();
+    let cfg = config_from(&a.server, None)?;
+    if a.server.nats.is_none() {
+        anyhow::bail!("--nats: a worker needs the NATS server the bookings are queued on");
+    }
+    runtime()?.block_on(async {
+        let queue = booking_queue(&a.server)
+            .await?
+            .context("--nats: no queue")?;
+        let access = AccessPolicy::embedded()?;
+        validate_data_files()?;
+        let store = open_store(&cfg).await?;
+        let engine = build_engine(&store, &cfg).await?;
+        let state = AppState::new(store, access, cfg.clone())
+            .with_engine(engine)
+            .map_err(|e| anyhow::anyhow!("LESC runtime: {e}"))?;
+        state.start_lesc();
+        verity_server::bookings::start(&state);
+        eprintln!("Worker ready: taking bookings from NATS ({BOOKING_STREAM})");
+        verity_server::bookings::run_worker(&state, &queue, None)
+            .await
+            .map_err(|e| anyhow::anyhow!("booking worker: {e}"))?;
+        Ok(())
+    })
 }
 
 /// Opens the store the flags name and runs `work` on it, for one-shot admin commands.
