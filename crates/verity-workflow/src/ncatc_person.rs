@@ -409,12 +409,15 @@ pub fn identity_confidence(records: &[SourceRecord]) -> (f64, Vec<String>) {
 /// Classes of admission of children of U.S. citizens (immigrant visas IR-2/3/4, IH-3/4, CR-2).
 const CHILD_OF_CITIZEN_CLASSES: &[&str] = &["IR2", "IR3", "IR4", "IH3", "IH4", "CR2"];
 
-/// Years of permanent residence after which naturalization may have happened unrecorded.
-const NATURALIZATION_ELIGIBLE_YEARS: i32 = 5;
+/// Years of permanent residence after which naturalization may have happened unrecorded: three,
+/// the shortest common path (a spouse of a U.S. citizen, INA 319(a)), not the general five.
+/// With five, a naturalized citizen four years after the grant, whose naturalization no record
+/// showed, got a lead once an incremental run raised the identity confidence (100k world).
+const NATURALIZATION_ELIGIBLE_YEARS: i32 = 3;
 
 /// Whether the records suggest citizenship no record shows: derived through a parent (Child
 /// Citizenship Act: permanent residence obtained before 18, or admission as the child of a
-/// U.S. citizen), or naturalization after at least five years of permanent residence (the
+/// U.S. citizen), or naturalization after at least three years of permanent residence (the
 /// GAO's main cause of detainers on citizens: citizenship gained after the record). Such a
 /// person goes to citizenship review, never straight to a lead.
 pub fn possible_unrecorded_citizenship(records: &[SourceRecord], today: NaiveDate) -> bool {
@@ -772,6 +775,36 @@ mod tests {
             identity,
             body,
         }
+    }
+
+    fn lpr_grant(id: &str, year: u16) -> SourceRecord {
+        rec(
+            id,
+            Some("A123456789"),
+            RecordBody::Benefits(BenefitsRecord {
+                receipt_number: "IOE0000000001".into(),
+                benefit: BenefitType::Adjustment,
+                outcome: BenefitOutcome::Granted,
+                filed: PartialDate::full(year - 1, 5, 1).ok(),
+                decided: PartialDate::full(year, 7, 30).ok(),
+                valid_until: None,
+            }),
+        )
+    }
+
+    #[test]
+    fn permanent_residence_three_years_old_may_hide_a_naturalization() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 1).expect("date");
+        // Four years after the grant a spouse of a citizen may have naturalized unrecorded.
+        assert!(possible_unrecorded_citizenship(
+            &[lpr_grant("BEN-1", 2022)],
+            today
+        ));
+        // Two years after it nobody can have.
+        assert!(!possible_unrecorded_citizenship(
+            &[lpr_grant("BEN-2", 2024)],
+            today
+        ));
     }
 
     fn order(id: &str, a: Option<&str>) -> SourceRecord {
