@@ -447,6 +447,14 @@ fn check_issue(issue: &IssueIar) -> Result<(), StoreError> {
 
 const QUERY_STATES: &[&str] = &["received", "in_review", "answered"];
 
+/// Stores a received query, or nothing when (ori, message id) is already stored: one text for
+/// the step-by-step intake and the single-transaction one.
+const INSERT_QUERY_SQL: &str = "INSERT INTO queries (query_id, ori, message_id, channel, \
+     received_micros, in_custody, aor, iaq_json, raw_text, state, citizenship_review, \
+     updated_micros, version) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'received', $10, $11, 0) \
+     ON CONFLICT (ori, message_id) DO NOTHING";
+
 impl Store {
     /// Holds this process's SQLite write gate (see [`SQLITE_WRITE_GATE`]) until dropped;
     /// nothing on PostgreSQL, whose writers wait on row locks without polling.
@@ -483,10 +491,7 @@ impl Store {
         let inserted = with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.ctx("start storing a decided query")?;
             let n = sqlx::query(
-                "INSERT INTO queries (query_id, ori, message_id, channel, received_micros, in_custody, \
-                 aor, iaq_json, raw_text, state, citizenship_review, updated_micros, version) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'received', $10, $11, 0) \
-                 ON CONFLICT (ori, message_id) DO NOTHING",
+                INSERT_QUERY_SQL,
             )
             .bind(q.query_id.as_str())
             .bind(q.ori.as_str())
@@ -542,10 +547,7 @@ impl Store {
         let gate = self.write_gate().await;
         let inserted = with_pool!(self, pool => {
             sqlx::query(
-                "INSERT INTO queries (query_id, ori, message_id, channel, received_micros, in_custody, \
-                 aor, iaq_json, raw_text, state, citizenship_review, updated_micros, version) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'received', $10, $11, 0) \
-                 ON CONFLICT (ori, message_id) DO NOTHING",
+                INSERT_QUERY_SQL,
             )
             .bind(q.query_id.as_str())
             .bind(q.ori.as_str())

@@ -156,9 +156,9 @@ fn letters(s: &str) -> String {
         .collect()
 }
 
-/// Name-and-birth-date keys of a record (family name or given name with the birth date, and
-/// the day/month swap), used to find citizenship evidence identifiers did not link.
-pub fn name_dob_keys(r: &SourceRecord) -> Vec<String> {
+/// A record's full birth date as `YYYYMMDD`, plus the day/month swap when it reads as a date
+/// too; empty when the month or day is unknown (a partial date is no key).
+fn full_birth_dates(r: &SourceRecord) -> Vec<String> {
     let Some(dob) = r.identity.dob else {
         return Vec::new();
     };
@@ -168,6 +168,16 @@ pub fn name_dob_keys(r: &SourceRecord) -> Vec<String> {
     let mut dates = vec![format!("{:04}{:02}{:02}", dob.year, m, d)];
     if d <= 12 && d != m {
         dates.push(format!("{:04}{:02}{:02}", dob.year, d, m));
+    }
+    dates
+}
+
+/// Name-and-birth-date keys of a record (family name or given name with the birth date, and
+/// the day/month swap), used to find citizenship evidence identifiers did not link.
+pub fn name_dob_keys(r: &SourceRecord) -> Vec<String> {
+    let dates = full_birth_dates(r);
+    if dates.is_empty() {
+        return Vec::new();
     }
     let mut out = Vec::new();
     let names = std::iter::once(&r.identity.name).chain(r.identity.aliases.iter());
@@ -206,15 +216,9 @@ pub fn bears_on_status(r: &SourceRecord) -> bool {
 /// Stricter than [`name_dob_keys`] (both names must agree) because a looser key would
 /// withhold leads on namesakes. Stored keys append the record id after the last `|`.
 pub fn full_name_dob_keys(r: &SourceRecord) -> Vec<String> {
-    let Some(dob) = r.identity.dob else {
+    let dates = full_birth_dates(r);
+    if dates.is_empty() {
         return Vec::new();
-    };
-    let (Some(m), Some(d)) = (dob.month, dob.day) else {
-        return Vec::new();
-    };
-    let mut dates = vec![format!("{:04}{:02}{:02}", dob.year, m, d)];
-    if d <= 12 && d != m {
-        dates.push(format!("{:04}{:02}{:02}", dob.year, d, m));
     }
     let mut out = Vec::new();
     for n in std::iter::once(&r.identity.name).chain(r.identity.aliases.iter()) {
