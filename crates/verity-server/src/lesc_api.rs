@@ -155,13 +155,7 @@ impl RecordLookup for StoreLookup<'_> {
     type Error = StoreError;
 
     async fn records(&self, record_ids: &[String]) -> Result<Vec<SourceRecord>, StoreError> {
-        let mut out = Vec::with_capacity(record_ids.len());
-        for id in record_ids {
-            if let Some(r) = self.0.get_record(id).await? {
-                out.push(r);
-            }
-        }
-        Ok(out)
+        self.0.get_records(record_ids).await
     }
 
     async fn records_sharing_identifiers(
@@ -188,22 +182,9 @@ impl RecordLookup for StoreLookup<'_> {
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))
         .collect();
-        let mut out: Vec<SourceRecord> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for (kind, value) in wanted {
-            // A value the model accepted but the store's canonical form refuses finds nothing.
-            let found = match self.0.records_by_identifier(kind, &value).await {
-                Ok(f) => f,
-                Err(StoreError::Invalid(_)) => continue,
-                Err(e) => return Err(e),
-            };
-            for r in found {
-                if seen.insert(r.record_id.clone()) {
-                    out.push(r);
-                }
-            }
-        }
-        Ok(out)
+        // One statement for all of them; a value the store's canonical form refuses finds
+        // nothing.
+        self.0.records_by_any_identifier(&wanted).await
     }
 }
 

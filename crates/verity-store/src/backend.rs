@@ -208,7 +208,10 @@ async fn open_sqlite(
         .busy_timeout(Duration::from_secs(30))
         .foreign_keys(true)
         .pragma("temp_store", "memory")
-        .pragma("cache_size", "-65536");
+        .pragma("cache_size", "-65536")
+        // Every commit resets the other connections' page caches (WAL); reading pages through
+        // a memory map instead of read() makes the re-reads cheap under concurrent writes.
+        .pragma("mmap_size", "1073741824");
     // Each connection to ":memory:" would be its own database, so keep exactly one.
     let max = if in_memory { 1 } else { 4 };
     SqlitePoolOptions::new()

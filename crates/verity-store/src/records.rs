@@ -222,6 +222,14 @@ fn decode_record(id_for_errors: &str, json: &str) -> Result<SourceRecord, StoreE
     })
 }
 
+/// Ids per `IN (...)` statement: well under both backends' parameter limits.
+const IDS_PER_STATEMENT: usize = 500;
+
+/// `$1, $2, ..., $n`.
+fn numbered_placeholders(n: usize) -> String {
+    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 fn record_from_row(row: &impl StoreRow) -> Result<SourceRecord, StoreError> {
     let id = row.text("record_id").ctx("read a record row")?;
     let json = row.text("record_json").ctx("read a record row")?;
@@ -310,6 +318,64 @@ impl Store {
                 .await
                 .ctx("read a record")?;
             row.as_ref().map(record_from_row).transpose()
+        })
+    }
+
+    /// The records with these ids, each once, in no particular order; absent ids are skipped.
+    /// One statement per [`IDS_PER_STATEMENT`] ids: a query's candidate records in one round
+    /// trip instead of one each (each statement costs thread hand-offs in the SQLite driver).
+    pub async fn get_records(&self, record_ids: &[String]) -> Result<Vec<SourceRecord>, StoreError> {
+        let mut ids: Vec<&str> = record_ids.iter().map(String::as_str).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT record_id, record_json FROM records WHERE record_id IN ({})",
+                numbered_placeholders(chunk.len())
+            );
+            with_pool!(self, pool => {
+                let mut q = sqlx::query(&sql);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                for row in q.fetch_all(pool).await.ctx("read records by id")? {
+                    out.push(record_from_row(&row)?);
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every record carrying any of `wanted` (identifier kind and value), each once, oldest
+    /// first, in one statement. Values that are not valid identifiers of their kind match
+    /// nothing (unlike [`Store::records_by_identifier`], which says why a value is invalid).
+    pub async fn records_by_any_identifier(
+        &self,
+        wanted: &[(IdKind, String)],
+    ) -> Result<Vec<SourceRecord>, StoreError> {
+        let canonical: Vec<(IdKind, String)> = wanted
+            .iter()
+            .filter_map(|(kind, value)| kind.canonical(value).ok().map(|c| (*kind, c)))
+            .collect();
+        if canonical.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Column names come from a closed enum, never from input.
+        let condition = canonical
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, _))| format!("{} = ${}", kind.code(), i + 1))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let sql = format!("SELECT record_id, record_json FROM records WHERE {condition} ORDER BY rev");
+        with_pool!(self, pool => {
+            let mut q = sqlx::query(&sql);
+            for (_, value) in &canonical {
+                q = q.bind(value.as_str());
+            }
+            let rows = q.fetch_all(pool).await.ctx("look up records by identifiers")?;
+            rows.iter().map(record_from_row).collect()
         })
     }
 

@@ -20,6 +20,7 @@ conformance!(
     records_round_trip_every_system,
     insert_is_idempotent,
     identifier_lookups_use_canonical_forms,
+    batch_reads_match_one_at_a_time_reads,
     scan_pages_in_rev_order_and_resumes_after_a_rev,
     concurrent_inserts_get_distinct_increasing_revs,
     invalid_record_id_is_rejected,
@@ -184,6 +185,53 @@ mod cases {
             s.records_by_identifier(IdKind::Ssn, "12").await,
             Err(StoreError::Invalid(e)) if e.field == "ssn"
         ));
+    }
+
+    pub async fn batch_reads_match_one_at_a_time_reads(db: &TestDb) {
+        let s = &db.store;
+        let recs = gen::records(6, 700);
+        s.insert_records(&recs).await.unwrap();
+        // More ids than one statement takes, a repeat and an absent id.
+        let mut ids: Vec<String> = recs.iter().map(|r| r.record_id.clone()).collect();
+        ids.push(recs[3].record_id.clone());
+        ids.push("NO-SUCH-RECORD".into());
+        let mut got = s.get_records(&ids).await.unwrap();
+        got.sort_by(|a, b| a.record_id.cmp(&b.record_id));
+        let mut expected = recs.clone();
+        expected.sort_by(|a, b| a.record_id.cmp(&b.record_id));
+        assert_eq!(got, expected);
+        assert!(s.get_records(&[]).await.unwrap().is_empty());
+
+        // Any-identifier lookup = the union of the one-kind lookups, each record once, oldest
+        // first; an invalid value matches nothing instead of failing the lookup.
+        let mut wanted: Vec<(IdKind, String)> = Vec::new();
+        for &kind in IdKind::ALL {
+            if let Some(v) = recs.iter().find_map(|r| id_of(r, kind)) {
+                wanted.push((kind, v));
+            }
+        }
+        assert!(wanted.len() >= 3, "generator made too few identifier kinds");
+        let mut union: Vec<SourceRecord> = Vec::new();
+        for (kind, v) in &wanted {
+            for r in s.records_by_identifier(*kind, v).await.unwrap() {
+                if !union.contains(&r) {
+                    union.push(r);
+                }
+            }
+        }
+        let order: std::collections::HashMap<&str, usize> = recs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.record_id.as_str(), i))
+            .collect();
+        union.sort_by_key(|r| order[r.record_id.as_str()]);
+        wanted.push((IdKind::Ssn, "12".into()));
+        assert_eq!(s.records_by_any_identifier(&wanted).await.unwrap(), union);
+        assert!(s
+            .records_by_any_identifier(&[(IdKind::Ssn, "12".into())])
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     pub async fn scan_pages_in_rev_order_and_resumes_after_a_rev(db: &TestDb) {
