@@ -227,7 +227,10 @@ const IDS_PER_STATEMENT: usize = 500;
 
 /// `$1, $2, ..., $n`.
 fn numbered_placeholders(n: usize) -> String {
-    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn record_from_row(row: &impl StoreRow) -> Result<SourceRecord, StoreError> {
@@ -324,7 +327,10 @@ impl Store {
     /// The records with these ids, each once, in no particular order; absent ids are skipped.
     /// One statement per [`IDS_PER_STATEMENT`] ids: a query's candidate records in one round
     /// trip instead of one each (each statement costs thread hand-offs in the SQLite driver).
-    pub async fn get_records(&self, record_ids: &[String]) -> Result<Vec<SourceRecord>, StoreError> {
+    pub async fn get_records(
+        &self,
+        record_ids: &[String],
+    ) -> Result<Vec<SourceRecord>, StoreError> {
         let mut ids: Vec<&str> = record_ids.iter().map(String::as_str).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -368,7 +374,8 @@ impl Store {
             .map(|(i, (kind, _))| format!("{} = ${}", kind.code(), i + 1))
             .collect::<Vec<_>>()
             .join(" OR ");
-        let sql = format!("SELECT record_id, record_json FROM records WHERE {condition} ORDER BY rev");
+        let sql =
+            format!("SELECT record_id, record_json FROM records WHERE {condition} ORDER BY rev");
         with_pool!(self, pool => {
             let mut q = sqlx::query(&sql);
             for (_, value) in &canonical {
