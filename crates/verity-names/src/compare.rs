@@ -45,19 +45,19 @@ impl PartKind {
     }
 }
 
-fn is_binding_particle(word: &str) -> bool {
+pub(crate) fn is_binding_particle(word: &str) -> bool {
     matches!(
         tables().particles.get(word),
         Some(ParticleKind::Article | ParticleKind::Patronymic)
     )
 }
 
-fn compact(unit: &str) -> String {
+pub(crate) fn compact(unit: &str) -> String {
     unit.replace(' ', "")
 }
 
 /// The unit without particle words, joined; the whole unit when it is only particles.
-fn core(unit: &str) -> String {
+pub(crate) fn core(unit: &str) -> String {
     let kept: String = unit
         .split(' ')
         .filter(|w| !is_binding_particle(w))
@@ -70,7 +70,7 @@ fn core(unit: &str) -> String {
 }
 
 /// True when `s` is a concatenation of one or more particles (AL, DELA, VANDER).
-fn is_particle_run(s: &str) -> bool {
+pub(crate) fn is_particle_run(s: &str) -> bool {
     if s.is_empty() {
         return false;
     }
@@ -95,7 +95,7 @@ fn is_particle_run(s: &str) -> bool {
 
 /// Key of an Arabic ABD- compound: ABD + the name after the (possibly assimilated) article,
 /// so ABDULRAHMAN, ABDELRAHMAN, ABDALRAHMAN, ABDURRAHMAN and ABDRAHMAN share a key.
-fn abd_key(compact: &str) -> Option<String> {
+pub(crate) fn abd_key(compact: &str) -> Option<String> {
     let rest = compact.strip_prefix("ABD")?;
     let mut best: Option<&str> = None;
     for vowel in ["OU", "U", "E", "A", "O", ""] {
@@ -242,7 +242,7 @@ pub fn token_agreement(a: &str, b: &str, kind: PartKind) -> (NameAgreement, &'st
     (Disagree, "different")
 }
 
-fn level_score(l: NameAgreement) -> f64 {
+pub(crate) fn level_score(l: NameAgreement) -> f64 {
     match l {
         Exact => 1.0,
         Equivalent => 0.9,
@@ -255,7 +255,7 @@ fn level_score(l: NameAgreement) -> f64 {
     }
 }
 
-fn is_match(l: NameAgreement) -> bool {
+pub(crate) fn is_match(l: NameAgreement) -> bool {
     l <= Initial
 }
 
@@ -270,20 +270,20 @@ pub struct PartResult {
 /// Best assignment of units: (matched count, score sum, worst level rank, order kept) is
 /// maximised lexicographically, which makes the outcome independent of argument order.
 #[derive(Clone, Copy, PartialEq, PartialOrd, Default)]
-struct Objective {
-    matched: usize,
-    score: f64,
-    worst_rank: i32,
-    ordered: bool,
+pub(crate) struct Objective {
+    pub(crate) matched: usize,
+    pub(crate) score: f64,
+    pub(crate) worst_rank: i32,
+    pub(crate) ordered: bool,
 }
 
-struct Assignment {
-    objective: Objective,
-    worst: NameAgreement,
+pub(crate) struct Assignment {
+    pub(crate) objective: Objective,
+    pub(crate) worst: NameAgreement,
     pairs: Vec<(usize, usize, NameAgreement, &'static str)>,
 }
 
-fn best_assignment(
+pub(crate) fn best_assignment(
     m: &[Vec<(NameAgreement, &'static str)>],
     rows: usize,
     cols: usize,

@@ -10,12 +10,17 @@ pub mod compare;
 mod normalize;
 mod parse;
 pub mod phonetic;
+pub mod prepared;
 pub mod similarity;
 pub mod tables;
 
 pub use compare::{
     compare_fast, compare_levels, compare_part, token_agreement, unit_agreement, PartKind,
     PartResult,
+};
+pub use prepared::{
+    compare_levels_parts, compare_levels_prepared, NameLevels, PreparedName, SharedTokenTable,
+    TokenId, TokenTable,
 };
 pub use tables::{validate_embedded, TableError};
 

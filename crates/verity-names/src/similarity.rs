@@ -88,7 +88,10 @@ pub fn jaro(a: &str, b: &str) -> f64 {
     if a == b {
         return 1.0;
     }
-    let (matches, transpositions, la, lb) = if let Some(upper) = fits_word(a, b) {
+    let fast = jaro_counts_upper(a.as_bytes(), b.as_bytes());
+    let (matches, transpositions, la, lb) = if let Some(counts) = fast {
+        counts
+    } else if let Some(upper) = fits_word(a, b) {
         if upper {
             jaro_counts_ascii::<Upper>(a.as_bytes(), b.as_bytes())
         } else {
@@ -107,14 +110,64 @@ pub fn jaro(a: &str, b: &str) -> f64 {
     (m / la as f64 + m / lb as f64 + (m - t) / m) / 3.0
 }
 
-/// Matches and half-transposition count for ASCII inputs of at most 64 bytes, using one bit
-/// per position of `b`.
+/// Matches and half-transposition count when both inputs are in the upper-case table's
+/// alphabet (A-Z, `[\]^_`, space) and at most 64 bytes, else `None`: one pass builds the
+/// masks and checks the alphabet, and the match window slides as two shifting masks.
+#[inline]
+fn jaro_counts_upper(a: &[u8], b: &[u8]) -> Option<(usize, usize, usize, usize)> {
+    let (la, lb) = (a.len(), b.len());
+    if la > 64 || lb > 64 {
+        return None;
+    }
+    let in_table = |c: u8| (c == b' ') | (c.wrapping_sub(b'A') < 31);
+    let mut masks = [0u64; 32];
+    let mut upper = true;
+    for (j, &c) in b.iter().enumerate() {
+        upper &= in_table(c);
+        masks[usize::from(c & 0x1f)] |= 1u64 << j;
+    }
+    for &c in a {
+        upper &= in_table(c);
+    }
+    if !upper {
+        return None;
+    }
+    let window = (la.max(lb) / 2).saturating_sub(1);
+    // Positions of `b` below i + window + 1 (saturating at all 64) and at or above
+    // i - window; bits at or above `lb` are never set in `masks`.
+    let mut below_hi: u64 = (1u64 << (window + 1)) - 1;
+    let mut from_lo: u64 = u64::MAX;
+    let mut flagged_a: u64 = 0;
+    let mut flagged_b: u64 = 0;
+    for (i, &c) in a.iter().enumerate() {
+        let candidates = masks[usize::from(c & 0x1f)] & below_hi & from_lo & !flagged_b;
+        let lowest = candidates & candidates.wrapping_neg();
+        flagged_b |= lowest;
+        flagged_a |= u64::from(lowest != 0) << i;
+        below_hi = (below_hi << 1) | 1;
+        from_lo <<= u32::from(i >= window);
+    }
+    let matches = flagged_a.count_ones() as usize;
+    let mut transpositions = 0;
+    let (mut fa, mut fb) = (flagged_a, flagged_b);
+    while fa != 0 {
+        let i = fa.trailing_zeros() as usize;
+        let j = fb.trailing_zeros() as usize;
+        transpositions += usize::from(a[i] != b[j]);
+        fa &= fa - 1;
+        fb &= fb.wrapping_sub(1);
+    }
+    Some((matches, transpositions, la, lb))
+}
+
 /// Mask of the lowest `k` bits, `k` in 0..=64.
 #[inline]
 fn low_bits(k: usize) -> u64 {
     ((1u128 << k) - 1) as u64
 }
 
+/// Matches and half-transposition count for ASCII inputs of at most 64 bytes, using one bit
+/// per position of `b`.
 #[inline]
 fn jaro_counts_ascii<M: Masks>(a: &[u8], b: &[u8]) -> (usize, usize, usize, usize) {
     let (la, lb) = (a.len(), b.len());
@@ -345,6 +398,16 @@ mod tests {
         fn both_mask_tables_agree_with_reference(a in "[ A-Za-z0-9@_]{0,20}", b in "[ A-Za-z0-9@_]{0,20}") {
             prop_assert!(close(jaro(&a, &b), jaro_reference(&a, &b)));
             prop_assert_eq!(levenshtein(&a, &b), lev_reference(&a, &b));
+        }
+
+        #[test]
+        fn sliding_window_counts_match_table_counts(a in "[ A-E_]{0,64}", b in "[ A-E_]{0,64}") {
+            let (short, long) = if (a.len(), &a) <= (b.len(), &b) { (&a, &b) } else { (&b, &a) };
+            prop_assert_eq!(
+                jaro_counts_upper(short.as_bytes(), long.as_bytes()),
+                Some(jaro_counts_ascii::<Upper>(short.as_bytes(), long.as_bytes()))
+            );
+            prop_assert_eq!(jaro_counts_upper(b"A", b"a"), None);
         }
 
         #[test]

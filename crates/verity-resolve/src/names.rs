@@ -8,6 +8,12 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use verity_model::PersonName;
 
+/// Interned-token name comparison (see docs/dev/names-prepared-api.md): prepare each name once
+/// into a [`TokenTable`], then [`compare_levels_prepared`] returns exactly [`compare_levels`].
+pub use verity_names::{
+    compare_levels_parts, compare_levels_prepared, NameLevels, PreparedName, SharedTokenTable,
+    TokenId, TokenTable,
+};
 pub use verity_names::{NameAgreement, NameComparison, ParsedName};
 
 /// Uppercase ASCII form: transliterated, punctuation and apostrophes dropped, hyphens to spaces.
