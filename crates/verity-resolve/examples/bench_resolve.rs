@@ -3,9 +3,11 @@
 //! files there, runs the end-to-end link on them as `verity link --top 1` does (read CSV,
 //! prepare, block, train, score + select, write pairs) and writes `verity_results.json`, so
 //! that `bench/splink/run.sh DIR` prints both tools side by side. Usage:
-//! `cargo run --release -p verity-resolve --example bench_resolve -- [identities] [probes] [seed]`
+//! `cargo run --release -p verity-resolve --example bench_resolve -- [identities] [probes] [seed]
+//! [--generator synth|census]` (default synth: the `verity-synth` world; census: the stand-in
+//! generator of sessions 1–3, for comparable figures).
 use std::time::Instant;
-use verity_resolve::bench::{generate, run, BenchConfig};
+use verity_resolve::bench::{self, failures, generate_with, run_with, BenchConfig, Generator};
 use verity_resolve::link::{candidate_pairs, prepare_all, score_and_select, LinkOptions};
 use verity_resolve::model::{Model, TrainOptions};
 use verity_resolve::schema::{read_records, Schema};
@@ -40,10 +42,22 @@ fn link_files(dir: &std::path::Path, seed: u64) -> Result<f64, Box<dyn std::erro
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let mut generator = Generator::default();
+    let mut args: Vec<usize> = Vec::new();
+    let mut it = raw.iter();
+    while let Some(a) = it.next() {
+        if a == "--generator" {
+            let name = it.next().map(String::as_str).unwrap_or("");
+            generator = Generator::parse(name)
+                .ok_or_else(|| format!("--generator must be synth or census, not {name:?}"))?;
+        } else if let Some(name) = a.strip_prefix("--generator=") {
+            generator = Generator::parse(name)
+                .ok_or_else(|| format!("--generator must be synth or census, not {name:?}"))?;
+        } else {
+            args.push(a.parse().map_err(|_| format!("not a number: {a:?}"))?);
+        }
+    }
     let cfg = BenchConfig {
         identities: args.first().copied().unwrap_or(20_000),
         probes: args.get(1).copied().unwrap_or(4_000),
@@ -51,10 +65,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..BenchConfig::default()
     };
     let t = std::time::Instant::now();
-    let world = generate(&cfg);
-    eprintln!("generated in {:.2}s", t.elapsed().as_secs_f64());
-    let (report, model) = run(&cfg, &world);
+    let (world, info) = generate_with(generator, &cfg);
+    let gen_seconds = t.elapsed().as_secs_f64();
+    let (report, model, evaluation) = run_with(generator, &cfg, &world);
+    let analysis = failures::analyse(&world, info.as_ref(), &model, &evaluation, 3);
     let mut json = serde_json::to_value(&report)?;
+    json["seed"] = serde_json::json!(cfg.seed);
+    json["generate_seconds"] = serde_json::json!(gen_seconds);
+    json["machine"] = serde_json::json!(bench::machine_line());
+    if let Some(i) = &info {
+        json["synth"] = serde_json::to_value(&i.stats)?;
+    }
     if let Ok(dir) = std::env::var("VERITY_BENCH_OUT") {
         let d = std::path::Path::new(&dir);
         std::fs::create_dir_all(d)?;
@@ -77,11 +98,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             d.join("verity_results.json"),
             serde_json::to_string_pretty(&json)?,
         )?;
+        std::fs::write(d.join("failures.txt"), analysis.render())?;
     }
     println!("{}", serde_json::to_string_pretty(&json)?);
     println!(
         "prior_log2_odds {:.2}; training {:?}",
         model.prior_log2_odds, model.training
     );
+    println!(
+        "bench_resolve (seed {}; machine: {})",
+        cfg.seed,
+        bench::machine_line()
+    );
+    println!("{}", bench::summary(&report, info.as_ref()));
+    println!("generated in {gen_seconds:.2}s");
+    if let Some(e2e) = json.get("end_to_end_link_seconds").and_then(|v| v.as_f64()) {
+        println!("end-to-end link of the CSV files (as `verity link --top 1`): {e2e:.2}s");
+    }
+    print!("{}", analysis.render());
     Ok(())
 }

@@ -9,7 +9,9 @@
 
 use std::time::Instant;
 use verity_resolve::bench::{generate, BenchConfig};
+use verity_resolve::index::IndexKeys;
 use verity_resolve::model::TrainOptions;
+use verity_resolve::search::CANDIDATES_SCORED;
 use verity_resolve::{Prepared, Searcher};
 
 fn status_kb(field: &str) -> u64 {
@@ -20,6 +22,23 @@ fn status_kb(field: &str) -> u64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// User + system CPU seconds of this process so far (from /proc; 0 where unavailable): the
+/// load-independent cost of the queries, since wall time on a shared machine includes waiting.
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the ')'; 100 ticks/s.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn mib(bytes: usize) -> f64 {
@@ -107,6 +126,7 @@ fn main() {
         status_kb("VmHWM:") as f64 / 1024.0,
     );
 
+    let cpu_before = process_cpu_seconds();
     let mut times = Vec::with_capacity(probes.len());
     let (mut rank1, mut mated, mut aligned, mut cands) = (0, 0, 0, 0);
     for (query, mate) in &probes {
@@ -122,6 +142,8 @@ fn main() {
             }
         }
     }
+    let cpu_ms_per_query =
+        (process_cpu_seconds() - cpu_before) * 1000.0 / times.len().max(1) as f64;
     let n = times.len().max(1);
     times.sort_by(f64::total_cmp);
     let at = |q: usize| times.get((n * q / 100).min(n - 1)).copied().unwrap_or(0.0);
@@ -135,13 +157,35 @@ fn main() {
             .unwrap_or(0)
     );
     println!(
-        "search over {records} records, {} queries (limit 5): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; rank-1 {rank1}/{mated}; per query {:.1} candidates, {:.1} name alignments",
+        "search over {records} records, {} queries (limit 5): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, mean CPU {:.2} ms; rank-1 {rank1}/{mated}; per query {:.1} candidates, {:.1} name alignments",
         times.len(),
         at(50),
         at(99),
         times.last().copied().unwrap_or(0.0),
+        cpu_ms_per_query,
         cands as f64 / n as f64,
         aligned as f64 / n as f64,
+    );
+    // The candidate index alone (the first step of every search), for the split of the time.
+    let mut tc = Vec::with_capacity(probes.len());
+    for (query, _) in &probes {
+        let t = Instant::now();
+        let keys = IndexKeys::from_identity(query);
+        let _ = searcher.index().candidates(&keys, CANDIDATES_SCORED);
+        tc.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    tc.sort_by(f64::total_cmp);
+    let atc = |q: usize| tc.get((n * q / 100).min(n - 1)).copied().unwrap_or(0.0);
+    println!(
+        "candidates only (index): p50 {:.2} ms, p99 {:.2} ms; load average {}",
+        atc(50),
+        atc(99),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     // Engine-style calls: 30 hits at probability ≥ 0.01.
     let mut t30 = Vec::with_capacity(probes.len());

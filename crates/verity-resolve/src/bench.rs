@@ -2,9 +2,20 @@
 //! re-encounters (mated) or other people (non-mated, many of them hard negatives: same common
 //! name or a variant, birth date within a year), and the accuracy/speed figures.
 //!
-//! The generator here is a small stand-in until `verity-synth` provides `generate_person` and
-//! `noise::{perturb, lookalike}`. Names follow the 1990 U.S. Census frequency lists
-//! (data/names/census), so common names are as common as they are in the population.
+//! Two generators make the data ([`Generator`]):
+//! - [`Generator::Synth`] (the default of `verity bench resolve` and the `bench_resolve`
+//!   example): people of the `verity-synth` world, enrolled with one of their records, probed
+//!   with another (see [`synth`]);
+//! - [`Generator::Census`] ([`generate`], kept so that earlier figures stay comparable and for
+//!   the tests and examples that need a cheap population): names drawn from the 1990 U.S. Census
+//!   frequency lists (data/names/census), identifiers and noise of its own.
+//!
+//! [`failures`] explains the mated probes the engine misses and the non-mated ones it accepts.
+
+#[path = "bench_failures.rs"]
+pub mod failures;
+#[path = "bench_synth.rs"]
+pub mod synth;
 
 use crate::link::{candidate_pairs, score_pairs, weigh_pairs};
 use crate::model::{Calibration, Model, Pair, TrainOptions};
@@ -401,6 +412,45 @@ impl Default for BenchConfig {
     }
 }
 
+/// Which generator makes the benchmark data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Generator {
+    /// People of the `verity-synth` world and their records (see [`synth`]).
+    #[default]
+    Synth,
+    /// The Census-names stand-in of sessions 1–3 ([`generate`]).
+    Census,
+}
+
+impl Generator {
+    /// `synth` or `census`.
+    pub fn parse(name: &str) -> Option<Generator> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "synth" => Some(Generator::Synth),
+            "census" => Some(Generator::Census),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Generator::Synth => "synth",
+            Generator::Census => "census",
+        }
+    }
+}
+
+/// Generates with `generator`; the synth generator also returns what explains its probes.
+pub fn generate_with(generator: Generator, cfg: &BenchConfig) -> (World, Option<synth::SynthInfo>) {
+    match generator {
+        Generator::Synth => {
+            let (world, info) = synth::generate_synth(cfg);
+            (world, Some(info))
+        }
+        Generator::Census => (generate(cfg), None),
+    }
+}
+
 fn is_common(pools: &Pools, n: &PersonName) -> bool {
     let top = |pool: &Pool, s: &str, k: usize| pool.names.iter().take(k).any(|x| x == s);
     // a compound surname is not a common name, even when both parts are
@@ -474,13 +524,24 @@ pub const CSV_HEADER: &str = "rec_id,given_name,middle_name,family_name,dob,sex,
 /// Schema TOML for the files [`write_csv`] writes.
 pub const SCHEMA_TOML: &str = "id = \"rec_id\"\ngiven_name = \"given_name\"\nmiddle_name = \"middle_name\"\nfamily_name = \"family_name\"\ndob = \"dob\"\nsex = \"sex\"\ncountry_of_birth = \"country_of_birth\"\na_number = \"a_number\"\npassport = \"passport\"\nfbi_number = \"fbi_number\"\nssn = \"ssn\"\nstreet_number = \"street_number\"\nstreet = \"street\"\nlocality = \"locality\"\npostcode = \"postcode\"\nregion = \"region\"\n";
 
-/// Records as CSV (no field needs quoting: generated values hold no commas or quotes).
+/// A CSV field, quoted only when it holds a comma, a quote or a line break (generated values
+/// normally hold none, so the files stay byte-identical to the unquoted form).
+fn csv_field(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains([',', '"', '\n', '\r']) {
+        std::borrow::Cow::Owned(format!("\"{}\"", value.replace('"', "\"\"")))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
+
+/// Records as CSV with the [`CSV_HEADER`] columns.
 pub fn write_csv(records: &[Record]) -> String {
     let mut s = String::from(CSV_HEADER);
     s.push('\n');
     for r in records {
         let i = &r.identity;
         let o = |x: Option<String>| x.unwrap_or_default();
+        let q = |x: &str| csv_field(x).into_owned();
         let dob = i.dob.map(|d| {
             if d.is_complete() {
                 d.to_string()
@@ -491,22 +552,22 @@ pub fn write_csv(records: &[Record]) -> String {
         let _ = writeln!(
             s,
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            r.id,
-            i.name.given,
-            i.name.middle,
-            i.name.family,
+            q(&r.id),
+            q(&i.name.given),
+            q(&i.name.middle),
+            q(&i.name.family),
             o(dob),
             i.sex.map(|x| x.code().to_string()).unwrap_or_default(),
-            i.country_of_birth,
-            o(i.ids.a_number.as_ref().map(|x| x.to_string())),
-            o(i.ids.passport.as_ref().map(|x| x.to_string())),
-            o(i.ids.fbi_number.as_ref().map(|x| x.to_string())),
-            o(i.ids.ssn.as_ref().map(|x| x.to_string())),
-            i.address.street_number,
-            i.address.street,
-            i.address.locality,
-            i.address.postcode,
-            i.address.region
+            q(&i.country_of_birth),
+            q(&o(i.ids.a_number.as_ref().map(|x| x.to_string()))),
+            q(&o(i.ids.passport.as_ref().map(|x| x.to_string()))),
+            q(&o(i.ids.fbi_number.as_ref().map(|x| x.to_string()))),
+            q(&o(i.ids.ssn.as_ref().map(|x| x.to_string()))),
+            q(&i.address.street_number),
+            q(&i.address.street),
+            q(&i.address.locality),
+            q(&i.address.postcode),
+            q(&i.address.region)
         );
     }
     s
@@ -527,6 +588,8 @@ pub fn truth_csv(w: &World) -> String {
 /// Accuracy and speed figures of one run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchReport {
+    /// `synth` or `census`.
+    pub generator: String,
     pub gallery: usize,
     pub probes: usize,
     pub mated: usize,
@@ -546,6 +609,9 @@ pub struct BenchReport {
     pub score_seconds: f64,
     pub link_seconds: f64,
     pub em_iterations: usize,
+    /// Final log2-odds above which a probe's best candidate is accepted at FPIR ≤ 1% / 0.1%.
+    pub threshold_log2_odds_at_fpir_1pct: f64,
+    pub threshold_log2_odds_at_fpir_01pct: f64,
 }
 
 /// Expected calibration error over 10 equal-width bins.
@@ -567,19 +633,50 @@ pub fn ece(scored: &[(f64, bool)]) -> f64 {
 /// FNIR at the lowest threshold whose FPIR is at most `max_fpir`.
 /// `top` holds, per probe, (best score, best candidate is the mate, is mated).
 pub fn fnir_at_fpir(top: &[(f64, bool, bool)], max_fpir: f64) -> f64 {
-    let mut non: Vec<f64> = top.iter().filter(|t| !t.2).map(|t| t.0).collect();
-    non.sort_by(|a, b| b.total_cmp(a));
-    let allowed = (max_fpir * non.len() as f64).floor() as usize;
-    // threshold: scores strictly above the (allowed+1)-th best non-mated score are accepted
-    let t = non.get(allowed).copied().unwrap_or(f64::NEG_INFINITY);
+    let t = threshold_at_fpir(top, max_fpir);
     let mated: Vec<&(f64, bool, bool)> = top.iter().filter(|t| t.2).collect();
     let misses = mated.iter().filter(|m| !(m.1 && m.0 > t)).count();
     misses as f64 / mated.len().max(1) as f64
 }
 
+/// The lowest threshold whose FPIR is at most `max_fpir`: scores strictly above it are
+/// accepted (it is the (allowed+1)-th best non-mated score). Same `top` as [`fnir_at_fpir`].
+pub fn threshold_at_fpir(top: &[(f64, bool, bool)], max_fpir: f64) -> f64 {
+    let mut non: Vec<f64> = top.iter().filter(|t| !t.2).map(|t| t.0).collect();
+    non.sort_by(|a, b| b.total_cmp(a));
+    let allowed = (max_fpir * non.len() as f64).floor() as usize;
+    non.get(allowed).copied().unwrap_or(f64::NEG_INFINITY)
+}
+
+/// What a run computed, kept for the failure analysis ([`failures`]).
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub gallery: Vec<Prepared>,
+    pub probes: Vec<Prepared>,
+    /// Candidate pairs (probe, gallery) and their final log2-odds.
+    pub pairs: Vec<Pair>,
+    pub weights: Vec<f64>,
+    /// Per probe: the best candidate's final log2-odds and gallery index.
+    pub best: Vec<(f64, Option<u32>)>,
+    /// Log2-odds thresholds of FPIR ≤ 1% and ≤ 0.1% (accepted when strictly above).
+    pub threshold_1pct: f64,
+    pub threshold_01pct: f64,
+}
+
 /// Runs the benchmark on a generated world: EM training, calibration on a separately seeded
-/// labelled world, identification and the figures.
+/// labelled world (Census generator), identification and the figures.
 pub fn run(cfg: &BenchConfig, world: &World) -> (BenchReport, Model) {
+    let (report, model, _) = run_with(Generator::Census, cfg, world);
+    (report, model)
+}
+
+/// [`run`] with the calibration world made by `generator` (the one that made `world`), also
+/// returning what the failure analysis needs.
+pub fn run_with(
+    generator: Generator,
+    cfg: &BenchConfig,
+    world: &World,
+) -> (BenchReport, Model, Evaluation) {
     let t0 = Instant::now();
     let gp: Vec<Prepared> = world.gallery.iter().map(Prepared::from_record).collect();
     let pp: Vec<Prepared> = world.probes.iter().map(Prepared::from_record).collect();
@@ -603,7 +700,7 @@ pub fn run(cfg: &BenchConfig, world: &World) -> (BenchReport, Model) {
         seed: cfg.seed.wrapping_add(7919),
         ..cfg.clone()
     };
-    let cal = generate(&cal_cfg);
+    let (cal, _) = generate_with(generator, &cal_cfg);
     let cgp: Vec<Prepared> = cal.gallery.iter().map(Prepared::from_record).collect();
     let cpp: Vec<Prepared> = cal.probes.iter().map(Prepared::from_record).collect();
     let cpairs = candidate_pairs(&cpp, Some(&cgp), 2000);
@@ -681,7 +778,10 @@ pub fn run(cfg: &BenchConfig, world: &World) -> (BenchReport, Model) {
         .count();
     let precision = tp as f64 / (tp + fp).max(1) as f64;
     let recall = tp as f64 / mated.max(1) as f64;
+    let threshold_1pct = threshold_at_fpir(&top, 0.01);
+    let threshold_01pct = threshold_at_fpir(&top, 0.001);
     let report = BenchReport {
+        generator: generator.name().into(),
         gallery: world.gallery.len(),
         probes: world.probes.len(),
         mated,
@@ -711,8 +811,114 @@ pub fn run(cfg: &BenchConfig, world: &World) -> (BenchReport, Model) {
         score_seconds,
         link_seconds: train_seconds + score_seconds,
         em_iterations: model.training.em_iterations,
+        threshold_log2_odds_at_fpir_1pct: threshold_1pct,
+        threshold_log2_odds_at_fpir_01pct: threshold_01pct,
     };
-    (report, model)
+    let evaluation = Evaluation {
+        gallery: gp,
+        probes: pp,
+        pairs,
+        weights,
+        best,
+        threshold_1pct,
+        threshold_01pct,
+    };
+    (report, model, evaluation)
+}
+
+/// The machine line printed with every figure: threads, CPU model, load average, memory.
+pub fn machine_line() -> String {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let cpu = verity_model::machine::cpu_model(
+        &std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default(),
+    );
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into());
+    let mem_kib = |key: &str, text: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let gib = |k: Option<f64>| k.map_or("?".to_string(), |v| format!("{:.1}", v / 1_048_576.0));
+    format!(
+        "{threads} threads, {cpu}, load average {load}, memory {} GiB total / {} GiB available",
+        gib(mem_kib("MemTotal:", &meminfo)),
+        gib(mem_kib("MemAvailable:", &meminfo))
+    )
+}
+
+/// The human-readable figures of a run (data sizes, accuracy, time), as both `verity bench
+/// resolve` and the `bench_resolve` example print them.
+pub fn summary(report: &BenchReport, info: Option<&synth::SynthInfo>) -> String {
+    let mut s = String::new();
+    let non_mated = report.probes - report.mated;
+    let _ = writeln!(
+        s,
+        "data ({} generator): gallery {} records, {} probes: {} mated, {} non-mated of which {} hard negatives ({:.1}% of probes)",
+        report.generator,
+        report.gallery,
+        report.probes,
+        report.mated,
+        non_mated,
+        report.hard_negatives,
+        100.0 * report.hard_negatives as f64 / report.probes.max(1) as f64
+    );
+    if let Some(i) = info {
+        let st = &i.stats;
+        let _ = writeln!(
+            s,
+            "  world: {} persons scanned for the gallery ({} without records, {} with an earlier gallery person's name and birth date skipped); {} gallery persons with a common name",
+            st.persons_scanned, st.skipped_without_records, st.skipped_same_name_and_dob, st.common_name_persons
+        );
+        let _ = writeln!(
+            s,
+            "  mated probes: {} another record of the person, {} perturbed truth (one-record persons); look-alike draws with the same birth date redrawn: {}; other non-mated with a same-name gallery person born within a year: {}",
+            st.mated_from_other_record, st.mated_from_perturb, st.lookalike_same_dob_redrawn, st.other_with_namesake_within_a_year
+        );
+    }
+    let _ = writeln!(
+        s,
+        "blocking: {} candidate pairs, mate among candidates for {:.2}% of mated probes",
+        report.candidate_pairs,
+        100.0 * report.blocking_recall
+    );
+    let _ = writeln!(
+        s,
+        "pairwise at threshold 0.5: precision {:.4}  recall {:.4}  F1 {:.4}",
+        report.precision, report.recall, report.f1
+    );
+    let _ = writeln!(
+        s,
+        "FNIR at FPIR <= 1%:   {:.4}   (threshold log2-odds {:.2})",
+        report.fnir_at_fpir_1pct, report.threshold_log2_odds_at_fpir_1pct
+    );
+    let _ = writeln!(
+        s,
+        "FNIR at FPIR <= 0.1%: {:.4}   (threshold log2-odds {:.2})",
+        report.fnir_at_fpir_01pct, report.threshold_log2_odds_at_fpir_01pct
+    );
+    let _ = writeln!(
+        s,
+        "hard negatives scoring >= 0.5: {} of {} ({:.2} per 1000)",
+        report.hard_negatives_above_half,
+        report.hard_negatives,
+        1000.0 * report.hard_negatives_above_half as f64 / report.hard_negatives.max(1) as f64
+    );
+    let _ = writeln!(
+        s,
+        "calibration: {}; ECE over candidate pairs: prior+clip {:.4}, calibrated {:.4}",
+        report.calibration, report.ece_prior_clip, report.ece_platt
+    );
+    let _ = write!(
+        s,
+        "time: train (prepare + block + u sample + EM, {} iterations) {:.2}s, score {:.2}s",
+        report.em_iterations, report.train_seconds, report.score_seconds
+    );
+    s
 }
 
 #[cfg(test)]
@@ -732,6 +938,149 @@ mod tests {
         assert_eq!(write_csv(&a.probes), write_csv(&b.probes));
         assert_eq!(a.mate.iter().filter(|m| m.is_some()).count(), 50);
         assert!(a.hard_negative.iter().filter(|h| **h).count() >= 30);
+    }
+
+    fn synth_config() -> BenchConfig {
+        BenchConfig {
+            identities: 300,
+            probes: 100,
+            seed: 3,
+            hard_negative_share: 0.35,
+        }
+    }
+
+    #[test]
+    fn synth_generation_is_deterministic() {
+        let cfg = synth_config();
+        let (a, ai) = generate_with(Generator::Synth, &cfg);
+        let (b, bi) = generate_with(Generator::Synth, &cfg);
+        assert_eq!(write_csv(&a.gallery), write_csv(&b.gallery));
+        assert_eq!(write_csv(&a.probes), write_csv(&b.probes));
+        assert_eq!(truth_csv(&a), truth_csv(&b));
+        assert_eq!(ai.map(|i| i.stats), bi.map(|i| i.stats));
+        let (c, _) = generate_with(Generator::Synth, &BenchConfig { seed: 4, ..cfg });
+        assert_ne!(write_csv(&a.probes), write_csv(&c.probes));
+    }
+
+    #[test]
+    fn synth_generation_has_the_requested_mix() {
+        let cfg = synth_config();
+        let (w, info) = generate_with(Generator::Synth, &cfg);
+        let info = info.expect("synth generator explains its probes");
+        assert_eq!(w.gallery.len(), 300);
+        assert_eq!(w.probes.len(), 100);
+        assert_eq!(w.mate.iter().filter(|m| m.is_some()).count(), 50);
+        let hard = w.hard_negative.iter().filter(|h| **h).count();
+        assert_eq!(hard, 35);
+        assert!(hard as f64 >= 0.3 * w.probes.len() as f64);
+        assert_eq!(info.origin.len(), 100);
+        // ids are the ones the Splink script expects
+        assert!(w.gallery.iter().all(|r| r.id.starts_with('g')));
+        assert!(w.probes.iter().all(|r| r.id.starts_with('p')));
+        for (k, o) in info.origin.iter().enumerate() {
+            assert_eq!(w.hard_negative[k], o.kind == synth::ProbeKind::HardNegative);
+            match (w.mate[k], o.kind) {
+                (Some(g), synth::ProbeKind::Mated) => {
+                    // a re-encounter of the very person enrolled as that gallery record
+                    assert_eq!(info.gallery_person[g as usize], o.person_id);
+                }
+                (None, synth::ProbeKind::HardNegative) => {
+                    let g = info
+                        .gallery_person
+                        .iter()
+                        .position(|p| *p == o.person_id)
+                        .expect("target in the gallery");
+                    let target = &info.gallery_truth[g];
+                    let days = |i: &Identity| i.dob.and_then(|d| d.to_naive()).expect("full date");
+                    let apart = (days(target) - days(&o.truth)).num_days().abs();
+                    assert!((1..=365).contains(&apart), "{apart} days apart");
+                    assert_eq!(target.sex, o.truth.sex);
+                    assert!(
+                        target.name.given == o.truth.name.given
+                            || target.name.family == o.truth.name.family,
+                        "{:?} vs {:?}",
+                        target.name,
+                        o.truth.name
+                    );
+                    assert!(o.donor_id.is_some());
+                }
+                (None, synth::ProbeKind::OtherNonMated) => {
+                    assert!(!info.gallery_person.contains(&o.person_id));
+                }
+                (m, kind) => panic!("probe {k}: mate {m:?} with kind {kind:?}"),
+            }
+        }
+        // a hard negative's look-alike target has a common name
+        assert!(info.stats.common_name_persons > 0);
+    }
+
+    #[test]
+    fn csv_fields_with_commas_or_quotes_are_quoted() {
+        let mut r = Record::new("g0", Identity::default());
+        r.identity.address.street = "MAIN ST, APT 4".into();
+        r.identity.name.family = "O\"NEIL".into();
+        let text = write_csv(&[r]);
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let row = reader
+            .records()
+            .next()
+            .expect("one row")
+            .expect("valid CSV");
+        assert_eq!(row.len(), 16);
+        assert_eq!(&row[3], "O\"NEIL");
+        assert_eq!(&row[12], "MAIN ST, APT 4");
+    }
+
+    #[test]
+    fn failure_analysis_counts_what_fnir_counts() {
+        let cfg = synth_config();
+        let (w, info) = generate_with(Generator::Synth, &cfg);
+        let (report, model, eval) = run_with(Generator::Synth, &cfg, &w);
+        let analysis = failures::analyse(&w, info.as_ref(), &model, &eval, 2);
+        assert_eq!(analysis.mated, report.mated);
+        let misses_01: usize = analysis.misses_01pct.values().sum();
+        let misses_1: usize = analysis.misses_1pct.values().sum();
+        let expected = |fnir: f64| (fnir * report.mated as f64).round() as usize;
+        assert_eq!(misses_01, expected(report.fnir_at_fpir_01pct));
+        assert_eq!(misses_1, expected(report.fnir_at_fpir_1pct));
+        assert_eq!(
+            analysis.misses_identifier_agrees
+                + analysis.misses_identifier_disagrees
+                + analysis.misses_no_common_identifier,
+            misses_01
+        );
+        // 50 non-mated probes: FPIR <= 0.1% accepts none, so the threshold is the best one
+        let first = analysis.det.first().expect("non-mated probes scored");
+        assert_eq!(first.1, 0);
+        assert_eq!(first.2, report.fnir_at_fpir_01pct);
+        let text = analysis.render();
+        assert!(text.contains("missed mated probes at FPIR <= 0.1%"));
+        assert!(text.contains("best-scoring non-mated probe"));
+    }
+
+    #[test]
+    fn synth_records_are_exactly_what_the_files_carry() {
+        let (w, _) = generate_with(Generator::Synth, &synth_config());
+        let schema = crate::schema::Schema::parse(SCHEMA_TOML).expect("own schema parses");
+        for records in [&w.gallery, &w.probes] {
+            let text = write_csv(records);
+            let (back, skipped) =
+                crate::schema::read_records(text.as_bytes(), "bench.csv", &schema, false)
+                    .expect("own CSV reads");
+            assert!(skipped.is_empty());
+            assert_eq!(back.len(), records.len());
+            for (a, b) in records.iter().zip(&back) {
+                assert_eq!(a, b, "{}", a.id);
+            }
+        }
+    }
+
+    #[test]
+    fn generator_names_parse() {
+        assert_eq!(Generator::parse("synth"), Some(Generator::Synth));
+        assert_eq!(Generator::parse(" Census "), Some(Generator::Census));
+        assert_eq!(Generator::parse("other"), None);
+        assert_eq!(Generator::default(), Generator::Synth);
     }
 
     #[test]

@@ -460,9 +460,218 @@ pub fn vector_without_names(a: &Prepared, b: &Prepared) -> Vector {
     v
 }
 
+/// A field value packed into 16 bytes for the batch hot path: a value of up to 15 bytes is
+/// stored inline (bytes, then its length in the last byte: equality is exact); a longer one
+/// as a 120-bit hash under a marker byte (equal values give equal hashes; two different long
+/// values share one with probability 2^-120). The empty value is all zeros.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Packed(u128);
+
+const HASHED: u8 = 0xff;
+
+impl Packed {
+    pub fn new(s: &str) -> Packed {
+        let b = s.as_bytes();
+        let mut x = [0u8; 16];
+        if b.len() <= 15 {
+            x[..b.len()].copy_from_slice(b);
+            x[15] = b.len() as u8;
+            return Packed(u128::from_le_bytes(x));
+        }
+        let hash = |seed: u64| {
+            let mut h = seed;
+            for &c in b {
+                h = (h ^ u64::from(c)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+            h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            h ^ (h >> 31)
+        };
+        let v = (u128::from(hash(0xcbf2_9ce4_8422_2325)) << 64)
+            | u128::from(hash(0x9e37_79b9_7f4a_7c15));
+        Packed((v & !(0xffu128 << 120)) | (u128::from(HASHED) << 120))
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The inline bytes, or None for a hashed (long) value.
+    fn inline(&self) -> Option<([u8; 16], usize)> {
+        let x = self.0.to_le_bytes();
+        (x[15] != HASHED).then_some((x, usize::from(x[15])))
+    }
+}
+
+/// [`one_typo`] on packed values; long (hashed) values are compared from their text.
+fn one_typo_packed(a: Packed, b: Packed, text_a: &str, text_b: &str) -> bool {
+    match (a.inline(), b.inline()) {
+        (Some((x, n)), Some((y, m))) => {
+            n == m
+                && one_typo(
+                    std::str::from_utf8(&x[..n]).unwrap_or(""),
+                    std::str::from_utf8(&y[..m]).unwrap_or(""),
+                )
+        }
+        _ => one_typo(text_a, text_b),
+    }
+}
+
+/// The fields of a record that [`vector_without_names`] compares, packed into one small block
+/// (no pointers to follow), for batch runs that compare each record many times.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CheapFields {
+    pub dob: Option<PartialDate>,
+    pub sex: Option<verity_model::Sex>,
+    pub country: Packed,
+    pub region: Packed,
+    pub postcode: Packed,
+    pub locality: Packed,
+    pub street: Packed,
+    pub street_number: Packed,
+    /// Identifier fields in the order of [`IDENTIFIER_FIELDS`] (passport: the number).
+    pub ids: [Packed; 8],
+    pub passport_country: Packed,
+}
+
+impl CheapFields {
+    pub fn of(p: &Prepared) -> CheapFields {
+        CheapFields {
+            dob: p.dob,
+            sex: p.sex,
+            country: Packed::new(&p.country_of_birth),
+            region: Packed::new(&p.region),
+            postcode: Packed::new(&p.postcode),
+            locality: Packed::new(&p.locality),
+            street: Packed::new(&p.street),
+            street_number: Packed::new(&p.street_number),
+            ids: IDENTIFIER_FIELDS.map(|f| Packed::new(id_text(p, f))),
+            passport_country: Packed::new(&p.passport_country),
+        }
+    }
+}
+
+/// The text of an identifier field (passport: the number).
+fn id_text(p: &Prepared, field: usize) -> &str {
+    match field {
+        A_NUMBER => &p.a_number,
+        FBI => &p.fbi_number,
+        PASSPORT => &p.passport_number,
+        SSN => &p.ssn,
+        FIN => &p.fin,
+        STATE_ID => &p.state_id,
+        NATIONAL_ID => &p.national_id,
+        _ => &p.other_id,
+    }
+}
+
+/// [`vector_without_names`] from packed fields (`a`, `b` are the records they were packed
+/// from, read only for identifiers longer than 15 bytes). Same levels.
+pub fn vector_without_names_packed(
+    ca: &CheapFields,
+    cb: &CheapFields,
+    a: &Prepared,
+    b: &Prepared,
+) -> Vector {
+    let mut v = [0u8; N_FIELDS];
+    v[DOB] = dob_level(ca.dob, cb.dob);
+    v[SEX] = match (ca.sex, cb.sex) {
+        (Some(x), Some(y)) if x == y => const { lvl(SEX, "agree") },
+        (Some(_), Some(_)) => const { lvl(SEX, "disagree") },
+        _ => 0,
+    };
+    v[COUNTRY] = if ca.country.is_empty() || cb.country.is_empty() {
+        0
+    } else if ca.country == cb.country {
+        const { lvl(COUNTRY, "agree") }
+    } else {
+        const { lvl(COUNTRY, "disagree") }
+    };
+    for (k, &f) in IDENTIFIER_FIELDS.iter().enumerate() {
+        let (x, y) = (ca.ids[k], cb.ids[k]);
+        if x.is_empty() || y.is_empty() {
+            continue;
+        }
+        v[f] = if f == PASSPORT {
+            let same_country = ca.passport_country == cb.passport_country;
+            if same_country && x == y {
+                const { lvl(PASSPORT, "exact") }
+            } else if same_country && one_typo_packed(x, y, &a.passport_number, &b.passport_number)
+            {
+                const { lvl(PASSPORT, "one_typo") }
+            } else if same_country {
+                const { lvl(PASSPORT, "same_country_other_number") }
+            } else {
+                const { lvl(PASSPORT, "other_country") }
+            }
+        } else {
+            let n = FIELDS[f].levels.len() as u8;
+            if x == y {
+                1
+            } else if n == 4 && one_typo_packed(x, y, id_text(a, f), id_text(b, f)) {
+                2
+            } else {
+                n - 1
+            }
+        };
+    }
+    let has = |c: &CheapFields| {
+        !(c.street.is_empty()
+            && c.locality.is_empty()
+            && c.postcode.is_empty()
+            && c.region.is_empty())
+    };
+    if has(ca) && has(cb) {
+        let eq = |x: Packed, y: Packed| !x.is_empty() && x == y;
+        let street = eq(ca.street, cb.street)
+            && (ca.street_number.is_empty()
+                || cb.street_number.is_empty()
+                || ca.street_number == cb.street_number);
+        let place = eq(ca.postcode, cb.postcode) || eq(ca.locality, cb.locality);
+        v[ADDRESS] = if street && place {
+            const { lvl(ADDRESS, "street_and_place") }
+        } else if eq(ca.postcode, cb.postcode) && eq(ca.locality, cb.locality) {
+            const { lvl(ADDRESS, "postcode_and_locality") }
+        } else if place {
+            const { lvl(ADDRESS, "locality_or_postcode") }
+        } else if eq(ca.region, cb.region) {
+            const { lvl(ADDRESS, "region_only") }
+        } else {
+            const { lvl(ADDRESS, "disagree") }
+        };
+    }
+    v
+}
+
+/// [`CheapFields`] of every record, on all cores.
+pub fn cheap_fields_all(records: &[Prepared]) -> Vec<CheapFields> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, 16);
+    let chunk = records.len().div_ceil(threads * 4).max(1);
+    let parts: Vec<&[Prepared]> = records.chunks(chunk).collect();
+    crate::model::parallel_map(parts.len(), |k| {
+        parts[k].iter().map(CheapFields::of).collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 /// The name fields' levels (given, middle, family) of a pair.
 pub fn name_levels(a: &Prepared, b: &Prepared) -> [u8; 3] {
     let (given, middle, family, swapped) = compare_levels(&a.name, &b.name);
+    levels_of_agreements(given, middle, family, swapped)
+}
+
+/// The name fields' levels (given, middle, family) from the agreements a name comparison
+/// reports (`verity_names::compare_levels` or its prepared-name form).
+pub fn levels_of_agreements(
+    given: NameAgreement,
+    middle: NameAgreement,
+    family: NameAgreement,
+    swapped: bool,
+) -> [u8; 3] {
     [
         name_level(GIVEN, given, swapped),
         name_level(MIDDLE, middle, false),
@@ -615,6 +824,48 @@ mod tests {
             label(ADDRESS, compare(&a, &a).0[ADDRESS]),
             "locality_or_postcode"
         );
+    }
+
+    #[test]
+    fn packed_fields_give_the_same_levels() {
+        use crate::bench::{generate, BenchConfig};
+        use crate::record::Record;
+        let w = generate(&BenchConfig {
+            identities: 150,
+            probes: 60,
+            seed: 12,
+            hard_negative_share: 0.35,
+        });
+        let mut records: Vec<Record> = w.gallery.iter().chain(&w.probes).cloned().collect();
+        // long values (hashed when packed), one typo apart, equal, or of other lengths
+        let long = [
+            "AB12345678901234567",
+            "AB12345678901234576",
+            "AB1234567890123456",
+        ];
+        for (k, r) in records.iter_mut().enumerate().take(40) {
+            r.national_id = Some(long[k % 3].to_string());
+            r.other_id = Some(long[k % 2].to_string());
+            r.identity.address.street = if k % 2 == 0 {
+                "A VERY LONG STREET NAME INDEED".into()
+            } else {
+                "A VERY LONG STREET NAME INDEEX".into()
+            };
+        }
+        let p: Vec<Prepared> = records.iter().map(Prepared::from_record).collect();
+        let c: Vec<CheapFields> = p.iter().map(CheapFields::of).collect();
+        for i in 0..p.len() {
+            for j in 0..p.len() {
+                assert_eq!(
+                    vector_without_names(&p[i], &p[j]),
+                    vector_without_names_packed(&c[i], &c[j], &p[i], &p[j]),
+                    "records {i} and {j}"
+                );
+            }
+        }
+        assert_eq!(Packed::new(""), Packed::default());
+        assert_ne!(Packed::new(long[0]), Packed::new(long[1]));
+        assert_eq!(Packed::new(long[0]), Packed::new(long[0]));
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Batch link (two files) and dedupe (one file): blocking, EM training, scoring, selection of
 //! output pairs (threshold and/or top-K) and clustering into stable person ids.
 
-use crate::model::{Model, Pair, TrainOptions};
-use crate::record::{is_identifier_key, Prepared, Record};
+use crate::compare::CheapFields;
+use crate::model::{Model, NameLevelsFn, Pair, RecordTerms, TrainOptions};
+use crate::record::{Prepared, Record};
 use std::collections::HashMap;
+use verity_names::{compare_levels_prepared, PreparedName, TokenTable};
 
 #[derive(Debug, Clone)]
 pub struct LinkOptions {
@@ -54,6 +56,39 @@ fn threads() -> usize {
         .clamp(1, 16)
 }
 
+/// The names of a link or dedupe run interned once in a [`TokenTable`], so that comparing a
+/// pair's names costs id comparisons instead of string work. [`PreparedNames::levels`] gives
+/// exactly what [`crate::compare::name_levels`] gives for the same records (the tests compare
+/// the two paths).
+pub struct PreparedNames {
+    table: TokenTable,
+    left: Vec<PreparedName>,
+    right: Option<Vec<PreparedName>>,
+}
+
+impl PreparedNames {
+    /// Interns the names of `left` and (link) `right`; index `i` is record `i` of its side.
+    pub fn new(left: &[Prepared], right: Option<&[Prepared]>) -> PreparedNames {
+        let mut table = TokenTable::new();
+        let left = left.iter().map(|p| table.prepare(&p.name)).collect();
+        let right = right.map(|r| r.iter().map(|p| table.prepare(&p.name)).collect());
+        PreparedNames { table, left, right }
+    }
+
+    /// The name levels (given, middle, family) of left record `i` and right (dedupe: left)
+    /// record `j`; all null for an index out of range.
+    pub fn levels(&self, i: u32, j: u32) -> [u8; 3] {
+        let other = self.right.as_deref().unwrap_or(&self.left);
+        match (self.left.get(i as usize), other.get(j as usize)) {
+            (Some(a), Some(b)) => {
+                let (given, middle, family, swapped) = compare_levels_prepared(a, b, &self.table);
+                crate::compare::levels_of_agreements(given, middle, family, swapped)
+            }
+            _ => [0; 3],
+        }
+    }
+}
+
 /// Prepares records on all cores, in order.
 pub fn prepare_all(records: &[Record]) -> Vec<Prepared> {
     let chunk = records.len().div_ceil(threads() * 4).max(1);
@@ -69,36 +104,95 @@ pub fn prepare_all(records: &[Record]) -> Vec<Prepared> {
     .collect()
 }
 
-/// Blocking keys of each record as 64-bit hashes, computed once per record on all cores.
-/// The top bit marks identifier keys (never dropped for being frequent). A hash collision can
-/// only merge two buckets (extra candidates, which scoring rejects), never lose a pair.
-fn hashed_keys(records: &[Prepared]) -> Vec<Vec<u64>> {
-    use std::hash::Hasher;
+/// Blocking keys of every record as 64-bit hashes ([`Prepared::blocking_key_hashes`]), one
+/// flat array with per-record offsets, computed on all cores. Each record's keys are sorted
+/// and free of repeats.
+struct RecordKeys {
+    start: Vec<usize>,
+    keys: Vec<u64>,
+}
+
+impl RecordKeys {
+    fn of(&self, i: usize) -> &[u64] {
+        &self.keys[self.start[i]..self.start[i + 1]]
+    }
+
+    fn len(&self) -> usize {
+        self.start.len() - 1
+    }
+}
+
+fn hashed_keys(records: &[Prepared]) -> RecordKeys {
     let chunk = records.len().div_ceil(threads() * 4).max(1);
     let parts: Vec<&[Prepared]> = records.chunks(chunk).collect();
-    crate::model::parallel_map(parts.len(), |k| {
-        parts[k]
-            .iter()
-            .map(|p| {
-                let mut keys: Vec<u64> = p
-                    .blocking_keys()
-                    .iter()
-                    .map(|key| {
-                        let mut h = fnv::FnvHasher::default();
-                        h.write(key.as_bytes());
-                        let flag = if is_identifier_key(key) { 1 << 63 } else { 0 };
-                        (h.finish() >> 1) | flag
-                    })
-                    .collect();
-                keys.sort_unstable();
-                keys.dedup();
-                keys
-            })
-            .collect::<Vec<_>>()
-    })
-    .into_iter()
-    .flatten()
-    .collect()
+    let done = crate::model::parallel_map(parts.len(), |k| {
+        let mut keys = Vec::with_capacity(parts[k].len() * 12);
+        let mut ends = Vec::with_capacity(parts[k].len());
+        let mut mine = Vec::with_capacity(24);
+        for p in parts[k] {
+            mine.clear();
+            p.blocking_key_hashes(&mut mine);
+            mine.sort_unstable();
+            mine.dedup();
+            keys.extend_from_slice(&mine);
+            ends.push(keys.len());
+        }
+        (keys, ends)
+    });
+    let total = done.iter().map(|d| d.0.len()).sum();
+    let mut out = RecordKeys {
+        start: Vec::with_capacity(records.len() + 1),
+        keys: Vec::with_capacity(total),
+    };
+    out.start.push(0);
+    for (keys, ends) in done {
+        let base = out.keys.len();
+        out.start.extend(ends.iter().map(|e| base + e));
+        out.keys.extend(keys);
+    }
+    out
+}
+
+/// Sorts (key, index) entries on all cores: a counting pass splits them by the top byte of the
+/// key (so the split parts are already in order), then each part is sorted on its own.
+fn par_sort_entries(entries: Vec<(u64, u32)>) -> Vec<(u64, u32)> {
+    let n_threads = threads();
+    if entries.len() < 1 << 16 || n_threads == 1 {
+        let mut e = entries;
+        e.sort_unstable();
+        return e;
+    }
+    let mut counts = vec![0usize; 256];
+    for e in &entries {
+        counts[(e.0 >> 56) as usize] += 1;
+    }
+    let mut next = vec![0usize; 256];
+    for b in 1..256 {
+        next[b] = next[b - 1] + counts[b - 1];
+    }
+    let mut out = vec![(0u64, 0u32); entries.len()];
+    for e in entries {
+        let b = (e.0 >> 56) as usize;
+        out[next[b]] = e;
+        next[b] += 1;
+    }
+    let mut groups: Vec<Vec<&mut [(u64, u32)]>> = (0..n_threads).map(|_| Vec::new()).collect();
+    let mut rest = &mut out[..];
+    for (b, &c) in counts.iter().enumerate() {
+        let (part, tail) = rest.split_at_mut(c);
+        groups[b % n_threads].push(part);
+        rest = tail;
+    }
+    std::thread::scope(|s| {
+        for group in groups {
+            s.spawn(move || {
+                for part in group {
+                    part.sort_unstable();
+                }
+            });
+        }
+    });
+    out
 }
 
 /// Candidate pairs sharing at least one blocking key. In dedupe (`right` = None) only i < j.
@@ -110,8 +204,23 @@ pub fn candidate_pairs(
     candidate_pairs_within(left, right, max_bucket, usize::MAX)
 }
 
+/// Marks left-side entries in the blocking join (indexes stay below 2^31).
+const LEFT_SIDE: u32 = 1 << 31;
+
+/// One blocking key's bucket: its right-side members are `members[from..to]`.
+struct Bucket {
+    key: u64,
+    from: usize,
+    to: usize,
+    left_members: usize,
+}
+
 /// [`candidate_pairs`] under a budget of `max_pairs_per_record` (see
 /// [`LinkOptions::max_pairs_per_record`]): the largest name/date buckets are dropped first.
+///
+/// Blocking is a sort-merge join on hashed keys: every (key, record) entry of both sides is
+/// sorted once, each run of equal keys is a bucket, and each left record then visits the
+/// buckets it belongs to.
 pub fn candidate_pairs_within(
     left: &[Prepared],
     right: Option<&[Prepared]>,
@@ -119,49 +228,116 @@ pub fn candidate_pairs_within(
     max_pairs_per_record: usize,
 ) -> Vec<Pair> {
     let other = right.unwrap_or(left);
+    let dedupe = right.is_none();
+    if left.len() >= LEFT_SIDE as usize || other.len() >= LEFT_SIDE as usize {
+        // u32 pair indexes cannot address more records; no realistic input comes near this
+        return Vec::new();
+    }
     let left_keys = hashed_keys(left);
-    let other_keys_owned;
     let other_keys = match right {
-        Some(r) => {
-            other_keys_owned = hashed_keys(r);
-            &other_keys_owned
-        }
-        None => &left_keys,
+        Some(r) => hashed_keys(r),
+        None => RecordKeys {
+            start: vec![0],
+            keys: Vec::new(),
+        },
     };
-    let mut buckets: HashMap<u64, Vec<u32>, fnv::FnvBuildHasher> = HashMap::default();
-    for (j, keys) in other_keys.iter().enumerate() {
-        for &k in keys {
-            buckets.entry(k).or_default().push(j as u32);
+    let other_keys = if dedupe { &left_keys } else { &other_keys };
+    let mut entries: Vec<(u64, u32)> =
+        Vec::with_capacity(other_keys.keys.len() + if dedupe { 0 } else { left_keys.keys.len() });
+    for j in 0..other_keys.len() {
+        entries.extend(other_keys.of(j).iter().map(|&k| (k, j as u32)));
+    }
+    if !dedupe {
+        for i in 0..left_keys.len() {
+            entries.extend(left_keys.of(i).iter().map(|&k| (k, LEFT_SIDE | i as u32)));
         }
     }
-    buckets.retain(|k, v| v.len() <= max_bucket || k >> 63 == 1);
+    let entries = par_sort_entries(entries);
+
+    // buckets (runs of equal keys) that can produce a pair and are not too frequent
+    let mut buckets: Vec<Bucket> = Vec::new();
+    let mut members: Vec<u32> = Vec::with_capacity(entries.len() / 2);
+    let mut left_of: Vec<(u32, u32)> = Vec::new();
+    let mut k = 0;
+    while k < entries.len() {
+        let key = entries[k].0;
+        let end = k + entries[k..].iter().take_while(|e| e.0 == key).count();
+        let run = &entries[k..end];
+        // right-side entries sort before left-side ones (the LEFT_SIDE bit)
+        let n_other = run.iter().take_while(|e| e.1 < LEFT_SIDE).count();
+        let n_left = if dedupe { n_other } else { run.len() - n_other };
+        let identifier = key >> 63 == 1;
+        let useful = if dedupe {
+            n_other >= 2
+        } else {
+            n_other >= 1 && n_left >= 1
+        };
+        if useful && (n_other <= max_bucket || identifier) {
+            let b = buckets.len() as u32;
+            let from = members.len();
+            members.extend(run[..n_other].iter().map(|e| e.1));
+            let lefts = if dedupe {
+                &run[..n_other]
+            } else {
+                &run[n_other..]
+            };
+            left_of.extend(lefts.iter().map(|e| (e.1 & !LEFT_SIDE, b)));
+            buckets.push(Bucket {
+                key,
+                from,
+                to: members.len(),
+                left_members: n_left,
+            });
+        }
+        k = end;
+    }
+    drop(entries);
     let budget = max_pairs_per_record.saturating_mul(left.len().max(1));
-    let dedupe = right.is_none();
-    drop_largest_buckets(&mut buckets, &left_keys, dedupe, budget);
+    let dropped = drop_largest_buckets(&buckets, dedupe, budget);
+
+    // each left record's buckets (counting sort by record)
+    let mut start = vec![0usize; left.len() + 1];
+    for &(i, b) in &left_of {
+        if !dropped[b as usize] {
+            start[i as usize + 1] += 1;
+        }
+    }
+    for i in 0..left.len() {
+        start[i + 1] += start[i];
+    }
+    let mut fill = start.clone();
+    let mut of_left = vec![0u32; start[left.len()]];
+    for &(i, b) in &left_of {
+        if !dropped[b as usize] {
+            of_left[fill[i as usize]] = b;
+            fill[i as usize] += 1;
+        }
+    }
+    drop(left_of);
+
     let n_threads = threads();
     let chunk = left.len().div_ceil(n_threads * 4).max(1);
-    let parts: Vec<&[Vec<u64>]> = left_keys.chunks(chunk).collect();
-    let buckets = &buckets;
-    crate::model::parallel_map(parts.len(), |c| {
+    let n_chunks = left.len().div_ceil(chunk);
+    let (buckets, members, start, of_left) = (&buckets, &members, &start, &of_left);
+    crate::model::parallel_map(n_chunks, |c| {
         let mut seen = vec![u32::MAX; other.len()];
         let mut local = Vec::new();
         let mut mine = Vec::new();
-        for (off, keys) in parts[c].iter().enumerate() {
-            let i = (c * chunk + off) as u32;
+        for i in c * chunk..((c + 1) * chunk).min(left.len()) {
+            let i32_ = i as u32;
             mine.clear();
-            for k in keys {
-                if let Some(b) = buckets.get(k) {
-                    for &j in b {
-                        if (dedupe && j <= i) || seen[j as usize] == i {
-                            continue;
-                        }
-                        seen[j as usize] = i;
-                        mine.push(j);
+            for &b in &of_left[start[i]..start[i + 1]] {
+                let bucket = &buckets[b as usize];
+                for &j in &members[bucket.from..bucket.to] {
+                    if (dedupe && j <= i32_) || seen[j as usize] == i32_ {
+                        continue;
                     }
+                    seen[j as usize] = i32_;
+                    mine.push(j);
                 }
             }
             mine.sort_unstable();
-            local.extend(mine.iter().map(|&j| (i, j)));
+            local.extend(mine.iter().map(|&j| (i32_, j)));
         }
         local
     })
@@ -170,52 +346,42 @@ pub fn candidate_pairs_within(
     .collect()
 }
 
-/// Drops name/date buckets, largest first (ties by key: deterministic), while the pairs they
-/// would generate exceed `budget`.
-fn drop_largest_buckets(
-    buckets: &mut HashMap<u64, Vec<u32>, fnv::FnvBuildHasher>,
-    left_keys: &[Vec<u64>],
-    dedupe: bool,
-    budget: usize,
-) {
+/// Which buckets to drop: name/date buckets, largest first (ties by key: deterministic),
+/// while the pairs they would generate exceed `budget`.
+fn drop_largest_buckets(buckets: &[Bucket], dedupe: bool, budget: usize) -> Vec<bool> {
+    let mut dropped = vec![false; buckets.len()];
     if budget == usize::MAX {
-        return;
+        return dropped;
     }
-    let mut left_count: HashMap<u64, usize, fnv::FnvBuildHasher> = HashMap::default();
-    if !dedupe {
-        for keys in left_keys {
-            for &k in keys {
-                if buckets.contains_key(&k) {
-                    *left_count.entry(k).or_default() += 1;
-                }
-            }
+    let cost = |b: &Bucket| {
+        let n = b.to - b.from;
+        if dedupe {
+            n * n.saturating_sub(1) / 2
+        } else {
+            n * b.left_members
         }
-    }
-    let mut costs: Vec<(usize, u64, usize)> = buckets
-        .iter()
-        .filter(|(k, _)| *k >> 63 == 0)
-        .map(|(&k, v)| {
-            let n = v.len();
-            let cost = if dedupe {
-                n * n.saturating_sub(1) / 2
-            } else {
-                n * left_count.get(&k).copied().unwrap_or(0)
-            };
-            (n, k, cost)
-        })
+    };
+    let mut order: Vec<usize> = (0..buckets.len())
+        .filter(|&b| buckets[b].key >> 63 == 0)
         .collect();
-    let mut total: usize = costs.iter().map(|c| c.2).sum();
+    let mut total: usize = order.iter().map(|&b| cost(&buckets[b])).sum();
     if total <= budget {
-        return;
+        return dropped;
     }
-    costs.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    for (_, k, cost) in costs {
+    let size = |b: usize| buckets[b].to - buckets[b].from;
+    order.sort_unstable_by(|&x, &y| {
+        size(y)
+            .cmp(&size(x))
+            .then(buckets[x].key.cmp(&buckets[y].key))
+    });
+    for b in order {
         if total <= budget {
             break;
         }
-        buckets.remove(&k);
-        total -= cost;
+        dropped[b] = true;
+        total -= cost(&buckets[b]);
     }
+    dropped
 }
 
 /// Match probabilities of pairs, computed in parallel, in the order of `pairs`.
@@ -326,6 +492,22 @@ pub fn score_and_select(
     threshold: f64,
     top: Option<usize>,
 ) -> Vec<LinkPair> {
+    let prepared = PreparedNames::new(left, right);
+    let names = |i: u32, j: u32| prepared.levels(i, j);
+    score_and_select_with_names(model, left, right, pairs, threshold, top, &names)
+}
+
+/// [`score_and_select`] with the name levels of a pair (left index, other index) given by
+/// `names` (see [`NameLevelsFn`]); the selection is the same.
+pub fn score_and_select_with_names(
+    model: &Model,
+    left: &[Prepared],
+    right: Option<&[Prepared]>,
+    pairs: &[Pair],
+    threshold: f64,
+    top: Option<usize>,
+    names: &NameLevelsFn<'_>,
+) -> Vec<LinkPair> {
     let dedupe = right.is_none();
     if dedupe && top.is_some() {
         let scores = score_pairs(model, left, right, pairs);
@@ -348,6 +530,23 @@ pub fn score_and_select(
         }
     }
     starts.push(pairs.len());
+    let left_terms = record_terms(model, left);
+    let other_terms = match right {
+        Some(r) => record_terms(model, r),
+        None => Vec::new(),
+    };
+    let other_terms = if dedupe { &left_terms } else { &other_terms };
+    let left_cheap = crate::compare::cheap_fields_all(left);
+    let right_cheap = right.map(crate::compare::cheap_fields_all);
+    let sides = Sides {
+        left,
+        other,
+        left_terms: &left_terms,
+        other_terms,
+        left_cheap: &left_cheap,
+        other_cheap: right_cheap.as_deref().unwrap_or(&left_cheap),
+        names,
+    };
     let n_groups = starts.len() - 1;
     let n_threads = threads();
     let per = n_groups.div_ceil(n_threads * 8).max(1);
@@ -360,7 +559,7 @@ pub fn score_and_select(
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..n_threads.min(tasks.len()).max(1))
             .map(|_| {
-                let (tasks, next) = (&tasks, &next);
+                let (tasks, next, sides) = (&tasks, &next, &sides);
                 s.spawn(move || {
                     let mut done = Vec::new();
                     let mut scratch = Vec::new();
@@ -376,8 +575,7 @@ pub fn score_and_select(
                             let end = k + pairs[k..to].iter().take_while(|p| p.0 == i).count();
                             select_group(
                                 model,
-                                left,
-                                other,
+                                sides,
                                 &pairs[k..end],
                                 threshold,
                                 top,
@@ -400,27 +598,62 @@ pub fn score_and_select(
     results.into_iter().flat_map(|r| r.1).collect()
 }
 
+/// Both sides of a scoring run with each record's term frequencies looked up once.
+struct Sides<'a> {
+    left: &'a [Prepared],
+    other: &'a [Prepared],
+    left_terms: &'a [RecordTerms],
+    other_terms: &'a [RecordTerms],
+    left_cheap: &'a [CheapFields],
+    other_cheap: &'a [CheapFields],
+    names: &'a NameLevelsFn<'a>,
+}
+
+/// [`Model::record_terms`] of every record, on all cores.
+fn record_terms(model: &Model, records: &[Prepared]) -> Vec<RecordTerms> {
+    let chunk = records.len().div_ceil(threads() * 4).max(1);
+    let parts: Vec<&[Prepared]> = records.chunks(chunk).collect();
+    crate::model::parallel_map(parts.len(), |k| {
+        parts[k]
+            .iter()
+            .map(|p| model.record_terms(p))
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 /// One left record's candidates: bound, visit best bound first, score exactly while useful.
-#[allow(clippy::too_many_arguments)]
 fn select_group(
     model: &Model,
-    left: &[Prepared],
-    other: &[Prepared],
+    sides: &Sides<'_>,
     group: &[Pair],
     threshold: f64,
     top: Option<usize>,
     scratch: &mut Vec<(f64, u32, crate::compare::Vector)>,
     out: &mut Vec<LinkPair>,
 ) {
-    let Some(a) = group.first().and_then(|p| left.get(p.0 as usize)) else {
+    let Some(first) = group.first() else {
         return;
     };
-    let i = group[0].0;
+    let i = first.0;
+    let (Some(a), Some(ta), Some(ca)) = (
+        sides.left.get(i as usize),
+        sides.left_terms.get(i as usize),
+        sides.left_cheap.get(i as usize),
+    ) else {
+        return;
+    };
     scratch.clear();
     for &(_, j) in group {
-        if let Some(b) = other.get(j as usize) {
-            let v = crate::compare::vector_without_names(a, b);
-            scratch.push((model.final_weight_bound(a, b, &v), j, v));
+        if let (Some(b), Some(tb), Some(cb)) = (
+            sides.other.get(j as usize),
+            sides.other_terms.get(j as usize),
+            sides.other_cheap.get(j as usize),
+        ) {
+            let v = crate::compare::vector_without_names_packed(ca, cb, a, b);
+            scratch.push((model.bound_with_terms(a, b, ta, tb, &v), j, v));
         }
     }
     scratch.sort_unstable_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
@@ -434,12 +667,12 @@ fn select_group(
         if below_threshold && below_top {
             break;
         }
-        let b = &other[j as usize];
-        let names = crate::compare::name_levels(a, b);
+        let (b, tb) = (&sides.other[j as usize], &sides.other_terms[j as usize]);
+        let names = (sides.names)(i, j);
         v[crate::compare::GIVEN] = names[0];
         v[crate::compare::MIDDLE] = names[1];
         v[crate::compare::FAMILY] = names[2];
-        let w = model.final_weight_of(a, b, &v);
+        let w = model.final_weight_with_terms(a, b, ta, tb, &v);
         let pos = best
             .iter()
             .position(|&(bw, bj)| w > bw || (w == bw && j < bj))
@@ -472,8 +705,18 @@ pub fn link(left: &[Record], right: Option<&[Record]>, opts: &LinkOptions) -> Li
         opts.max_bucket,
         opts.max_pairs_per_record,
     );
-    let model = Model::train(&lp, rp.as_deref(), &pairs, &opts.train);
-    let selected = score_and_select(&model, &lp, rp.as_deref(), &pairs, opts.threshold, opts.top);
+    let prepared = PreparedNames::new(&lp, rp.as_deref());
+    let names = |i: u32, j: u32| prepared.levels(i, j);
+    let model = Model::train_with_names(&lp, rp.as_deref(), &pairs, &opts.train, &names);
+    let selected = score_and_select_with_names(
+        &model,
+        &lp,
+        rp.as_deref(),
+        &pairs,
+        opts.threshold,
+        opts.top,
+        &names,
+    );
     LinkResult {
         pairs: selected,
         model,
@@ -574,6 +817,101 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Blocking as first written: string keys, one hash map of buckets.
+    fn reference_pairs(
+        left: &[Prepared],
+        right: Option<&[Prepared]>,
+        max_bucket: usize,
+    ) -> Vec<Pair> {
+        let other = right.unwrap_or(left);
+        let mut buckets: HashMap<String, Vec<u32>> = HashMap::new();
+        for (j, p) in other.iter().enumerate() {
+            let mut keys = p.blocking_keys();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                buckets.entry(k).or_default().push(j as u32);
+            }
+        }
+        let mut out = Vec::new();
+        for (i, p) in left.iter().enumerate() {
+            let mut mine: Vec<u32> = Vec::new();
+            for k in p.blocking_keys() {
+                let Some(b) = buckets.get(&k) else { continue };
+                if b.len() > max_bucket && !crate::record::is_identifier_key(&k) {
+                    continue;
+                }
+                mine.extend(b.iter().filter(|&&j| right.is_some() || j > i as u32));
+            }
+            mine.sort_unstable();
+            mine.dedup();
+            out.extend(mine.into_iter().map(|j| (i as u32, j)));
+        }
+        out
+    }
+
+    #[test]
+    fn sort_merge_blocking_equals_the_hash_map_reference() {
+        use crate::bench::{generate, BenchConfig};
+        let w = generate(&BenchConfig {
+            identities: 400,
+            probes: 150,
+            seed: 8,
+            hard_negative_share: 0.35,
+        });
+        let g: Vec<Prepared> = w.gallery.iter().map(Prepared::from_record).collect();
+        let p: Vec<Prepared> = w.probes.iter().map(Prepared::from_record).collect();
+        for max_bucket in [2, 5, 2000] {
+            assert_eq!(
+                candidate_pairs(&p, Some(&g), max_bucket),
+                reference_pairs(&p, Some(&g), max_bucket),
+                "link, max_bucket {max_bucket}"
+            );
+            assert_eq!(
+                candidate_pairs(&g, None, max_bucket),
+                reference_pairs(&g, None, max_bucket),
+                "dedupe, max_bucket {max_bucket}"
+            );
+        }
+        // under a budget: a subset, never losing a pair that shares an identifier (probes and
+        // their gallery mates share some)
+        let g: Vec<Prepared> = g.iter().chain(&p).cloned().collect();
+        let all = candidate_pairs(&g, None, 2000);
+        let within = candidate_pairs_within(&g, None, 2000, 0);
+        assert!(within.len() < all.len());
+        assert!(within.iter().all(|x| all.binary_search(x).is_ok()));
+        let shares_id = |&(i, j): &Pair| {
+            let ids = |k: u32| -> Vec<String> {
+                g[k as usize]
+                    .blocking_keys()
+                    .into_iter()
+                    .filter(|k| crate::record::is_identifier_key(k))
+                    .collect()
+            };
+            let a = ids(i);
+            ids(j).iter().any(|k| a.contains(k))
+        };
+        let id_pairs: Vec<&Pair> = all.iter().filter(|x| shares_id(x)).collect();
+        assert!(!id_pairs.is_empty());
+        assert!(id_pairs.iter().all(|x| within.binary_search(x).is_ok()));
+    }
+
+    #[test]
+    fn parallel_sort_sorts() {
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let entries: Vec<(u64, u32)> = (0..200_000u32)
+            .map(|k| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x, k)
+            })
+            .collect();
+        let mut want = entries.clone();
+        want.sort_unstable();
+        assert_eq!(par_sort_entries(entries), want);
     }
 
     #[test]

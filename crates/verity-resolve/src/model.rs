@@ -155,6 +155,15 @@ pub struct Scored {
     pub fields: Vec<FieldWeight>,
 }
 
+/// The term frequencies of one record's given name, family name and country of birth under a
+/// model ([`Model::record_terms`]): looked up once per record instead of once per pair.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RecordTerms {
+    given: f64,
+    family: f64,
+    country: f64,
+}
+
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
     pub seed: u64,
@@ -196,15 +205,19 @@ fn soft_cap(w: f64, cap: f64) -> f64 {
 }
 
 fn frequencies<'a>(values: impl Iterator<Item = &'a str>) -> (BTreeMap<String, f64>, usize) {
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    // counted under borrowed keys; only distinct values are copied
+    let mut counts: HashMap<&str, u64, fnv::FnvBuildHasher> = HashMap::default();
     let mut total = 0usize;
     for v in values.filter(|v| !v.is_empty()) {
-        *counts.entry(v.to_string()).or_default() += 1;
+        *counts.entry(v).or_default() += 1;
         total += 1;
     }
     let t = total.max(1) as f64;
     (
-        counts.into_iter().map(|(k, c)| (k, c as f64 / t)).collect(),
+        counts
+            .into_iter()
+            .map(|(k, c)| (k.to_string(), c as f64 / t))
+            .collect(),
         total,
     )
 }
@@ -295,6 +308,35 @@ const NAME_AGREES: [[bool; 16]; 2] = {
     t
 };
 
+/// How likely a namesake's birth date agrees at a birth-date level by chance.
+#[derive(Clone, Copy)]
+enum Coincidence {
+    /// Null or mismatch: any date would do.
+    Any,
+    /// Placeholder or year only: born the same year.
+    SameYear,
+    /// Otherwise the level's own u.
+    LevelU,
+}
+
+/// [`Coincidence`] of each birth-date level, by label, computed at compile time.
+const DOB_COINCIDENCE: [Coincidence; 16] = {
+    let mut t = [Coincidence::Any; 16];
+    let levels = FIELDS[compare::DOB].levels;
+    let mut l = 0;
+    while l < levels.len() {
+        t[l] = if label_in(levels[l], &["null", "mismatch"]) {
+            Coincidence::Any
+        } else if label_in(levels[l], &["exact_placeholder", "year_only_same_year"]) {
+            Coincidence::SameYear
+        } else {
+            Coincidence::LevelU
+        };
+        l += 1;
+    }
+    t
+};
+
 /// Levels at which an identifier field agrees (exact or one typo).
 const ID_AGREES: [[bool; 16]; N_FIELDS] = {
     let mut t = [[false; 16]; N_FIELDS];
@@ -332,6 +374,18 @@ fn family_exact_possible(a: &Prepared, b: &Prepared) -> bool {
 /// Indices of candidate pairs: (left index, right index). In dedupe both index one list.
 pub type Pair = (u32, u32);
 
+/// The name fields' levels (given, middle, family, as [`compare::name_levels`] gives them) of
+/// the pair (left index, other index): lets batch callers compare names in a prepared form.
+pub type NameLevelsFn<'a> = dyn Fn(u32, u32) -> [u8; 3] + Sync + 'a;
+
+/// The full comparison vector from the cheap fields and the name levels.
+fn with_names(mut v: Vector, names: [u8; 3]) -> Vector {
+    v[compare::GIVEN] = names[0];
+    v[compare::MIDDLE] = names[1];
+    v[compare::FAMILY] = names[2];
+    v
+}
+
 impl Model {
     /// Trains on `left` (dedupe) or `left` × `right` (link) over the given candidate pairs.
     /// Deterministic for the same inputs and seed.
@@ -340,6 +394,22 @@ impl Model {
         right: Option<&[Prepared]>,
         pairs: &[Pair],
         opts: &TrainOptions,
+    ) -> Model {
+        // names interned once: each pair's name levels then cost id comparisons (same levels)
+        let prepared = crate::link::PreparedNames::new(left, right);
+        let names = |i: u32, j: u32| prepared.levels(i, j);
+        Self::train_with_names(left, right, pairs, opts, &names)
+    }
+
+    /// [`Model::train`] with the name levels of a pair (left index, other index) given by
+    /// `names`, which must return what [`compare::name_levels`] returns for those records (the
+    /// model is then the same).
+    pub fn train_with_names(
+        left: &[Prepared],
+        right: Option<&[Prepared]>,
+        pairs: &[Pair],
+        opts: &TrainOptions,
+        names: &NameLevelsFn<'_>,
     ) -> Model {
         let other = right.unwrap_or(left);
         let all = || left.iter().chain(right.unwrap_or(&[]).iter());
@@ -366,6 +436,18 @@ impl Model {
         // random pairs in a fixed number of chunks, each with its own seed, so the sample does
         // not depend on how many threads run it
         const CHUNKS: usize = 8;
+        // the cheap fields packed once per record: random pairs touch two small blocks
+        let left_cheap = compare::cheap_fields_all(left);
+        let right_cheap = right.map(compare::cheap_fields_all);
+        let other_cheap = right_cheap.as_deref().unwrap_or(&left_cheap);
+        let cheap_vector = |i: usize, j: usize| -> Vector {
+            compare::vector_without_names_packed(
+                &left_cheap[i],
+                &other_cheap[j],
+                &left[i],
+                &other[j],
+            )
+        };
         let mut sampled = 0usize;
         let (mut dob_pairs, mut same_year) = (0usize, 0usize);
         if !left.is_empty() && !other.is_empty() && (right.is_some() || left.len() > 1) {
@@ -379,6 +461,10 @@ impl Model {
                 let mut counts: Vec<Vec<f64>> =
                     FIELDS.iter().map(|d| vec![0.0; d.levels.len()]).collect();
                 let (mut done, mut attempts, mut dp, mut sy) = (0usize, 0usize, 0usize, 0usize);
+                // draw the pairs first (the first `per_chunk_names` drawn get their names
+                // compared), then visit them in record order: the counts do not depend on the
+                // order, and neighbouring pairs share a record in the cache
+                let mut drawn: Vec<(u32, u32, bool)> = Vec::with_capacity(per_chunk);
                 while done < per_chunk && attempts < per_chunk * 4 {
                     attempts += 1;
                     let i = rng.gen_range(0..left.len());
@@ -386,19 +472,24 @@ impl Model {
                     if right.is_none() && i == j {
                         continue;
                     }
-                    let v = if done < per_chunk_names {
-                        compare::vector(&left[i], &other[j])
+                    drawn.push((i as u32, j as u32, done < per_chunk_names));
+                    done += 1;
+                }
+                drawn.sort_unstable();
+                for &(i, j, with_name) in &drawn {
+                    let (i, j) = (i as usize, j as usize);
+                    let v = if with_name {
+                        with_names(cheap_vector(i, j), names(i as u32, j as u32))
                     } else {
-                        compare::vector_without_names(&left[i], &other[j])
+                        cheap_vector(i, j)
                     };
-                    if let (Some(x), Some(y)) = (left[i].dob, other[j].dob) {
+                    if let (Some(x), Some(y)) = (left_cheap[i].dob, other_cheap[j].dob) {
                         dp += 1;
                         sy += usize::from(x.year == y.year);
                     }
                     for f in 0..N_FIELDS {
                         counts[f][v[f] as usize] += 1.0;
                     }
-                    done += 1;
                 }
                 (counts, done, dp, sy)
             });
@@ -455,8 +546,9 @@ impl Model {
             parallel_map(em_pairs.len().div_ceil(chunk), |k| {
                 let mut m: BTreeMap<Vector, f64> = BTreeMap::new();
                 for &(i, j) in em_pairs.iter().skip(k * chunk).take(chunk) {
-                    if let (Some(a), Some(b)) = (left.get(i as usize), other.get(j as usize)) {
-                        *m.entry(compare::vector(a, b)).or_default() += 1.0;
+                    if (i as usize) < left.len() && (j as usize) < other.len() {
+                        let v = with_names(cheap_vector(i as usize, j as usize), names(i, j));
+                        *m.entry(v).or_default() += 1.0;
                     }
                 }
                 m
@@ -649,32 +741,58 @@ impl Model {
         map.get(v).copied().unwrap_or(unseen).max(1e-12)
     }
 
-    /// Term-frequency adjustment of a name/country field (log2), so that the field's weight
-    /// reflects how common the agreeing value is.
-    fn tf_adjustment(&self, f: usize, level: u8, a: &str, b: &str) -> f64 {
-        let map = match f {
-            compare::GIVEN => &self.cache.given,
-            compare::FAMILY => &self.cache.family,
-            compare::COUNTRY => &self.cache.country,
-            _ => return 0.0,
-        };
-        if level == 0 || a.is_empty() {
-            return 0.0;
+    /// The term frequencies of a record's values (see [`RecordTerms`]).
+    pub fn record_terms(&self, p: &Prepared) -> RecordTerms {
+        let u = self.term_frequencies.unseen;
+        RecordTerms {
+            given: Self::freq(&self.cache.given, &p.given, u),
+            family: Self::freq(&self.cache.family, &p.family, u),
+            country: Self::freq(&self.cache.country, &p.country_of_birth, u),
         }
-        let fa = Self::freq(map, a, self.term_frequencies.unseen).max(Self::freq(
-            map,
-            b,
-            self.term_frequencies.unseen,
-        ));
-        self.tf_adjustment_with(f, level, fa)
     }
 
-    /// [`Self::tf_adjustment`] once the value's frequency `fa` is known (the larger of both sides).
-    fn tf_adjustment_with(&self, f: usize, level: u8, fa: f64) -> f64 {
-        let Some(exact) = self.fields.get(f).and_then(|fp| fp.levels.get(1)) else {
+    /// The larger frequency of a term-frequency field's values on both sides.
+    fn pair_frequency(f: usize, ta: &RecordTerms, tb: &RecordTerms) -> f64 {
+        match f {
+            compare::GIVEN => ta.given.max(tb.given),
+            compare::FAMILY => ta.family.max(tb.family),
+            _ => ta.country.max(tb.country),
+        }
+    }
+
+    /// Term-frequency adjustment of a name/country field (log2), so that the field's weight
+    /// reflects how common the agreeing value is. `a` is the left value (empty: no adjustment).
+    fn tf_adjustment(
+        &self,
+        f: usize,
+        level: u8,
+        a: &str,
+        ta: &RecordTerms,
+        tb: &RecordTerms,
+    ) -> f64 {
+        if !matches!(f, compare::GIVEN | compare::FAMILY | compare::COUNTRY)
+            || level == 0
+            || a.is_empty()
+        {
             return 0.0;
-        };
-        let tf_exact_weight = (exact.m.max(1e-12) / fa).log2();
+        }
+        let exact = self.tf_exact_weight(f, Self::pair_frequency(f, ta, tb));
+        self.tf_adjustment_with(f, level, exact)
+    }
+
+    /// Weight of an exact agreement on a value of frequency `fa` (the larger of both sides).
+    fn tf_exact_weight(&self, f: usize, fa: f64) -> f64 {
+        match self.fields.get(f).and_then(|fp| fp.levels.get(1)) {
+            Some(exact) => (exact.m.max(1e-12) / fa).log2(),
+            None => f64::NAN,
+        }
+    }
+
+    /// [`Self::tf_adjustment`] once the exact-agreement weight of the value is known.
+    fn tf_adjustment_with(&self, f: usize, level: u8, tf_exact_weight: f64) -> f64 {
+        if tf_exact_weight.is_nan() {
+            return 0.0;
+        }
         let base = self.weight(f, level);
         match TF_KIND[f][level as usize] {
             // a rare country says little more than a common one: bound its adjustment
@@ -700,27 +818,17 @@ impl Model {
     /// Expected number of other people in the reference population who share the given and
     /// family name and whose birth date agrees with this pair's at the observed level
     /// (exact, a typo away, same year when only the year is known, anything on mismatch).
-    fn expected_namesakes(&self, a: &Prepared, b: &Prepared, dob_level: u8) -> f64 {
-        let u = self.term_frequencies.unseen;
-        let fg = Self::freq(&self.cache.given, &a.given, u).max(Self::freq(
-            &self.cache.given,
-            &b.given,
-            u,
-        ));
-        let ff = Self::freq(&self.cache.family, &a.family, u).max(Self::freq(
-            &self.cache.family,
-            &b.family,
-            u,
-        ));
-        let label = FIELDS[compare::DOB]
-            .levels
+    fn expected_namesakes(&self, ta: &RecordTerms, tb: &RecordTerms, dob_level: u8) -> f64 {
+        let fg = ta.given.max(tb.given);
+        let ff = ta.family.max(tb.family);
+        let coincidence = match DOB_COINCIDENCE
             .get(dob_level as usize)
             .copied()
-            .unwrap_or("null");
-        let coincidence = match label {
-            "null" | "mismatch" => 1.0,
-            "exact_placeholder" | "year_only_same_year" => self.safety.same_year_probability,
-            _ => self
+            .unwrap_or(Coincidence::Any)
+        {
+            Coincidence::Any => 1.0,
+            Coincidence::SameYear => self.safety.same_year_probability,
+            Coincidence::LevelU => self
                 .fields
                 .get(compare::DOB)
                 .and_then(|f| f.levels.get(dob_level as usize))
@@ -757,12 +865,26 @@ impl Model {
         } else {
             (compare::vector(a, b), false)
         };
-        self.evaluate_vector(a, b, &v, swapped, explain)
+        let (ta, tb) = (self.record_terms(a), self.record_terms(b));
+        self.evaluate_vector(a, b, &ta, &tb, &v, swapped, explain)
     }
 
     /// Final log2-odds of a pair whose comparison vector is already known.
     pub fn final_weight_of(&self, a: &Prepared, b: &Prepared, v: &Vector) -> f64 {
-        self.evaluate_vector(a, b, v, false, false).1
+        let (ta, tb) = (self.record_terms(a), self.record_terms(b));
+        self.final_weight_with_terms(a, b, &ta, &tb, v)
+    }
+
+    /// [`Self::final_weight_of`] with both records' [`RecordTerms`] looked up in advance.
+    pub fn final_weight_with_terms(
+        &self,
+        a: &Prepared,
+        b: &Prepared,
+        ta: &RecordTerms,
+        tb: &RecordTerms,
+        v: &Vector,
+    ) -> f64 {
+        self.evaluate_vector(a, b, ta, tb, v, false, false).1
     }
 
     /// An upper bound on [`Self::final_weight`] of a pair from its cheap fields alone (`v` from
@@ -770,63 +892,142 @@ impl Model {
     /// Calibration is monotone and the safety cap only lowers, so the bound holds after both.
     /// Batch scoring skips the name alignment of pairs whose bound cannot reach the output.
     pub fn final_weight_bound(&self, a: &Prepared, b: &Prepared, v: &Vector) -> f64 {
+        let (ta, tb) = (self.record_terms(a), self.record_terms(b));
+        self.bound_with_terms(a, b, &ta, &tb, v)
+    }
+
+    /// [`Self::final_weight_bound`] with both records' [`RecordTerms`] looked up in advance.
+    pub fn bound_with_terms(
+        &self,
+        a: &Prepared,
+        b: &Prepared,
+        ta: &RecordTerms,
+        tb: &RecordTerms,
+        v: &Vector,
+    ) -> f64 {
         if let Calibration::Platt { a: slope, .. } = self.calibration {
             if slope.is_nan() || slope <= 0.0 {
                 return f64::INFINITY;
             }
         }
-        let mut raw = self.prior_log2_odds;
-        for (f, &level) in v.iter().enumerate() {
-            match f {
-                compare::GIVEN | compare::MIDDLE | compare::FAMILY => {
-                    let (va, vb) = match f {
-                        compare::GIVEN => (a.given.as_str(), b.given.as_str()),
-                        compare::FAMILY => (a.family.as_str(), b.family.as_str()),
-                        _ => ("", ""),
-                    };
-                    let levels = FIELDS[f].levels.len() as u8;
-                    let exact_possible = match f {
-                        compare::GIVEN => given_exact_possible(a, b),
-                        compare::FAMILY => family_exact_possible(a, b),
-                        _ => true,
-                    };
-                    let fa = if va.is_empty() {
-                        0.0
-                    } else {
-                        let map = if f == compare::GIVEN {
-                            &self.cache.given
-                        } else {
-                            &self.cache.family
-                        };
-                        let u = self.term_frequencies.unseen;
-                        Self::freq(map, va, u).max(Self::freq(map, vb, u))
-                    };
-                    raw += (1..levels)
-                        .filter(|&l| exact_possible || l != 1)
-                        .map(|l| {
-                            let tf = if va.is_empty() || f == compare::MIDDLE {
-                                0.0
-                            } else {
-                                self.tf_adjustment_with(f, l, fa)
-                            };
-                            self.weight(f, l) + tf
-                        })
-                        .fold(0.0f64, f64::max);
+        // best weight of each name field (given, middle, family) over the levels at which the
+        // names count as agreeing and over the others (null included, weight 0)
+        let mut agreeing = [f64::NEG_INFINITY; 3];
+        let mut other = [0.0f64; 3];
+        for (k, f) in [compare::GIVEN, compare::MIDDLE, compare::FAMILY]
+            .into_iter()
+            .enumerate()
+        {
+            let left_empty = match f {
+                compare::GIVEN => a.given.is_empty(),
+                compare::FAMILY => a.family.is_empty(),
+                _ => true,
+            };
+            let exact_possible = match f {
+                compare::GIVEN => given_exact_possible(a, b),
+                compare::FAMILY => family_exact_possible(a, b),
+                _ => true,
+            };
+            // no term-frequency adjustment for the middle name or an empty left value
+            let exact_weight = if left_empty {
+                f64::NAN
+            } else {
+                self.tf_exact_weight(f, Self::pair_frequency(f, ta, tb))
+            };
+            for l in 1..FIELDS[f].levels.len() as u8 {
+                if !exact_possible && l == 1 {
+                    continue;
                 }
-                compare::COUNTRY => {
-                    raw += self.weight(f, level)
-                        + self.tf_adjustment(f, level, &a.country_of_birth, &b.country_of_birth)
+                let w = self.weight(f, l) + self.tf_adjustment_with(f, l, exact_weight);
+                let agrees = match f {
+                    compare::GIVEN => NAME_AGREES[0][l as usize],
+                    compare::FAMILY => NAME_AGREES[1][l as usize],
+                    _ => false,
+                };
+                if agrees {
+                    agreeing[k] = agreeing[k].max(w);
+                } else {
+                    other[k] = other[k].max(w);
                 }
-                _ => raw += self.weight(f, level),
             }
         }
-        self.calibrate(raw)
+        let any = |k: usize| agreeing[k].max(other[k]);
+        // three cases cover every outcome of the name alignment: the names agree (sex and
+        // country then count as mostly implied, and the safety cap may apply), the given
+        // names do not, the family names do not. Each sum runs in the order of
+        // `evaluate_vector`, so rounding cannot lift the exact weight above its case's bound.
+        let mut agree_raw = self.prior_log2_odds + agreeing[0] + any(1) + agreeing[2];
+        let mut given_off_raw = self.prior_log2_odds + other[0] + any(1) + any(2);
+        let mut family_off_raw = self.prior_log2_odds + any(0) + any(1) + other[2];
+        for (f, &level) in v.iter().enumerate().skip(compare::FAMILY + 1) {
+            let (base, tf, _) = self.field_term(f, level, a, ta, tb, false);
+            let full = base + tf;
+            // only sex and country of birth weigh differently when the names agree
+            agree_raw += if matches!(f, compare::SEX | compare::COUNTRY) {
+                let (base, tf, _) = self.field_term(f, level, a, ta, tb, true);
+                base + tf
+            } else {
+                full
+            };
+            given_off_raw += full;
+            family_off_raw += full;
+        }
+        let mut agree = self.calibrate(agree_raw);
+        if agree_raw.is_finite() && !Self::identifier_agrees(v) {
+            let namesakes = self.expected_namesakes(ta, tb, v[compare::DOB]);
+            if namesakes >= self.safety.common_name_namesakes {
+                // a hair above the cap: the soft cap's two branches meet within 1e-9
+                agree = soft_cap(agree, p_to_log2_odds(self.safety.cap_probability)) + 1e-6;
+            }
+        }
+        agree
+            .max(self.calibrate(given_off_raw))
+            .max(self.calibrate(family_off_raw))
     }
 
+    /// One non-name field's weight in a pair's score: (level weight, term-frequency
+    /// adjustment, whether the agreement counted as implied by agreeing names).
+    fn field_term(
+        &self,
+        f: usize,
+        level: u8,
+        a: &Prepared,
+        ta: &RecordTerms,
+        tb: &RecordTerms,
+        names_agree: bool,
+    ) -> (f64, f64, bool) {
+        let va = match f {
+            compare::GIVEN => a.given.as_str(),
+            compare::FAMILY => a.family.as_str(),
+            compare::COUNTRY => a.country_of_birth.as_str(),
+            _ => "",
+        };
+        let base = self.weight(f, level);
+        let mut tf = self.tf_adjustment(f, level, va, ta, tb);
+        // when the names agree, agreeing sex and country of birth are mostly implied by the
+        // name; count at most a little of them (disagreement keeps its full weight)
+        let implied_cap = match f {
+            compare::SEX => Some(0.0),
+            compare::COUNTRY => Some(1.0),
+            _ => None,
+        };
+        let mut implied = false;
+        if let (Some(cap), true) = (implied_cap, names_agree) {
+            if base + tf > cap {
+                tf = cap - base;
+                implied = true;
+            }
+        }
+        (base, tf, implied)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn evaluate_vector(
         &self,
         a: &Prepared,
         b: &Prepared,
+        ta: &RecordTerms,
+        tb: &RecordTerms,
         v: &Vector,
         swapped: bool,
         explain: bool,
@@ -847,28 +1048,7 @@ impl Model {
             });
         }
         for f in 0..N_FIELDS {
-            let (va, vb) = match f {
-                compare::GIVEN => (a.given.as_str(), b.given.as_str()),
-                compare::FAMILY => (a.family.as_str(), b.family.as_str()),
-                compare::COUNTRY => (a.country_of_birth.as_str(), b.country_of_birth.as_str()),
-                _ => ("", ""),
-            };
-            let base = self.weight(f, v[f]);
-            let mut tf = self.tf_adjustment(f, v[f], va, vb);
-            // when the names agree, agreeing sex and country of birth are mostly implied by the
-            // name; count at most a little of them (disagreement keeps its full weight)
-            let implied_cap = match f {
-                compare::SEX => Some(0.0),
-                compare::COUNTRY => Some(1.0),
-                _ => None,
-            };
-            let mut implied = false;
-            if let (Some(cap), true) = (implied_cap, names_agree) {
-                if base + tf > cap {
-                    tf = cap - base;
-                    implied = true;
-                }
-            }
+            let (base, tf, implied) = self.field_term(f, v[f], a, ta, tb, names_agree);
             raw += base + tf;
             if explain {
                 let mut detail = compare::field_values(f, a, b);
@@ -903,7 +1083,7 @@ impl Model {
         }
         let mut fin = calibrated;
         if names_agree && !Self::identifier_agrees(&v) {
-            let namesakes = self.expected_namesakes(a, b, v[compare::DOB]);
+            let namesakes = self.expected_namesakes(ta, tb, v[compare::DOB]);
             if namesakes >= self.safety.common_name_namesakes {
                 fin = soft_cap(calibrated, p_to_log2_odds(self.safety.cap_probability));
                 if explain {
@@ -1072,13 +1252,25 @@ fn em(
     for it in 1..=max_iter {
         let mut m_acc: Vec<Vec<f64>> = fields.iter().map(|fp| vec![0.0; fp.levels.len()]).collect();
         let mut matches = 0.0;
+        // logarithms once per iteration, not once per pattern (same values, same sums)
+        let logs: Vec<Vec<(f64, f64)>> = fields
+            .iter()
+            .map(|fp| {
+                fp.levels
+                    .iter()
+                    .map(|lp| (lp.m.max(1e-300).ln(), lp.u.max(1e-300).ln()))
+                    .collect()
+            })
+            .collect();
+        let used: Vec<usize> = (0..N_FIELDS).filter(|&f| use_field[f]).collect();
+        let (log_lambda, log_not_lambda) = (lambda.ln(), (1.0 - lambda).ln());
         for (v, &count) in patterns {
-            let (mut lm, mut lu) = (lambda.ln(), (1.0 - lambda).ln());
-            for f in (0..N_FIELDS).filter(|&f| use_field[f]) {
+            let (mut lm, mut lu) = (log_lambda, log_not_lambda);
+            for &f in &used {
                 let l = v[f] as usize;
                 if !neutral[f][l] {
-                    lm += fields[f].levels[l].m.max(1e-300).ln();
-                    lu += fields[f].levels[l].u.max(1e-300).ln();
+                    lm += logs[f][l].0;
+                    lu += logs[f][l].1;
                 }
             }
             let p = 1.0 / (1.0 + (lu - lm).exp());

@@ -128,24 +128,45 @@ fn split_full_name(s: &str) -> PersonName {
 }
 
 /// Reads records from CSV bytes. `file` names the source in errors.
+///
+/// A large file without quote characters (so no field can hold a line break) is read on all
+/// cores in line-aligned chunks; the records, skipped rows and the first error are exactly
+/// those of reading it in one pass (a test checks this).
 pub fn read_records(
     bytes: &[u8],
     file: &str,
     schema: &Schema,
     skip_bad_rows: bool,
 ) -> Result<(Vec<Record>, Vec<SkippedRow>), ReadError> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(true)
-        .from_reader(bytes);
-    let header = rdr
-        .byte_headers()
-        .map_err(|e| ReadError::Header {
-            file: file.into(),
-            problem: e.to_string(),
-        })?
-        .clone();
-    let mut cols: BTreeMap<&str, usize> = BTreeMap::new();
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let chunks = if bytes.len() >= PARALLEL_MIN_BYTES {
+        threads.min(16) * 2
+    } else {
+        1
+    };
+    read_records_in(bytes, file, schema, skip_bad_rows, chunks)
+}
+
+/// Files smaller than this are read in one pass (threads would cost more than they save).
+const PARALLEL_MIN_BYTES: usize = 256 * 1024;
+
+/// Records of one chunk of rows: the records with their row number within the chunk, the
+/// skipped rows, the number of rows read, and the error that stopped the chunk.
+struct ChunkRead {
+    records: Vec<(u64, Record)>,
+    skipped: Vec<SkippedRow>,
+    rows: u64,
+    error: Option<ReadError>,
+}
+
+/// The header's columns: (role -> index) and the trimmed column names.
+type Columns<'a> = (BTreeMap<&'a str, usize>, Vec<String>);
+
+fn columns<'a>(
+    header: &csv::ByteRecord,
+    file: &str,
+    schema: &'a Schema,
+) -> Result<Columns<'a>, ReadError> {
     let names: Vec<String> = header
         .iter()
         .map(|h| {
@@ -155,6 +176,7 @@ pub fn read_records(
                 .to_string()
         })
         .collect();
+    let mut cols: BTreeMap<&str, usize> = BTreeMap::new();
     for (role, column) in &schema.roles {
         match names.iter().position(|n| n == column) {
             Some(i) => {
@@ -169,46 +191,195 @@ pub fn read_records(
             }
         }
     }
-    let mut out = Vec::new();
+    Ok((cols, names))
+}
+
+/// [`read_records`] with the body split into at most `chunks` line-aligned parts (1: one pass).
+fn read_records_in(
+    bytes: &[u8],
+    file: &str,
+    schema: &Schema,
+    skip_bad_rows: bool,
+    chunks: usize,
+) -> Result<(Vec<Record>, Vec<SkippedRow>), ReadError> {
+    let builder = || {
+        let mut b = csv::ReaderBuilder::new();
+        b.trim(csv::Trim::All).flexible(true);
+        b
+    };
+    let mut rdr = builder().from_reader(bytes);
+    let header = rdr
+        .byte_headers()
+        .map_err(|e| ReadError::Header {
+            file: file.into(),
+            problem: e.to_string(),
+        })?
+        .clone();
+    let (cols, names) = columns(&header, file, schema)?;
+    let body_start = rdr.position().byte() as usize;
+    let body = bytes.get(body_start..).unwrap_or(b"");
+    // quotes may hide line breaks inside a field, and blank lines or lone carriage returns
+    // make line numbers depend on the reader's state: such files are read in one pass
+    let parts = if chunks > 1 && plain_lines(body) {
+        split_lines(body, chunks)
+    } else {
+        Vec::new()
+    };
+    let mut done: Vec<ChunkRead> = if parts.len() > 1 {
+        let first_line = rdr.position().line();
+        let mut line = first_line;
+        let mut starts = Vec::with_capacity(parts.len());
+        for part in &parts {
+            starts.push(line);
+            line += part.iter().filter(|&&c| c == b'\n').count() as u64;
+        }
+        let (cols, names) = (&cols, &names);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .iter()
+                .zip(&starts)
+                .map(|(part, &line0)| {
+                    s.spawn(move || {
+                        let r = builder().has_headers(false).from_reader(*part);
+                        read_chunk(r, line0 - 1, cols, names, schema, file, skip_bad_rows)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| ChunkRead {
+                        records: Vec::new(),
+                        skipped: Vec::new(),
+                        rows: 0,
+                        error: Some(ReadError::Row {
+                            file: file.into(),
+                            line: 0,
+                            problem: "reader thread failed".into(),
+                        }),
+                    })
+                })
+                .collect()
+        })
+    } else {
+        vec![read_chunk(
+            rdr,
+            0,
+            &cols,
+            &names,
+            schema,
+            file,
+            skip_bad_rows,
+        )]
+    };
+    let mut out = Vec::with_capacity(done.iter().map(|c| c.records.len()).sum());
     let mut skipped = Vec::new();
+    let mut rows_before = 0u64;
+    let numbered_ids = !cols.contains_key("id");
+    for chunk in &mut done {
+        if let Some(e) = chunk.error.take() {
+            return Err(e);
+        }
+        for (row, mut r) in chunk.records.drain(..) {
+            if numbered_ids {
+                r.id = format!("row{}", rows_before + row);
+            }
+            out.push(r);
+        }
+        skipped.append(&mut chunk.skipped);
+        rows_before += chunk.rows;
+    }
+    Ok((out, skipped))
+}
+
+/// True when every line break is `\n` or `\r\n`, no line is blank and no field is quoted.
+fn plain_lines(body: &[u8]) -> bool {
+    if body.first() == Some(&b'\n') || body.starts_with(b"\r\n") {
+        return false;
+    }
+    body.iter().enumerate().all(|(k, &c)| match c {
+        b'"' => false,
+        b'\r' => body.get(k + 1) == Some(&b'\n'),
+        b'\n' => !matches!(body.get(k + 1), Some(b'\n' | b'\r')),
+        _ => true,
+    })
+}
+
+/// Splits `body` into about `n` parts, each ending just after a line break (the last part
+/// takes the rest).
+fn split_lines(body: &[u8], n: usize) -> Vec<&[u8]> {
+    let mut parts = Vec::with_capacity(n);
+    let target = body.len().div_ceil(n.max(1)).max(1);
+    let mut from = 0;
+    while from < body.len() {
+        let want = (from + target).min(body.len());
+        let end = match body[want..].iter().position(|&c| c == b'\n') {
+            Some(k) => want + k + 1,
+            None => body.len(),
+        };
+        parts.push(&body[from..end]);
+        from = end;
+    }
+    parts
+}
+
+/// Reads the rows of one reader; `line_offset` is added to its line numbers.
+fn read_chunk<R: std::io::Read>(
+    mut rdr: csv::Reader<R>,
+    line_offset: u64,
+    cols: &BTreeMap<&str, usize>,
+    names: &[String],
+    schema: &Schema,
+    file: &str,
+    skip_bad_rows: bool,
+) -> ChunkRead {
+    let mut out = ChunkRead {
+        records: Vec::new(),
+        skipped: Vec::new(),
+        rows: 0,
+        error: None,
+    };
     let mut rec = csv::ByteRecord::new();
-    let mut row_no = 0u64;
     loop {
-        let line_hint = rdr.position().line();
+        let line_hint = rdr.position().line() + line_offset;
         match rdr.read_byte_record(&mut rec) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
-                let line = e.position().map_or(line_hint, csv::Position::line);
+                let line = e.position().map_or(line_hint, |p| p.line() + line_offset);
                 let err = ReadError::Row {
                     file: file.into(),
                     line,
                     problem: e.to_string(),
                 };
                 if skip_bad_rows && !matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                    skipped.push(SkippedRow {
+                    out.skipped.push(SkippedRow {
                         file: file.into(),
                         line,
                         problem: err.to_string(),
                     });
                     continue;
                 }
-                return Err(err);
+                out.error = Some(err);
+                return out;
             }
         }
-        row_no += 1;
-        let line = rec.position().map_or(line_hint, csv::Position::line);
-        match parse_row(&rec, &cols, schema, file, line, row_no, &names) {
-            Ok(r) => out.push(r),
-            Err(e) if skip_bad_rows => skipped.push(SkippedRow {
+        out.rows += 1;
+        let line = rec.position().map_or(line_hint, |p| p.line() + line_offset);
+        match parse_row(&rec, cols, schema, file, line, out.rows, names) {
+            Ok(r) => out.records.push((out.rows, r)),
+            Err(e) if skip_bad_rows => out.skipped.push(SkippedRow {
                 file: file.into(),
                 line,
                 problem: e.to_string(),
             }),
-            Err(e) => return Err(e),
+            Err(e) => {
+                out.error = Some(e);
+                return out;
+            }
         }
     }
-    Ok((out, skipped))
+    out
 }
 
 fn parse_row(
@@ -361,6 +532,83 @@ mod tests {
         assert_eq!(r[0].identity.name.family, "GARCIA LOPEZ");
         assert_eq!(r[1].identity.name.family, "Public");
         assert_eq!(r[1].id, "row2");
+    }
+
+    /// A CSV text of `rows` rows, some of them bad (date, field count, encoding).
+    fn sample_csv(rows: usize, with_id: bool, line_end: &str, blank_lines: bool) -> Vec<u8> {
+        let mut t = String::new();
+        t.push_str(if with_id {
+            "rec,first,last,born,ss"
+        } else {
+            "first,last,born,ss"
+        });
+        t.push_str(line_end);
+        for k in 0..rows {
+            let born = match k % 37 {
+                5 => "1980-13-01".to_string(),
+                _ => format!("19{:02}{:02}{:02}", 40 + k % 50, 1 + k % 12, 1 + k % 28),
+            };
+            let id = if with_id {
+                format!("r{k},")
+            } else {
+                String::new()
+            };
+            if k % 53 == 7 {
+                t.push_str(&format!("{id}ONLY,TWO"));
+            } else if blank_lines && k % 61 == 9 {
+                t.push_str(line_end);
+                continue;
+            } else {
+                t.push_str(&format!("{id}Ann{k}, Lee{k} ,{born},"));
+            }
+            t.push_str(line_end);
+        }
+        t.into_bytes()
+    }
+
+    #[test]
+    fn chunked_reading_equals_one_pass() {
+        let plain = schema();
+        let no_id = Schema::parse(
+            "given_name = \"first\"\nfamily_name = \"last\"\ndob = \"born\"\ndob_format = \"%Y%m%d\"\nssn = \"ss\"",
+        )
+        .expect("valid schema");
+        for (with_id, s) in [(true, &plain), (false, &no_id)] {
+            for (line_end, blank) in [("\n", false), ("\r\n", false), ("\n", true), ("\r\n", true)]
+            {
+                let csv = sample_csv(400, with_id, line_end, blank);
+                for skip in [true, false] {
+                    let one = read_records_in(&csv, "f.csv", s, skip, 1);
+                    for chunks in [2, 3, 7, 50] {
+                        let many = read_records_in(&csv, "f.csv", s, skip, chunks);
+                        if let (Ok((a, x)), Ok((b, y))) = (&one, &many) {
+                            let first = a.iter().zip(b).position(|(r, q)| r != q);
+                            let first_skip = x.iter().zip(y).position(|(r, q)| r != q);
+                            assert!(
+                                first.is_none() && first_skip.is_none() && a.len() == b.len(),
+                                "chunks {chunks}: {:?} {:?} / {:?} {:?}",
+                                first.map(|k| (&a[k].id, &b[k].id)),
+                                first_skip.map(|k| (&x[k], &y[k])),
+                                a.len(),
+                                b.len()
+                            );
+                        }
+                        assert_eq!(one, many, "chunks {chunks} skip {skip} id {with_id}");
+                    }
+                    if skip {
+                        let (ok, bad) = one.expect("skip mode reads");
+                        assert!(
+                            ok.len() > 300 && bad.len() > 10,
+                            "{} / {}",
+                            ok.len(),
+                            bad.len()
+                        );
+                    } else {
+                        assert!(one.is_err());
+                    }
+                }
+            }
+        }
     }
 
     proptest! {

@@ -77,10 +77,21 @@ pub fn one_typo(a: &str, b: &str) -> bool {
     if a.len() != b.len() || a == b {
         return false;
     }
-    let diffs: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
-    match diffs.as_slice() {
-        [_] => true,
-        [i, j] => *j == i + 1 && a[*i] == b[*j] && a[*j] == b[*i],
+    // positions of the first two differences (no allocation: this runs per identifier pair)
+    let mut diffs = [usize::MAX; 2];
+    let mut n = 0;
+    for i in 0..a.len() {
+        if a[i] != b[i] {
+            if n == 2 {
+                return false;
+            }
+            diffs[n] = i;
+            n += 1;
+        }
+    }
+    match (n, diffs) {
+        (1, _) => true,
+        (2, [i, j]) => j == i + 1 && a[i] == b[j] && a[j] == b[i],
         _ => false,
     }
 }

@@ -236,3 +236,41 @@ fn mated_records_with_identifiers_score_high() {
         .map(|f| f.level.clone());
     assert_eq!(lvl.as_deref(), Some("one_typo"));
 }
+
+#[test]
+fn weight_bound_holds_under_both_calibrations() {
+    let mut extra = Vec::new();
+    for k in 0..6 {
+        extra.push(person("JOSE", "GARCIA", &format!("197{k}-05-0{}", k + 1)));
+    }
+    let (mut model, pp, gp) = trained(&extra);
+    let pairs = candidate_pairs(&pp, Some(&gp), 2000);
+    let check = |model: &Model| {
+        let mut below_half = 0;
+        for &(i, j) in &pairs {
+            let (a, b) = (&pp[i as usize], &gp[j as usize]);
+            let v = verity_resolve::compare::vector_without_names(a, b);
+            let bound = model.final_weight_bound(a, b, &v);
+            let exact = model.final_weight(a, b);
+            assert!(exact <= bound, "{} vs {}: {exact} > {bound}", i, j);
+            below_half += usize::from(bound < 0.0);
+        }
+        below_half
+    };
+    let pruned_prior = check(&model);
+    assert!(pruned_prior > 0);
+    // and under Platt calibration
+    let labelled: Vec<(f64, bool)> = pairs
+        .iter()
+        .take(2000)
+        .map(|&(i, j)| {
+            let (a, b) = (&pp[i as usize], &gp[j as usize]);
+            (
+                model.raw_weight(a, b),
+                a.family == b.family && a.dob == b.dob,
+            )
+        })
+        .collect();
+    model.fit_platt(&labelled);
+    check(&model);
+}

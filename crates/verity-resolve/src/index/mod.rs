@@ -45,7 +45,8 @@ pub struct IndexConfig {
     /// selective key (e.g. family-phonetic + birth year). Bounds search work on common names.
     pub common_key_docs: u64,
     /// Most postings enumerated per query: selective groups are taken smallest first until
-    /// this budget is spent; the rest count only for docs already reached.
+    /// this budget is spent; the rest count only for docs already reached. 6,000 (was
+    /// 24,000) cut search CPU ~15% at 1M records with rank-1 unchanged; 3,000 lost rank-1.
     pub enumerate_budget: u64,
     /// Changes (term, doc) held in the delta before it is merged into the immutable tier
     /// (or 1/[`MERGE_FRACTION`] of the tier's postings, whichever is larger).
@@ -62,7 +63,7 @@ impl Default for IndexConfig {
     fn default() -> Self {
         IndexConfig {
             common_key_docs: 10_000,
-            enumerate_budget: 24_000,
+            enumerate_budget: 6_000,
             merge_threshold: 500_000,
             max_expansions: 24,
             max_fallback_candidates: 5_000,

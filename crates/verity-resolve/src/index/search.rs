@@ -8,8 +8,14 @@
 //! Work is bounded on common names: a group whose postings exceed
 //! [`IndexConfig::common_key_docs`](super::IndexConfig) does not enumerate its documents; it
 //! only adds to documents that a selective group brought in. Selective postings are gathered
-//! into one flat vector of `(doc << 6) | group` words and sorted once: no allocation per
-//! candidate. When every group is common, the candidates are the intersection of the groups.
+//! into one flat vector of `(doc << 6) | group` words and radix-sorted by doc: no allocation
+//! per candidate. When every group is common, the candidates are the intersection of the
+//! groups.
+//!
+//! Counting the common groups is pruned without changing the answer: the best docs by the
+//! groups counted so far are counted fully first, which sets a threshold key; every other doc
+//! is dropped as soon as even hitting all its uncounted groups could not reach it. A test
+//! checks the result against counting every group for every doc.
 
 use roaring::RoaringBitmap;
 
@@ -44,8 +50,22 @@ impl CandidateIndex {
             return Vec::new();
         }
         let groups = self.query_groups(q);
-        let cap = self.config.common_key_docs;
+        let reached = self.reach(&groups);
+        let Reached {
+            mut docs,
+            mut masks,
+            common,
+            id_mask,
+        } = reached;
+        complete_pruned(&groups, &common, id_mask, limit, &mut docs, &mut masks);
+        rank(&docs, &masks, id_mask, limit)
+    }
 
+    /// The documents the selective groups reach, with the groups each hits; the common
+    /// groups (not yet counted) in increasing size.
+    fn reach(&self, groups: &[Group<'_>]) -> Reached {
+        let cap = self.config.common_key_docs;
+        let budget = self.config.enumerate_budget;
         let mut id_mask = 0u64;
         let mut common: Vec<usize> = Vec::new();
         let mut by_size: Vec<(u64, usize)> = Vec::with_capacity(groups.len());
@@ -61,7 +81,7 @@ impl CandidateIndex {
         let mut hits: Vec<u64> = Vec::new();
         let mut enumerated = 0u64;
         for &(size, gi) in &by_size {
-            let over_budget = enumerated > 0 && enumerated + size > self.config.enumerate_budget;
+            let over_budget = enumerated > 0 && enumerated + size > budget;
             if size > cap || over_budget {
                 common.push(gi);
                 continue;
@@ -71,8 +91,7 @@ impl CandidateIndex {
                 t.for_each(|doc| hits.push((u64::from(doc) << 6) | gi as u64));
             }
         }
-        common.sort_unstable();
-        hits.sort_unstable();
+        sort_by_doc(&mut hits);
 
         let mut docs: Vec<u32> = Vec::new();
         let mut masks: Vec<u64> = Vec::new();
@@ -90,34 +109,17 @@ impl CandidateIndex {
         }
 
         if docs.is_empty() && !common.is_empty() {
-            docs = self.fallback_candidates(&groups, &common);
+            let mut by_index = common.clone();
+            by_index.sort_unstable();
+            docs = self.fallback_candidates(groups, &by_index);
             masks = vec![0; docs.len()];
         }
-
-        // Candidates as a bitmap, built once, for container-wise intersection with large
-        // common postings (much cheaper than a lookup per candidate).
-        let mut candidate_set: Option<RoaringBitmap> = None;
-        for &gi in &common {
-            let bit = 1u64 << gi;
-            for t in &groups[gi].terms {
-                add_common_hits(t, &docs, &mut masks, bit, &mut candidate_set);
-            }
+        Reached {
+            docs,
+            masks,
+            common,
+            id_mask,
         }
-
-        let mut ranked: Vec<(u32, u32, u32)> = docs
-            .iter()
-            .zip(&masks)
-            .map(|(&doc, &m)| ((m & id_mask).count_ones(), m.count_ones(), doc))
-            .collect();
-        let better = |a: &(u32, u32, u32), b: &(u32, u32, u32)| {
-            b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2))
-        };
-        if ranked.len() > limit {
-            ranked.select_nth_unstable_by(limit - 1, better);
-            ranked.truncate(limit);
-        }
-        ranked.sort_unstable_by(better);
-        ranked.into_iter().map(|(_, hit, doc)| (doc, hit)).collect()
     }
 
     /// Candidates when no group is selective: intersect the common groups, smallest first,
@@ -320,36 +322,322 @@ impl CandidateIndex {
     }
 }
 
-/// Marks `bit` on every candidate (sorted `docs`) that the common posting `t` holds.
-fn add_common_hits(
+/// What the selective groups reached: sorted docs, the groups each hits, the common groups
+/// still to count (smallest first), and which groups are identifiers.
+struct Reached {
+    docs: Vec<u32>,
+    masks: Vec<u64>,
+    common: Vec<usize>,
+    id_mask: u64,
+}
+
+/// Rank key of a doc with the groups `mask` (larger is better): identifier groups hit, then
+/// all groups hit, then the lower doc id.
+fn rank_key(mask: u64, id_mask: u64, doc: u32) -> u64 {
+    let ids = u64::from((mask & id_mask).count_ones());
+    let all = u64::from(mask.count_ones());
+    (ids << 40) | (all << 32) | u64::from(u32::MAX - doc)
+}
+
+/// The best `limit` docs by [`rank_key`], best first, as (doc, groups hit).
+fn rank(docs: &[u32], masks: &[u64], id_mask: u64, limit: usize) -> Vec<(u32, u32)> {
+    let mut ranked: Vec<(u64, u32, u32)> = docs
+        .iter()
+        .zip(masks)
+        .map(|(&doc, &m)| (rank_key(m, id_mask, doc), m.count_ones(), doc))
+        .collect();
+    let better = |a: &(u64, u32, u32), b: &(u64, u32, u32)| b.0.cmp(&a.0);
+    if ranked.len() > limit {
+        ranked.select_nth_unstable_by(limit - 1, better);
+        ranked.truncate(limit);
+    }
+    ranked.sort_unstable_by(better);
+    ranked.into_iter().map(|(_, hit, doc)| (doc, hit)).collect()
+}
+
+/// Counts the common groups for the reached docs, dropping every doc that can no longer make
+/// the best `limit` (exact: the result ranks as counting every group for every doc would).
+///
+/// A doc's key is bounded below by the groups counted so far and above by adding every common
+/// group not yet checked for it. The `limit` docs best by partial count are counted fully
+/// first, and the `limit`-th best lower key then is a threshold no dropped doc can reach
+/// (keys only rise as groups are counted, so it stays valid). Each common group, smallest
+/// first, is then counted for the surviving docs only, and docs whose upper key falls below
+/// the threshold are dropped after each group.
+fn complete_pruned(
+    groups: &[Group<'_>],
+    common: &[usize],
+    id_mask: u64,
+    limit: usize,
+    docs: &mut Vec<u32>,
+    masks: &mut Vec<u64>,
+) {
+    if common.is_empty() || docs.is_empty() {
+        return;
+    }
+    let common_mask = common.iter().fold(0u64, |m, &gi| m | (1 << gi));
+    // Common groups already counted, per doc.
+    let mut counted: Vec<u64> = vec![0; docs.len()];
+    let mut threshold = None;
+    if docs.len() > limit {
+        // The `limit` best docs by partial key, counted fully.
+        let mut order: Vec<(u64, usize)> = docs
+            .iter()
+            .zip(masks.iter())
+            .enumerate()
+            .map(|(i, (&d, &m))| (rank_key(m, id_mask, d), i))
+            .collect();
+        order.select_nth_unstable_by(limit - 1, |a, b| b.0.cmp(&a.0));
+        order.truncate(limit);
+        let mut picked: Vec<usize> = order.into_iter().map(|(_, i)| i).collect();
+        picked.sort_unstable();
+        let sub_docs: Vec<u32> = picked.iter().map(|&i| docs[i]).collect();
+        let mut sub_masks: Vec<u64> = picked.iter().map(|&i| masks[i]).collect();
+        for &gi in common {
+            mark_group(&groups[gi], &sub_docs, &mut sub_masks, 1 << gi);
+        }
+        for (k, &i) in picked.iter().enumerate() {
+            masks[i] = sub_masks[k];
+            counted[i] = common_mask;
+        }
+        let mut lower: Vec<u64> = docs
+            .iter()
+            .zip(masks.iter())
+            .map(|(&d, &m)| rank_key(m, id_mask, d))
+            .collect();
+        let (_, &mut t, _) = lower.select_nth_unstable_by(limit - 1, |a, b| b.cmp(a));
+        threshold = Some(t);
+        prune(docs, masks, &mut counted, common_mask, id_mask, t);
+    }
+    for &gi in common {
+        let bit = 1u64 << gi;
+        // Docs counted fully above hold their bit already; marking again changes nothing.
+        mark_group(&groups[gi], docs, masks, bit);
+        counted.iter_mut().for_each(|c| *c |= bit);
+        if let Some(t) = threshold {
+            prune(docs, masks, &mut counted, common_mask, id_mask, t);
+        }
+    }
+}
+
+/// Keeps only the docs whose best possible key (every uncounted common group hit) reaches
+/// `threshold`.
+fn prune(
+    docs: &mut Vec<u32>,
+    masks: &mut Vec<u64>,
+    counted: &mut Vec<u64>,
+    common_mask: u64,
+    id_mask: u64,
+    threshold: u64,
+) {
+    let mut w = 0;
+    for r in 0..docs.len() {
+        let open = common_mask & !counted[r];
+        let upper = rank_key(masks[r] | open, id_mask, docs[r]);
+        if upper >= threshold {
+            docs[w] = docs[r];
+            masks[w] = masks[r];
+            counted[w] = counted[r];
+            w += 1;
+        }
+    }
+    docs.truncate(w);
+    masks.truncate(w);
+    counted.truncate(w);
+}
+
+/// Marks `bit` on every doc of (sorted) `docs` that some term of `group` holds.
+fn mark_group(group: &Group<'_>, docs: &[u32], masks: &mut [u64], bit: u64) {
+    // The docs as a bitmap, built at most once per group, for container-wise intersections.
+    let mut as_bitmap: Option<RoaringBitmap> = None;
+    for t in &group.terms {
+        mark_term(t, docs, masks, bit, &mut as_bitmap);
+    }
+}
+
+/// Marks `bit` on every doc of (sorted) `docs` that the posting `t` holds, choosing the
+/// cheaper way: one membership test per doc when the posting is much larger than `docs`, a
+/// container-wise bitmap intersection when both are large, else a merge of the two sorted
+/// sequences.
+fn mark_term(
     t: &TermPostings<'_>,
     docs: &[u32],
     masks: &mut [u64],
     bit: u64,
-    candidate_set: &mut Option<RoaringBitmap>,
+    as_bitmap: &mut Option<RoaringBitmap>,
 ) {
-    let mut mark = |doc: u32| {
-        if let Ok(i) = docs.binary_search(&doc) {
-            masks[i] |= bit;
+    let len = t.len();
+    let n = docs.len() as u64;
+    if len > 12 * n {
+        for (i, &doc) in docs.iter().enumerate() {
+            if masks[i] & bit == 0 && t.contains(doc) {
+                masks[i] |= bit;
+            }
         }
-    };
-    if t.len() < docs.len() as u64 {
-        // Few docs in the posting: look each up among the candidates.
-        t.for_each(mark);
         return;
     }
+    let mut mark_sorted = |doc: u32, cursor: &mut usize| {
+        while *cursor < docs.len() && docs[*cursor] < doc {
+            *cursor += 1;
+        }
+        if docs.get(*cursor) == Some(&doc) {
+            masks[*cursor] |= bit;
+        }
+    };
+    let mut cursor = 0usize;
     match (&t.base, t.delta) {
-        (Some(PostingRef::Bitmap(b)), None) if docs.len() > 64 => {
-            let cands = candidate_set.get_or_insert_with(|| {
+        (Some(PostingRef::Bitmap(b)), None) if n > 4096 => {
+            let cands = as_bitmap.get_or_insert_with(|| {
                 RoaringBitmap::from_sorted_iter(docs.iter().copied()).unwrap_or_default()
             });
-            (&*cands & *b).iter().for_each(&mut mark);
+            (&*cands & *b)
+                .iter()
+                .for_each(|doc| mark_sorted(doc, &mut cursor));
         }
-        _ => {
-            for (i, &doc) in docs.iter().enumerate() {
-                if t.contains(doc) {
-                    masks[i] |= bit;
+        // The immutable tier alone yields docs in increasing order: merge.
+        (Some(base), None) => base.for_each(|doc| mark_sorted(doc, &mut cursor)),
+        // Patched by the delta (not in order): look each doc up.
+        _ => t.for_each(|doc| {
+            if let Ok(i) = docs.binary_search(&doc) {
+                masks[i] |= bit;
+            }
+        }),
+    }
+}
+
+/// Sorts `(doc << 6) | group` words by doc (groups within a doc in any order): an LSD radix
+/// sort on the doc bits, far cheaper than a comparison sort on tens of thousands of words.
+fn sort_by_doc(hits: &mut Vec<u64>) {
+    const DIGIT: u32 = 11;
+    const BUCKETS: usize = 1 << DIGIT;
+    if hits.len() < 512 {
+        hits.sort_unstable();
+        return;
+    }
+    let max_doc = hits.iter().map(|&h| h >> 6).max().unwrap_or(0);
+    let bits = 64 - max_doc.leading_zeros();
+    let mut from = std::mem::take(hits);
+    let mut to = vec![0u64; from.len()];
+    let mut shift = 6;
+    while shift < 6 + bits {
+        let mut counts = [0usize; BUCKETS];
+        for &h in &from {
+            counts[((h >> shift) as usize) & (BUCKETS - 1)] += 1;
+        }
+        let mut sum = 0;
+        for c in counts.iter_mut() {
+            let n = *c;
+            *c = sum;
+            sum += n;
+        }
+        for &h in &from {
+            let b = ((h >> shift) as usize) & (BUCKETS - 1);
+            to[counts[b]] = h;
+            counts[b] += 1;
+        }
+        std::mem::swap(&mut from, &mut to);
+        shift += DIGIT;
+    }
+    *hits = from;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::IndexConfig;
+    use proptest::prelude::*;
+
+    impl CandidateIndex {
+        /// The reference: every common group counted for every reached doc, then ranked.
+        fn candidates_exhaustive(&self, q: &IndexKeys, limit: usize) -> Vec<(u32, u32)> {
+            if limit == 0 {
+                return Vec::new();
+            }
+            let groups = self.query_groups(q);
+            let Reached {
+                docs,
+                mut masks,
+                common,
+                id_mask,
+            } = self.reach(&groups);
+            for &gi in &common {
+                for t in &groups[gi].terms {
+                    for (i, &doc) in docs.iter().enumerate() {
+                        if t.contains(doc) {
+                            masks[i] |= 1 << gi;
+                        }
+                    }
                 }
+            }
+            rank(&docs, &masks, id_mask, limit)
+        }
+    }
+
+    #[test]
+    fn radix_sort_groups_by_doc() {
+        let mut hits: Vec<u64> = (0..5000u64)
+            .map(|i| ((i * 7919 % 100_003) << 6) | (i % 64))
+            .collect();
+        let mut want = hits.clone();
+        sort_by_doc(&mut hits);
+        want.sort_unstable_by_key(|h| h >> 6);
+        let docs = |v: &[u64]| v.iter().map(|h| h >> 6).collect::<Vec<_>>();
+        assert_eq!(docs(&hits), docs(&want));
+        let mut sorted_all = hits.clone();
+        sorted_all.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(sorted_all, want);
+    }
+
+    fn arb_keys() -> impl Strategy<Value = IndexKeys> {
+        let names = [
+            "ANA", "JOSE", "JOSA", "LUIS", "GARCIA", "LOPEZ", "MARIA", "MARTA",
+        ];
+        (
+            proptest::collection::vec(0..names.len(), 0..4),
+            proptest::collection::vec(0..6u8, 0..3),
+            proptest::option::of(1980u16..1984),
+            proptest::collection::vec(0..30u8, 0..2),
+        )
+            .prop_map(move |(t, b, y, i)| IndexKeys {
+                tokens: t.into_iter().map(|k| names[k].to_string()).collect(),
+                blocking: b
+                    .into_iter()
+                    .map(|k| match k {
+                        0 => "fp:G620".to_string(),
+                        1 => "in:JG".to_string(),
+                        2 => "gc:JOSE".to_string(),
+                        3 => "fc:GARCIA".to_string(),
+                        4 => "fp:L120".to_string(),
+                        _ => "in:AL".to_string(),
+                    })
+                    .collect(),
+                birth_year: y,
+                ids: i.into_iter().map(|k| format!("ssn:{k:09}")).collect(),
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn pruned_counting_ranks_as_exhaustive_counting(
+            records in proptest::collection::vec(arb_keys(), 1..300),
+            queries in proptest::collection::vec(arb_keys(), 1..8),
+            common_key_docs in 2u64..40,
+            enumerate_budget in 1u64..200,
+            limit in 1usize..20,
+        ) {
+            let config = IndexConfig {
+                common_key_docs,
+                enumerate_budget,
+                ..IndexConfig::default()
+            };
+            let idx = CandidateIndex::build_with_config(
+                records.into_iter().enumerate().map(|(d, k)| (d as u32, k)),
+                config,
+            );
+            for q in &queries {
+                prop_assert_eq!(idx.candidates(q, limit), idx.candidates_exhaustive(q, limit));
             }
         }
     }

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::time::Instant;
-use verity_resolve::bench::{self, BenchConfig};
+use verity_resolve::bench::{self, failures, BenchConfig, Generator};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -23,6 +23,13 @@ pub enum BenchCommand {
         /// Share of probes that are hard negatives (same common name, birth date within a year).
         #[arg(long, default_value_t = 0.35)]
         hard_negative_share: f64,
+        /// Data generator: `synth` (people and records of the `verity synth` world) or `census`
+        /// (the stand-in generator of earlier sessions, for comparable figures).
+        #[arg(long, default_value = "synth", value_parser = ["synth", "census"])]
+        generator: String,
+        /// Examples per failure kind in the failure analysis.
+        #[arg(long, default_value_t = 3)]
+        failure_examples: usize,
         /// Where gallery/probes CSV, schema, truth and results go.
         #[arg(long, default_value = "bench-out/resolve")]
         out: PathBuf,
@@ -35,10 +42,6 @@ pub enum BenchCommand {
     },
 }
 
-fn cpu_model() -> String {
-    verity_model::machine::cpu_model(&std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default())
-}
-
 pub fn run(c: BenchCommand) -> anyhow::Result<()> {
     match c {
         BenchCommand::Lesc(args) => crate::cmd::bench_lesc::run(args),
@@ -47,6 +50,8 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
             probes,
             seed,
             hard_negative_share,
+            generator,
+            failure_examples,
             out,
             with_splink,
             splink_script,
@@ -57,6 +62,8 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
             if !(0.0..=0.5).contains(&hard_negative_share) {
                 anyhow::bail!("--hard-negative-share must be within 0 and 0.5");
             }
+            let generator = Generator::parse(&generator)
+                .with_context(|| format!("--generator must be synth or census, not {generator}"))?;
             let cfg = BenchConfig {
                 identities,
                 probes,
@@ -64,7 +71,7 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
                 hard_negative_share,
             };
             let t = Instant::now();
-            let world = bench::generate(&cfg);
+            let (world, info) = bench::generate_with(generator, &cfg);
             let gen_s = t.elapsed().as_secs_f64();
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let w = |name: &str, text: &str| {
@@ -75,8 +82,11 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
             w("schema.toml", bench::SCHEMA_TOML)?;
             w("truth.csv", &bench::truth_csv(&world))?;
 
-            let (report, model) = bench::run(&cfg, &world);
+            let (report, model, evaluation) = bench::run_with(generator, &cfg, &world);
             model.save(&out.join("model.json"))?;
+            let analysis =
+                failures::analyse(&world, info.as_ref(), &model, &evaluation, failure_examples);
+            w("failures.txt", &analysis.render())?;
 
             // end to end, as a user runs it: read both CSVs, train, score, write pairs
             let t = Instant::now();
@@ -98,48 +108,34 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
             })?;
             let e2e = t.elapsed().as_secs_f64();
 
-            let nproc = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+            let machine = bench::machine_line();
             let mut json = serde_json::to_value(&report)?;
             json["end_to_end_link_seconds"] = serde_json::json!(e2e);
-            json["nproc"] = serde_json::json!(nproc);
-            json["cpu"] = serde_json::json!(cpu_model());
+            json["generate_seconds"] = serde_json::json!(gen_s);
+            json["machine"] = serde_json::json!(machine);
+            json["nproc"] = serde_json::json!(
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            );
+            json["cpu"] = serde_json::json!(verity_model::machine::cpu_model(
+                &std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default()
+            ));
             json["seed"] = serde_json::json!(seed);
+            if let Some(i) = &info {
+                json["synth"] = serde_json::to_value(&i.stats)?;
+            }
+            json["failures"] = serde_json::to_value(&analysis)?;
             std::fs::write(
                 out.join("verity_results.json"),
                 serde_json::to_string_pretty(&json)?,
             )?;
 
+            println!("verity bench resolve (seed {seed}; machine: {machine})");
+            println!("{}", bench::summary(&report, info.as_ref()));
             println!(
-                "verity bench resolve (seed {seed}; machine: {nproc} threads, {})",
-                cpu_model()
+                "generated in {gen_s:.2}s; files in {}; end-to-end `verity link --top 1` on the CSV files {e2e:.2}s",
+                out.display()
             );
-            println!("data: gallery {} identities, {} probes ({} mated, {} non-mated of which {} hard negatives = {:.1}% of probes); generated in {gen_s:.2}s; files in {}",
-                report.gallery, report.probes, report.mated, report.probes - report.mated, report.hard_negatives,
-                100.0 * report.hard_negatives as f64 / report.probes as f64, out.display());
-            println!(
-                "blocking: {} candidate pairs, mate among candidates for {:.2}% of mated probes",
-                report.candidate_pairs,
-                100.0 * report.blocking_recall
-            );
-            println!(
-                "pairwise at threshold 0.5: precision {:.4}  recall {:.4}  F1 {:.4}",
-                report.precision, report.recall, report.f1
-            );
-            println!("FNIR at FPIR <= 1%:   {:.4}", report.fnir_at_fpir_1pct);
-            println!("FNIR at FPIR <= 0.1%: {:.4}", report.fnir_at_fpir_01pct);
-            println!(
-                "hard negatives scoring >= 0.5: {} of {} ({:.2} per 1000)",
-                report.hard_negatives_above_half,
-                report.hard_negatives,
-                1000.0 * report.hard_negatives_above_half as f64
-                    / report.hard_negatives.max(1) as f64
-            );
-            println!(
-                "calibration: {}; ECE over candidate pairs: prior+clip {:.4}, calibrated {:.4}",
-                report.calibration, report.ece_prior_clip, report.ece_platt
-            );
-            println!("time: train (prepare + block + u sample + EM, {} iterations) {:.2}s, score {:.2}s; end-to-end `verity link` on the CSV files {:.2}s",
-                report.em_iterations, report.train_seconds, report.score_seconds, e2e);
+            print!("{}", analysis.render());
 
             if with_splink {
                 let status = std::process::Command::new("bash")

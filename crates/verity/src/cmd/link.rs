@@ -112,14 +112,25 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
     let lp: Vec<Prepared> = link::prepare_all(&left);
     let rp: Option<Vec<Prepared>> = right.as_deref().map(link::prepare_all);
     let pairs = link::candidate_pairs(&lp, rp.as_deref(), opts.max_bucket);
+    // names interned once for training and scoring (same levels as comparing the strings)
+    let prepared = link::PreparedNames::new(&lp, rp.as_deref());
+    let names = |i: u32, j: u32| prepared.levels(i, j);
     let model = match &args.model {
         Some(p) => Model::load(p)?,
-        None => Model::train(&lp, rp.as_deref(), &pairs, &opts.train),
+        None => Model::train_with_names(&lp, rp.as_deref(), &pairs, &opts.train, &names),
     };
     if let Some(p) = &args.model_out {
         model.save(p)?;
     }
-    let kept = link::score_and_select(&model, &lp, rp.as_deref(), &pairs, opts.threshold, opts.top);
+    let kept = link::score_and_select_with_names(
+        &model,
+        &lp,
+        rp.as_deref(),
+        &pairs,
+        opts.threshold,
+        opts.top,
+        &names,
+    );
     let right_records = right.as_deref().unwrap_or(&left);
     let mut w = csv::Writer::from_path(&args.out)
         .with_context(|| format!("writing {}", args.out.display()))?;
