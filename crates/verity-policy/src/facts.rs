@@ -109,6 +109,9 @@ pub fn derive_facts(records: &[SourceRecord], today: NaiveDate) -> BTreeMap<Fact
     let mut latest_departure: Option<PartialDate> = None;
     let mut ice_in: Option<PartialDate> = None;
     let mut ice_out: Option<PartialDate> = None;
+    // The latest event of removal proceedings still open at the time (notice to appear, order
+    // not final, case pending, appeal): a later final order or removal closes them.
+    let mut last_proceeding: Option<PartialDate> = None;
 
     for r in records {
         if r.identity.country_of_birth == "US" {
@@ -224,10 +227,12 @@ pub fn derive_facts(records: &[SourceRecord], today: NaiveDate) -> BTreeMap<Fact
                         facts.add(F::OrderVacated, r, "removal order vacated");
                     }
                     Some(OrderKind::Pending) | None => {
+                        keep_latest(&mut last_proceeding, e.date);
                         facts.add(F::ProceedingsPending, r, "removal order not final")
                     }
                 },
                 EnforcementEvent::NoticeToAppear => {
+                    keep_latest(&mut last_proceeding, e.date);
                     facts.add(F::ProceedingsPending, r, "notice to appear issued")
                 }
                 EnforcementEvent::BorderApprehension | EnforcementEvent::Encounter
@@ -242,11 +247,13 @@ pub fn derive_facts(records: &[SourceRecord], today: NaiveDate) -> BTreeMap<Fact
             },
             RecordBody::Court(c) => match c.outcome {
                 CourtOutcome::Pending => {
+                    keep_latest(&mut last_proceeding, c.decided.unwrap_or(c.filed));
                     facts.add(F::ProceedingsPending, r, "immigration court case pending")
                 }
                 CourtOutcome::RemovalOrdered | CourtOutcome::InAbsentiaOrder
                     if c.appeal_pending =>
                 {
+                    keep_latest(&mut last_proceeding, c.decided.unwrap_or(c.filed));
                     facts.add(F::ProceedingsPending, r, "removal ordered; appeal pending")
                 }
                 CourtOutcome::RemovalOrdered | CourtOutcome::InAbsentiaOrder => {
@@ -297,6 +304,21 @@ pub fn derive_facts(records: &[SourceRecord], today: NaiveDate) -> BTreeMap<Fact
                 }
             }
             RecordBody::Biometrics(_) => {}
+        }
+    }
+
+    // Proceedings are no longer pending once a final order or a removal came on or after
+    // their latest event (a notice to appear before the order is part of the same case; session
+    // 3 answered "pending proceedings" for a person removed since).
+    if let Some(open) = last_proceeding {
+        // An order vacated later does not close anything (the case may be reopened).
+        let closed_by_order = last_order.is_some_and(|(d, _)| {
+            sort_key(&d) >= sort_key(&open)
+                && last_vacate.is_none_or(|v| sort_key(&v) < sort_key(&d))
+        });
+        let closed_by_removal = last_removal.is_some_and(|d| sort_key(&d) >= sort_key(&open));
+        if closed_by_order || closed_by_removal {
+            facts.0.remove(&F::ProceedingsPending);
         }
     }
 

@@ -9,6 +9,8 @@ use verity_model::{ImmigrationStatus, SourceRecord};
 
 pub const EMBEDDED_STATUS_RULES: &str = include_str!("../../../data/policy/status-rules.toml");
 const FILE: &str = "status-rules.toml";
+/// The record id under which a determination cites the query's own encounter.
+pub const THIS_QUERY: &str = "this-query";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,7 +154,39 @@ impl StatusRules {
 
     /// Determines the status of the person whose records these are.
     pub fn determine(&self, records: &[SourceRecord], today: NaiveDate) -> Determination {
-        let facts = derive_facts(records, today);
+        self.determine_facts(records, derive_facts(records, today))
+    }
+
+    /// Determines the status of a person encountered in the United States `today` (the
+    /// subject of an IAQ: an agency has them in front of it). With a removal on record and no
+    /// later record of presence, that encounter is the presence after removal; it is cited as
+    /// [`THIS_QUERY`]. Otherwise the same as [`Self::determine`].
+    pub fn determine_encountered(
+        &self,
+        records: &[SourceRecord],
+        today: NaiveDate,
+    ) -> Determination {
+        let mut facts = derive_facts(records, today);
+        if facts.contains_key(&FactName::Removed)
+            && !facts.contains_key(&FactName::PresentAfterRemoval)
+        {
+            facts.insert(
+                FactName::PresentAfterRemoval,
+                Fact {
+                    name: FactName::PresentAfterRemoval,
+                    records: vec![THIS_QUERY.to_string()],
+                    note: format!("encountered in the United States on {today}, after the removal"),
+                },
+            );
+        }
+        self.determine_facts(records, facts)
+    }
+
+    fn determine_facts(
+        &self,
+        records: &[SourceRecord],
+        facts: BTreeMap<FactName, Fact>,
+    ) -> Determination {
         fn cite(f: &Fact) -> impl Iterator<Item = Citation> + '_ {
             f.records.iter().map(|id| Citation {
                 record_id: id.clone(),

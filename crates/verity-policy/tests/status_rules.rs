@@ -16,7 +16,8 @@ fn rules() -> StatusRules {
 #[test]
 fn determinations_follow_the_rules() {
     use ImmigrationStatus as S;
-    let cases: Vec<(&str, Vec<SourceRecord>, S, Vec<&str>)> = vec![
+    let cases: Vec<(&str, Vec<SourceRecord>, S, Vec<&str>)> =
+        vec![
         ("nothing", vec![], S::NoRecordFound, vec![]),
         (
             "only an arrest, foreign birth",
@@ -129,6 +130,46 @@ fn determinations_follow_the_rules() {
             vec!["E1", "C1"],
         ),
         (
+            "a notice to appear before the final order and the removal is not pending proceedings",
+            vec![
+                enforcement("N1", EnforcementEvent::NoticeToAppear, "2022-11-25", None, None),
+                enforcement(
+                    "O1",
+                    EnforcementEvent::RemovalOrder,
+                    "2023-06-28",
+                    Some(OrderKind::Final),
+                    None,
+                ),
+                enforcement(
+                    "E1",
+                    EnforcementEvent::Removal,
+                    "2023-12-14",
+                    Some(OrderKind::Final),
+                    None,
+                ),
+            ],
+            S::Undetermined,
+            vec![],
+        ),
+        (
+            "a notice to appear before a final order: final order",
+            vec![
+                enforcement("N1", EnforcementEvent::NoticeToAppear, "2022-11-25", None, None),
+                court("K1", CourtOutcome::RemovalOrdered, "2023-06-28", false),
+            ],
+            S::FinalOrderOfRemoval,
+            vec!["K1"],
+        ),
+        (
+            "a new notice to appear after a removal: proceedings pending again",
+            vec![
+                enforcement("E1", EnforcementEvent::Removal, "2019-03-01", None, None),
+                enforcement("N2", EnforcementEvent::NoticeToAppear, "2020-01-01", None, None),
+            ],
+            S::PendingRemovalProceedings,
+            vec!["N2"],
+        ),
+        (
             "overstay",
             vec![arrival("T1", "B2", "2019-01-01", Some("2019-07-01"))],
             S::NonimmigrantOverstay,
@@ -196,6 +237,53 @@ fn determinations_follow_the_rules() {
         }
         assert_eq!(got.rules_version, r.version);
     }
+}
+
+/// An IAQ is about a person encountered in the United States today: with a removal on record
+/// that encounter is presence after removal, cited as the query itself.
+#[test]
+fn an_encounter_after_a_removal_is_presence_after_removal() {
+    let r = rules();
+    let removed = vec![
+        enforcement(
+            "N1",
+            EnforcementEvent::NoticeToAppear,
+            "2022-11-25",
+            None,
+            None,
+        ),
+        court("K1", CourtOutcome::RemovalOrdered, "2023-06-28", false),
+        enforcement("E1", EnforcementEvent::Removal, "2023-12-14", None, None),
+    ];
+    assert_eq!(
+        r.determine(&removed, today()).status,
+        ImmigrationStatus::Undetermined
+    );
+    let got = r.determine_encountered(&removed, today());
+    assert_eq!(got.status, ImmigrationStatus::PreviouslyRemoved);
+    let ids: Vec<&str> = got.basis.iter().map(|c| c.record_id.as_str()).collect();
+    assert!(
+        ids.contains(&"E1") && ids.contains(&verity_policy::status::THIS_QUERY),
+        "{ids:?}"
+    );
+    // Without a removal the encounter changes nothing.
+    let lpr = vec![benefit(
+        "B1",
+        BenefitType::Adjustment,
+        BenefitOutcome::Granted,
+        None,
+    )];
+    assert_eq!(
+        r.determine_encountered(&lpr, today()),
+        r.determine(&lpr, today())
+    );
+    // Citizenship still wins.
+    let mut both = removed.clone();
+    both.push(citizenship("Z1", CitizenshipEvidence::UsPassport));
+    assert!(r
+        .determine_encountered(&both, today())
+        .status
+        .is_citizen_or_potential());
 }
 
 #[test]

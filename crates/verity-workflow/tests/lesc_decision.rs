@@ -50,7 +50,8 @@ fn final_order(id: &str) -> SourceRecord {
     }
 }
 
-fn lpr(id: &str) -> SourceRecord {
+/// Permanent residence granted on `decided` (the subject is born 1985-03-12).
+fn lpr_on(id: &str, decided: Option<&str>) -> SourceRecord {
     SourceRecord {
         record_id: id.into(),
         identity: person("MX"),
@@ -59,10 +60,15 @@ fn lpr(id: &str) -> SourceRecord {
             benefit: BenefitType::Adjustment,
             outcome: BenefitOutcome::Granted,
             filed: None,
-            decided: None,
+            decided: decided.map(d),
             valid_until: None,
         }),
     }
+}
+
+/// A grant a year old, as an adult: no naturalization or derivation can hide behind it.
+fn lpr(id: &str) -> SourceRecord {
+    lpr_on(id, Some("2025-10-01"))
 }
 
 fn passport(id: &str) -> SourceRecord {
@@ -156,7 +162,7 @@ fn no_record_found_is_said_as_such_and_carries_no_action() {
         &policy,
     );
     assert_eq!(dec.determination.status, ImmigrationStatus::NoRecordFound);
-    assert!(dec.automatic);
+    assert_eq!(dec.automatic, policy.auto_answer_no_record);
     assert_eq!(
         IntendedAction::for_status(dec.determination.status, &policy),
         IntendedAction::NoActionNoRecord
@@ -200,10 +206,79 @@ fn the_iar_names_versions_and_hides_internals_from_the_agency() {
     assert!(!agency.contains("person_key"));
 }
 
+#[test]
+fn an_old_or_childhood_permanent_residence_gets_a_citizenship_check() {
+    let (rules, policy) = setup();
+    for (decided, why) in [
+        (Some("2015-06-01"), "naturalization possible"),
+        (Some("1999-06-01"), "citizenship may be derived"),
+        (None, "undated"),
+    ] {
+        let dec = decide(
+            &[cand("P1", 0.995, true, vec![lpr_on("B1", decided)])],
+            &ctx(false),
+            &rules,
+            &policy,
+        );
+        assert!(!dec.automatic, "{decided:?}");
+        assert!(dec.citizenship_review, "{decided:?}");
+        assert_eq!(dec.determination.status, ImmigrationStatus::Lpr);
+        assert!(
+            dec.reviews.iter().any(|r| matches!(r,
+                ReviewReason::PossibleUnrecordedCitizenship { detail } if detail.contains(why))),
+            "{decided:?}: {:?}",
+            dec.reviews
+        );
+    }
+    // Two years after an adult grant nobody can have naturalized yet.
+    let dec = decide(
+        &[cand(
+            "P1",
+            0.995,
+            true,
+            vec![lpr_on("B1", Some("2024-12-01"))],
+        )],
+        &ctx(false),
+        &rules,
+        &policy,
+    );
+    assert!(dec.automatic, "{:?}", dec.reviews);
+}
+
+#[test]
+fn a_removal_on_record_and_todays_encounter_is_previously_removed() {
+    let (rules, policy) = setup();
+    let removal = SourceRecord {
+        record_id: "E1".into(),
+        identity: person("MX"),
+        body: RecordBody::Enforcement(EnforcementRecord {
+            event: EnforcementEvent::Removal,
+            date: d("2020-02-01"),
+            order: Some(OrderKind::Final),
+            entry: None,
+            office: "Dallas".into(),
+            detail: String::new(),
+        }),
+    };
+    let dec = decide(
+        &[cand("P1", 0.995, true, vec![final_order("K1"), removal])],
+        &ctx(false),
+        &rules,
+        &policy,
+    );
+    assert_eq!(
+        dec.determination.status,
+        ImmigrationStatus::PreviouslyRemoved
+    );
+    assert!(dec.automatic, "{:?}", dec.reviews);
+}
+
 fn any_candidate() -> impl Strategy<Value = Candidate> {
     let records = prop_oneof![
         Just(vec![final_order("K")]),
         Just(vec![lpr("B")]),
+        Just(vec![lpr_on("B", Some("2010-01-01"))]),
+        Just(vec![lpr_on("B", None)]),
         Just(vec![passport("Z")]),
         Just(vec![final_order("K"), passport("Z")]),
         Just(vec![]),
@@ -249,6 +324,17 @@ proptest! {
         // No record found and undetermined never lead to a field-office review.
         if status.is_non_answer() {
             prop_assert_ne!(IntendedAction::for_status(status, &policy), IntendedAction::FieldOfficeReview);
+        }
+        // "No record found" goes out alone only when the policy allows it.
+        if dec.automatic && status == ImmigrationStatus::NoRecordFound {
+            prop_assert!(policy.auto_answer_no_record);
+        }
+        // A noncitizen status never goes out unreviewed while the records leave room for a
+        // citizenship no record shows.
+        if dec.automatic && status == ImmigrationStatus::Lpr {
+            let c = &cands[dec.chosen.expect("an LPR answer is about someone")];
+            prop_assert!(verity_workflow::lesc::decision::possible_unrecorded_citizenship(
+                &c.records, today(), policy.lpr_citizenship_check_years).is_none());
         }
     }
 }

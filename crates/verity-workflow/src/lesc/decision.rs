@@ -68,6 +68,19 @@ pub enum ReviewReason {
         person_key: String,
         status: ImmigrationStatus,
     },
+    /// Nobody plausible for the query as asked, but a record is plausible under a common
+    /// slip (birth year off by one, names swapped, ...) or a weak candidate exists: "no record
+    /// found" waits for a specialist's search.
+    PossibleRecordOnSecondLook {
+        change: String,
+        probability: f64,
+    },
+    /// Permanent residence on record, old enough for a naturalization (or obtained as a minor,
+    /// so citizenship may have been derived) that no record shows: citizenship is checked
+    /// before a noncitizen status goes out.
+    PossibleUnrecordedCitizenship {
+        detail: String,
+    },
 }
 
 /// Records that only say what a person did (arrests, custody), never their immigration or
@@ -86,7 +99,7 @@ fn merged_status(
     today: NaiveDate,
 ) -> ImmigrationStatus {
     let both: Vec<SourceRecord> = a.iter().chain(b).cloned().collect();
-    rules.determine(&both, today).status
+    rules.determine_encountered(&both, today).status
 }
 
 /// Identifier values of one kind across a group's records: (A-number, FIN, FBI, SSN).
@@ -161,7 +174,7 @@ pub fn decide(
 
     let mut reviews = Vec::new();
     let Some(&top) = plausible.first() else {
-        let mut determination = rules.determine(&[], ctx.today);
+        let mut determination = rules.determine_encountered(&[], ctx.today);
         let mut citizenship_review = false;
         if ctx.citizenship_claimed {
             determination.status = ImmigrationStatus::PotentialUsCitizen;
@@ -185,7 +198,7 @@ pub fn decide(
     };
 
     let best = &candidates[top];
-    let mut determination = rules.determine(&best.records, ctx.today);
+    let mut determination = rules.determine_encountered(&best.records, ctx.today);
     let identity_confident = best.probability >= policy.auto_identity_min
         && plausible
             .get(1)
@@ -236,7 +249,7 @@ pub fn decide(
         if i == top || plausible.contains(&i) || !identifiers_shared(&best.records, &c.records) {
             continue;
         }
-        let d = rules.determine(&c.records, ctx.today);
+        let d = rules.determine_encountered(&c.records, ctx.today);
         if !d.citizenship_indicia.is_empty() {
             linked_citizen.push(c.person_key.clone());
         } else if !d.basis.is_empty()
@@ -254,7 +267,7 @@ pub fn decide(
     }
     for &i in plausible.iter().skip(1) {
         let c = &candidates[i];
-        let d = rules.determine(&c.records, ctx.today);
+        let d = rules.determine_encountered(&c.records, ctx.today);
         if d.citizenship_indicia.is_empty()
             && !d.basis.is_empty()
             && d.status != determination.status
@@ -321,6 +334,17 @@ pub fn decide(
             status: determination.status,
         });
     }
+    let mut citizenship_review = false;
+    if determination.status == ImmigrationStatus::Lpr {
+        if let Some(detail) = possible_unrecorded_citizenship(
+            &best.records,
+            ctx.today,
+            policy.lpr_citizenship_check_years,
+        ) {
+            reviews.push(ReviewReason::PossibleUnrecordedCitizenship { detail });
+            citizenship_review = true;
+        }
+    }
     let removable = policy.removable_statuses.contains(&determination.status);
     if removable && policy.removable_needs_identifier && !(best.strong_identifier || best.biometric)
     {
@@ -329,8 +353,89 @@ pub fn decide(
     Decision {
         automatic: reviews.is_empty(),
         reviews,
-        citizenship_review: false,
+        citizenship_review,
         chosen: Some(top),
         determination,
+    }
+}
+
+/// Whether a permanent resident's records leave room for a citizenship no record shows, and
+/// why: the earliest grant is `check_years` or more old (naturalization is possible after
+/// three years for a spouse of a citizen, INA 319(a), five otherwise), or unknown, or came
+/// before 18 (citizenship derived through a naturalized parent, INA 320). The GAO found
+/// citizenship gained after the record to be a main cause of detainers on citizens.
+pub fn possible_unrecorded_citizenship(
+    records: &[SourceRecord],
+    today: NaiveDate,
+    check_years: u32,
+) -> Option<String> {
+    use verity_model::record::{BenefitOutcome, BenefitType, TravelDirection};
+    let key = |d: &verity_model::PartialDate| (d.year, d.month.unwrap_or(1), d.day.unwrap_or(1));
+    let mut earliest: Option<verity_model::PartialDate> = None;
+    let mut undated = false;
+    for r in records {
+        let granted_on = match &r.body {
+            RecordBody::Benefits(b)
+                if b.outcome == BenefitOutcome::Granted
+                    && matches!(
+                        b.benefit,
+                        BenefitType::Adjustment | BenefitType::ImmigrantVisa
+                    ) =>
+            {
+                Some(b.decided.or(b.filed))
+            }
+            RecordBody::Travel(t)
+                if t.direction == TravelDirection::Arrival && t.class_of_admission == "LPR" =>
+            {
+                Some(Some(t.date))
+            }
+            _ => None,
+        };
+        match granted_on {
+            Some(Some(d)) if earliest.is_none_or(|e| key(&d) < key(&e)) => earliest = Some(d),
+            Some(None) => undated = true,
+            _ => {}
+        }
+    }
+    let Some(since) = earliest else {
+        return undated.then(|| "the permanent-residence grant is undated".to_string());
+    };
+    let birth = records
+        .iter()
+        .filter_map(|r| r.identity.dob)
+        .find(|d| d.is_complete())
+        .or_else(|| records.iter().find_map(|r| r.identity.dob));
+    if let Some(b) = birth {
+        // Under 18 at the grant, counted conservatively (unknown month or day: still a minor).
+        let years = i32::from(since.year) - i32::from(b.year);
+        let before_birthday = (since.month.unwrap_or(1), since.day.unwrap_or(1))
+            < (b.month.unwrap_or(12), b.day.unwrap_or(31));
+        if years < 18 || (years == 18 && before_birthday) {
+            return Some(format!(
+                "permanent residence since {} (aged {} or less): citizenship may be derived",
+                key_text(&since),
+                years
+            ));
+        }
+    }
+    let grant = NaiveDate::from_ymd_opt(
+        i32::from(since.year),
+        u32::from(since.month.unwrap_or(1)),
+        u32::from(since.day.unwrap_or(1)),
+    )?;
+    let eligible_from = grant.checked_add_months(chrono::Months::new(12 * check_years))?;
+    (today >= eligible_from).then(|| {
+        format!(
+            "permanent residence since {}, {check_years} or more years ago: naturalization possible",
+            key_text(&since)
+        )
+    })
+}
+
+fn key_text(d: &verity_model::PartialDate) -> String {
+    match (d.month, d.day) {
+        (Some(m), Some(day)) => format!("{:04}-{m:02}-{day:02}", d.year),
+        (Some(m), None) => format!("{:04}-{m:02}", d.year),
+        _ => format!("{:04}", d.year),
     }
 }

@@ -12,6 +12,9 @@
 //! CONTRACT (agreed between the engine, the HTTP API, bookings and lead generation); extend,
 //! do not change without telling the lead.
 
+#[path = "engine_second_look.rs"]
+pub mod second_look;
+
 use super::decision::{decide, Candidate, Decision, FieldEvidence, QueryContext, ReviewReason};
 use super::intake::Iaq;
 use super::LescPolicy;
@@ -41,6 +44,8 @@ pub const GROUP_MIN_PROBABILITY: f64 = 0.95;
 pub const TRAIN_SAMPLE_MAX: usize = 200_000;
 /// Candidates kept per query, and the probability below which a candidate is not shown.
 const MAX_CANDIDATES: usize = 10;
+/// Hits asked per query variant in the second look before "no record found".
+const SECOND_LOOK_HITS: usize = 5;
 const CANDIDATE_FLOOR: f64 = 0.001;
 
 /// Whole records by id or by shared identifier. Implemented over the store by the server and
@@ -158,6 +163,12 @@ pub fn describe_review(r: &ReviewReason) -> String {
         ReviewReason::NoRecordNeedsReview => "no record found; policy asks for a review".into(),
         ReviewReason::CandidateStatusDiffers { person_key, status } => format!(
             "another linked candidate ({person_key}) has records establishing status '{status}'"
+        ),
+        ReviewReason::PossibleRecordOnSecondLook { change, probability } => format!(
+            "no record found as asked, but a record matches with {change} (probability {probability:.3}): a specialist must search before 'no record found' goes out"
+        ),
+        ReviewReason::PossibleUnrecordedCitizenship { detail } => format!(
+            "permanent residence on record, but citizenship may have been gained since without a record ({detail}): citizenship check"
         ),
     }
 }
@@ -315,9 +326,92 @@ impl Engine {
         lookup: &L,
     ) -> Result<Processed, L::Error> {
         let query = query_identity(input);
-        let records = self.gather(&query, lookup).await?;
-        let candidates = self.candidates(&query, input, &records);
+        let hits = self.searcher.search(&query, SEARCH_HITS);
+        let ids: Vec<String> = hits
+            .iter()
+            .filter(|h| h.scored.probability >= EXPAND_MIN)
+            .filter_map(|h| self.record_ids.get(h.doc as usize).cloned())
+            .collect();
+        let records = self.gather(&query, ids, lookup).await?;
+        let candidates = self.candidates(&query, input, &records, &BTreeSet::new());
         let decision = decide(&candidates, &context(input), &self.rules, &self.policy);
+        if !(decision.automatic
+            && decision.chosen.is_none()
+            && decision.determination.status == ImmigrationStatus::NoRecordFound)
+        {
+            return Ok(Processed {
+                candidates,
+                decision,
+            });
+        }
+        self.second_look(&query, input, records, candidates, decision, lookup)
+            .await
+    }
+
+    /// Before "no record found" goes out automatically: a weak candidate of the first search,
+    /// or anything plausible under a variant of the query (birth year off by one, day and
+    /// month transposed, names swapped, one name part alone), sends the query to a specialist
+    /// with the records found among the candidates. The status stays "no record found" unless
+    /// the records found make a candidate plausible for the query as asked.
+    async fn second_look<L: RecordLookup>(
+        &self,
+        query: &Identity,
+        input: &QueryInput<'_>,
+        records: Vec<SourceRecord>,
+        candidates: Vec<Candidate>,
+        decision: Decision,
+        lookup: &L,
+    ) -> Result<Processed, L::Error> {
+        // (what changed, record id, probability under that change), strongest first.
+        let mut found: Vec<(&'static str, String, f64)> = candidates
+            .iter()
+            .filter(|c| c.probability >= self.policy.no_record_weak_candidate_min)
+            .filter_map(|c| {
+                c.records
+                    .first()
+                    .map(|r| ("a weak match as asked", r.record_id.clone(), c.probability))
+            })
+            .collect();
+        for variant in second_look::query_variants(query) {
+            for hit in self.searcher.search_above(
+                &variant.identity,
+                SECOND_LOOK_HITS,
+                self.policy.plausible_min,
+            ) {
+                if let Some(id) = self.record_ids.get(hit.doc as usize) {
+                    found.push((variant.change, id.clone(), hit.scored.probability));
+                }
+            }
+        }
+        if found.is_empty() {
+            return Ok(Processed {
+                candidates,
+                decision,
+            });
+        }
+        found.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.1.cmp(&b.1)));
+        let keep: BTreeSet<String> = found.iter().map(|f| f.1.clone()).collect();
+        let mut records = records;
+        let extra = self
+            .gather(query, keep.iter().cloned().collect(), lookup)
+            .await?;
+        let known: BTreeSet<String> = records.iter().map(|r| r.record_id.clone()).collect();
+        records.extend(extra.into_iter().filter(|r| !known.contains(&r.record_id)));
+        records.sort_by(|a, b| a.record_id.cmp(&b.record_id));
+        let candidates = self.candidates(query, input, &records, &keep);
+        let mut decision = decide(&candidates, &context(input), &self.rules, &self.policy);
+        if decision.chosen.is_none()
+            && decision.determination.status == ImmigrationStatus::NoRecordFound
+        {
+            let (change, _, probability) = &found[0];
+            decision
+                .reviews
+                .push(ReviewReason::PossibleRecordOnSecondLook {
+                    change: (*change).to_string(),
+                    probability: *probability,
+                });
+            decision.automatic = false;
+        }
         Ok(Processed {
             candidates,
             decision,
@@ -377,19 +471,15 @@ impl Engine {
         }
     }
 
-    /// Every record the query may be about: index hits, records carrying the query's own
-    /// identifiers, and records sharing a strong identifier with those (bounded rounds).
+    /// Every record the query may be about: the records `ids` (index hits), records carrying
+    /// the query's own identifiers, and records sharing a strong identifier with those
+    /// (bounded rounds).
     async fn gather<L: RecordLookup>(
         &self,
         query: &Identity,
+        ids: Vec<String>,
         lookup: &L,
     ) -> Result<Vec<SourceRecord>, L::Error> {
-        let hits = self.searcher.search(query, SEARCH_HITS);
-        let ids: Vec<String> = hits
-            .iter()
-            .filter(|h| h.scored.probability >= EXPAND_MIN)
-            .filter_map(|h| self.record_ids.get(h.doc as usize).cloned())
-            .collect();
         let mut found: Vec<SourceRecord> = Vec::new();
         let mut seen_records: BTreeSet<String> = BTreeSet::new();
         let mut add = |found: &mut Vec<SourceRecord>, batch: Vec<SourceRecord>| {
@@ -432,11 +522,14 @@ impl Engine {
     }
 
     /// Groups the records into persons and scores each person against the query, best first.
+    /// A group holding a record of `keep` stays whatever its probability (a second look found
+    /// it: the specialist must see it).
     fn candidates(
         &self,
         query: &Identity,
         input: &QueryInput<'_>,
         records: &[SourceRecord],
+        keep: &BTreeSet<String>,
     ) -> Vec<Candidate> {
         let model = self.searcher.model();
         let q = Prepared::from_identity(query);
@@ -455,7 +548,8 @@ impl Engine {
                         .then_with(|| records[b].record_id.cmp(&records[a].record_id))
                 })?;
                 let probability = scores[best].probability;
-                if probability < CANDIDATE_FLOOR {
+                let kept = group.iter().any(|&i| keep.contains(&records[i].record_id));
+                if probability < CANDIDATE_FLOOR && !kept {
                     return None;
                 }
                 let strong_identifier = group.iter().any(|&i| {

@@ -15,6 +15,8 @@ struct PolicyFile {
     removable_needs_identifier: bool,
     removable_statuses: Vec<String>,
     auto_answer_no_record: bool,
+    no_record_weak_candidate_min: f64,
+    lpr_citizenship_check_years: u32,
     sla_minutes_in_custody: i64,
     sla_minutes_not_in_custody: i64,
     hit_minutes_urgent: i64,
@@ -32,6 +34,10 @@ pub struct LescPolicy {
     pub removable_needs_identifier: bool,
     pub removable_statuses: Vec<ImmigrationStatus>,
     pub auto_answer_no_record: bool,
+    /// A candidate at least this probable keeps "no record found" from going out unreviewed.
+    pub no_record_weak_candidate_min: f64,
+    /// A permanent residence this many years old may hide a naturalization no record shows.
+    pub lpr_citizenship_check_years: u32,
     pub sla_minutes_in_custody: i64,
     pub sla_minutes_not_in_custody: i64,
     pub hit_minutes_urgent: i64,
@@ -60,6 +66,20 @@ impl LescPolicy {
         prob("runner_up_max", f.runner_up_max)?;
         prob("plausible_min", f.plausible_min)?;
         prob("hit_escalate_at_share", f.hit_escalate_at_share)?;
+        prob(
+            "no_record_weak_candidate_min",
+            f.no_record_weak_candidate_min,
+        )?;
+        if f.no_record_weak_candidate_min > f.plausible_min {
+            return Err(LescPolicyError(
+                "no_record_weak_candidate_min above plausible_min would let a plausible-but-weak record pass as 'no record found'".into(),
+            ));
+        }
+        if f.lpr_citizenship_check_years > 5 {
+            return Err(LescPolicyError(
+                "lpr_citizenship_check_years above 5: naturalization is possible after 5 years (3 for a citizen's spouse)".into(),
+            ));
+        }
         if f.plausible_min >= f.auto_identity_min {
             return Err(LescPolicyError(
                 "contradiction: plausible_min must be below auto_identity_min".into(),
@@ -104,6 +124,8 @@ impl LescPolicy {
             removable_needs_identifier: f.removable_needs_identifier,
             removable_statuses,
             auto_answer_no_record: f.auto_answer_no_record,
+            no_record_weak_candidate_min: f.no_record_weak_candidate_min,
+            lpr_citizenship_check_years: f.lpr_citizenship_check_years,
             sla_minutes_in_custody: f.sla_minutes_in_custody,
             sla_minutes_not_in_custody: f.sla_minutes_not_in_custody,
             hit_minutes_urgent: f.hit_minutes_urgent,
@@ -146,5 +168,17 @@ mod tests {
         .unwrap_err();
         assert!(e.0.contains("can never be removable"), "{e}");
         assert!(LescPolicy::load(&format!("{good}\nsurprise = 1\n")).is_err());
+        let e = LescPolicy::load(&good.replace(
+            "no_record_weak_candidate_min = 0.01",
+            "no_record_weak_candidate_min = 0.5",
+        ))
+        .unwrap_err();
+        assert!(e.0.contains("no_record_weak_candidate_min"), "{e}");
+        let e = LescPolicy::load(&good.replace(
+            "lpr_citizenship_check_years = 3",
+            "lpr_citizenship_check_years = 6",
+        ))
+        .unwrap_err();
+        assert!(e.0.contains("lpr_citizenship_check_years"), "{e}");
     }
 }

@@ -31,6 +31,10 @@ pub struct LescBenchArgs {
     /// finding the cause of each).
     #[arg(long, default_value_t = 0)]
     pub explain_wrong: usize,
+    /// Print the candidates and reasons of at most this many routine queries sent to review
+    /// (for finding why the automatic share is what it is).
+    #[arg(long, default_value_t = 0)]
+    pub explain_review: usize,
 }
 
 /// Records by id and by strong identifier, in memory.
@@ -208,6 +212,11 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
     let mut runner_ups: BTreeMap<String, usize> = BTreeMap::new();
     let mut split: BTreeMap<String, usize> = BTreeMap::new();
     let mut routine_reviews: BTreeMap<String, usize> = BTreeMap::new();
+    // Routine queries in review by (identifier in query, top candidate is the true person,
+    // top probability band, the set of reasons).
+    let mut review_profiles: BTreeMap<String, usize> = BTreeMap::new();
+    let mut explained_reviews = 0usize;
+    let mut citizen_noncitizen_by: BTreeMap<(String, ImmigrationStatus), usize> = BTreeMap::new();
     let mut examples: Vec<String> = Vec::new();
     // Wrong automatic statuses by (category, truth, answer).
     let mut wrong_by: BTreeMap<(String, ImmigrationStatus, ImmigrationStatus), usize> =
@@ -288,12 +297,41 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
             tally.routine += 1;
             tally.routine_auto += usize::from(d.automatic);
             if !d.automatic {
+                let mut names: Vec<String> = Vec::new();
                 for r in &d.reviews {
                     let name = serde_json::to_value(r)
                         .ok()
                         .and_then(|v| v.get("reason").and_then(|x| x.as_str()).map(String::from))
                         .unwrap_or_default();
-                    *routine_reviews.entry(name).or_default() += 1;
+                    *routine_reviews.entry(name.clone()).or_default() += 1;
+                    names.push(name);
+                }
+                names.sort();
+                names.dedup();
+                let top = processed.candidates.first();
+                let top_true = top.is_some_and(|c| {
+                    c.records
+                        .iter()
+                        .any(|r| person_of.get(&r.record_id) == t.person_id.as_ref())
+                });
+                let band = match top.map_or(0.0, |c| c.probability) {
+                    p if p >= policy.auto_identity_min => "top>=auto",
+                    p if p >= 0.9 => "top 0.9-auto",
+                    p if p >= 0.5 => "top 0.5-0.9",
+                    p if p >= policy.plausible_min => "top plausible-0.5",
+                    _ => "top below plausible",
+                };
+                let profile = format!(
+                    "{} | top true {} | {band} | {}",
+                    if has_identifier { "id" } else { "no id" },
+                    top_true,
+                    names.join("+")
+                );
+                *review_profiles.entry(profile).or_default() += 1;
+                if explained_reviews < args.explain_review {
+                    explained_reviews += 1;
+                    println!("REVIEW {} truth {}", t.category, t.status);
+                    explain(q, &processed, &person_of, &lookup);
                 }
             }
         }
@@ -340,6 +378,9 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
             && status != ImmigrationStatus::NoRecordFound
         {
             tally.citizen_noncitizen_status += 1;
+            *citizen_noncitizen_by
+                .entry((t.category.clone(), status))
+                .or_default() += 1;
         }
         let answered_person = d
             .chosen
@@ -446,6 +487,9 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
         "automatic answers giving a U.S. citizen a noncitizen (not removable) status because no record shows the citizenship: {} (wrong status above judges citizens by what their records document)",
         total.citizen_noncitizen_status
     );
+    for ((cat, answer), n) in &citizen_noncitizen_by {
+        println!("  {cat:<20} answered {answer}: {n}");
+    }
     if !wrong_by.is_empty() {
         println!("wrong automatic statuses by category, truth -> answer:");
         for ((cat, truth, answer), n) in &wrong_by {
@@ -460,6 +504,12 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
         );
     }
     println!("routine queries in review, plausible runner-ups: {runner_ups:?}");
+    let mut profiles: Vec<(&String, &usize)> = review_profiles.iter().collect();
+    profiles.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    println!("routine queries in review by profile (identifier, top is the true person, top probability, reasons):");
+    for (k, n) in profiles.iter().take(30) {
+        println!("  {n:>4}  {k}");
+    }
     if !routine_reviews.is_empty() {
         let list: Vec<String> = routine_reviews
             .iter()
@@ -511,9 +561,18 @@ fn explain(
     println!("  query {}", q.body);
     let mut shown = std::collections::BTreeSet::new();
     for (i, c) in processed.candidates.iter().enumerate() {
+        let why: Vec<String> = c
+            .explanation
+            .iter()
+            .filter(|f| f.weight.abs() >= 0.5)
+            .map(|f| format!("{}={:+.1}", f.field, f.weight))
+            .collect();
         println!(
-            "  cand {i} {} p={:.4} strong={} ",
-            c.person_key, c.probability, c.strong_identifier
+            "  cand {i} {} p={:.4} strong={} [{}]",
+            c.person_key,
+            c.probability,
+            c.strong_identifier,
+            why.join(" ")
         );
         for r in &c.records {
             shown.insert(r.record_id.clone());
