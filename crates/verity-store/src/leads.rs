@@ -7,6 +7,7 @@
 
 use crate::backend::{with_pool, Backend, Store, StoreRow};
 use crate::error::{DbContext, StoreError};
+use crate::scan::{placeholders, value_rows, VALUES_PER_QUERY};
 use sqlx::Row;
 use std::collections::BTreeSet;
 use verity_model::FieldError;
@@ -369,6 +370,7 @@ impl Store {
         stats_json: &str,
         now_micros: i64,
     ) -> Result<(), StoreError> {
+        let kind = self.kind();
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.ctx("start a lead batch")?;
             let state: Option<String> = sqlx::query_scalar("SELECT state FROM lead_runs WHERE run_id = $1")
@@ -451,20 +453,24 @@ impl Store {
                     .ctx("insert a lead subject key")?;
                 }
             }
-            for (person_key, rules, reason, detail) in &batch.parks {
-                sqlx::query(
+            // Many rows per statement: a full run parks thousands of persons.
+            for chunk in batch.parks.chunks(150) {
+                let sql = format!(
                     "INSERT INTO lead_parks (run_id, person_key, rules, reason, detail, created_micros) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                )
-                .bind(run_id)
-                .bind(person_key)
-                .bind(rules.join(","))
-                .bind(reason)
-                .bind(detail)
-                .bind(now_micros)
-                .execute(&mut *tx)
-                .await
-                .ctx("insert a parked person")?;
+                     VALUES {} ON CONFLICT DO NOTHING",
+                    value_rows(kind, chunk.len(), 6)
+                );
+                let mut q = sqlx::query(&sql);
+                for (person_key, rules, reason, detail) in chunk {
+                    q = q
+                        .bind(run_id)
+                        .bind(person_key)
+                        .bind(rules.join(","))
+                        .bind(reason)
+                        .bind(detail)
+                        .bind(now_micros);
+                }
+                q.execute(&mut *tx).await.ctx("insert parked persons")?;
             }
             sqlx::query("UPDATE lead_runs SET cursor_key = $1, stats_json = $2 WHERE run_id = $3")
                 .bind(cursor_key)
@@ -793,13 +799,13 @@ impl Store {
         if keys.is_empty() {
             return Ok(());
         }
+        let kind = self.kind();
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.ctx("start a citizen key insert")?;
-            for chunk in keys.chunks(500) {
-                let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("(${i})")).collect();
+            for chunk in keys.chunks(VALUES_PER_QUERY) {
                 let sql = format!(
                     "INSERT INTO lead_citizen_keys (citizen_key) VALUES {} ON CONFLICT DO NOTHING",
-                    marks.join(", ")
+                    value_rows(kind, chunk.len(), 1)
                 );
                 let mut q = sqlx::query(&sql);
                 for k in chunk {
@@ -818,12 +824,12 @@ impl Store {
         keys: &[String],
     ) -> Result<BTreeSet<String>, StoreError> {
         let mut out = BTreeSet::new();
+        let kind = self.kind();
         with_pool!(self, pool => {
-            for chunk in keys.chunks(500) {
-                let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            for chunk in keys.chunks(VALUES_PER_QUERY) {
                 let sql = format!(
                     "SELECT citizen_key FROM lead_citizen_keys WHERE citizen_key IN ({})",
-                    marks.join(", ")
+                    placeholders(kind, chunk.len())
                 );
                 let mut q = sqlx::query_scalar::<_, String>(&sql);
                 for k in chunk {
@@ -833,6 +839,58 @@ impl Store {
             }
         });
         Ok(out)
+    }
+
+    /// Adds rows of the status sweep (migration 0006): (full-name-and-birth-date key, id of
+    /// the status-bearing record holding it). Idempotent.
+    pub async fn add_status_keys(&self, rows: &[(String, String)]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let kind = self.kind();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.ctx("start a status key insert")?;
+            for chunk in rows.chunks(VALUES_PER_QUERY / 2) {
+                let sql = format!(
+                    "INSERT INTO lead_status_keys (status_key, record_id) VALUES {} \
+                     ON CONFLICT DO NOTHING",
+                    value_rows(kind, chunk.len(), 2)
+                );
+                let mut q = sqlx::query(&sql);
+                for (k, id) in chunk {
+                    q = q.bind(k.as_str()).bind(id.as_str());
+                }
+                q.execute(&mut *tx).await.ctx("insert status keys")?;
+            }
+            tx.commit().await.ctx("commit status keys")?;
+            Ok(())
+        })
+    }
+
+    /// The status sweep rows whose key is one of `keys`: (key, record id), sorted.
+    pub async fn status_key_holders(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = BTreeSet::new();
+        let kind = self.kind();
+        with_pool!(self, pool => {
+            for chunk in keys.chunks(VALUES_PER_QUERY) {
+                let sql = format!(
+                    "SELECT status_key, record_id FROM lead_status_keys WHERE status_key IN ({})",
+                    placeholders(kind, chunk.len())
+                );
+                let mut q = sqlx::query(&sql);
+                for k in chunk {
+                    q = q.bind(k.as_str());
+                }
+                let op = "read status keys";
+                for r in q.fetch_all(pool).await.ctx("look up status keys")? {
+                    out.insert((r.text("status_key").ctx(op)?, r.text("record_id").ctx(op)?));
+                }
+            }
+        });
+        Ok(out.into_iter().collect())
     }
 
     /// Person keys with an active detainer or request for notification (PERC's tables);
@@ -878,14 +936,14 @@ impl Store {
         keys: &[String],
     ) -> Result<Vec<(String, String)>, StoreError> {
         let mut out = BTreeSet::new();
+        let kind = self.kind();
         with_pool!(self, pool => {
-            for chunk in keys.chunks(500) {
-                let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            for chunk in keys.chunks(VALUES_PER_QUERY) {
                 let sql = format!(
                     "SELECT DISTINCT l.lead_id AS lead_id, l.person_key AS person_key FROM lead_subject_keys k \
                      JOIN leads l ON l.lead_id = k.lead_id \
                      WHERE l.state = 'open' AND k.citizen_key IN ({})",
-                    marks.join(", ")
+                    placeholders(kind, chunk.len())
                 );
                 let mut q = sqlx::query(&sql);
                 for k in chunk {

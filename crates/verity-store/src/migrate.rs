@@ -38,6 +38,11 @@ const SQLITE: Steps = &[
         "bookings",
         include_str!("../migrations/sqlite/0005_bookings.sql"),
     ),
+    (
+        6,
+        "ncatc sweep",
+        include_str!("../migrations/sqlite/0006_ncatc_sweep.sql"),
+    ),
 ];
 
 const POSTGRES: Steps = &[
@@ -65,6 +70,11 @@ const POSTGRES: Steps = &[
         5,
         "bookings",
         include_str!("../migrations/postgres/0005_bookings.sql"),
+    ),
+    (
+        6,
+        "ncatc sweep",
+        include_str!("../migrations/postgres/0006_ncatc_sweep.sql"),
     ),
 ];
 
@@ -106,7 +116,7 @@ pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
 }
 
 /// The newest schema version this build knows, per backend (they move together).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 #[cfg(test)]
 mod tests {

@@ -11,10 +11,13 @@
 use crate::backend::{with_pool, Store, StoreRow};
 use crate::error::{DbContext, StoreError};
 use crate::records::IdKind;
+use crate::BackendKind;
 use verity_model::SourceRecord;
 
-/// Parameters per `IN (...)` list: well under SQLite's and PostgreSQL's limits.
-const VALUES_PER_QUERY: usize = 900;
+/// Parameters per statement: under SQLite's (32,766) and PostgreSQL's (65,535) limits, and
+/// large, because every statement is a round trip to the database thread or server (which
+/// dominates an incremental run's time on a busy machine).
+pub(crate) const VALUES_PER_QUERY: usize = 4_000;
 
 /// One stored record, not yet decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +34,16 @@ impl RawRecord {
     }
 }
 
+/// Decodes a record's JSON: the fast path ([`FastRecord`]) first, the derived decoder when the
+/// fast path cannot read it (it then also gives the error message).
 fn decode(record_id: &str, json: &str) -> Result<SourceRecord, StoreError> {
+    if let Ok(fast) = serde_json::from_str::<FastRecord>(json) {
+        return Ok(SourceRecord {
+            record_id: fast.record_id,
+            identity: fast.identity,
+            body: fast.body.0,
+        });
+    }
     serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
         table: "records",
         key: record_id.to_string(),
@@ -39,9 +51,87 @@ fn decode(record_id: &str, json: &str) -> Result<SourceRecord, StoreError> {
     })
 }
 
-fn placeholders(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
+/// A [`SourceRecord`] decoded without serde's buffering of internally tagged enums: the
+/// derived decoder of `RecordBody` (tagged by `system`) first copies the whole body into an
+/// intermediate tree to find the tag, then decodes from that tree. Stored bodies are written
+/// by the same derive, which puts the tag first, so this decoder reads the tag and then the
+/// system's fields straight from the text. A body whose tag is not first is refused here and
+/// decoded by the derived decoder instead, so both give the same records.
+#[derive(serde::Deserialize)]
+struct FastRecord {
+    record_id: String,
+    identity: verity_model::Identity,
+    body: FastBody,
+}
+
+struct FastBody(verity_model::RecordBody);
+
+impl<'de> serde::Deserialize<'de> for FastBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(FastBodyVisitor)
+    }
+}
+
+struct FastBodyVisitor;
+
+impl<'de> serde::de::Visitor<'de> for FastBodyVisitor {
+    type Value = FastBody;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a record body with its system tag first")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<FastBody, A::Error> {
+        use serde::de::{value::MapAccessDeserializer, Error};
+        use serde::Deserialize;
+        use verity_model::record::*;
+        let key: Option<String> = map.next_key()?;
+        if key.as_deref() != Some("system") {
+            return Err(A::Error::custom("the body's system tag is not first"));
+        }
+        let system: String = map.next_value()?;
+        let rest = MapAccessDeserializer::new(map);
+        Ok(FastBody(match system.as_str() {
+            "benefits" => RecordBody::Benefits(BenefitsRecord::deserialize(rest)?),
+            "travel" => RecordBody::Travel(TravelRecord::deserialize(rest)?),
+            "enforcement" => RecordBody::Enforcement(EnforcementRecord::deserialize(rest)?),
+            "court" => RecordBody::Court(CourtRecord::deserialize(rest)?),
+            "criminal" => RecordBody::Criminal(CriminalRecord::deserialize(rest)?),
+            "custody" => RecordBody::Custody(CustodyRecord::deserialize(rest)?),
+            "citizenship" => RecordBody::Citizenship(CitizenshipRecord::deserialize(rest)?),
+            "biometrics" => RecordBody::Biometrics(BiometricsRecord::deserialize(rest)?),
+            other => return Err(A::Error::custom(format!("unknown system '{other}'"))),
+        }))
+    }
+}
+
+/// `n` parameter marks for an `IN (...)` list or a `VALUES` row: `?, ?, ...` on SQLite (which
+/// binds numbered `$N` marks by walking the whole parameter list: quadratic in long lists),
+/// `$1, $2, ...` on PostgreSQL.
+pub(crate) fn placeholders(kind: BackendKind, n: usize) -> String {
+    match kind {
+        BackendKind::Sqlite => vec!["?"; n].join(", "),
+        BackendKind::Postgres => (1..=n)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// `rows` rows of `width` parameter marks each, `(..), (..)`, numbered across rows on
+/// PostgreSQL.
+pub(crate) fn value_rows(kind: BackendKind, rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|r| match kind {
+            BackendKind::Sqlite => format!("({})", vec!["?"; width].join(", ")),
+            BackendKind::Postgres => format!(
+                "({})",
+                (1..=width)
+                    .map(|c| format!("${}", r * width + c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -84,7 +174,7 @@ impl Store {
             for chunk in revs.chunks(VALUES_PER_QUERY) {
                 let sql = format!(
                     "SELECT rev, record_id, record_json FROM records WHERE rev IN ({})",
-                    placeholders(chunk.len())
+                    placeholders(self.kind(), chunk.len())
                 );
                 let mut q = sqlx::query(&sql);
                 for rev in chunk {
@@ -121,7 +211,7 @@ impl Store {
                 let sql = format!(
                     "SELECT rev, record_id, record_json FROM records WHERE {} IN ({})",
                     kind.code(),
-                    placeholders(chunk.len())
+                    placeholders(self.kind(), chunk.len())
                 );
                 let mut q = sqlx::query(&sql);
                 for v in chunk {
@@ -142,71 +232,20 @@ impl Store {
     }
 }
 
-impl Store {
-    /// Rows of the lead sweep key table (`lead_citizen_keys`) that start with any of
-    /// `prefixes`, in key order. Each prefix must end with `|`: rows are `prefix` + record id,
-    /// so one index range per prefix finds them.
-    pub async fn sweep_keys_with_prefixes(
-        &self,
-        prefixes: &[String],
-    ) -> Result<Vec<String>, StoreError> {
-        let mut out = Vec::new();
-        with_pool!(self, pool => {
-            // Two parameters per prefix; 400 ranges per statement.
-            for chunk in prefixes.chunks(400) {
-                let ranges: Vec<String> = (0..chunk.len())
-                    .map(|i| format!("(citizen_key >= ${} AND citizen_key < ${})", 2 * i + 1, 2 * i + 2))
-                    .collect();
-                // No ORDER BY: with one, SQLite scans the whole index in key order testing
-                // every range on every row (minutes at 100k people); without it, each range is
-                // one index search. The result is sorted below.
-                let sql = format!(
-                    "SELECT citizen_key FROM lead_citizen_keys WHERE {}",
-                    ranges.join(" OR ")
-                );
-                let mut q = sqlx::query_scalar::<_, String>(&sql);
-                for p in chunk {
-                    q = q.bind(p.as_str()).bind(range_end(p));
-                }
-                out.extend(q.fetch_all(pool).await.ctx("look up sweep keys by prefix")?);
-            }
-        });
-        out.sort();
-        out.dedup();
-        Ok(out)
-    }
-}
-
-/// The smallest string greater than every string starting with `prefix` (its last character
-/// raised by one; `|` becomes `}`).
-fn range_end(prefix: &str) -> String {
-    let mut chars: Vec<char> = prefix.chars().collect();
-    match chars.pop() {
-        Some(c) => {
-            let next = char::from_u32(u32::from(c) + 1).unwrap_or(char::MAX);
-            chars.push(next);
-            chars.into_iter().collect()
-        }
-        None => String::from(char::MAX),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn a_prefix_range_ends_just_after_the_prefix() {
-        assert_eq!(range_end("S|A|B|19800102|"), "S|A|B|19800102}");
-        assert!("S|A|B|19800102|R-1" < range_end("S|A|B|19800102|").as_str());
-        assert!("S|A|B|19800102|R-1" >= "S|A|B|19800102|");
-        assert!("S|A|B|198001020" < "S|A|B|19800102|");
-    }
-
-    #[test]
-    fn placeholders_are_numbered_from_one() {
-        assert_eq!(placeholders(3), "$1, $2, $3");
-        assert_eq!(placeholders(0), "");
+    fn placeholders_are_positional_on_sqlite_and_numbered_on_postgres() {
+        assert_eq!(placeholders(BackendKind::Postgres, 3), "$1, $2, $3");
+        assert_eq!(placeholders(BackendKind::Sqlite, 3), "?, ?, ?");
+        assert_eq!(placeholders(BackendKind::Sqlite, 0), "");
+        assert_eq!(
+            value_rows(BackendKind::Postgres, 2, 2),
+            "($1, $2), ($3, $4)"
+        );
+        assert_eq!(value_rows(BackendKind::Sqlite, 2, 2), "(?, ?), (?, ?)");
     }
 
     #[test]
@@ -220,5 +259,57 @@ mod tests {
             Err(StoreError::Corrupt { key, .. }) => assert_eq!(key, "R-1"),
             other => panic!("expected a corrupt-row error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_fast_decoder_reads_what_the_derived_one_reads() {
+        use verity_model::record::*;
+        use verity_model::{ANumber, Identity, PartialDate, PersonName};
+        let mut identity = Identity {
+            name: PersonName::new("ANA", "", "LOPEZ"),
+            dob: PartialDate::full(1980, 1, 2).ok(),
+            country_of_birth: "MX".into(),
+            ..Identity::default()
+        };
+        identity.ids.a_number = ANumber::parse("A12345678").ok();
+        let bodies = vec![
+            RecordBody::Enforcement(EnforcementRecord {
+                event: EnforcementEvent::RemovalOrder,
+                date: PartialDate::full(2020, 1, 2).unwrap(),
+                order: Some(OrderKind::Final),
+                entry: None,
+                office: "BAL".into(),
+                detail: "with \"quotes\" and \u{e9}".into(),
+            }),
+            RecordBody::Citizenship(CitizenshipRecord {
+                evidence: CitizenshipEvidence::UsPassport,
+                document_number: "X1".into(),
+                issued: None,
+            }),
+            RecordBody::Court(CourtRecord {
+                case_number: "C-1".into(),
+                filed: PartialDate::full(2019, 5, 6).unwrap(),
+                outcome: CourtOutcome::InAbsentiaOrder,
+                decided: None,
+                relief: String::new(),
+                appeal_pending: false,
+            }),
+        ];
+        for body in bodies {
+            let r = SourceRecord {
+                record_id: "R-1".into(),
+                identity: identity.clone(),
+                body,
+            };
+            let json = serde_json::to_string(&r).unwrap();
+            let fast: FastRecord = serde_json::from_str(&json).unwrap();
+            assert_eq!(fast.body.0, r.body);
+            assert_eq!(decode("R-1", &json).unwrap(), r);
+        }
+        // The tag not first: the derived decoder still reads it.
+        let moved = r#"{"record_id":"R-2","identity":IDENT,"body":{"evidence":"us_passport","document_number":"X","issued":null,"system":"citizenship"}}"#
+            .replace("IDENT", &serde_json::to_string(&identity).unwrap());
+        assert!(serde_json::from_str::<FastRecord>(&moved).is_err());
+        assert_eq!(decode("R-2", &moved).unwrap().record_id, "R-2");
     }
 }

@@ -17,6 +17,7 @@ conformance!(
     dispositions_close_leads_and_feed_quality,
     refresh_and_withdraw_touch_only_open_leads,
     dashboard_reads_other_areas_tables,
+    status_sweep_rows_are_found_by_key,
 );
 
 fn new_run(kind: &str, from_rev: i64) -> NewLeadRun {
@@ -322,6 +323,41 @@ mod cases {
         assert_eq!(d.detainer_outcomes, Some(vec![]));
         assert!(s
             .persons_with_active_detainer(&["P1".into()])
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    pub async fn status_sweep_rows_are_found_by_key(db: &TestDb) {
+        let s = &db.store;
+        let row = |k: &str, id: &str| (k.to_string(), id.to_string());
+        s.add_status_keys(&[
+            row("S|ANA|LOPEZ|19800102|", "ENF-2"),
+            row("S|ANA|LOPEZ|19800102|", "ENF-1"),
+            row("S|ANA|LOPEZ|19800201|", "ENF-1"),
+            row("S|ANA|LOPEZB|19800102|", "TRV-9"),
+        ])
+        .await
+        .unwrap();
+        // Idempotent: a resumed run may add the same rows again.
+        s.add_status_keys(&[row("S|ANA|LOPEZ|19800102|", "ENF-2")])
+            .await
+            .unwrap();
+        let found = s
+            .status_key_holders(&["S|ANA|LOPEZ|19800102|".into(), "S|NOBODY|X|1|".into()])
+            .await
+            .unwrap();
+        // Equality, not a prefix: the longer family name's row is not found.
+        assert_eq!(
+            found,
+            vec![
+                row("S|ANA|LOPEZ|19800102|", "ENF-1"),
+                row("S|ANA|LOPEZ|19800102|", "ENF-2"),
+            ]
+        );
+        // Status rows do not count as citizenship evidence.
+        assert!(s
+            .citizen_keys_among(&["S|ANA|LOPEZ|19800102|".into()])
             .await
             .unwrap()
             .is_empty());

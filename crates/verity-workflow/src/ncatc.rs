@@ -3,9 +3,14 @@
 //!
 //! A run is a batch job over records by `rev`:
 //! - **full** (the first run, or when asked): every record up to the store's head is read in
-//!   pages, grouped into persons, and each person is evaluated;
+//!   pages through a borrowed view (`ncatc_scan.rs`: identifiers and sweep keys, hashed),
+//!   linked into persons in memory, and the persons a lead rule could apply to are read again
+//!   and evaluated;
+//!   the sweep keys go to the store for later incremental runs;
 //! - **incremental** (otherwise): only records newer than the last finished run's head, plus the
-//!   records that share an identifier with them, are read; only their persons are evaluated.
+//!   records linked to them by identifiers (followed until no new record turns up, so the
+//!   persons are the full run's), are read; only their persons are evaluated, and the sweep
+//!   keys are looked up in the store.
 //!
 //! Persons are evaluated in person-key order and written in batches; each batch commits with
 //! the run's cursor (the last person key written), so a run that stops is resumed by the next
@@ -19,12 +24,17 @@ pub mod person;
 #[path = "ncatc_tests.rs"]
 mod tests;
 
+#[path = "ncatc_scan.rs"]
+mod scan;
+
+use scan::{may_lead, FullScan, SweepIndex, SweepRows};
+
 pub use person::{evaluate_person, group_persons, LeadContext, PersonContext, PersonResult};
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use verity_model::{RecordSystem, SourceRecord};
+use verity_model::SourceRecord;
 use verity_policy::{LeadOutcome, Ongoing};
 use verity_store::leads::{LeadBatch, LeadRun, NewLead, NewLeadRun};
 use verity_store::scan::RawRecord;
@@ -219,14 +229,11 @@ async fn audit_run(
 /// which keep only identifiers in memory while scanning).
 enum Members {
     Loaded(Vec<SourceRecord>),
-    Revs(Vec<i64>),
-}
-
-/// The sweep keys of a full run, held in memory (an incremental run asks the store).
-struct SweepKeys {
-    citizen: HashSet<String>,
-    /// Status sweep key (without record id) -> ids of the status-bearing records with it.
-    status: HashMap<String, Vec<String>>,
+    /// The person's group number in the full scan, and the revs of its records.
+    Revs {
+        group: u32,
+        revs: Vec<i64>,
+    },
 }
 
 /// The persons a run evaluates, with what it knows about the rest of the store.
@@ -236,7 +243,8 @@ struct Population {
     records_scanned: u64,
     /// Persons in the store (a full run evaluates only those a lead rule could apply to).
     persons_total: u64,
-    sweep: Option<SweepKeys>,
+    /// The sweep keys of a full run, held in memory (an incremental run asks the store).
+    sweep: Option<SweepIndex>,
 }
 
 async fn execute(
@@ -247,14 +255,13 @@ async fn execute(
     run: &LeadRun,
     stats: &mut RunStats,
 ) -> Result<(), RunError> {
-    let full_open: Option<HashMap<String, String>> = if run.kind == "full" {
-        Some(store.open_lead_keys().await?.into_iter().collect())
+    // Every open lead by person key: small (one per open lead), and one read instead of a
+    // query per record of every evaluated person.
+    let open: HashMap<String, String> = store.open_lead_keys().await?.into_iter().collect();
+    let population = if run.kind == "full" {
+        full_population(store, opts, progress, run, &open).await?
     } else {
-        None
-    };
-    let population = match &full_open {
-        Some(open) => full_population(store, opts, progress, run, open).await?,
-        None => incremental_population(store, opts, progress, run).await?,
+        incremental_population(store, opts, progress, run, &open).await?
     };
     if stats.resumed == 0 {
         stats.records_scanned = population.records_scanned;
@@ -276,27 +283,21 @@ async fn execute(
     {
         let people = load_members(store, chunk).await?;
         let mut open_by_key: HashMap<String, String> = HashMap::new();
-        match &full_open {
-            Some(all) => {
-                for (_, records) in &people {
-                    for k in person::possible_keys(records) {
-                        if let Some(id) = all.get(&k) {
-                            open_by_key.insert(k, id.clone());
-                        }
-                    }
-                }
-            }
-            None => {
-                let keys: Vec<String> = people
-                    .iter()
-                    .flat_map(|(_, r)| person::possible_keys(r))
-                    .collect();
-                for l in store.open_leads_for(&keys).await? {
-                    open_by_key.insert(l.person_key, l.lead_id);
+        for (_, records) in &people {
+            for k in person::possible_keys(records) {
+                if let Some(id) = open.get(&k) {
+                    open_by_key.insert(k, id.clone());
                 }
             }
         }
-        let swept = sweep_matches(store, population.sweep.as_ref(), &people).await?;
+        let groups: Vec<Option<u32>> = chunk
+            .iter()
+            .map(|(_, m)| match m {
+                Members::Revs { group, .. } => Some(*group),
+                Members::Loaded(_) => None,
+            })
+            .collect();
+        let swept = sweep_matches(store, population.sweep.as_ref(), &people, &groups).await?;
         let contexts: Vec<PersonContext> = people
             .iter()
             .zip(swept)
@@ -351,7 +352,7 @@ async fn load_members(
     let revs: Vec<i64> = chunk
         .iter()
         .flat_map(|(_, m)| match m {
-            Members::Revs(r) => r.as_slice(),
+            Members::Revs { revs, .. } => revs.as_slice(),
             Members::Loaded(_) => &[],
         })
         .copied()
@@ -364,7 +365,7 @@ async fn load_members(
         .map(|(key, m)| {
             let records = match m {
                 Members::Loaded(rs) => rs.clone(),
-                Members::Revs(revs) => {
+                Members::Revs { revs, .. } => {
                     let mut rs: Vec<SourceRecord> =
                         revs.iter().filter_map(|r| by_rev.remove(r)).collect();
                     rs.sort_by(|a, b| a.record_id.cmp(&b.record_id));
@@ -407,12 +408,13 @@ fn worker_threads() -> usize {
 }
 
 /// Per person: (a citizenship sweep key matches, a status-bearing record outside the person
-/// has the person's full name and birth date). Full runs look in memory; incremental runs ask
-/// the store once per batch.
+/// has the person's full name and birth date). Full runs look in memory (`groups` gives each
+/// person's group number in the scan); incremental runs ask the store once per batch.
 async fn sweep_matches(
     store: &Store,
-    sweep: Option<&SweepKeys>,
+    sweep: Option<&SweepIndex>,
     people: &[(String, Vec<SourceRecord>)],
+    groups: &[Option<u32>],
 ) -> Result<Vec<(bool, bool)>, RunError> {
     let citizen_keys: Vec<Vec<String>> = people
         .iter()
@@ -427,42 +429,33 @@ async fn sweep_matches(
             k
         })
         .collect();
+    if let Some(index) = sweep {
+        return Ok(citizen_keys
+            .iter()
+            .zip(&status_keys)
+            .zip(groups)
+            .map(|((c, st), g)| {
+                (
+                    index.citizen_match(c),
+                    // A person without a group number was not in the scan: every holder is
+                    // outside it.
+                    index.status_outside(st, g.unwrap_or(u32::MAX)),
+                )
+            })
+            .collect());
+    }
+    let mut all: Vec<String> = citizen_keys.iter().flatten().cloned().collect();
+    all.sort();
+    all.dedup();
+    let citizen = store.citizen_keys_among(&all).await?;
+    let mut wanted: Vec<String> = status_keys.iter().flatten().cloned().collect();
+    wanted.sort();
+    wanted.dedup();
     // Status key -> record ids holding it.
     let mut holders: HashMap<String, Vec<String>> = HashMap::new();
-    let citizen: HashSet<String> = match sweep {
-        Some(s) => {
-            for k in status_keys.iter().flatten() {
-                if let Some(ids) = s.status.get(k) {
-                    holders.insert(k.clone(), ids.clone());
-                }
-            }
-            citizen_keys
-                .iter()
-                .flatten()
-                .filter(|k| s.citizen.contains(*k))
-                .cloned()
-                .collect()
-        }
-        None => {
-            let mut all: Vec<String> = citizen_keys.iter().flatten().cloned().collect();
-            all.sort();
-            all.dedup();
-            let found = store.citizen_keys_among(&all).await?;
-            let mut prefixes: Vec<String> = status_keys.iter().flatten().cloned().collect();
-            prefixes.sort();
-            prefixes.dedup();
-            for row in store.sweep_keys_with_prefixes(&prefixes).await? {
-                if let Some(cut) = row.rfind('|') {
-                    let (key, id) = row.split_at(cut + 1);
-                    holders
-                        .entry(key.to_string())
-                        .or_default()
-                        .push(id.to_string());
-                }
-            }
-            found.into_iter().collect()
-        }
-    };
+    for (key, id) in store.status_key_holders(&wanted).await? {
+        holders.entry(key).or_default().push(id);
+    }
     Ok(people
         .iter()
         .zip(citizen_keys.iter().zip(&status_keys))
@@ -597,55 +590,10 @@ fn apply_outcome(
     }
 }
 
-/// What a full run keeps of one record while scanning: enough to link it and to sweep, not the
-/// record itself (which is read again, by rev, only for persons a lead rule could apply to).
-struct Scanned {
-    rev: i64,
-    record_id: String,
-    may_lead: bool,
-    keys: Vec<(u8, String)>,
-    citizen_keys: Vec<String>,
-    status_keys: Vec<String>,
-}
-
-/// Whether a record can make its person's status one a lead rule applies to. Criminal,
-/// custody and citizenship records never give an immigration status on their own (the
-/// status rules read immigration records: enforcement, court, travel, benefits, biometrics),
-/// so persons with only such records are no lead and are not read again.
-fn may_lead(r: &SourceRecord) -> bool {
-    !matches!(
-        r.system(),
-        RecordSystem::Criminal | RecordSystem::Custody | RecordSystem::Citizenship
-    )
-}
-
-fn digest(page: Vec<RawRecord>) -> Result<Vec<Scanned>, StoreError> {
-    page.into_iter()
-        .map(|raw| {
-            let r = raw.decode()?;
-            Ok(Scanned {
-                rev: raw.rev,
-                may_lead: may_lead(&r),
-                keys: person::strong_keys(&r),
-                citizen_keys: if person::indicates_citizenship(&r) {
-                    person::name_dob_keys(&r)
-                } else {
-                    Vec::new()
-                },
-                status_keys: if person::bears_on_status(&r) {
-                    person::full_name_dob_keys(&r)
-                } else {
-                    Vec::new()
-                },
-                record_id: raw.record_id,
-            })
-        })
-        .collect()
-}
-
-/// Reads every record up to the run's head in pages (decoding one page while the next is
-/// read), links them by identifiers in memory, and keeps the persons a lead rule could apply
-/// to (or who have an open lead to re-check), with the sweep keys of all records.
+/// Reads every record up to the run's head in pages (the next page is read while a worker
+/// thread digests this one), links them by identifiers in memory, and keeps the persons a
+/// lead rule could apply to (or who have an open lead to re-check), with the sweep keys of
+/// all records, which it also writes to the store page by page.
 async fn full_population(
     store: &Store,
     opts: &RunOptions,
@@ -654,90 +602,60 @@ async fn full_population(
     open: &HashMap<String, String>,
 ) -> Result<Population, RunError> {
     let total = store.count_records().await?;
-    let mut revs: Vec<i64> = Vec::new();
-    let mut record_ids: Vec<String> = Vec::new();
-    let mut may: Vec<bool> = Vec::new();
-    let mut keys: Vec<Vec<(u8, String)>> = Vec::new();
-    let mut sweep = SweepKeys {
-        citizen: HashSet::new(),
-        status: HashMap::new(),
-    };
+    let mut scanned = FullScan::default();
     let mut after = 0i64;
-    let mut pending: Option<std::thread::JoinHandle<Result<Vec<Scanned>, StoreError>>> = None;
+    type Part = Result<(FullScan, SweepRows), StoreError>;
+    let mut pending: Option<std::thread::JoinHandle<Part>> = None;
     loop {
         let page = store
             .scan_record_json(after, run.to_rev, opts.page_size.max(1))
             .await?;
-        if let Some(h) = pending.take() {
-            let part = match h.join() {
-                Ok(part) => part?,
+        let part = match pending.take() {
+            Some(h) => match h.join() {
+                Ok(part) => Some(part?),
                 Err(p) => std::panic::resume_unwind(p),
-            };
-            for s in part {
-                revs.push(s.rev);
-                may.push(s.may_lead);
-                keys.push(s.keys);
-                sweep.citizen.extend(s.citizen_keys);
-                for k in s.status_keys {
-                    sweep.status.entry(k).or_default().push(s.record_id.clone());
-                }
-                record_ids.push(s.record_id);
-            }
+            },
+            None => None,
+        };
+        let last = page.last().map(|r| r.rev);
+        if let Some(last) = last {
+            after = last;
+            pending = Some(std::thread::spawn(move || scan::scan_page(&page)));
+        }
+        // While the worker scans the next page: keep this one and write its sweep keys.
+        if let Some((part, rows)) = part {
+            scanned.append(part)?;
+            store.add_citizen_keys(&rows.citizen).await?;
+            store.add_status_keys(&rows.status).await?;
             progress(Progress::Scanning {
-                done: revs.len() as u64,
+                done: scanned.records() as u64,
                 total,
             });
         }
-        let Some(last) = page.last() else {
+        if last.is_none() {
             break;
-        };
-        after = last.rev;
-        pending = Some(std::thread::spawn(move || digest(page)));
-    }
-    let records_scanned = revs.len() as u64;
-    let mut sweep_rows: Vec<String> = sweep
-        .citizen
-        .iter()
-        .cloned()
-        .chain(
-            sweep
-                .status
-                .iter()
-                .flat_map(|(k, ids)| ids.iter().map(move |id| format!("{k}{id}"))),
-        )
-        .collect();
-    sweep_rows.sort();
-    for chunk in sweep_rows.chunks(20_000) {
-        store.add_citizen_keys(chunk).await?;
-    }
-    drop(sweep_rows);
-    let groups = person::group_key_lists(&keys);
-    drop(keys);
-    let persons_total = groups.len() as u64;
-    let mut persons: Vec<(String, Members)> = Vec::new();
-    for g in groups {
-        let wanted = g.iter().any(|&i| may[i])
-            || g.iter()
-                .any(|&i| open.contains_key(&format!("NP-{}", record_ids[i])));
-        if !wanted {
-            continue;
         }
-        let min_id = g
-            .iter()
-            .map(|&i| record_ids[i].as_str())
-            .min()
-            .unwrap_or("");
-        persons.push((
-            format!("NP-{min_id}"),
-            Members::Revs(g.iter().map(|&i| revs[i]).collect()),
-        ));
     }
-    persons.sort_by(|a, b| a.0.cmp(&b.0));
+    let records_scanned = scanned.records() as u64;
+    let grouped = scanned.group(|id| open.contains_key(&format!("NP-{id}")));
+    let persons = grouped
+        .persons
+        .into_iter()
+        .map(|p| {
+            (
+                p.key,
+                Members::Revs {
+                    group: p.group,
+                    revs: p.revs,
+                },
+            )
+        })
+        .collect();
     Ok(Population {
         persons,
         records_scanned,
-        persons_total,
-        sweep: Some(sweep),
+        persons_total: grouped.persons_total,
+        sweep: Some(grouped.sweep),
     })
 }
 
@@ -764,8 +682,10 @@ fn into_persons(
     persons
 }
 
-/// How many identifier hops an incremental run follows from a changed record.
-const EXPANSION_ROUNDS: usize = 3;
+/// Identifier hops an incremental run follows from a changed record at most: it follows them
+/// until no new record turns up (so its persons are the full run's), and this only bounds a
+/// pathological chain.
+const MAX_EXPANSION_ROUNDS: usize = 64;
 
 fn id_kind(tag: u8) -> IdKind {
     match tag {
@@ -778,13 +698,25 @@ fn id_kind(tag: u8) -> IdKind {
     }
 }
 
+/// Whether a run evaluates a person: a lead rule could apply (see [`may_lead`]), or an open
+/// lead on one of the person's records must be re-checked. Full and incremental runs use the
+/// same test, so both reach the same outcomes.
+fn worth_evaluating(records: &[SourceRecord], open: &HashMap<String, String>) -> bool {
+    records.iter().any(may_lead)
+        || records
+            .iter()
+            .any(|r| open.contains_key(&format!("NP-{}", r.record_id)))
+}
+
 /// Reads the records changed since the last finished run and every record linked to them
-/// (one query per identifier kind and hop, not one per identifier).
+/// (one query per identifier kind and hop, not one per identifier), and keeps the persons
+/// holding a changed record that are worth evaluating.
 async fn incremental_population(
     store: &Store,
     opts: &RunOptions,
     progress: &(dyn Fn(Progress) + Sync),
     run: &LeadRun,
+    open: &HashMap<String, String>,
 ) -> Result<Population, RunError> {
     let mut raw: Vec<RawRecord> = Vec::new();
     let mut after = run.from_rev;
@@ -823,13 +755,8 @@ async fn incremental_population(
         .collect();
     new_status.sort();
     new_status.dedup();
-    let mut sweep_rows: Vec<String> = new_citizen
-        .iter()
-        .cloned()
-        .chain(new_status.iter().map(|(k, id)| format!("{k}{id}")))
-        .collect();
-    sweep_rows.sort();
-    store.add_citizen_keys(&sweep_rows).await?;
+    store.add_citizen_keys(&new_citizen).await?;
+    store.add_status_keys(&new_status).await?;
 
     let mut changed_ids: HashSet<String> = changed.iter().map(|r| r.record_id.clone()).collect();
     // New citizenship evidence bears on open leads with the same name and birth date, linked
@@ -864,7 +791,7 @@ async fn incremental_population(
         }
     }
     let mut asked: HashSet<(u8, String)> = HashSet::new();
-    for _ in 0..EXPANSION_ROUNDS {
+    for _ in 0..MAX_EXPANSION_ROUNDS {
         let mut by_kind: BTreeMap<u8, Vec<String>> = BTreeMap::new();
         for r in &frontier {
             for key in person::strong_keys(r) {
@@ -892,13 +819,15 @@ async fn incremental_population(
         }
         frontier = next;
     }
-    let persons: Vec<(String, Members)> =
-        into_persons(known.into_values().collect(), Some(&changed_ids))
-            .into_iter()
-            .map(|(k, rs)| (k, Members::Loaded(rs)))
-            .collect();
+    let touched = into_persons(known.into_values().collect(), Some(&changed_ids));
+    let persons_total = touched.len() as u64;
+    let persons: Vec<(String, Members)> = touched
+        .into_iter()
+        .filter(|(_, rs)| worth_evaluating(rs, open))
+        .map(|(k, rs)| (k, Members::Loaded(rs)))
+        .collect();
     Ok(Population {
-        persons_total: persons.len() as u64,
+        persons_total,
         persons,
         records_scanned,
         sweep: None,

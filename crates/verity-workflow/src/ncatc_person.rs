@@ -158,8 +158,8 @@ fn letters(s: &str) -> String {
 
 /// A record's full birth date as `YYYYMMDD`, plus the day/month swap when it reads as a date
 /// too; empty when the month or day is unknown (a partial date is no key).
-fn full_birth_dates(r: &SourceRecord) -> Vec<String> {
-    let Some(dob) = r.identity.dob else {
+fn full_birth_dates(dob: Option<PartialDate>) -> Vec<String> {
+    let Some(dob) = dob else {
         return Vec::new();
     };
     let (Some(m), Some(d)) = (dob.month, dob.day) else {
@@ -172,18 +172,32 @@ fn full_birth_dates(r: &SourceRecord) -> Vec<String> {
     dates
 }
 
+/// A record's names, then its aliases, as (family, given).
+fn names_of(r: &SourceRecord) -> impl Iterator<Item = (&str, &str)> {
+    std::iter::once(&r.identity.name)
+        .chain(r.identity.aliases.iter())
+        .map(|n| (n.family.as_str(), n.given.as_str()))
+}
+
 /// Name-and-birth-date keys of a record (family name or given name with the birth date, and
 /// the day/month swap), used to find citizenship evidence identifiers did not link.
 pub fn name_dob_keys(r: &SourceRecord) -> Vec<String> {
-    let dates = full_birth_dates(r);
+    name_dob_keys_from(names_of(r), r.identity.dob)
+}
+
+/// [`name_dob_keys`] from a record's (family, given) names and birth date.
+pub(crate) fn name_dob_keys_from<'a>(
+    names: impl Iterator<Item = (&'a str, &'a str)>,
+    dob: Option<PartialDate>,
+) -> Vec<String> {
+    let dates = full_birth_dates(dob);
     if dates.is_empty() {
         return Vec::new();
     }
     let mut out = Vec::new();
-    let names = std::iter::once(&r.identity.name).chain(r.identity.aliases.iter());
-    for n in names {
-        let family = letters(&n.family);
-        let given = letters(&n.given);
+    for (family, given) in names {
+        let family = letters(family);
+        let given = letters(given);
         for date in &dates {
             if !family.is_empty() {
                 out.push(format!("F|{family}|{date}"));
@@ -214,16 +228,24 @@ pub fn bears_on_status(r: &SourceRecord) -> bool {
 /// day/month swap. A status-bearing record with such a key outside a person's linked records
 /// may be that person's (an executed removal, a grant): the status sweep parks such leads.
 /// Stricter than [`name_dob_keys`] (both names must agree) because a looser key would
-/// withhold leads on namesakes. Stored keys append the record id after the last `|`.
+/// withhold leads on namesakes. Stored with the holding record's id (`lead_status_keys`).
 pub fn full_name_dob_keys(r: &SourceRecord) -> Vec<String> {
-    let dates = full_birth_dates(r);
+    full_name_dob_keys_from(names_of(r), r.identity.dob)
+}
+
+/// [`full_name_dob_keys`] from a record's (family, given) names and birth date.
+pub(crate) fn full_name_dob_keys_from<'a>(
+    names: impl Iterator<Item = (&'a str, &'a str)>,
+    dob: Option<PartialDate>,
+) -> Vec<String> {
+    let dates = full_birth_dates(dob);
     if dates.is_empty() {
         return Vec::new();
     }
     let mut out = Vec::new();
-    for n in std::iter::once(&r.identity.name).chain(r.identity.aliases.iter()) {
-        let family = letters(&n.family);
-        let given = letters(&n.given);
+    for (family, given) in names {
+        let family = letters(family);
+        let given = letters(given);
         if family.is_empty() || given.is_empty() {
             continue;
         }
@@ -241,8 +263,8 @@ pub fn full_name_dob_keys(r: &SourceRecord) -> Vec<String> {
     out
 }
 
-/// Prefix of status sweep keys (they share the sweep key table with the citizenship keys,
-/// which start `F|` or `G|`).
+/// Prefix of status sweep keys (citizenship keys start `F|` or `G|`; since migration 0006 the
+/// two live in separate tables).
 pub const STATUS_KEY_PREFIX: &str = "S|";
 
 /// Whether a record on its own indicates U.S. citizenship.

@@ -1,0 +1,539 @@
+//! NCATC full-run scan: what a lead run keeps of each record while reading the whole store.
+//!
+//! A full run reads every record once to link them into persons and to collect the sweep
+//! keys; only the persons a lead rule could apply to are read again, whole. This first pass
+//! needs a record's identifiers, names, birth date, country of birth and a few body fields, so
+//! it reads the stored JSON through a borrowed view that skips everything else (no strings
+//! copied, no dates or identifiers validated, no internally-tagged body buffered), instead of
+//! decoding a whole [`SourceRecord`]. The keys come from the same functions as for a decoded
+//! record; a test checks both paths agree on a generated world.
+
+use crate::ncatc::person;
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::hash::Hasher;
+use verity_model::{PartialDate, RecordSystem, SourceRecord};
+use verity_store::scan::RawRecord;
+use verity_store::StoreError;
+
+/// What a full run keeps of one record while scanning: enough to link it and to sweep, not the
+/// record itself (which is read again, by rev, only for persons a lead rule could apply to).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Scanned {
+    pub rev: i64,
+    pub record_id: String,
+    pub may_lead: bool,
+    pub keys: Vec<(u8, String)>,
+    pub citizen_keys: Vec<String>,
+    pub status_keys: Vec<String>,
+}
+
+/// Whether a record of this system can make its person's status one a lead rule applies to.
+/// Criminal, custody and citizenship records never give an immigration status on their own
+/// (the status rules read immigration records: enforcement, court, travel, benefits,
+/// biometrics), so persons with only such records are no lead and are not read again.
+pub(crate) fn system_may_lead(system: RecordSystem) -> bool {
+    !matches!(
+        system,
+        RecordSystem::Criminal | RecordSystem::Custody | RecordSystem::Citizenship
+    )
+}
+
+/// [`system_may_lead`] for a decoded record.
+pub(crate) fn may_lead(r: &SourceRecord) -> bool {
+    system_may_lead(r.system())
+}
+
+#[derive(Deserialize)]
+struct NameView<'a> {
+    #[serde(borrow)]
+    given: Cow<'a, str>,
+    #[serde(borrow)]
+    family: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct IdsView<'a> {
+    #[serde(borrow)]
+    a_number: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    fin: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    fbi_number: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    state_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    passport: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    ssn: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct IdentityView<'a> {
+    #[serde(borrow)]
+    name: NameView<'a>,
+    #[serde(borrow)]
+    aliases: Vec<NameView<'a>>,
+    #[serde(borrow)]
+    dob: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    country_of_birth: Cow<'a, str>,
+    #[serde(borrow)]
+    ids: IdsView<'a>,
+}
+
+/// The body fields the scan reads: the system tag, and a benefit's type and outcome.
+#[derive(Deserialize)]
+struct BodyView<'a> {
+    #[serde(borrow)]
+    system: Cow<'a, str>,
+    #[serde(borrow, default)]
+    benefit: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    outcome: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RecordView<'a> {
+    #[serde(borrow)]
+    identity: IdentityView<'a>,
+    #[serde(borrow)]
+    body: BodyView<'a>,
+}
+
+fn corrupt(raw: &RawRecord, problem: String) -> StoreError {
+    StoreError::Corrupt {
+        table: "records",
+        key: raw.record_id.clone(),
+        problem,
+    }
+}
+
+/// Scans one stored record through the borrowed view.
+pub(crate) fn scan_raw(raw: &RawRecord) -> Result<Scanned, StoreError> {
+    let v: RecordView<'_> =
+        serde_json::from_str(&raw.json).map_err(|e| corrupt(raw, e.to_string()))?;
+    let system = RecordSystem::parse(&v.body.system)
+        .map_err(|e| corrupt(raw, format!("body.system: {}", e.problem)))?;
+    let dob = match v.identity.dob.as_deref() {
+        Some(d) => Some(
+            PartialDate::parse_iso(d)
+                .map_err(|e| corrupt(raw, format!("identity.dob: {}", e.problem)))?,
+        ),
+        None => None,
+    };
+    let ids = &v.identity.ids;
+    // The same kinds, order and text as `person::strong_keys` (identifiers serialize as their
+    // display form).
+    let keys: Vec<(u8, String)> = [
+        (0u8, &ids.a_number),
+        (1, &ids.fin),
+        (2, &ids.fbi_number),
+        (3, &ids.passport),
+        (4, &ids.ssn),
+        (5, &ids.state_id),
+    ]
+    .into_iter()
+    .filter_map(|(tag, v)| v.as_deref().map(|v| (tag, v.to_string())))
+    .collect();
+    let names = || {
+        std::iter::once(&v.identity.name)
+            .chain(v.identity.aliases.iter())
+            .map(|n| (n.family.as_ref(), n.given.as_ref()))
+    };
+    // As `person::indicates_citizenship`.
+    let citizen = v.identity.country_of_birth == "US"
+        || system == RecordSystem::Citizenship
+        || (system == RecordSystem::Benefits
+            && v.body.outcome.as_deref() == Some("granted")
+            && matches!(
+                v.body.benefit.as_deref(),
+                Some("naturalization" | "citizenship_certificate")
+            ));
+    // As `person::bears_on_status`.
+    let bears = matches!(
+        system,
+        RecordSystem::Enforcement
+            | RecordSystem::Court
+            | RecordSystem::Benefits
+            | RecordSystem::Travel
+    );
+    Ok(Scanned {
+        rev: raw.rev,
+        record_id: raw.record_id.clone(),
+        may_lead: system_may_lead(system),
+        keys,
+        citizen_keys: if citizen {
+            person::name_dob_keys_from(names(), dob)
+        } else {
+            Vec::new()
+        },
+        status_keys: if bears {
+            person::full_name_dob_keys_from(names(), dob)
+        } else {
+            Vec::new()
+        },
+    })
+}
+
+/// A 64-bit hash of a key (deterministic within a process; never stored).
+pub(crate) fn hash64(parts: &[&[u8]]) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    for p in parts {
+        h.write(p);
+        // A separator, so that ("ab", "c") and ("a", "bc") differ.
+        h.write_u8(0xff);
+    }
+    h.finish()
+}
+
+/// A 128-bit hash of an identifier: two 64-bit hashes with different leads. Identifiers link
+/// records into persons, so a collision would merge two people; at 128 bits it will not
+/// happen (about 10^-23 for 10^8 identifiers).
+fn hash128(tag: u8, value: &str) -> u128 {
+    let lo = hash64(&[&[0, tag], value.as_bytes()]);
+    let hi = hash64(&[&[1, tag], value.as_bytes()]);
+    (u128::from(hi) << 64) | u128::from(lo)
+}
+
+/// The record ids of a scan in one buffer (a `String` per record costs some 40 bytes more).
+#[derive(Default)]
+struct IdArena {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl IdArena {
+    fn push(&mut self, id: &str) {
+        self.text.push_str(id);
+        self.ends.push(self.text.len());
+    }
+    /// The `i`th id ("" past the end).
+    fn get(&self, i: usize) -> &str {
+        let start = i
+            .checked_sub(1)
+            .and_then(|j| self.ends.get(j))
+            .copied()
+            .unwrap_or(0);
+        let end = self.ends.get(i).copied().unwrap_or(start);
+        self.text.get(start..end).unwrap_or("")
+    }
+}
+
+/// What a full run holds while scanning every record: per record its rev, id and whether it
+/// may lead; hashed identifiers for linking; hashed sweep keys. Some 30 bytes per record plus
+/// 32 per identifier and 8 or 16 per sweep key, instead of the strings themselves.
+#[derive(Default)]
+pub(crate) struct FullScan {
+    revs: Vec<i64>,
+    ids: IdArena,
+    may_lead: Vec<bool>,
+    /// (identifier hash, record index), for every identifier of every record.
+    identifiers: Vec<(u128, u32)>,
+    /// Hashes of the citizenship sweep keys.
+    citizen: Vec<u64>,
+    /// (status sweep key hash, record index).
+    status: Vec<(u64, u32)>,
+}
+
+/// The sweep keys of a full run, hashed and sorted for binary search, with each status key's
+/// holder given by its person (group) number.
+pub(crate) struct SweepIndex {
+    citizen: Vec<u64>,
+    status: Vec<(u64, u32)>,
+}
+
+impl SweepIndex {
+    /// Whether any of `keys` (a person's name-and-birth-date keys) is a citizenship key.
+    pub fn citizen_match(&self, keys: &[String]) -> bool {
+        keys.iter()
+            .any(|k| self.citizen.binary_search(&hash64(&[k.as_bytes()])).is_ok())
+    }
+
+    /// Whether a record outside person `group` holds any of `keys` (full-name-and-birth-date
+    /// keys).
+    pub fn status_outside(&self, keys: &[String], group: u32) -> bool {
+        keys.iter().any(|k| {
+            let h = hash64(&[k.as_bytes()]);
+            let from = self.status.partition_point(|(x, _)| *x < h);
+            self.status[from..]
+                .iter()
+                .take_while(|(x, _)| *x == h)
+                .any(|(_, g)| *g != group)
+        })
+    }
+}
+
+/// The sweep rows of one scanned page, for the store: citizenship keys (sorted, once each)
+/// and (status key, record id).
+#[derive(Default)]
+pub(crate) struct SweepRows {
+    pub citizen: Vec<String>,
+    pub status: Vec<(String, String)>,
+}
+
+/// Scans one page of stored records (on a worker thread): what the run keeps of them, and
+/// their sweep rows.
+pub(crate) fn scan_page(page: &[RawRecord]) -> Result<(FullScan, SweepRows), StoreError> {
+    let mut scan = FullScan::default();
+    let mut rows = SweepRows::default();
+    for raw in page {
+        let s = scan_raw(raw)?;
+        scan.add(&s)?;
+        rows.citizen.extend(s.citizen_keys);
+        for k in s.status_keys {
+            rows.status.push((k, s.record_id.clone()));
+        }
+    }
+    rows.citizen.sort_unstable();
+    rows.citizen.dedup();
+    Ok((scan, rows))
+}
+
+/// One person of a full run: its key, group number and the revs of its records.
+pub(crate) struct ScannedPerson {
+    pub key: String,
+    pub group: u32,
+    pub revs: Vec<i64>,
+}
+
+/// The persons of a full scan: those worth evaluating, sorted by key, how many there are in
+/// all, and the sweep index.
+pub(crate) struct Grouped {
+    pub persons: Vec<ScannedPerson>,
+    pub persons_total: u64,
+    pub sweep: SweepIndex,
+}
+
+impl FullScan {
+    /// Records scanned so far.
+    pub fn records(&self) -> usize {
+        self.revs.len()
+    }
+
+    /// Appends another scan's records (a page scanned on a worker thread) after these.
+    pub fn append(&mut self, other: FullScan) -> Result<(), StoreError> {
+        let too_many = || StoreError::Corrupt {
+            table: "records",
+            key: other.ids.get(0).to_string(),
+            problem: "more than 4,294,967,295 records in one lead run".into(),
+        };
+        if self.revs.len() + other.revs.len() > u32::MAX as usize {
+            return Err(too_many());
+        }
+        let offset = u32::try_from(self.revs.len()).map_err(|_| too_many())?;
+        self.revs.extend(other.revs);
+        self.may_lead.extend(other.may_lead);
+        let text_offset = self.ids.text.len();
+        self.ids.text.push_str(&other.ids.text);
+        self.ids
+            .ends
+            .extend(other.ids.ends.iter().map(|e| e + text_offset));
+        self.identifiers
+            .extend(other.identifiers.iter().map(|&(h, i)| (h, i + offset)));
+        self.citizen.extend(other.citizen);
+        self.status
+            .extend(other.status.iter().map(|&(h, i)| (h, i + offset)));
+        Ok(())
+    }
+
+    /// Keeps what the run needs of one scanned record.
+    pub fn add(&mut self, s: &Scanned) -> Result<(), StoreError> {
+        let index = u32::try_from(self.revs.len()).map_err(|_| StoreError::Corrupt {
+            table: "records",
+            key: s.record_id.clone(),
+            problem: "more than 4,294,967,295 records in one lead run".into(),
+        })?;
+        self.revs.push(s.rev);
+        self.ids.push(&s.record_id);
+        self.may_lead.push(s.may_lead);
+        for (tag, value) in &s.keys {
+            self.identifiers.push((hash128(*tag, value), index));
+        }
+        for k in &s.citizen_keys {
+            self.citizen.push(hash64(&[k.as_bytes()]));
+        }
+        for k in &s.status_keys {
+            self.status.push((hash64(&[k.as_bytes()]), index));
+        }
+        Ok(())
+    }
+
+    /// Links records sharing an identifier into persons (the rule of
+    /// `person::group_key_lists`), keeps those a lead rule could apply to or with an open lead
+    /// (`has_open_lead(record id)`), and indexes the sweep keys by person.
+    pub fn group(mut self, has_open_lead: impl Fn(&str) -> bool) -> Grouped {
+        let n = self.revs.len();
+        let mut parent: Vec<u32> = (0..n as u32).collect();
+        fn find(parent: &mut [u32], mut i: u32) -> u32 {
+            while parent[i as usize] != i {
+                let up = parent[parent[i as usize] as usize];
+                parent[i as usize] = up;
+                i = up;
+            }
+            i
+        }
+        self.identifiers.sort_unstable();
+        for pair in self.identifiers.windows(2) {
+            if pair[0].0 == pair[1].0 {
+                let (a, b) = (find(&mut parent, pair[0].1), find(&mut parent, pair[1].1));
+                if a != b {
+                    parent[a.max(b) as usize] = a.min(b);
+                }
+            }
+        }
+        self.identifiers = Vec::new();
+        // Group numbers in order of each group's first record.
+        let mut group_of: Vec<u32> = vec![u32::MAX; n];
+        let mut groups: u32 = 0;
+        for i in 0..n as u32 {
+            let root = find(&mut parent, i);
+            if group_of[root as usize] == u32::MAX {
+                group_of[root as usize] = groups;
+                groups += 1;
+            }
+            group_of[i as usize] = group_of[root as usize];
+        }
+        drop(parent);
+        // Members of each group, by counting.
+        let mut starts: Vec<usize> = vec![0; groups as usize + 1];
+        for &g in &group_of {
+            starts[g as usize + 1] += 1;
+        }
+        for g in 0..groups as usize {
+            starts[g + 1] += starts[g];
+        }
+        let mut fill = starts.clone();
+        let mut members: Vec<u32> = vec![0; n];
+        for (i, &g) in group_of.iter().enumerate() {
+            members[fill[g as usize]] = i as u32;
+            fill[g as usize] += 1;
+        }
+        drop(fill);
+        let mut persons = Vec::new();
+        for g in 0..groups as usize {
+            let m = &members[starts[g]..starts[g + 1]];
+            let wanted = m.iter().any(|&i| self.may_lead[i as usize])
+                || m.iter().any(|&i| has_open_lead(self.ids.get(i as usize)));
+            if !wanted {
+                continue;
+            }
+            let min_id = m
+                .iter()
+                .map(|&i| self.ids.get(i as usize))
+                .min()
+                .unwrap_or("");
+            persons.push(ScannedPerson {
+                key: format!("NP-{min_id}"),
+                group: g as u32,
+                revs: m.iter().map(|&i| self.revs[i as usize]).collect(),
+            });
+        }
+        persons.sort_by(|a, b| a.key.cmp(&b.key));
+        self.citizen.sort_unstable();
+        self.citizen.dedup();
+        let mut status: Vec<(u64, u32)> = self
+            .status
+            .iter()
+            .map(|&(h, i)| (h, group_of[i as usize]))
+            .collect();
+        status.sort_unstable();
+        status.dedup();
+        Grouped {
+            persons,
+            persons_total: u64::from(groups),
+            sweep: SweepIndex {
+                citizen: self.citizen,
+                status,
+            },
+        }
+    }
+}
+
+/// What [`scan_raw`] keeps, from a decoded record (the reference the view must agree with).
+#[cfg(test)]
+pub(crate) fn scan_decoded(rev: i64, r: &SourceRecord) -> Scanned {
+    Scanned {
+        rev,
+        record_id: r.record_id.clone(),
+        may_lead: may_lead(r),
+        keys: person::strong_keys(r),
+        citizen_keys: if person::indicates_citizenship(r) {
+            person::name_dob_keys(r)
+        } else {
+            Vec::new()
+        },
+        status_keys: if person::bears_on_status(r) {
+            person::full_name_dob_keys(r)
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_that_is_no_record_is_corrupt_with_its_id() {
+        let raw = RawRecord {
+            rev: 7,
+            record_id: "ENF-1".into(),
+            json: "{\"identity\": 3}".into(),
+        };
+        match scan_raw(&raw) {
+            Err(StoreError::Corrupt { key, .. }) => assert_eq!(key, "ENF-1"),
+            other => panic!("expected a corrupt-row error, got {other:?}"),
+        }
+    }
+
+    fn scanned(rev: i64, id: &str, a_number: Option<&str>, status: &[&str]) -> Scanned {
+        Scanned {
+            rev,
+            record_id: id.into(),
+            may_lead: true,
+            keys: a_number
+                .map(|a| vec![(0, a.to_string())])
+                .unwrap_or_default(),
+            citizen_keys: if id.starts_with("CIT") {
+                vec!["F|LOPEZ|19800102".into()]
+            } else {
+                Vec::new()
+            },
+            status_keys: status.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_sweep_index_finds_status_records_outside_the_person_only() {
+        let key = "S|ANA|LOPEZ|19800102|";
+        let mut scan = FullScan::default();
+        for s in [
+            scanned(1, "ENF-2", Some("012345678"), &[key]),
+            scanned(2, "ENF-1", Some("012345678"), &[key]),
+            scanned(3, "TRV-7", None, &["S|BOB|X|19700101|"]),
+            scanned(4, "CIT-1", None, &[]),
+        ] {
+            scan.add(&s).unwrap();
+        }
+        assert_eq!(scan.records(), 4);
+        let g = scan.group(|id| id == "CIT-1");
+        assert_eq!(g.persons_total, 3);
+        let keys: Vec<&str> = g.persons.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["NP-CIT-1", "NP-ENF-1", "NP-TRV-7"]);
+        let enf = &g.persons[1];
+        assert_eq!(enf.revs.len(), 2);
+        // The person's own two records hold the key: nothing outside.
+        assert!(!g.sweep.status_outside(&[key.to_string()], enf.group));
+        // Another person (or one not in the scan) with that key: a record outside holds it.
+        let trv = &g.persons[2];
+        assert!(g.sweep.status_outside(&[key.to_string()], trv.group));
+        assert!(g.sweep.status_outside(&[key.to_string()], u32::MAX));
+        assert!(!g
+            .sweep
+            .status_outside(&["S|NO|ONE|19990101|".to_string()], trv.group));
+        assert!(g.sweep.citizen_match(&["F|LOPEZ|19800102".to_string()]));
+        assert!(!g.sweep.citizen_match(&["G|ANA|19800102".to_string()]));
+    }
+}
