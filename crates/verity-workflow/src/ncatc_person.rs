@@ -227,8 +227,10 @@ pub fn bears_on_status(r: &SourceRecord) -> bool {
 /// order (a given/family swap between systems is common), for every name and alias and the
 /// day/month swap. A status-bearing record with such a key outside a person's linked records
 /// may be that person's (an executed removal, a grant): the status sweep parks such leads.
-/// Stricter than [`name_dob_keys`] (both names must agree) because a looser key would
-/// withhold leads on namesakes. Stored with the holding record's id (`lead_status_keys`).
+/// Also one name part with the initial of the other (`S|~part|initial|date|`), so a typo in
+/// one part still meets. Stricter than [`name_dob_keys`] (one part alone is not enough)
+/// because a looser key would withhold leads on namesakes. Stored with the holding record's id
+/// (`lead_status_keys`).
 pub fn full_name_dob_keys(r: &SourceRecord) -> Vec<String> {
     full_name_dob_keys_from(names_of(r), r.identity.dob)
 }
@@ -254,8 +256,25 @@ pub(crate) fn full_name_dob_keys_from<'a>(
         } else {
             (&given, &family)
         };
+        // One name part with the other's initial, in both directions: a typo or a different
+        // spelling in one part (the other part and its initial kept) still meets. Found at
+        // 1,000,000 people: naturalized citizens whose permanent-residence grant was written
+        // with a slightly different name read as overstays and got leads. A namesake with the
+        // same birth date, one same name part and the same initial of the other is rare, and
+        // costs only a parked lead, never a wrong one.
+        let (Some(family_initial), Some(given_initial)) =
+            (family.chars().next(), given.chars().next())
+        else {
+            continue;
+        };
         for date in &dates {
             out.push(format!("{STATUS_KEY_PREFIX}{a}|{b}|{date}|"));
+            out.push(format!(
+                "{STATUS_KEY_PREFIX}~{family}|{given_initial}|{date}|"
+            ));
+            out.push(format!(
+                "{STATUS_KEY_PREFIX}~{given}|{family_initial}|{date}|"
+            ));
         }
     }
     out.sort();
@@ -831,6 +850,27 @@ mod tests {
             &[lpr_grant("BEN-2", 2024)],
             today
         ));
+    }
+
+    #[test]
+    fn status_keys_meet_across_a_typo_in_one_name_part_but_not_across_other_names() {
+        let keys = |given: &str, family: &str, dob: (u16, u8, u8)| {
+            let mut r = lpr_grant("BEN-K", 2015);
+            r.identity.name.given = given.into();
+            r.identity.name.family = family.into();
+            r.identity.dob = PartialDate::full(dob.0, dob.1, dob.2).ok();
+            full_name_dob_keys(&r)
+        };
+        let meet = |a: &[String], b: &[String]| a.iter().any(|k| b.contains(k));
+        let subject = keys("JUAN", "PEREZ", (1980, 3, 4));
+        // Same person, written differently: a typo in either part, or the parts swapped.
+        assert!(meet(&subject, &keys("JAUN", "PEREZ", (1980, 3, 4))));
+        assert!(meet(&subject, &keys("JUAN", "PERES", (1980, 3, 4))));
+        assert!(meet(&subject, &keys("PEREZ", "JUAN", (1980, 3, 4))));
+        // Another person: another given name, or the same names born on another day.
+        assert!(!meet(&subject, &keys("MIGUEL", "PEREZ", (1980, 3, 4))));
+        assert!(!meet(&subject, &keys("JUAN", "LOPEZ", (1980, 3, 4))));
+        assert!(!meet(&subject, &keys("JUAN", "PEREZ", (1980, 3, 5))));
     }
 
     fn order(id: &str, a: Option<&str>) -> SourceRecord {
