@@ -127,6 +127,15 @@ pub fn strong_keys(r: &SourceRecord) -> Vec<(u8, String)> {
     if let Some(v) = &ids.state_id {
         out.push((5, v.to_string()));
     }
+    // A fingerprint enrollment's FIN is the person's FIN even when the enrolling system wrote
+    // only its own identifier (an A-number) on the record: found at 1,000,000 people, a
+    // naturalized citizen's grant joined the rest of their records only through it.
+    if let RecordBody::Biometrics(b) = &r.body {
+        let fin = b.fin.to_string();
+        if !out.iter().any(|(tag, v)| *tag == 1 && *v == fin) {
+            out.push((1, fin));
+        }
+    }
     out
 }
 
@@ -268,6 +277,14 @@ pub(crate) fn full_name_dob_keys_from<'a>(
             continue;
         };
         for date in &dates {
+            // Both names with the month and day, the year in two-year buckets offset by one:
+            // birth years one apart always share a bucket (a year typo on the grant left a
+            // naturalized citizen's group reading as an overstay at 1,000,000 people).
+            if let (Ok(year), Some(month_day)) = (date[..4].parse::<u16>(), date.get(4..)) {
+                for bucket in [year / 2, year.div_ceil(2)] {
+                    out.push(format!("{STATUS_KEY_PREFIX}{a}|{b}|Y{bucket}|{month_day}|"));
+                }
+            }
             out.push(format!("{STATUS_KEY_PREFIX}{a}|{b}|{date}|"));
             out.push(format!(
                 "{STATUS_KEY_PREFIX}~{family}|{given_initial}|{date}|"
@@ -867,10 +884,39 @@ mod tests {
         assert!(meet(&subject, &keys("JAUN", "PEREZ", (1980, 3, 4))));
         assert!(meet(&subject, &keys("JUAN", "PERES", (1980, 3, 4))));
         assert!(meet(&subject, &keys("PEREZ", "JUAN", (1980, 3, 4))));
+        // A birth year one off, both ways.
+        assert!(meet(&subject, &keys("JUAN", "PEREZ", (1981, 3, 4))));
+        assert!(meet(&subject, &keys("JUAN", "PEREZ", (1979, 3, 4))));
         // Another person: another given name, or the same names born on another day.
         assert!(!meet(&subject, &keys("MIGUEL", "PEREZ", (1980, 3, 4))));
         assert!(!meet(&subject, &keys("JUAN", "LOPEZ", (1980, 3, 4))));
         assert!(!meet(&subject, &keys("JUAN", "PEREZ", (1980, 3, 5))));
+        assert!(!meet(&subject, &keys("JUAN", "PEREZ", (1983, 3, 4))));
+    }
+
+    #[test]
+    fn a_fingerprint_enrollment_joins_its_a_number_to_its_fin() {
+        let fin = verity_model::Fin::parse("8231062975").expect("fin");
+        let grant = lpr_grant("BEN-1", 2010);
+        let mut arrest = order("ENF-1", None);
+        arrest.identity.ids.fin = Some(fin.clone());
+        let mut enrollment = rec(
+            "BIO-1",
+            Some("A123456789"),
+            RecordBody::Biometrics(BiometricsRecord {
+                fin,
+                enrolled: PartialDate::full(2010, 6, 3).expect("date"),
+                captured_by: RecordSystem::Benefits,
+                fingers: 10,
+            }),
+        );
+        enrollment.identity.ids.fin = None;
+        let groups = |records: &[&SourceRecord]| {
+            let keys: Vec<_> = records.iter().map(|r| strong_keys(r)).collect();
+            group_key_lists(&keys).len()
+        };
+        assert_eq!(groups(&[&grant, &arrest]), 2);
+        assert_eq!(groups(&[&grant, &arrest, &enrollment]), 1);
     }
 
     fn order(id: &str, a: Option<&str>) -> SourceRecord {

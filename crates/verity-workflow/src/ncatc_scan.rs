@@ -91,6 +91,9 @@ struct BodyView<'a> {
     benefit: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     outcome: Option<Cow<'a, str>>,
+    /// A biometrics record's FIN (see `person::strong_keys`).
+    #[serde(borrow, default)]
+    fin: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -125,7 +128,7 @@ pub(crate) fn scan_raw(raw: &RawRecord) -> Result<Scanned, StoreError> {
     let ids = &v.identity.ids;
     // The same kinds, order and text as `person::strong_keys` (identifiers serialize as their
     // display form).
-    let keys: Vec<(u8, String)> = [
+    let mut keys: Vec<(u8, String)> = [
         (0u8, &ids.a_number),
         (1, &ids.fin),
         (2, &ids.fbi_number),
@@ -136,6 +139,13 @@ pub(crate) fn scan_raw(raw: &RawRecord) -> Result<Scanned, StoreError> {
     .into_iter()
     .filter_map(|(tag, v)| v.as_deref().map(|v| (tag, v.to_string())))
     .collect();
+    if system == RecordSystem::Biometrics {
+        if let Some(fin) = v.body.fin.as_deref() {
+            if !keys.iter().any(|(tag, v)| *tag == 1 && v == fin) {
+                keys.push((1, fin.to_string()));
+            }
+        }
+    }
     let names = || {
         std::iter::once(&v.identity.name)
             .chain(v.identity.aliases.iter())
