@@ -225,14 +225,6 @@ fn decode_record(id_for_errors: &str, json: &str) -> Result<SourceRecord, StoreE
 /// Ids per `IN (...)` statement: well under both backends' parameter limits.
 const IDS_PER_STATEMENT: usize = 500;
 
-/// `$1, $2, ..., $n`.
-fn numbered_placeholders(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn record_from_row(row: &impl StoreRow) -> Result<SourceRecord, StoreError> {
     let id = row.text("record_id").ctx("read a record row")?;
     let json = row.text("record_json").ctx("read a record row")?;
@@ -338,7 +330,7 @@ impl Store {
         for chunk in ids.chunks(IDS_PER_STATEMENT) {
             let sql = format!(
                 "SELECT record_id, record_json FROM records WHERE record_id IN ({})",
-                numbered_placeholders(chunk.len())
+                crate::scan::placeholders(self.kind(), chunk.len())
             );
             with_pool!(self, pool => {
                 let mut q = sqlx::query(&sql);
