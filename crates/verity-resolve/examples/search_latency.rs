@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 use verity_resolve::bench::{generate, BenchConfig};
-use verity_resolve::index::IndexKeys;
+use verity_resolve::index::{CandidateWork, IndexKeys};
 use verity_resolve::model::TrainOptions;
 use verity_resolve::search::CANDIDATES_SCORED;
 use verity_resolve::{Prepared, Searcher};
@@ -114,6 +114,16 @@ fn main() {
         gen_secs,
         total - gen_secs
     );
+    let parts = searcher.index().stats().memory;
+    println!(
+        "index parts: dictionary {:.0} MiB, small lists {:.0} MiB, bitmaps {:.0} MiB ({} of them), forward index {:.0} MiB ({} frequent terms)",
+        mib(parts.dictionary),
+        mib(parts.small_lists),
+        mib(parts.bitmaps),
+        parts.bitmap_count,
+        mib(parts.forward),
+        parts.frequent_terms
+    );
     println!(
         "memory: index structures {:.0} MiB, packed records {:.0} MiB (arena {:.0}, columns {:.0}, interned {:.1}), total {:.0} MiB; RSS now {:.0} MiB, peak {:.0} MiB",
         mib(mem.index_bytes),
@@ -132,7 +142,23 @@ fn main() {
     for (query, mate) in &probes {
         let t = Instant::now();
         let (hits, work) = searcher.search_counted(query, 5, 0.0);
-        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        if ms > 50.0 {
+            // Outliers: which query, and whether it is slow again (warm caches).
+            let t2 = Instant::now();
+            let _ = searcher.search_counted(query, 5, 0.0);
+            println!(
+                "  slow search #{}: {ms:.1} ms (again: {:.2} ms), name {:?} / {:?} / {:?}, {} aliases, born {:?}",
+                times.len(),
+                t2.elapsed().as_secs_f64() * 1000.0,
+                query.name.given,
+                query.name.middle,
+                query.name.family,
+                query.aliases.len(),
+                query.dob.map(|d| d.year),
+            );
+        }
+        times.push(ms);
         aligned += work.aligned;
         cands += work.candidates;
         if let Some(m) = mate {
@@ -168,11 +194,51 @@ fn main() {
     );
     // The candidate index alone (the first step of every search), for the split of the time.
     let mut tc = Vec::with_capacity(probes.len());
-    for (query, _) in &probes {
+    let mut slowest: Vec<(f64, usize, CandidateWork)> = Vec::new();
+    let mut sum = CandidateWork::default();
+    for (k, (query, _)) in probes.iter().enumerate() {
         let t = Instant::now();
         let keys = IndexKeys::from_identity(query);
-        let _ = searcher.index().candidates(&keys, CANDIDATES_SCORED);
-        tc.push(t.elapsed().as_secs_f64() * 1000.0);
+        let (_, w) = searcher
+            .index()
+            .candidates_counted(&keys, CANDIDATES_SCORED);
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        tc.push(ms);
+        sum.groups += w.groups;
+        sum.common_groups += w.common_groups;
+        sum.enumerated += w.enumerated;
+        sum.reached += w.reached;
+        sum.forward_terms += w.forward_terms;
+        sum.forward_ids += w.forward_ids;
+        sum.posting_terms += w.posting_terms;
+        sum.posting_steps += w.posting_steps;
+        slowest.push((ms, k, w));
+        slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
+        slowest.truncate(5);
+    }
+    let per = |x: f64| x / n as f64;
+    println!(
+        "index work per query: {:.1} groups ({:.1} common), {:.0} postings enumerated, {:.0} docs reached, {:.1} frequent terms counted by {:.0} forward ids, {:.1} terms counted by {:.0} posting steps",
+        per(sum.groups as f64),
+        per(sum.common_groups as f64),
+        per(sum.enumerated as f64),
+        per(sum.reached as f64),
+        per(sum.forward_terms as f64),
+        per(sum.forward_ids as f64),
+        per(sum.posting_terms as f64),
+        per(sum.posting_steps as f64),
+    );
+    for (ms, k, w) in &slowest {
+        let q = &probes[*k].0;
+        println!(
+            "  slow index query #{k}: {ms:.2} ms, name {:?} / {:?} / {:?}, {} aliases, born {:?}, {} tokens; {w:?}",
+            q.name.given,
+            q.name.middle,
+            q.name.family,
+            q.aliases.len(),
+            q.dob.map(|d| d.year),
+            IndexKeys::from_identity(q).tokens.len(),
+        );
     }
     tc.sort_by(f64::total_cmp);
     let atc = |q: usize| tc.get((n * q / 100).min(n - 1)).copied().unwrap_or(0.0);
@@ -186,6 +252,40 @@ fn main() {
             .take(3)
             .collect::<Vec<_>>()
             .join(" ")
+    );
+    // Equivalence: the same candidates and hits as the reference path (no forward index,
+    // every candidate fully scored) on the same index and model.
+    let (mut cand_diff, mut hit_diff, mut ref_rank1) = (0, 0, 0);
+    for (query, mate) in &probes {
+        let keys = IndexKeys::from_identity(query);
+        if searcher.index().candidates(&keys, CANDIDATES_SCORED)
+            != searcher
+                .index()
+                .candidates_reference(&keys, CANDIDATES_SCORED)
+        {
+            cand_diff += 1;
+        }
+        let got: Vec<(u32, f64)> = searcher
+            .search(query, 5)
+            .iter()
+            .map(|h| (h.doc, h.scored.match_weight))
+            .collect();
+        let want: Vec<(u32, f64)> = searcher
+            .search_reference(query, 5, 0.0)
+            .iter()
+            .map(|h| (h.doc, h.scored.match_weight))
+            .collect();
+        if got != want {
+            hit_diff += 1;
+        }
+        if let (Some(m), Some(first)) = (mate, want.first()) {
+            if first.0 == *m {
+                ref_rank1 += 1;
+            }
+        }
+    }
+    println!(
+        "equivalence with the reference path: {cand_diff} of {n} queries with other candidates, {hit_diff} with other hits; reference rank-1 {ref_rank1}/{mated}"
     );
     // Engine-style calls: 30 hits at probability ≥ 0.01.
     let mut t30 = Vec::with_capacity(probes.len());

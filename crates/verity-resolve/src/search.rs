@@ -8,7 +8,8 @@
 //! weight from its cheap fields ([`Model::final_weight_bound`], names counted at their best
 //! possible level); candidates are visited best bound first, and the visit stops once no
 //! remaining bound can reach the `limit`-th best weight found or the reporting threshold. The
-//! explanation is built only for the hits returned. The result is the one exhaustive scoring
+//! explanation is built only for the hits returned. Names are aligned by interned unit ids
+//! (`compare_levels_prepared`, the same levels as the string comparison). The result is the one exhaustive scoring
 //! of every candidate gives (a test checks it).
 
 #[path = "search_store.rs"]
@@ -21,6 +22,7 @@ use crate::compare::{self, Vector};
 use crate::index::{CandidateIndex, IndexKeys};
 use crate::link::candidate_pairs;
 use crate::model::{Model, Scored, TrainOptions};
+use crate::names::{compare_levels_prepared, SharedTokenTable};
 use crate::record::{Prepared, Record};
 use verity_model::Identity;
 
@@ -65,6 +67,11 @@ pub struct Searcher {
     model: Model,
     index: CandidateIndex,
     records: CompactRecords,
+    /// Name units of queries and scored candidates, interned on first sight: candidates'
+    /// names are compared by unit ids ([`compare_levels_prepared`], exactly what the string
+    /// comparison gives, several times faster). It holds only the units search has met, so
+    /// it stays small next to the records, and grows by the write lock only for new units.
+    names: SharedTokenTable,
 }
 
 /// Per-thread scratch of a search: decoded candidates and their bounds (reused across
@@ -78,7 +85,7 @@ struct Scratch {
     best: Vec<(f64, u32, usize)>,
     /// Name levels already computed for this query, by the candidate's name units: common
     /// names recur among candidates, and the alignment depends on the name alone.
-    name_memo: Vec<(String, [u8; 3])>,
+    name_memo: Vec<(u64, String, [u8; 3])>,
     name_memo_used: usize,
     key: String,
 }
@@ -94,6 +101,13 @@ fn name_key(key: &mut String, p: &Prepared) {
         }
         key.push('\u{1f}');
     }
+}
+
+/// FNV-1a of a memo key (only to skip unequal keys quickly; equal hashes are then compared).
+fn memo_hash(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 thread_local! {
@@ -147,6 +161,7 @@ impl Searcher {
             model,
             index,
             records,
+            names: SharedTokenTable::new(),
         }
     }
 
@@ -215,6 +230,40 @@ impl Searcher {
         })
     }
 
+    /// The `limit` best hits as an exhaustive search finds them: the index's candidates
+    /// computed without the forward index, every one fully scored. Equals
+    /// [`Self::search_above`]; slower. For equivalence checks in benchmarks.
+    #[doc(hidden)]
+    pub fn search_reference(
+        &self,
+        query: &Identity,
+        limit: usize,
+        min_probability: f64,
+    ) -> Vec<SearchHit> {
+        let candidates = self
+            .index
+            .candidates_reference(&IndexKeys::from_identity(query), CANDIDATES_SCORED);
+        let q = Prepared::from_identity(query);
+        let mut hits: Vec<SearchHit> = candidates
+            .iter()
+            .filter_map(|&(doc, _)| {
+                let rec = self.records.get(doc)?;
+                let scored = self.model.score_prepared(&q, &rec);
+                let keep =
+                    min_probability <= 0.0 || scored.match_weight >= log2_odds(min_probability);
+                keep.then_some(SearchHit { doc, scored })
+            })
+            .collect();
+        hits.sort_by(|a, b| {
+            b.scored
+                .match_weight
+                .total_cmp(&a.scored.match_weight)
+                .then(a.doc.cmp(&b.doc))
+        });
+        hits.truncate(limit);
+        hits
+    }
+
     fn score(
         &self,
         q: &Prepared,
@@ -246,28 +295,35 @@ impl Searcher {
             .sort_unstable_by(|x, y| y.0.total_cmp(&x.0).then(x.2.cmp(&y.2)));
         s.best.clear();
         s.name_memo_used = 0;
+        let q_name = self.names.prepare(&q.name);
         for &(bound, slot, doc, mut v) in &s.bounds {
             if s.best.len() >= limit && s.best.get(limit - 1).is_some_and(|b| bound < b.0) {
                 break;
             }
             let rec = &s.decoded[slot];
             name_key(&mut s.key, rec);
+            // Compare a hash first: most memo entries are other names.
+            let hash = memo_hash(&s.key);
             let known = s.name_memo[..s.name_memo_used]
                 .iter()
-                .find(|(k, _)| *k == s.key)
-                .map(|e| e.1);
+                .find(|(h, k, _)| *h == hash && *k == s.key)
+                .map(|e| e.2);
             let [g, m, f] = match known {
                 Some(levels) => levels,
                 None => {
-                    let levels = compare::name_levels(q, rec);
+                    let cand_name = self.names.prepare(&rec.name);
+                    let (given, middle, family, swapped) =
+                        compare_levels_prepared(&q_name, &cand_name, &self.names.read());
+                    let levels = compare::levels_of_agreements(given, middle, family, swapped);
                     work.aligned += 1;
                     match s.name_memo.get_mut(s.name_memo_used) {
                         Some(e) => {
-                            e.0.clear();
-                            e.0.push_str(&s.key);
-                            e.1 = levels;
+                            e.0 = hash;
+                            e.1.clear();
+                            e.1.push_str(&s.key);
+                            e.2 = levels;
                         }
-                        None => s.name_memo.push((s.key.clone(), levels)),
+                        None => s.name_memo.push((hash, s.key.clone(), levels)),
                     }
                     s.name_memo_used += 1;
                     levels

@@ -123,14 +123,18 @@ proptest! {
         merge_every in 1usize..30,
         common in 2u64..12,
         budget in 1u64..40,
+        forward_min_docs in 0u64..8,
         queries in proptest::collection::vec(arb_keys(), 1..8),
     ) {
+        // forward_min_docs 0 disables the forward index; small values make most terms
+        // frequent, so inserts and removals after a build patch terms the forward index knows.
         let config = IndexConfig {
             common_key_docs: common,
             enumerate_budget: budget,
             merge_threshold: merge_every * 4,
             max_expansions: 3,
             max_fallback_candidates: 1000,
+            forward_min_docs,
             ..IndexConfig::default()
         };
         let mut inc = CandidateIndex::with_config(config.clone());
@@ -188,4 +192,45 @@ fn typo_expansion_reaches_many_delta_only_tokens() {
         idx.merge();
         assert_eq!(idx.candidates(&only(&typo), 2000).len(), before);
     }
+}
+
+#[test]
+fn forward_index_stays_exact_after_inserts_removals_and_merges() {
+    // Every term with 2+ docs is frequent, so the forward index answers for most query terms;
+    // changes after the build patch those terms through the delta until the next merge.
+    let config = IndexConfig {
+        common_key_docs: 3,
+        enumerate_budget: 4,
+        forward_min_docs: 2,
+        ..IndexConfig::default()
+    };
+    let people = |d: u32| {
+        let t = VOCAB[d as usize % VOCAB.len()];
+        let u = VOCAB[(d as usize * 7 + 3) % VOCAB.len()];
+        keys(&[t, u], Some(1960 + (d % 4) as u16), &[])
+    };
+    let mut idx = CandidateIndex::build_with_config((0..60).map(|d| (d, people(d))), config);
+    assert!(idx.stats().memory.frequent_terms > 0);
+    let queries: Vec<IndexKeys> = (0..20).map(|d| people(d * 3)).collect();
+    let check = |idx: &CandidateIndex| {
+        for q in &queries {
+            assert_eq!(idx.candidates(q, 10), idx.candidates_reference(q, 10));
+            assert_eq!(idx.candidates(q, 100), idx.candidates_reference(q, 100));
+        }
+    };
+    check(&idx);
+    for d in (0..60).step_by(5) {
+        idx.remove(d, &people(d));
+    }
+    for d in 60..90 {
+        idx.insert(d, &people(d));
+    }
+    // a removed doc comes back under other keys
+    idx.insert(5, &people(11));
+    check(&idx);
+    let removed = idx.candidates(&people(10), 100);
+    assert!(removed.iter().all(|&(d, _)| d != 10), "removed doc found");
+    idx.merge();
+    check(&idx);
+    assert!(idx.stats().memory.forward > 0);
 }

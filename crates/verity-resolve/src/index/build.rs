@@ -61,7 +61,7 @@ impl Hasher for TermHasher {
 
 type TermMap = HashMap<Box<str>, u32, BuildHasherDefault<TermHasher>>;
 
-pub(super) fn build_tier<I>(records: I) -> BaseTier
+pub(super) fn build_tier<I>(records: I, forward_min_docs: u64) -> BaseTier
 where
     I: IntoIterator<Item = (u32, IndexKeys)>,
 {
@@ -104,7 +104,7 @@ where
     drop(pairs);
     drop(cursor);
 
-    let mut builder = TierBuilder::new();
+    let mut builder = TierBuilder::with_forward(forward_min_docs);
     for (term, id) in &terms {
         let start = start_of_id[*id as usize];
         let run = &mut flat[start..start + counts[*id as usize] as usize];
@@ -114,6 +114,9 @@ where
         let len = dedup_sorted(run);
         builder.push_sorted(term.as_bytes(), &run[..len]);
     }
+    // Free the flat pairs before the forward index is built, to keep the peak down.
+    drop(flat);
+    drop(terms);
     builder.finish()
 }
 
@@ -133,9 +136,13 @@ fn dedup_sorted(run: &mut [u32]) -> usize {
 }
 
 /// A new immutable tier holding `base` patched by `delta`.
-pub(super) fn merge_tier(base: BaseTier, delta: BTreeMap<Box<str>, DeltaPosting>) -> BaseTier {
+pub(super) fn merge_tier(
+    base: BaseTier,
+    delta: BTreeMap<Box<str>, DeltaPosting>,
+    forward_min_docs: u64,
+) -> BaseTier {
     let (dict, mut store) = base.into_parts();
-    let mut builder = TierBuilder::new();
+    let mut builder = TierBuilder::with_forward(forward_min_docs);
     let mut scratch = Vec::new();
     let mut stream = dict.stream();
     let mut pending = delta.into_iter().peekable();

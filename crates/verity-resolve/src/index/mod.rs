@@ -7,6 +7,9 @@
 //! Layout (LSM-style, two tiers):
 //! - an immutable tier ([`postings::BaseTier`]): one fst map term -> posting location, postings
 //!   as single ids, small sorted runs in a shared arena, or roaring bitmaps;
+//! - a forward index in the immutable tier: per doc, the ids of its frequent terms
+//!   ([`IndexConfig::forward_min_docs`]), so that search counts a long posting for the few
+//!   thousand docs it reached without walking or probing the posting;
 //! - a small mutable delta: per term, the docs added and removed since the last merge. An fst
 //!   cannot change, so inserts and removals land here and are merged into a new immutable tier
 //!   when the delta passes [`IndexConfig::merge_threshold`] changes.
@@ -28,6 +31,7 @@ use roaring::RoaringBitmap;
 
 pub use keys::IndexKeys;
 pub use postings::MemoryBreakdown;
+pub use search::CandidateWork;
 
 use postings::{BaseTier, PostingRef};
 
@@ -57,6 +61,10 @@ pub struct IndexConfig {
     pub max_fallback_candidates: usize,
     /// Query tokens whose typo expansions are cached (0 disables the cache).
     pub expansion_cache_tokens: usize,
+    /// Terms with at least this many docs in the immutable tier are "frequent": each doc
+    /// lists its frequent terms in a forward index, and search counts them for reached docs
+    /// from there instead of probing their long postings (0 disables the forward index).
+    pub forward_min_docs: u64,
 }
 
 impl Default for IndexConfig {
@@ -68,6 +76,7 @@ impl Default for IndexConfig {
             max_expansions: 24,
             max_fallback_candidates: 5_000,
             expansion_cache_tokens: 200_000,
+            forward_min_docs: postings::FORWARD_MIN_DOCS,
         }
     }
 }
@@ -85,6 +94,9 @@ struct DeltaPosting {
 struct TermPostings<'a> {
     base: Option<PostingRef<'a>>,
     delta: Option<&'a DeltaPosting>,
+    /// The frequent-term id when the term is frequent and unchanged since the last merge:
+    /// then the forward index says exactly which docs hold it.
+    frequent: Option<u16>,
 }
 
 impl TermPostings<'_> {
@@ -234,9 +246,10 @@ impl CandidateIndex {
     where
         I: IntoIterator<Item = (u32, IndexKeys)>,
     {
+        let base = build::build_tier(records, config.forward_min_docs);
         CandidateIndex {
             config,
-            base: build::build_tier(records),
+            base,
             ..CandidateIndex::default()
         }
     }
@@ -336,7 +349,7 @@ impl CandidateIndex {
         }
         let base = std::mem::take(&mut self.base);
         let delta = std::mem::take(&mut self.delta);
-        self.base = build::merge_tier(base, delta);
+        self.base = build::merge_tier(base, delta, self.config.forward_min_docs);
         self.delta_changes = 0;
         self.novel_tokens.clear();
         self.clear_expansion_cache();
@@ -366,12 +379,19 @@ impl CandidateIndex {
 
     /// The live posting of one namespaced term.
     fn term(&self, term: &str) -> Option<TermPostings<'_>> {
-        let base = self.base.get(term.as_bytes());
+        let (base, frequent) = match self.base.get_with_frequent(term.as_bytes()) {
+            Some((p, f)) => (Some(p), f),
+            None => (None, None),
+        };
         let delta = self.delta.get(term);
         if base.is_none() && delta.is_none() {
             return None;
         }
-        Some(TermPostings { base, delta })
+        Some(TermPostings {
+            base,
+            delta,
+            frequent: if delta.is_none() { frequent } else { None },
+        })
     }
 
     /// Live docs of one namespaced term, sorted (for tests and diagnostics).

@@ -7,6 +7,11 @@
 //! - tag 2: a sorted run of at most [`SMALL_LIST_MAX`] doc ids in a shared `u32` arena
 //!   (offset in the low 32 bits, length above);
 //! - tag 0: an index into a vector of roaring bitmaps, for larger postings.
+//!
+//! Frequent terms (at least `forward_min_docs` docs) also get a dense id (bits 40..56 of the
+//! value, id + 1; 0 for other terms), and the tier keeps a forward index: per doc, the sorted
+//! ids of its frequent terms. Search counts which frequent query terms a reached doc holds by
+//! reading its few forward ids instead of probing (or walking) a posting of 100,000s of docs.
 
 use fst::{Map, MapBuilder};
 use roaring::RoaringBitmap;
@@ -19,6 +24,16 @@ const TAG_BITMAP: u64 = 0;
 const TAG_ONE: u64 = 1;
 const TAG_LIST: u64 = 2;
 const LOW32: u64 = 0xFFFF_FFFF;
+/// Where a frequent term's id (+1) sits in the fst value; 0 there means "not frequent".
+const FREQUENT_SHIFT: u32 = 40;
+const FREQUENT_MASK: u64 = 0x1_FFFF;
+/// Length field of a small run (at most [`SMALL_LIST_MAX`], so 8 bits suffice; the bits above
+/// hold the frequent-term id).
+const LIST_LEN_MASK: u64 = 0xFF;
+/// Most frequent terms (ids are u16). Terms beyond this many are searched the plain way.
+pub const MAX_FREQUENT_TERMS: usize = u16::MAX as usize;
+/// Default `forward_min_docs`: postings at least this long get a frequent-term id.
+pub const FORWARD_MIN_DOCS: u64 = 2_000;
 
 /// A borrowed (or, for terms changed since the last merge, computed) posting list.
 #[derive(Debug, Clone)]
@@ -83,6 +98,132 @@ pub struct BaseTier {
     store: PostingStore,
     /// Total (term, doc) postings.
     postings: u64,
+    forward: ForwardIndex,
+}
+
+/// Per doc, the sorted ids of the frequent terms whose immutable posting holds it.
+#[derive(Debug, Default)]
+pub struct ForwardIndex {
+    /// `ids[offsets[d]..offsets[d + 1]]` are doc `d`'s; docs past the end have none.
+    offsets: Vec<u32>,
+    ids: Vec<u16>,
+    /// Frequent terms (ids 0..terms).
+    terms: usize,
+}
+
+impl ForwardIndex {
+    /// The frequent-term ids of `doc`, sorted.
+    pub fn ids_of(&self, doc: u32) -> &[u16] {
+        let d = doc as usize;
+        match (self.offsets.get(d), self.offsets.get(d + 1)) {
+            (Some(&a), Some(&b)) => self.ids.get(a as usize..b as usize).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
+    pub fn term_count(&self) -> usize {
+        self.terms
+    }
+
+    /// Calls `f(i, ids)` for each `docs[i]` with its frequent-term ids. Reached docs are
+    /// scattered over the whole index, so each costs a cache miss or two: the offsets and
+    /// the first ids of a block of docs are loaded first, in independent loads the CPU
+    /// overlaps, before any of them is used.
+    pub fn for_each_ids(&self, docs: &[u32], mut f: impl FnMut(usize, &[u16])) {
+        const BLOCK: usize = 16;
+        let mut ranges = [(0usize, 0usize); BLOCK];
+        let mut first = [0u16; BLOCK];
+        for (b, block) in docs.chunks(BLOCK).enumerate() {
+            for (k, &doc) in block.iter().enumerate() {
+                let d = doc as usize;
+                ranges[k] = match (self.offsets.get(d), self.offsets.get(d + 1)) {
+                    (Some(&a), Some(&e)) => (a as usize, e as usize),
+                    _ => (0, 0),
+                };
+            }
+            for k in 0..block.len() {
+                let (a, e) = ranges[k];
+                first[k] = if a < e {
+                    self.ids.get(a).copied().unwrap_or(0)
+                } else {
+                    0
+                };
+            }
+            for k in 0..block.len() {
+                let (a, e) = ranges[k];
+                let ids = self.ids.get(a..e).unwrap_or(&[]);
+                // `first` is what was loaded ahead; use it so the load is not elided.
+                if ids.first().is_some_and(|&x| x == first[k]) || ids.is_empty() {
+                    f(b * BLOCK + k, ids);
+                } else {
+                    f(b * BLOCK + k, &[]);
+                }
+            }
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.offsets.capacity() * 4 + self.ids.capacity() * 2
+    }
+
+    /// Transposes the postings of the frequent terms (`values[id]` is term `id`'s fst value).
+    fn build(store: &PostingStore, values: &[u64]) -> ForwardIndex {
+        let mut max_doc: Option<u32> = None;
+        let mut total = 0usize;
+        for &v in values {
+            let p = store.decode(v);
+            total += p.len() as usize;
+            let last = match &p {
+                PostingRef::One(d) => Some(*d),
+                PostingRef::List(l) => l.last().copied(),
+                PostingRef::Bitmap(b) => b.max(),
+                PostingRef::Owned(b) => b.max(),
+            };
+            max_doc = max_doc.max(last);
+        }
+        let Some(max_doc) = max_doc else {
+            return ForwardIndex::default();
+        };
+        if u32::try_from(total).is_err() {
+            // Beyond u32 offsets: no forward index (term_count 0, so no frequent id is used).
+            return ForwardIndex::default();
+        }
+        let docs = max_doc as usize + 1;
+        let mut offsets = vec![0u32; docs + 1];
+        for &v in values {
+            store.decode(v).for_each(|d| offsets[d as usize + 1] += 1);
+        }
+        for i in 1..offsets.len() {
+            offsets[i] += offsets[i - 1];
+        }
+        let mut cursor: Vec<u32> = offsets[..docs].to_vec();
+        let mut ids = vec![0u16; total];
+        // Terms in id order, so each doc's ids come out sorted.
+        for (id, &v) in values.iter().enumerate() {
+            let id = id as u16;
+            store.decode(v).for_each(|d| {
+                let c = &mut cursor[d as usize];
+                ids[*c as usize] = id;
+                *c += 1;
+            });
+        }
+        ForwardIndex {
+            offsets,
+            ids,
+            terms: values.len(),
+        }
+    }
+}
+
+/// The frequent-term id an fst value carries, if any.
+pub fn frequent_id(value: u64) -> Option<u16> {
+    match value >> TAG_SHIFT {
+        TAG_ONE => None,
+        _ => {
+            let f = (value >> FREQUENT_SHIFT) & FREQUENT_MASK;
+            u16::try_from(f.checked_sub(1)?).ok()
+        }
+    }
 }
 
 /// Where postings of the immutable tier live; the fst value says which part and where.
@@ -99,7 +240,7 @@ impl PostingStore {
             TAG_ONE => PostingRef::One(low),
             TAG_LIST => {
                 let start = low as usize;
-                let len = ((value >> 32) & 0x3FFF_FFFF) as usize;
+                let len = ((value >> 32) & LIST_LEN_MASK) as usize;
                 PostingRef::List(self.arena.get(start..start + len).unwrap_or(&[]))
             }
             _ => match self.bitmaps.get(low as usize) {
@@ -146,12 +287,27 @@ impl BaseTier {
         self.dict.get(term).map(|v| self.decode(v))
     }
 
+    /// The posting of `term` and its frequent-term id, if it is frequent.
+    pub fn get_with_frequent(&self, term: &[u8]) -> Option<(PostingRef<'_>, Option<u16>)> {
+        // Ids past the forward index (its build gave up) are not usable.
+        let terms = self.forward.terms;
+        self.dict.get(term).map(|v| {
+            let id = frequent_id(v).filter(|&id| usize::from(id) < terms);
+            (self.decode(v), id)
+        })
+    }
+
+    pub fn forward(&self) -> &ForwardIndex {
+        &self.forward
+    }
+
     pub fn decode(&self, value: u64) -> PostingRef<'_> {
         self.store.decode(value)
     }
 
     /// Splits the tier so a merge can stream the dictionary while moving postings out.
     pub fn into_parts(self) -> (Map<Vec<u8>>, PostingStore) {
+        // The forward index is dropped here: a merge builds a new one.
         (self.dict, self.store)
     }
 
@@ -178,6 +334,8 @@ impl BaseTier {
             small_lists: self.store.arena.capacity() * 4,
             bitmaps: roaring,
             bitmap_count: self.store.bitmaps.len(),
+            forward: self.forward.bytes(),
+            frequent_terms: self.forward.terms,
         }
     }
 }
@@ -189,11 +347,14 @@ pub struct MemoryBreakdown {
     pub small_lists: usize,
     pub bitmaps: usize,
     pub bitmap_count: usize,
+    /// Forward index of frequent terms (per-doc offsets and ids).
+    pub forward: usize,
+    pub frequent_terms: usize,
 }
 
 impl MemoryBreakdown {
     pub fn total(&self) -> usize {
-        self.dictionary + self.small_lists + self.bitmaps
+        self.dictionary + self.small_lists + self.bitmaps + self.forward
     }
 }
 
@@ -205,10 +366,20 @@ pub struct TierBuilder {
     last: Vec<u8>,
     any: bool,
     postings: u64,
+    /// Postings at least this long are frequent (0: none is).
+    forward_min_docs: u64,
+    /// fst values of the frequent terms so far, by id.
+    frequent: Vec<u64>,
 }
 
 impl TierBuilder {
     pub fn new() -> Self {
+        Self::with_forward(0)
+    }
+
+    /// A builder that gives terms of at least `forward_min_docs` docs a frequent-term id and
+    /// a forward index (0 disables both).
+    pub fn with_forward(forward_min_docs: u64) -> Self {
         TierBuilder {
             builder: MapBuilder::memory(),
             arena: Vec::new(),
@@ -216,6 +387,8 @@ impl TierBuilder {
             last: Vec::new(),
             any: false,
             postings: 0,
+            forward_min_docs,
+            frequent: Vec::new(),
         }
     }
 
@@ -230,8 +403,15 @@ impl TierBuilder {
         true
     }
 
-    fn insert(&mut self, term: &[u8], value: u64, docs: u64) {
+    fn insert(&mut self, term: &[u8], mut value: u64, docs: u64) {
         self.postings += docs;
+        let frequent = self.forward_min_docs > 0
+            && docs >= self.forward_min_docs.max(2)
+            && self.frequent.len() < MAX_FREQUENT_TERMS;
+        if frequent {
+            self.frequent.push(value);
+            value |= (self.frequent.len() as u64) << FREQUENT_SHIFT;
+        }
         // Order is checked by `accepts` and the writer is a Vec, so fst cannot fail here;
         // a failure would only drop this one term.
         let _ = self.builder.insert(term, value);
@@ -282,10 +462,13 @@ impl TierBuilder {
         let bytes = self.builder.into_inner().unwrap_or_default();
         // An empty byte vector is not a valid fst; fall back to an empty map.
         let dict = Map::new(bytes).unwrap_or_default();
+        let store = PostingStore { arena, bitmaps };
+        let forward = ForwardIndex::build(&store, &self.frequent);
         BaseTier {
             dict,
-            store: PostingStore { arena, bitmaps },
+            store,
             postings: self.postings,
+            forward,
         }
     }
 }
@@ -326,6 +509,41 @@ mod tests {
             .get(b"c")
             .is_some_and(|p| p.contains(693) && !p.contains(694)));
         assert!(t.memory_bytes().total() > 0);
+    }
+
+    #[test]
+    fn forward_index_lists_each_docs_frequent_terms_sorted() {
+        let mut b = TierBuilder::with_forward(3);
+        let big: Vec<u32> = (0..200).map(|i| i * 3).collect();
+        b.push_sorted(b"a", &[1, 4, 9]); // frequent id 0 (run)
+        b.push_sorted(b"b", &[4, 5]); // too short
+        b.push_sorted(b"c", &big); // frequent id 1 (bitmap)
+        b.push_sorted(b"d", &[0]);
+        let t = b.finish();
+        assert_eq!(t.forward().term_count(), 2);
+        let id = |term: &[u8]| t.get_with_frequent(term).and_then(|(_, f)| f);
+        assert_eq!(
+            (id(b"a"), id(b"b"), id(b"c"), id(b"d")),
+            (Some(0), None, Some(1), None)
+        );
+        assert_eq!(t.forward().ids_of(9), &[0, 1]);
+        assert_eq!(t.forward().ids_of(1), &[0]);
+        assert_eq!(t.forward().ids_of(4), &[0]);
+        assert_eq!(t.forward().ids_of(5), &[] as &[u16]);
+        assert_eq!(t.forward().ids_of(597), &[1]);
+        assert_eq!(t.forward().ids_of(100_000), &[] as &[u16]);
+        // postings still decode with the frequent id in the value
+        let docs = |term: &[u8]| {
+            let mut v = Vec::new();
+            if let Some(p) = t.get(term) {
+                p.for_each(|d| v.push(d));
+            }
+            v
+        };
+        assert_eq!(docs(b"a"), vec![1, 4, 9]);
+        assert_eq!(docs(b"c"), big);
+        let off = TierBuilder::new();
+        assert_eq!(off.finish().forward().term_count(), 0);
     }
 
     #[test]

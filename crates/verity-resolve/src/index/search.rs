@@ -16,12 +16,18 @@
 //! groups counted so far are counted fully first, which sets a threshold key; every other doc
 //! is dropped as soon as even hitting all its uncounted groups could not reach it. A test
 //! checks the result against counting every group for every doc.
+//!
+//! Before that, the frequent terms of the common groups (postings of thousands to hundreds of
+//! thousands of docs) are counted for every reached doc at once from the forward index: a doc
+//! lists its few frequent-term ids, so the cost is a handful of lookups per doc whatever the
+//! postings' length. Only the short terms (rare typo variants) are then counted from their
+//! postings, with the pruning above.
 
 use roaring::RoaringBitmap;
 
 use super::fuzzy::{self, TypoAutomaton};
 use super::keys::{self, IndexKeys, BLOCK_NS, ID_NS, INITIALS_KIND, NAME_NS};
-use super::postings::PostingRef;
+use super::postings::{ForwardIndex, PostingRef};
 use super::{CandidateIndex, Expansions, TermPostings};
 use fst::{IntoStreamer, Streamer};
 
@@ -42,28 +48,144 @@ impl Group<'_> {
     }
 }
 
+/// Work done by one candidate search (for benchmarks and tuning).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CandidateWork {
+    /// Key groups of the query.
+    pub groups: usize,
+    /// Groups too common to enumerate (counted only for reached docs).
+    pub common_groups: usize,
+    /// Postings enumerated by the selective groups.
+    pub enumerated: u64,
+    /// Docs reached (by the selective groups, or the fallback intersection).
+    pub reached: usize,
+    /// Frequent terms of common groups counted through the forward index.
+    pub forward_terms: usize,
+    /// Forward ids read for that.
+    pub forward_ids: u64,
+    /// Terms of common groups counted from their postings.
+    pub posting_terms: usize,
+    /// Posting entries walked or membership probes made for those terms.
+    pub posting_steps: u64,
+}
+
+/// Per-thread buffers of a candidate search, reused across queries: the hit words and the
+/// reached docs run to thousands of entries, and allocating them afresh each query was a
+/// tenth of the search time.
+#[derive(Default)]
+struct Buffers {
+    hits: Vec<u64>,
+    spare: Vec<u64>,
+    docs: Vec<u32>,
+    masks: Vec<u64>,
+    ranked: Vec<(u64, u32, u32)>,
+}
+
+thread_local! {
+    static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::new(Buffers::default());
+}
+
+/// This thread's buffers (fresh ones if they are in use, e.g. a search inside a search).
+fn take_buffers() -> Buffers {
+    BUFFERS
+        .try_with(|b| b.try_borrow_mut().map(|mut b| std::mem::take(&mut *b)))
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default()
+}
+
+fn give_back(buffers: Buffers) {
+    let _ = BUFFERS.try_with(|b| {
+        if let Ok(mut b) = b.try_borrow_mut() {
+            *b = buffers;
+        }
+    });
+}
+
 impl CandidateIndex {
     /// Up to `limit` documents sharing keys with `q`, best first: ranked by identifier keys
     /// hit, then by all keys hit, then by doc id. Each item is (doc, keys hit).
     pub fn candidates(&self, q: &IndexKeys, limit: usize) -> Vec<(u32, u32)> {
+        self.candidates_counted(q, limit).0
+    }
+
+    /// [`Self::candidates`] with a count of the work done.
+    pub fn candidates_counted(
+        &self,
+        q: &IndexKeys,
+        limit: usize,
+    ) -> (Vec<(u32, u32)>, CandidateWork) {
+        self.candidates_with(q, limit, true)
+    }
+
+    /// [`Self::candidates`] computed without the forward index (every common term counted
+    /// from its posting, as before the forward index existed): the same answer, slower. For
+    /// equivalence checks in benchmarks.
+    #[doc(hidden)]
+    pub fn candidates_reference(&self, q: &IndexKeys, limit: usize) -> Vec<(u32, u32)> {
+        self.candidates_with(q, limit, false).0
+    }
+
+    fn candidates_with(
+        &self,
+        q: &IndexKeys,
+        limit: usize,
+        use_forward: bool,
+    ) -> (Vec<(u32, u32)>, CandidateWork) {
+        let mut work = CandidateWork::default();
         if limit == 0 {
-            return Vec::new();
+            return (Vec::new(), work);
         }
         let groups = self.query_groups(q);
-        let reached = self.reach(&groups);
+        work.groups = groups.len();
+        let mut buffers = take_buffers();
+        let reached = self.reach(&groups, &mut work, &mut buffers);
         let Reached {
             mut docs,
             mut masks,
-            common,
+            mut common,
             id_mask,
         } = reached;
-        complete_pruned(&groups, &common, id_mask, limit, &mut docs, &mut masks);
-        rank(&docs, &masks, id_mask, limit)
+        work.reached = docs.len();
+        work.common_groups = common.len();
+        let forward_done = use_forward
+            && count_frequent(
+                &groups,
+                &common,
+                self.base.forward(),
+                &docs,
+                &mut masks,
+                &mut work,
+            );
+        if forward_done {
+            // Groups made only of frequent terms are fully counted now.
+            common.retain(|&gi| groups[gi].terms.iter().any(|t| t.frequent.is_none()));
+        }
+        complete_pruned(
+            &groups,
+            &common,
+            id_mask,
+            limit,
+            &mut docs,
+            &mut masks,
+            forward_done,
+            &mut work,
+        );
+        let ranked = rank(&docs, &masks, id_mask, limit, &mut buffers.ranked);
+        buffers.docs = docs;
+        buffers.masks = masks;
+        give_back(buffers);
+        (ranked, work)
     }
 
     /// The documents the selective groups reach, with the groups each hits; the common
     /// groups (not yet counted) in increasing size.
-    fn reach(&self, groups: &[Group<'_>]) -> Reached {
+    fn reach(
+        &self,
+        groups: &[Group<'_>],
+        work: &mut CandidateWork,
+        buffers: &mut Buffers,
+    ) -> Reached {
         let cap = self.config.common_key_docs;
         let budget = self.config.enumerate_budget;
         let mut id_mask = 0u64;
@@ -78,8 +200,8 @@ impl CandidateIndex {
         // Most selective groups enumerate their docs, within a total budget; the rest only
         // count for docs already reached.
         by_size.sort_unstable();
-        let mut hits: Vec<u64> = Vec::new();
         let mut enumerated = 0u64;
+        let mut selective: Vec<usize> = Vec::new();
         for &(size, gi) in &by_size {
             let over_budget = enumerated > 0 && enumerated + size > budget;
             if size > cap || over_budget {
@@ -87,15 +209,26 @@ impl CandidateIndex {
                 continue;
             }
             enumerated += size;
+            selective.push(gi);
+        }
+        work.enumerated += enumerated;
+        let mut hits = std::mem::take(&mut buffers.hits);
+        hits.clear();
+        hits.reserve(enumerated as usize);
+        for gi in selective {
             for t in &groups[gi].terms {
                 t.for_each(|doc| hits.push((u64::from(doc) << 6) | gi as u64));
             }
         }
-        sort_by_doc(&mut hits);
+        sort_by_doc(&mut hits, &mut buffers.spare);
 
-        let mut docs: Vec<u32> = Vec::new();
-        let mut masks: Vec<u64> = Vec::new();
-        for h in hits {
+        let mut docs = std::mem::take(&mut buffers.docs);
+        let mut masks = std::mem::take(&mut buffers.masks);
+        docs.clear();
+        masks.clear();
+        docs.reserve(hits.len());
+        masks.reserve(hits.len());
+        for &h in &hits {
             let doc = (h >> 6) as u32;
             let bit = 1u64 << (h & 63);
             if docs.last() == Some(&doc) {
@@ -107,6 +240,7 @@ impl CandidateIndex {
                 masks.push(bit);
             }
         }
+        buffers.hits = hits;
 
         if docs.is_empty() && !common.is_empty() {
             let mut by_index = common.clone();
@@ -340,19 +474,26 @@ fn rank_key(mask: u64, id_mask: u64, doc: u32) -> u64 {
 }
 
 /// The best `limit` docs by [`rank_key`], best first, as (doc, groups hit).
-fn rank(docs: &[u32], masks: &[u64], id_mask: u64, limit: usize) -> Vec<(u32, u32)> {
-    let mut ranked: Vec<(u64, u32, u32)> = docs
-        .iter()
-        .zip(masks)
-        .map(|(&doc, &m)| (rank_key(m, id_mask, doc), m.count_ones(), doc))
-        .collect();
+fn rank(
+    docs: &[u32],
+    masks: &[u64],
+    id_mask: u64,
+    limit: usize,
+    ranked: &mut Vec<(u64, u32, u32)>,
+) -> Vec<(u32, u32)> {
+    ranked.clear();
+    ranked.extend(
+        docs.iter()
+            .zip(masks)
+            .map(|(&doc, &m)| (rank_key(m, id_mask, doc), m.count_ones(), doc)),
+    );
     let better = |a: &(u64, u32, u32), b: &(u64, u32, u32)| b.0.cmp(&a.0);
     if ranked.len() > limit {
         ranked.select_nth_unstable_by(limit - 1, better);
         ranked.truncate(limit);
     }
     ranked.sort_unstable_by(better);
-    ranked.into_iter().map(|(_, hit, doc)| (doc, hit)).collect()
+    ranked.iter().map(|&(_, hit, doc)| (doc, hit)).collect()
 }
 
 /// Counts the common groups for the reached docs, dropping every doc that can no longer make
@@ -364,6 +505,7 @@ fn rank(docs: &[u32], masks: &[u64], id_mask: u64, limit: usize) -> Vec<(u32, u3
 /// (keys only rise as groups are counted, so it stays valid). Each common group, smallest
 /// first, is then counted for the surviving docs only, and docs whose upper key falls below
 /// the threshold are dropped after each group.
+#[allow(clippy::too_many_arguments)]
 fn complete_pruned(
     groups: &[Group<'_>],
     common: &[usize],
@@ -371,6 +513,8 @@ fn complete_pruned(
     limit: usize,
     docs: &mut Vec<u32>,
     masks: &mut Vec<u64>,
+    skip_frequent: bool,
+    work: &mut CandidateWork,
 ) {
     if common.is_empty() || docs.is_empty() {
         return;
@@ -394,7 +538,14 @@ fn complete_pruned(
         let sub_docs: Vec<u32> = picked.iter().map(|&i| docs[i]).collect();
         let mut sub_masks: Vec<u64> = picked.iter().map(|&i| masks[i]).collect();
         for &gi in common {
-            mark_group(&groups[gi], &sub_docs, &mut sub_masks, 1 << gi);
+            mark_group(
+                &groups[gi],
+                &sub_docs,
+                &mut sub_masks,
+                1 << gi,
+                skip_frequent,
+                work,
+            );
         }
         for (k, &i) in picked.iter().enumerate() {
             masks[i] = sub_masks[k];
@@ -412,7 +563,7 @@ fn complete_pruned(
     for &gi in common {
         let bit = 1u64 << gi;
         // Docs counted fully above hold their bit already; marking again changes nothing.
-        mark_group(&groups[gi], docs, masks, bit);
+        mark_group(&groups[gi], docs, masks, bit, skip_frequent, work);
         counted.iter_mut().for_each(|c| *c |= bit);
         if let Some(t) = threshold {
             prune(docs, masks, &mut counted, common_mask, id_mask, t);
@@ -446,11 +597,82 @@ fn prune(
     counted.truncate(w);
 }
 
-/// Marks `bit` on every doc of (sorted) `docs` that some term of `group` holds.
-fn mark_group(group: &Group<'_>, docs: &[u32], masks: &mut [u64], bit: u64) {
+/// Marks with each common group's bit every reached doc that holds one of the group's
+/// frequent terms, from the forward index. Returns whether it ran (then those terms are
+/// counted and the postings pass skips them).
+fn count_frequent(
+    groups: &[Group<'_>],
+    common: &[usize],
+    forward: &ForwardIndex,
+    docs: &[u32],
+    masks: &mut [u64],
+    work: &mut CandidateWork,
+) -> bool {
+    // (frequent id, groups holding it), sorted by id.
+    let mut wanted: Vec<(u16, u64)> = Vec::new();
+    for &gi in common {
+        for t in &groups[gi].terms {
+            if let Some(f) = t.frequent {
+                wanted.push((f, 1u64 << gi));
+            }
+        }
+    }
+    if wanted.is_empty() {
+        return false;
+    }
+    wanted.sort_unstable_by_key(|w| w.0);
+    let mut merged: Vec<(u16, u64)> = Vec::with_capacity(wanted.len());
+    for (f, bits) in wanted {
+        match merged.last_mut() {
+            Some(last) if last.0 == f => last.1 |= bits,
+            _ => merged.push((f, bits)),
+        }
+    }
+    work.forward_terms += merged.len();
+    // One bit per possible id: most forward ids of a doc are not the query's, and this
+    // rejects them with one load.
+    let mut filter = [0u64; (u16::MAX as usize + 1) / 64];
+    for &(f, _) in &merged {
+        filter[usize::from(f) >> 6] |= 1u64 << (f & 63);
+    }
+    let mut read = 0u64;
+    forward.for_each_ids(docs, |i, ids| {
+        read += ids.len() as u64;
+        let mut m = 0u64;
+        for &f in ids {
+            if (filter[usize::from(f) >> 6] >> (f & 63)) & 1 != 0 {
+                if let Ok(k) = merged.binary_search_by_key(&f, |w| w.0) {
+                    m |= merged[k].1;
+                }
+            }
+        }
+        if let Some(mask) = masks.get_mut(i) {
+            *mask |= m;
+        }
+    });
+    work.forward_ids += read;
+    true
+}
+
+/// Marks `bit` on every doc of (sorted) `docs` that some term of `group` holds (skipping the
+/// frequent terms when the forward index counted them already).
+fn mark_group(
+    group: &Group<'_>,
+    docs: &[u32],
+    masks: &mut [u64],
+    bit: u64,
+    skip_frequent: bool,
+    work: &mut CandidateWork,
+) {
     // The docs as a bitmap, built at most once per group, for container-wise intersections.
     let mut as_bitmap: Option<RoaringBitmap> = None;
     for t in &group.terms {
+        if skip_frequent && t.frequent.is_some() {
+            continue;
+        }
+        work.posting_terms += 1;
+        let (len, n) = (t.len(), docs.len() as u64);
+        work.posting_steps += if len > 12 * n { n } else { len };
         mark_term(t, docs, masks, bit, &mut as_bitmap);
     }
 }
@@ -507,7 +729,7 @@ fn mark_term(
 
 /// Sorts `(doc << 6) | group` words by doc (groups within a doc in any order): an LSD radix
 /// sort on the doc bits, far cheaper than a comparison sort on tens of thousands of words.
-fn sort_by_doc(hits: &mut Vec<u64>) {
+fn sort_by_doc(hits: &mut Vec<u64>, spare: &mut Vec<u64>) {
     const DIGIT: u32 = 11;
     const BUCKETS: usize = 1 << DIGIT;
     if hits.len() < 512 {
@@ -517,7 +739,9 @@ fn sort_by_doc(hits: &mut Vec<u64>) {
     let max_doc = hits.iter().map(|&h| h >> 6).max().unwrap_or(0);
     let bits = 64 - max_doc.leading_zeros();
     let mut from = std::mem::take(hits);
-    let mut to = vec![0u64; from.len()];
+    let mut to = std::mem::take(spare);
+    to.clear();
+    to.resize(from.len(), 0);
     let mut shift = 6;
     while shift < 6 + bits {
         let mut counts = [0usize; BUCKETS];
@@ -539,6 +763,7 @@ fn sort_by_doc(hits: &mut Vec<u64>) {
         shift += DIGIT;
     }
     *hits = from;
+    *spare = to;
 }
 
 #[cfg(test)]
@@ -559,7 +784,11 @@ mod tests {
                 mut masks,
                 common,
                 id_mask,
-            } = self.reach(&groups);
+            } = self.reach(
+                &groups,
+                &mut CandidateWork::default(),
+                &mut Buffers::default(),
+            );
             for &gi in &common {
                 for t in &groups[gi].terms {
                     for (i, &doc) in docs.iter().enumerate() {
@@ -569,7 +798,7 @@ mod tests {
                     }
                 }
             }
-            rank(&docs, &masks, id_mask, limit)
+            rank(&docs, &masks, id_mask, limit, &mut Vec::new())
         }
     }
 
@@ -579,7 +808,7 @@ mod tests {
             .map(|i| ((i * 7919 % 100_003) << 6) | (i % 64))
             .collect();
         let mut want = hits.clone();
-        sort_by_doc(&mut hits);
+        sort_by_doc(&mut hits, &mut Vec::new());
         want.sort_unstable_by_key(|h| h >> 6);
         let docs = |v: &[u64]| v.iter().map(|h| h >> 6).collect::<Vec<_>>();
         assert_eq!(docs(&hits), docs(&want));
@@ -625,11 +854,13 @@ mod tests {
             queries in proptest::collection::vec(arb_keys(), 1..8),
             common_key_docs in 2u64..40,
             enumerate_budget in 1u64..200,
+            forward_min_docs in 0u64..30,
             limit in 1usize..20,
         ) {
             let config = IndexConfig {
                 common_key_docs,
                 enumerate_budget,
+                forward_min_docs,
                 ..IndexConfig::default()
             };
             let idx = CandidateIndex::build_with_config(
