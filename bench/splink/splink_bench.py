@@ -5,7 +5,8 @@ Setup (a reasonable Splink v4/v5 model, as its tutorials build one):
   (family name + first initial, given name + dob, dob + family initial) and on each identifier;
 - comparisons: Jaro-Winkler for given/family names (term-frequency adjusted), middle name,
   DateOfBirthComparison, sex, country of birth (tf), Levenshtein<=1 on A-number and SSN, exact
-  FBI number and passport, postcode and locality;
+  FBI number and passport, postcode and locality; exact FIN and state id when the files carry
+  them (the default of `bench_resolve`; VERITY_BENCH_COLUMNS=16 leaves them out);
 - u by random sampling (1e6 pairs, seed 1), m by EM on two blocking rules (names; dob),
   match rate estimated from deterministic identifier/name+dob rules with recall 0.7.
 Metrics: FNIR at FPIR <= 1% and <= 0.1% over each probe's best candidate, pairwise
@@ -28,6 +29,11 @@ t0 = time.perf_counter()
 con = duckdb.connect()
 cols = ["rec_id", "given_name", "middle_name", "family_name", "dob", "sex", "country_of_birth",
         "a_number", "passport", "fbi_number", "ssn", "street_number", "street", "locality", "postcode", "region"]
+# the record systems' FIN and state id, when the benchmark files carry them
+with open(f"{d}/gallery.csv") as f:
+    header = f.readline().strip().split(",")
+extra_ids = [c for c in ["fin", "state_id"] if c in header]
+cols += extra_ids
 sel = ", ".join(f"NULLIF(trim({c}), '') AS {c}" for c in cols)
 for name in ["probes", "gallery"]:
     con.execute(f"CREATE TABLE {name} AS SELECT {sel} FROM read_csv('{d}/{name}.csv', all_varchar=true, header=true)")
@@ -51,7 +57,7 @@ settings = SettingsCreator(
         cl.ExactMatch("passport"),
         cl.ExactMatch("postcode"),
         cl.ExactMatch("locality"),
-    ],
+    ] + [cl.ExactMatch(c) for c in extra_ids],
     blocking_rules_to_generate_predictions=[
         block_on("family_name", "substr(given_name, 1, 1)"),
         block_on("given_name", "dob"),
@@ -60,12 +66,12 @@ settings = SettingsCreator(
         block_on("ssn"),
         block_on("fbi_number"),
         block_on("passport"),
-    ],
+    ] + [block_on(c) for c in extra_ids],
     retain_intermediate_calculation_columns=False,
 )
 linker = Linker([probes, gallery], settings, log_level=None)
 linker.training.estimate_probability_two_random_records_match(
-    ["l.a_number = r.a_number", "l.ssn = r.ssn",
+    ["l.a_number = r.a_number", "l.ssn = r.ssn"] + [f"l.{c} = r.{c}" for c in extra_ids] + [
      "l.given_name = r.given_name and l.family_name = r.family_name and l.dob = r.dob"],
     recall=0.7,
 )
@@ -112,6 +118,7 @@ hard = [r for r in rows if r[2]]
 hard_above = sum(1 for r in hard if r[5] is not None and r[5] >= 0.5)
 res = {
     "tool": f"splink {splink.__version__} (duckdb {duckdb.__version__})",
+    "columns": len(cols),
     "candidate_pairs": n_pairs,
     "precision": precision, "recall": recall, "f1": f1,
     "fnir_at_fpir_1pct": fnir_at_fpir(rows, 0.01),
@@ -121,7 +128,7 @@ res = {
 }
 with open(f"{d}/splink_results.json", "w") as f:
     json.dump(res, f, indent=2)
-print(f"{res['tool']} on {d}: {n_pairs} scored pairs, {threads} threads")
+print(f"{res['tool']} on {d}: {len(cols)} columns, {n_pairs} scored pairs, {threads} threads")
 print(f"pairwise at 0.5: precision {precision:.4f} recall {recall:.4f} F1 {f1:.4f}")
 print(f"FNIR at FPIR <= 1%: {res['fnir_at_fpir_1pct']:.4f}   at FPIR <= 0.1%: {res['fnir_at_fpir_01pct']:.4f}")
 print(f"hard negatives >= 0.5: {hard_above} of {len(hard)}")

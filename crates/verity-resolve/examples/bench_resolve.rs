@@ -5,7 +5,8 @@
 //! that `bench/splink/run.sh DIR` prints both tools side by side. Usage:
 //! `cargo run --release -p verity-resolve --example bench_resolve -- [identities] [probes] [seed]
 //! [--generator synth|census]` (default synth: the `verity-synth` world; census: the stand-in
-//! generator of sessions 1–3, for comparable figures).
+//! generator of sessions 1–3, for comparable figures). The files carry the FIN and state id
+//! columns of the record systems; `VERITY_BENCH_COLUMNS=16` leaves them out (sessions 1–4).
 use std::time::Instant;
 use verity_resolve::bench::{self, failures, generate_with, run_with, BenchConfig, Generator};
 use verity_resolve::link::{candidate_pairs, prepare_all, score_and_select, LinkOptions};
@@ -76,22 +77,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(i) = &info {
         json["synth"] = serde_json::to_value(&i.stats)?;
     }
+    let ids = bench::synth::files_carry_fin_and_state_id();
+    json["fin_and_state_id_columns"] = serde_json::json!(ids);
     if let Ok(dir) = std::env::var("VERITY_BENCH_OUT") {
         let d = std::path::Path::new(&dir);
         std::fs::create_dir_all(d)?;
         std::fs::write(
             d.join("gallery.csv"),
-            verity_resolve::bench::write_csv(&world.gallery),
+            bench::write_csv_with(&world.gallery, ids),
         )?;
         std::fs::write(
             d.join("probes.csv"),
-            verity_resolve::bench::write_csv(&world.probes),
+            bench::write_csv_with(&world.probes, ids),
         )?;
         std::fs::write(
             d.join("truth.csv"),
             verity_resolve::bench::truth_csv(&world),
         )?;
-        std::fs::write(d.join("schema.toml"), verity_resolve::bench::SCHEMA_TOML)?;
+        std::fs::write(d.join("schema.toml"), bench::schema_toml(ids))?;
         let e2e = link_files(d, cfg.seed)?;
         json["end_to_end_link_seconds"] = serde_json::json!(e2e);
         std::fs::write(
@@ -106,8 +109,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         model.prior_log2_odds, model.training
     );
     println!(
-        "bench_resolve (seed {}; machine: {})",
+        "bench_resolve (seed {}; {} columns; machine: {})",
         cfg.seed,
+        if ids { "18 (FIN, state id)" } else { "16" },
         bench::machine_line()
     );
     println!("{}", bench::summary(&report, info.as_ref()));

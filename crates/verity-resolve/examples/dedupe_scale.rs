@@ -3,10 +3,7 @@
 //! Usage: `dedupe_scale [records] [seed] [max_pairs_per_record]`.
 use std::time::Instant;
 use verity_resolve::bench::{generate, BenchConfig};
-use verity_resolve::link::{
-    candidate_pairs_within, clusters, prepare_all, score_and_select, LinkOptions,
-};
-use verity_resolve::model::Model;
+use verity_resolve::link::{clusters, prepare_all, LinkOptions, RunIndex};
 
 fn lap(label: &str, t: &mut Instant, extra: &str) {
     println!("{label:<14} {:>8.2}s {extra}", t.elapsed().as_secs_f64());
@@ -44,15 +41,17 @@ fn main() {
     };
     let prepared = prepare_all(&records);
     lap("prepare", &mut t, "");
-    let pairs = candidate_pairs_within(&prepared, None, opts.max_bucket, opts.max_pairs_per_record);
+    // blocking, name interning and cheap-field packing at once; names and cheap fields are
+    // then shared by training and scoring
+    let index = RunIndex::build(&prepared, None, opts.max_bucket, opts.max_pairs_per_record);
     lap(
-        "block",
+        "block+intern",
         &mut t,
-        &format!("({} candidate pairs)", pairs.len()),
+        &format!("({} candidate pairs)", index.pairs.len()),
     );
-    let model = Model::train(&prepared, None, &pairs, &opts.train);
+    let model = index.train(&prepared, None, &opts.train);
     lap("train", &mut t, "");
-    let kept = score_and_select(&model, &prepared, None, &pairs, opts.threshold, opts.top);
+    let kept = index.score_and_select(&model, &prepared, None, opts.threshold, opts.top);
     lap(
         "score+select",
         &mut t,
@@ -85,7 +84,7 @@ fn main() {
     println!(
         "dedupe {} records: {} candidate pairs, {} pairs >= 0.5, {} clusters; dedupe (prepare to clusters) {:.2}s",
         records.len(),
-        pairs.len(),
+        index.pairs.len(),
         edges.len(),
         distinct.len(),
         dedupe_s

@@ -1,6 +1,7 @@
-//! Times the parts of a link run (read, prepare, block, train, score + select top 1, write) as
-//! `verity link --top 1` runs them, in a fresh process (no name memo or table warmed by an
-//! earlier run in the same process).
+//! Times the parts of a link run as `verity link --top 1` runs them, in a fresh process (no
+//! name memo or table warmed by an earlier run in the same process): read + prepare (both
+//! files at once), block + intern names + pack cheap fields (at once), train, score + select
+//! top 1, write. Parts that run at the same time are timed together.
 //!
 //! Usage:
 //! * `time_parts DIR [repeats]`: links `DIR/probes.csv` against `DIR/gallery.csv` with
@@ -14,10 +15,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 use verity_resolve::bench::{generate, BenchConfig};
-use verity_resolve::link::{
-    candidate_pairs, prepare_all, score_and_select_with_names, LinkOptions, PreparedNames,
-};
-use verity_resolve::model::{Model, TrainOptions};
+use verity_resolve::link::{prepare_all, LinkOptions, RunIndex};
+use verity_resolve::model::TrainOptions;
 use verity_resolve::schema::{read_records, Schema};
 use verity_resolve::{Prepared, Record};
 
@@ -60,20 +59,21 @@ fn link_parts(
     t: &mut Instant,
 ) -> Vec<verity_resolve::link::LinkPair> {
     let opts = LinkOptions::default();
-    let pairs = candidate_pairs(left, Some(right), opts.max_bucket);
-    lap("block", t, &format!("({} candidate pairs)", pairs.len()));
-    // one name table for training and scoring, as `verity link` does
-    let prepared = PreparedNames::new(left, Some(right));
-    let names = |i: u32, j: u32| prepared.levels(i, j);
-    lap("intern names", t, "");
-    let model =
-        Model::train_with_names(left, Some(right), &pairs, &TrainOptions::default(), &names);
+    // blocking without a pair budget, names interned once for training and scoring, as
+    // `verity link` does
+    let index = RunIndex::build(left, Some(right), opts.max_bucket, usize::MAX);
+    lap(
+        "block+intern",
+        t,
+        &format!("({} candidate pairs)", index.pairs.len()),
+    );
+    let model = index.train(left, Some(right), &TrainOptions::default());
     lap(
         "train",
         t,
         &format!("({} EM iterations)", model.training.em_iterations),
     );
-    let kept = score_and_select_with_names(&model, left, Some(right), &pairs, 0.5, Some(1), &names);
+    let kept = index.score_and_select(&model, left, Some(right), 0.5, Some(1));
     lap("score+select", t, &format!("({} pairs kept)", kept.len()));
     kept
 }
@@ -84,18 +84,30 @@ fn from_files(dir: &Path) -> Result<f64, Box<dyn std::error::Error>> {
     LAST_CPU.with(|c| c.set(cpu0));
     let mut t = Instant::now();
     let schema = Schema::parse(&std::fs::read_to_string(dir.join("schema.toml"))?)?;
-    let read = |name: &str| -> Result<Vec<Record>, Box<dyn std::error::Error>> {
-        let bytes = std::fs::read(dir.join(name))?;
-        Ok(read_records(&bytes, name, &schema, false)?.0)
+    // each file read and prepared while the other is
+    let read = |name: &str| -> Result<(Vec<Record>, Vec<Prepared>), String> {
+        let bytes = std::fs::read(dir.join(name)).map_err(|e| format!("{name}: {e}"))?;
+        let records = read_records(&bytes, name, &schema, false)
+            .map_err(|e| e.to_string())?
+            .0;
+        let prepared = prepare_all(&records);
+        Ok((records, prepared))
     };
-    let (left, right) = (read("probes.csv")?, read("gallery.csv")?);
+    let (l, (r, ())) = rayon::join(
+        || read("probes.csv"),
+        || {
+            rayon::join(
+                || read("gallery.csv"),
+                verity_resolve::link::load_name_tables,
+            )
+        },
+    );
+    let ((left, lp), (right, rp)) = (l?, r?);
     lap(
-        "read csv",
+        "read+prepare",
         &mut t,
         &format!("({} probes, {} gallery)", left.len(), right.len()),
     );
-    let (lp, rp) = (prepare_all(&left), prepare_all(&right));
-    lap("prepare", &mut t, "");
     let kept = link_parts(&lp, &rp, &mut t);
     let mut out = String::with_capacity(kept.len() * 24 + 32);
     out.push_str("left_id,right_id,score\n");

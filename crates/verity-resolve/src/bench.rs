@@ -521,6 +521,23 @@ pub fn generate(cfg: &BenchConfig) -> World {
 
 pub const CSV_HEADER: &str = "rec_id,given_name,middle_name,family_name,dob,sex,country_of_birth,a_number,passport,fbi_number,ssn,street_number,street,locality,postcode,region";
 
+/// [`CSV_HEADER`] and the FIN and state id columns the record systems' files carry
+/// (`synth::files_carry_fin_and_state_id`).
+pub const CSV_HEADER_WITH_IDS: &str = "rec_id,given_name,middle_name,family_name,dob,sex,country_of_birth,a_number,passport,fbi_number,ssn,street_number,street,locality,postcode,region,fin,state_id";
+
+/// Schema TOML for the files [`write_csv_with`] writes with the FIN and state id (the schema
+/// has no state-id role: the column goes to `other_id`, an identifier compared exactly).
+pub const SCHEMA_TOML_WITH_IDS: &str = "id = \"rec_id\"\ngiven_name = \"given_name\"\nmiddle_name = \"middle_name\"\nfamily_name = \"family_name\"\ndob = \"dob\"\nsex = \"sex\"\ncountry_of_birth = \"country_of_birth\"\na_number = \"a_number\"\npassport = \"passport\"\nfbi_number = \"fbi_number\"\nssn = \"ssn\"\nstreet_number = \"street_number\"\nstreet = \"street\"\nlocality = \"locality\"\npostcode = \"postcode\"\nregion = \"region\"\nfin = \"fin\"\nother_id = \"state_id\"\n";
+
+/// The schema of the files [`write_csv_with`] writes.
+pub fn schema_toml(fin_and_state_id: bool) -> &'static str {
+    if fin_and_state_id {
+        SCHEMA_TOML_WITH_IDS
+    } else {
+        SCHEMA_TOML
+    }
+}
+
 /// Schema TOML for the files [`write_csv`] writes.
 pub const SCHEMA_TOML: &str = "id = \"rec_id\"\ngiven_name = \"given_name\"\nmiddle_name = \"middle_name\"\nfamily_name = \"family_name\"\ndob = \"dob\"\nsex = \"sex\"\ncountry_of_birth = \"country_of_birth\"\na_number = \"a_number\"\npassport = \"passport\"\nfbi_number = \"fbi_number\"\nssn = \"ssn\"\nstreet_number = \"street_number\"\nstreet = \"street\"\nlocality = \"locality\"\npostcode = \"postcode\"\nregion = \"region\"\n";
 
@@ -536,7 +553,17 @@ fn csv_field(value: &str) -> std::borrow::Cow<'_, str> {
 
 /// Records as CSV with the [`CSV_HEADER`] columns.
 pub fn write_csv(records: &[Record]) -> String {
-    let mut s = String::from(CSV_HEADER);
+    write_csv_with(records, false)
+}
+
+/// Records as CSV: the [`CSV_HEADER_WITH_IDS`] columns when `fin_and_state_id` (the state id
+/// is the record's `other_id`), else the [`CSV_HEADER`] ones.
+pub fn write_csv_with(records: &[Record], fin_and_state_id: bool) -> String {
+    let mut s = String::from(if fin_and_state_id {
+        CSV_HEADER_WITH_IDS
+    } else {
+        CSV_HEADER
+    });
     s.push('\n');
     for r in records {
         let i = &r.identity;
@@ -549,7 +576,7 @@ pub fn write_csv(records: &[Record]) -> String {
                 String::new()
             }
         });
-        let _ = writeln!(
+        let _ = write!(
             s,
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             q(&r.id),
@@ -569,6 +596,15 @@ pub fn write_csv(records: &[Record]) -> String {
             q(&i.address.postcode),
             q(&i.address.region)
         );
+        if fin_and_state_id {
+            let _ = write!(
+                s,
+                ",{},{}",
+                q(&o(i.ids.fin.as_ref().map(|x| x.to_string()))),
+                q(r.other_id.as_deref().unwrap_or(""))
+            );
+        }
+        s.push('\n');
     }
     s
 }
@@ -1061,9 +1097,10 @@ mod tests {
     #[test]
     fn synth_records_are_exactly_what_the_files_carry() {
         let (w, _) = generate_with(Generator::Synth, &synth_config());
-        let schema = crate::schema::Schema::parse(SCHEMA_TOML).expect("own schema parses");
+        let ids = synth::files_carry_fin_and_state_id();
+        let schema = crate::schema::Schema::parse(schema_toml(ids)).expect("own schema parses");
         for records in [&w.gallery, &w.probes] {
-            let text = write_csv(records);
+            let text = write_csv_with(records, ids);
             let (back, skipped) =
                 crate::schema::read_records(text.as_bytes(), "bench.csv", &schema, false)
                     .expect("own CSV reads");

@@ -23,7 +23,9 @@
 //!   index range the world generator's own look-alikes cannot reach from the gallery.
 //!
 //! Records carry only what the benchmark files hold ([`as_written`]), so that Splink, reading
-//! the files, sees the same data as Verity.
+//! the files, sees the same data as Verity. The record systems' files carry a FIN and a state
+//! id (`verity_model::record::IDENTITY_COLUMNS`), so the benchmark files do too by default;
+//! `VERITY_BENCH_COLUMNS=16` leaves them out, as sessions 1–4 did ([`files_carry_fin_and_state_id`]).
 //!
 //! "Common" is measured in the gallery itself: the given name and the family name are each held
 //! by at least 0.1% of the gallery's people (at least 2). Same seed, same bytes.
@@ -126,20 +128,43 @@ const SYSTEMS: [RecordSystem; 8] = [
     RecordSystem::Biometrics,
 ];
 
-/// The identity as the benchmark files carry it (see [`super::CSV_HEADER`]): no aliases,
-/// original-script name, FIN, state id or county, and a birth date only when complete. The
-/// in-memory benchmark uses exactly this, so Verity's figures and Splink's (which reads the
-/// files) rest on the same data.
-pub fn as_written(mut identity: Identity) -> Identity {
+/// Whether the benchmark files carry the FIN and state id columns: yes unless the environment
+/// variable `VERITY_BENCH_COLUMNS` is `16` (the 16 columns of sessions 1–4).
+pub fn files_carry_fin_and_state_id() -> bool {
+    std::env::var("VERITY_BENCH_COLUMNS").map_or(true, |v| v.trim() != "16")
+}
+
+/// The identity as the 16-column benchmark files carry it (see [`super::CSV_HEADER`]): no
+/// aliases, original-script name, FIN, state id or county, and a birth date only when complete.
+pub fn as_written(identity: Identity) -> Identity {
+    as_written_with(identity, false)
+}
+
+/// [`as_written`], keeping the FIN and state id when `fin_and_state_id` (the files then have
+/// the [`super::CSV_HEADER_WITH_IDS`] columns). The in-memory benchmark uses exactly this, so
+/// Verity's figures and Splink's (which reads the files) rest on the same data.
+pub fn as_written_with(mut identity: Identity, fin_and_state_id: bool) -> Identity {
     identity.aliases.clear();
     identity.name.original.clear();
-    identity.ids.fin = None;
-    identity.ids.state_id = None;
+    if !fin_and_state_id {
+        identity.ids.fin = None;
+        identity.ids.state_id = None;
+    }
     identity.address.county.clear();
     if !identity.dob.is_some_and(|d| d.is_complete()) {
         identity.dob = None;
     }
     identity
+}
+
+/// A benchmark record as the files carry it. The resolution schema has no state-id role, so
+/// the state id travels in the `other_id` column role (an identifier compared exactly).
+fn written_record(id: String, identity: &Identity, fin_and_state_id: bool) -> Record {
+    let mut identity = as_written_with(identity.clone(), fin_and_state_id);
+    let state_id = identity.ids.state_id.take();
+    let mut record = Record::new(id, identity);
+    record.other_id = state_id.map(|s| s.to_string());
+    record
 }
 
 /// A person of the world, generated on as many threads as the machine has.
@@ -248,6 +273,7 @@ fn common_name_people(gallery: &[Enrolled]) -> Vec<usize> {
 /// negatives (at most the non-mated half), the rest other non-mated people.
 pub fn generate_synth(cfg: &BenchConfig) -> (World, SynthInfo) {
     let seed = cfg.seed;
+    let with_ids = files_carry_fin_and_state_id();
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xBE7C_5EED);
     let mut stats = SynthStats::default();
 
@@ -443,7 +469,7 @@ pub fn generate_synth(cfg: &BenchConfig) -> (World, SynthInfo) {
     let mut origin = Vec::with_capacity(probes.len());
     for (new, &old) in order.iter().enumerate() {
         let (identity, m, o) = &probes[old];
-        records.push(Record::new(format!("p{new}"), as_written(identity.clone())));
+        records.push(written_record(format!("p{new}"), identity, with_ids));
         mate.push(*m);
         hard.push(o.kind == ProbeKind::HardNegative);
         origin.push(o.clone());
@@ -452,7 +478,7 @@ pub fn generate_synth(cfg: &BenchConfig) -> (World, SynthInfo) {
         gallery: gallery
             .iter()
             .enumerate()
-            .map(|(k, e)| Record::new(format!("g{k}"), as_written(e.record.identity.clone())))
+            .map(|(k, e)| written_record(format!("g{k}"), &e.record.identity, with_ids))
             .collect(),
         probes: records,
         mate,
@@ -473,4 +499,25 @@ pub fn generate_synth(cfg: &BenchConfig) -> (World, SynthInfo) {
         stats,
     };
     (world, info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use verity_model::{Fin, StateId};
+
+    #[test]
+    fn fin_and_state_id_reach_the_record_only_when_the_files_carry_them() {
+        let mut identity = Identity::default();
+        identity.ids.fin = Fin::parse("1234567890").ok();
+        identity.ids.state_id = StateId::parse("TX12345678").ok();
+        let with = written_record("g0".into(), &identity, true);
+        assert_eq!(with.identity.ids.fin, identity.ids.fin);
+        // the state id travels as other_id (the schema has no state-id role)
+        assert_eq!(with.identity.ids.state_id, None);
+        assert_eq!(with.other_id.as_deref(), Some("TX12345678"));
+        let without = written_record("g0".into(), &identity, false);
+        assert_eq!(without.identity.ids.fin, None);
+        assert_eq!(without.other_id, None);
+    }
 }

@@ -89,6 +89,97 @@ impl PreparedNames {
     }
 }
 
+/// What a link or dedupe run computes once from the prepared records, before training, and
+/// shares between training and scoring: the candidate pairs, the interned names and each
+/// record's packed cheap fields.
+pub struct RunIndex {
+    pub pairs: Vec<Pair>,
+    pub names: PreparedNames,
+    pub left_cheap: Vec<CheapFields>,
+    pub right_cheap: Option<Vec<CheapFields>>,
+}
+
+impl RunIndex {
+    /// Blocks ([`candidate_pairs_within`]), interns the names ([`PreparedNames::new`]) and
+    /// packs the cheap fields at the same time: interning runs on one core while blocking and
+    /// packing use the others. Each part is what it would be on its own.
+    pub fn build(
+        left: &[Prepared],
+        right: Option<&[Prepared]>,
+        max_bucket: usize,
+        max_pairs_per_record: usize,
+    ) -> RunIndex {
+        let (names, (pairs, (left_cheap, right_cheap))) = rayon::join(
+            || PreparedNames::new(left, right),
+            || {
+                rayon::join(
+                    || candidate_pairs_within(left, right, max_bucket, max_pairs_per_record),
+                    || {
+                        (
+                            crate::compare::cheap_fields_all(left),
+                            right.map(crate::compare::cheap_fields_all),
+                        )
+                    },
+                )
+            },
+        );
+        RunIndex {
+            pairs,
+            names,
+            left_cheap,
+            right_cheap,
+        }
+    }
+
+    /// Trains a model on this run's pairs ([`Model::train_with_cheap`]).
+    pub fn train(
+        &self,
+        left: &[Prepared],
+        right: Option<&[Prepared]>,
+        opts: &TrainOptions,
+    ) -> Model {
+        let names = |i: u32, j: u32| self.names.levels(i, j);
+        Model::train_with_cheap(
+            left,
+            right,
+            &self.pairs,
+            opts,
+            &names,
+            &self.left_cheap,
+            self.right_cheap.as_deref(),
+        )
+    }
+
+    /// Scores and selects this run's pairs ([`score_and_select_with_cheap`]).
+    pub fn score_and_select(
+        &self,
+        model: &Model,
+        left: &[Prepared],
+        right: Option<&[Prepared]>,
+        threshold: f64,
+        top: Option<usize>,
+    ) -> Vec<LinkPair> {
+        let names = |i: u32, j: u32| self.names.levels(i, j);
+        score_and_select_with_cheap(
+            model,
+            left,
+            right,
+            &self.pairs,
+            threshold,
+            top,
+            &names,
+            &self.left_cheap,
+            self.right_cheap.as_deref(),
+        )
+    }
+}
+
+/// Loads the embedded name tables now. They load on first use otherwise, while every core
+/// waits in [`prepare_all`]; a run calls this on a spare core while it reads its input.
+pub fn load_name_tables() {
+    let _ = verity_names::tables::tables();
+}
+
 /// Prepares records on all cores, in order.
 pub fn prepare_all(records: &[Record]) -> Vec<Prepared> {
     let chunk = records.len().div_ceil(threads() * 4).max(1);
@@ -183,9 +274,9 @@ fn par_sort_entries(entries: Vec<(u64, u32)>) -> Vec<(u64, u32)> {
         groups[b % n_threads].push(part);
         rest = tail;
     }
-    std::thread::scope(|s| {
+    rayon::scope(|s| {
         for group in groups {
-            s.spawn(move || {
+            s.spawn(move |_| {
                 for part in group {
                     part.sort_unstable();
                 }
@@ -412,29 +503,21 @@ fn score_pairs_with(
     f: fn(&Model, &Prepared, &Prepared) -> f64,
 ) -> Vec<f64> {
     let other = right.unwrap_or(left);
-    let chunk = pairs.len().div_ceil(threads()).max(1);
-    let mut out = Vec::with_capacity(pairs.len());
-    std::thread::scope(|s| {
-        let handles: Vec<_> = pairs
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(
-                            |&(i, j)| match (left.get(i as usize), other.get(j as usize)) {
-                                (Some(a), Some(b)) => f(model, a, b),
-                                _ => f64::NEG_INFINITY,
-                            },
-                        )
-                        .collect::<Vec<f64>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            out.extend(h.join().unwrap_or_default());
-        }
-    });
-    out
+    let chunk = pairs.len().div_ceil(threads() * 4).max(1);
+    crate::model::parallel_map(pairs.len().div_ceil(chunk), |c| {
+        pairs[c * chunk..((c + 1) * chunk).min(pairs.len())]
+            .iter()
+            .map(
+                |&(i, j)| match (left.get(i as usize), other.get(j as usize)) {
+                    (Some(a), Some(b)) => f(model, a, b),
+                    _ => f64::NEG_INFINITY,
+                },
+            )
+            .collect::<Vec<f64>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Keeps pairs meeting the threshold or within each left record's top K (either suffices).
@@ -508,6 +591,41 @@ pub fn score_and_select_with_names(
     top: Option<usize>,
     names: &NameLevelsFn<'_>,
 ) -> Vec<LinkPair> {
+    let left_cheap = crate::compare::cheap_fields_all(left);
+    let right_cheap = right.map(crate::compare::cheap_fields_all);
+    score_and_select_with_cheap(
+        model,
+        left,
+        right,
+        pairs,
+        threshold,
+        top,
+        names,
+        &left_cheap,
+        right_cheap.as_deref(),
+    )
+}
+
+/// [`score_and_select_with_names`] with the records' [`CheapFields`] computed by the caller
+/// (as [`RunIndex`] holds them); the selection is the same. Cheap fields of the wrong length
+/// are recomputed.
+#[allow(clippy::too_many_arguments)]
+pub fn score_and_select_with_cheap(
+    model: &Model,
+    left: &[Prepared],
+    right: Option<&[Prepared]>,
+    pairs: &[Pair],
+    threshold: f64,
+    top: Option<usize>,
+    names: &NameLevelsFn<'_>,
+    left_cheap: &[CheapFields],
+    right_cheap: Option<&[CheapFields]>,
+) -> Vec<LinkPair> {
+    if left_cheap.len() != left.len()
+        || right.map(<[Prepared]>::len) != right_cheap.map(<[CheapFields]>::len)
+    {
+        return score_and_select_with_names(model, left, right, pairs, threshold, top, names);
+    }
     let dedupe = right.is_none();
     if dedupe && top.is_some() {
         let scores = score_pairs(model, left, right, pairs);
@@ -530,21 +648,18 @@ pub fn score_and_select_with_names(
         }
     }
     starts.push(pairs.len());
-    let left_terms = record_terms(model, left);
-    let other_terms = match right {
-        Some(r) => record_terms(model, r),
-        None => Vec::new(),
-    };
+    let (left_terms, other_terms) = rayon::join(
+        || record_terms(model, left),
+        || right.map_or_else(Vec::new, |r| record_terms(model, r)),
+    );
     let other_terms = if dedupe { &left_terms } else { &other_terms };
-    let left_cheap = crate::compare::cheap_fields_all(left);
-    let right_cheap = right.map(crate::compare::cheap_fields_all);
     let sides = Sides {
         left,
         other,
         left_terms: &left_terms,
         other_terms,
-        left_cheap: &left_cheap,
-        other_cheap: right_cheap.as_deref().unwrap_or(&left_cheap),
+        left_cheap,
+        other_cheap: right_cheap.unwrap_or(left_cheap),
         names,
     };
     let n_groups = starts.len() - 1;
@@ -554,48 +669,33 @@ pub fn score_and_select_with_names(
         .step_by(per)
         .map(|g| (starts[g], starts[(g + per).min(n_groups)]))
         .collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<(usize, Vec<LinkPair>)> = Vec::new();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n_threads.min(tasks.len()).max(1))
-            .map(|_| {
-                let (tasks, next, sides) = (&tasks, &next, &sides);
-                s.spawn(move || {
-                    let mut done = Vec::new();
-                    let mut scratch = Vec::new();
-                    loop {
-                        let t = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(&(from, to)) = tasks.get(t) else {
-                            break;
-                        };
-                        let mut out = Vec::new();
-                        let mut k = from;
-                        while k < to {
-                            let i = pairs[k].0;
-                            let end = k + pairs[k..to].iter().take_while(|p| p.0 == i).count();
-                            select_group(
-                                model,
-                                sides,
-                                &pairs[k..end],
-                                threshold,
-                                top,
-                                &mut scratch,
-                                &mut out,
-                            );
-                            k = end;
-                        }
-                        done.push((t, out));
-                    }
-                    done
-                })
-            })
-            .collect();
-        for h in handles {
-            results.extend(h.join().unwrap_or_default());
+    let sides = &sides;
+    // tasks on the shared pool (whose threads keep their name-pair memo warm from training);
+    // results in task order, so the output does not depend on scheduling
+    crate::model::parallel_map(tasks.len(), |t| {
+        let (from, to) = tasks[t];
+        let mut scratch = Vec::new();
+        let mut out = Vec::new();
+        let mut k = from;
+        while k < to {
+            let i = pairs[k].0;
+            let end = k + pairs[k..to].iter().take_while(|p| p.0 == i).count();
+            select_group(
+                model,
+                sides,
+                &pairs[k..end],
+                threshold,
+                top,
+                &mut scratch,
+                &mut out,
+            );
+            k = end;
         }
-    });
-    results.sort_unstable_by_key(|r| r.0);
-    results.into_iter().flat_map(|r| r.1).collect()
+        out
+    })
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Both sides of a scoring run with each record's term frequencies looked up once.
@@ -697,30 +797,19 @@ fn to_probability(log2_odds: f64) -> f64 {
 
 /// Links `left` to `right`, or dedupes `left` when `right` is None.
 pub fn link(left: &[Record], right: Option<&[Record]>, opts: &LinkOptions) -> LinkResult {
-    let lp = prepare_all(left);
-    let rp: Option<Vec<Prepared>> = right.map(prepare_all);
-    let pairs = candidate_pairs_within(
+    let (lp, rp) = rayon::join(|| prepare_all(left), || right.map(prepare_all));
+    let index = RunIndex::build(
         &lp,
         rp.as_deref(),
         opts.max_bucket,
         opts.max_pairs_per_record,
     );
-    let prepared = PreparedNames::new(&lp, rp.as_deref());
-    let names = |i: u32, j: u32| prepared.levels(i, j);
-    let model = Model::train_with_names(&lp, rp.as_deref(), &pairs, &opts.train, &names);
-    let selected = score_and_select_with_names(
-        &model,
-        &lp,
-        rp.as_deref(),
-        &pairs,
-        opts.threshold,
-        opts.top,
-        &names,
-    );
+    let model = index.train(&lp, rp.as_deref(), &opts.train);
+    let selected = index.score_and_select(&model, &lp, rp.as_deref(), opts.threshold, opts.top);
     LinkResult {
         pairs: selected,
         model,
-        candidate_pairs: pairs.len(),
+        candidate_pairs: index.pairs.len(),
     }
 }
 
@@ -816,6 +905,43 @@ mod tests {
                     assert_eq!(key(fast), key(slow), "top {top:?} threshold {threshold}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn run_index_gives_the_same_model_and_links_as_the_separate_steps() {
+        use crate::bench::{generate, BenchConfig};
+        let w = generate(&BenchConfig {
+            identities: 300,
+            probes: 80,
+            seed: 5,
+            hard_negative_share: 0.35,
+        });
+        let g: Vec<Prepared> = w.gallery.iter().map(Prepared::from_record).collect();
+        let p: Vec<Prepared> = w.probes.iter().map(Prepared::from_record).collect();
+        let opts = TrainOptions::default();
+        for (left, right) in [(&p[..], Some(&g[..])), (&g[..], None)] {
+            let pairs = candidate_pairs_within(left, right, 2000, 20);
+            let model = Model::train(left, right, &pairs, &opts);
+            let top = right.map(|_| 1);
+            let links = score_and_select(&model, left, right, &pairs, 0.5, top);
+            let index = RunIndex::build(left, right, 2000, 20);
+            assert_eq!(index.pairs, pairs);
+            let model2 = index.train(left, right, &opts);
+            assert_eq!(model2.to_json(), model.to_json());
+            assert_eq!(
+                index.score_and_select(&model2, left, right, 0.5, top),
+                links
+            );
+            // cheap fields of the wrong length are recomputed, not trusted
+            let names = |i: u32, j: u32| index.names.levels(i, j);
+            let short = &index.left_cheap[..index.left_cheap.len() - 1];
+            let model3 = Model::train_with_cheap(left, right, &pairs, &opts, &names, short, None);
+            assert_eq!(model3.to_json(), model.to_json());
+            let links3 = score_and_select_with_cheap(
+                &model, left, right, &pairs, 0.5, top, &names, short, None,
+            );
+            assert_eq!(links3, links);
         }
     }
 

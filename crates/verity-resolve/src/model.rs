@@ -286,7 +286,17 @@ const TF_KIND: [[TfKind; 16]; N_FIELDS] = {
 /// Levels at which given (row 0) and family (row 1) names count as agreeing.
 const NAME_AGREES: [[bool; 16]; 2] = {
     let mut t = [[false; 16]; 2];
-    let given = ["exact", "equivalent", "phonetic", "fuzzy", "swapped"];
+    // an initial or one given name of several is no identifier either: J. GARCIA or
+    // MARIA GARCIA for MARIA JOSE GARCIA stays under the common-name cap
+    let given = [
+        "exact",
+        "equivalent",
+        "phonetic",
+        "fuzzy",
+        "initial",
+        "partial",
+        "swapped",
+    ];
     let family = [
         "exact",
         "equivalent",
@@ -315,7 +325,9 @@ enum Coincidence {
     Any,
     /// Placeholder or year only: born the same year.
     SameYear,
-    /// Otherwise the level's own u.
+    /// Otherwise the level's own u, scaled up by how much rarer the level is than an exact
+    /// date among true matches (m_exact / m_level): a weaker date agreement is weaker evidence
+    /// against a namesake, so fewer namesakes suffice to make the name common.
     LevelU,
 }
 
@@ -411,17 +423,51 @@ impl Model {
         opts: &TrainOptions,
         names: &NameLevelsFn<'_>,
     ) -> Model {
+        let left_cheap = compare::cheap_fields_all(left);
+        let right_cheap = right.map(compare::cheap_fields_all);
+        Self::train_with_cheap(
+            left,
+            right,
+            pairs,
+            opts,
+            names,
+            &left_cheap,
+            right_cheap.as_deref(),
+        )
+    }
+
+    /// [`Model::train_with_names`] with the records' [`compare::CheapFields`] computed by the
+    /// caller (`left_cheap[i]` of `left[i]`, `right_cheap` likewise), so that a run computes
+    /// them once for training and scoring; the model is the same. Cheap fields of the wrong
+    /// length are recomputed.
+    pub fn train_with_cheap(
+        left: &[Prepared],
+        right: Option<&[Prepared]>,
+        pairs: &[Pair],
+        opts: &TrainOptions,
+        names: &NameLevelsFn<'_>,
+        left_cheap: &[compare::CheapFields],
+        right_cheap: Option<&[compare::CheapFields]>,
+    ) -> Model {
+        if left_cheap.len() != left.len()
+            || right.map(<[Prepared]>::len) != right_cheap.map(<[compare::CheapFields]>::len)
+        {
+            return Self::train_with_names(left, right, pairs, opts, names);
+        }
         let other = right.unwrap_or(left);
-        let all = || left.iter().chain(right.unwrap_or(&[]).iter());
-        let (given, n_given) = frequencies(all().map(|p| p.given.as_str()));
-        let (family, n_family) = frequencies(all().map(|p| p.family.as_str()));
-        let (country, _) = frequencies(all().map(|p| p.country_of_birth.as_str()));
-        let unseen = 1.0 / (n_given.max(n_family).max(1) as f64 + 1.0);
-        let tf = TermFrequencies {
-            given,
-            family,
-            country,
-            unseen,
+        // term frequencies are counted while the u sample is drawn (on another core)
+        let term_frequencies = || {
+            let all = || left.iter().chain(right.unwrap_or(&[]).iter());
+            let (given, n_given) = frequencies(all().map(|p| p.given.as_str()));
+            let (family, n_family) = frequencies(all().map(|p| p.family.as_str()));
+            let (country, _) = frequencies(all().map(|p| p.country_of_birth.as_str()));
+            let unseen = 1.0 / (n_given.max(n_family).max(1) as f64 + 1.0);
+            TermFrequencies {
+                given,
+                family,
+                country,
+                unseen,
+            }
         };
 
         // u from random pairs
@@ -437,9 +483,7 @@ impl Model {
         // not depend on how many threads run it
         const CHUNKS: usize = 8;
         // the cheap fields packed once per record: random pairs touch two small blocks
-        let left_cheap = compare::cheap_fields_all(left);
-        let right_cheap = right.map(compare::cheap_fields_all);
-        let other_cheap = right_cheap.as_deref().unwrap_or(&left_cheap);
+        let other_cheap = right_cheap.unwrap_or(left_cheap);
         let cheap_vector = |i: usize, j: usize| -> Vector {
             compare::vector_without_names_packed(
                 &left_cheap[i],
@@ -450,60 +494,68 @@ impl Model {
         };
         let mut sampled = 0usize;
         let (mut dob_pairs, mut same_year) = (0usize, 0usize);
-        if !left.is_empty() && !other.is_empty() && (right.is_some() || left.len() > 1) {
-            let n = opts.u_sample_pairs.min(total_pairs as usize).max(1);
-            let per_chunk = n.div_ceil(CHUNKS);
-            let per_chunk_names = opts.u_name_sample_pairs.min(n).div_ceil(CHUNKS);
-            let results: Vec<(Vec<Vec<f64>>, usize, usize, usize)> = parallel_map(CHUNKS, |k| {
-                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
-                    opts.seed.wrapping_mul(1_000_003).wrapping_add(k as u64),
-                );
-                let mut counts: Vec<Vec<f64>> =
-                    FIELDS.iter().map(|d| vec![0.0; d.levels.len()]).collect();
-                let (mut done, mut attempts, mut dp, mut sy) = (0usize, 0usize, 0usize, 0usize);
-                // draw the pairs first (the first `per_chunk_names` drawn get their names
-                // compared), then visit them in record order: the counts do not depend on the
-                // order, and neighbouring pairs share a record in the cache
-                let mut drawn: Vec<(u32, u32, bool)> = Vec::with_capacity(per_chunk);
-                while done < per_chunk && attempts < per_chunk * 4 {
-                    attempts += 1;
-                    let i = rng.gen_range(0..left.len());
-                    let j = rng.gen_range(0..other.len());
-                    if right.is_none() && i == j {
-                        continue;
+        let ((), tf) = rayon::join(
+            || {
+                if !left.is_empty() && !other.is_empty() && (right.is_some() || left.len() > 1) {
+                    let n = opts.u_sample_pairs.min(total_pairs as usize).max(1);
+                    let per_chunk = n.div_ceil(CHUNKS);
+                    let per_chunk_names = opts.u_name_sample_pairs.min(n).div_ceil(CHUNKS);
+                    let results: Vec<(Vec<Vec<f64>>, usize, usize, usize)> =
+                        parallel_map(CHUNKS, |k| {
+                            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+                                opts.seed.wrapping_mul(1_000_003).wrapping_add(k as u64),
+                            );
+                            let mut counts: Vec<Vec<f64>> =
+                                FIELDS.iter().map(|d| vec![0.0; d.levels.len()]).collect();
+                            let (mut done, mut attempts, mut dp, mut sy) =
+                                (0usize, 0usize, 0usize, 0usize);
+                            // draw the pairs first (the first `per_chunk_names` drawn get their names
+                            // compared), then visit them in record order: the counts do not depend on the
+                            // order, and neighbouring pairs share a record in the cache
+                            let mut drawn: Vec<(u32, u32, bool)> = Vec::with_capacity(per_chunk);
+                            while done < per_chunk && attempts < per_chunk * 4 {
+                                attempts += 1;
+                                let i = rng.gen_range(0..left.len());
+                                let j = rng.gen_range(0..other.len());
+                                if right.is_none() && i == j {
+                                    continue;
+                                }
+                                drawn.push((i as u32, j as u32, done < per_chunk_names));
+                                done += 1;
+                            }
+                            drawn.sort_unstable();
+                            for &(i, j, with_name) in &drawn {
+                                let (i, j) = (i as usize, j as usize);
+                                let v = if with_name {
+                                    with_names(cheap_vector(i, j), names(i as u32, j as u32))
+                                } else {
+                                    cheap_vector(i, j)
+                                };
+                                if let (Some(x), Some(y)) = (left_cheap[i].dob, other_cheap[j].dob)
+                                {
+                                    dp += 1;
+                                    sy += usize::from(x.year == y.year);
+                                }
+                                for f in 0..N_FIELDS {
+                                    counts[f][v[f] as usize] += 1.0;
+                                }
+                            }
+                            (counts, done, dp, sy)
+                        });
+                    for (counts, done, dp, sy) in results {
+                        for f in 0..N_FIELDS {
+                            for (l, c) in counts[f].iter().enumerate() {
+                                u_counts[f][l] += c;
+                            }
+                        }
+                        sampled += done;
+                        dob_pairs += dp;
+                        same_year += sy;
                     }
-                    drawn.push((i as u32, j as u32, done < per_chunk_names));
-                    done += 1;
                 }
-                drawn.sort_unstable();
-                for &(i, j, with_name) in &drawn {
-                    let (i, j) = (i as usize, j as usize);
-                    let v = if with_name {
-                        with_names(cheap_vector(i, j), names(i as u32, j as u32))
-                    } else {
-                        cheap_vector(i, j)
-                    };
-                    if let (Some(x), Some(y)) = (left_cheap[i].dob, other_cheap[j].dob) {
-                        dp += 1;
-                        sy += usize::from(x.year == y.year);
-                    }
-                    for f in 0..N_FIELDS {
-                        counts[f][v[f] as usize] += 1.0;
-                    }
-                }
-                (counts, done, dp, sy)
-            });
-            for (counts, done, dp, sy) in results {
-                for f in 0..N_FIELDS {
-                    for (l, c) in counts[f].iter().enumerate() {
-                        u_counts[f][l] += c;
-                    }
-                }
-                sampled += done;
-                dob_pairs += dp;
-                same_year += sy;
-            }
-        }
+            },
+            term_frequencies,
+        );
         let mut fields: Vec<FieldParams> = (0..N_FIELDS)
             .map(|f| {
                 let def = &FIELDS[f];
@@ -744,9 +796,20 @@ impl Model {
     /// The term frequencies of a record's values (see [`RecordTerms`]).
     pub fn record_terms(&self, p: &Prepared) -> RecordTerms {
         let u = self.term_frequencies.unseen;
+        let mut given = Self::freq(&self.cache.given, &p.given, u);
+        let mut family = Self::freq(&self.cache.family, &p.family, u);
+        // a name filed family-first (KIM | HYUN WOO) is as common as its other reading: the
+        // more common reading decides, so that the order of the fields cannot make it rare
+        if !p.given.is_empty() && !p.family.is_empty() {
+            let given_as_family = Self::freq(&self.cache.family, &p.given, u);
+            let family_as_given = Self::freq(&self.cache.given, &p.family, u);
+            if given_as_family * family_as_given > given * family {
+                (given, family) = (given_as_family, family_as_given);
+            }
+        }
         RecordTerms {
-            given: Self::freq(&self.cache.given, &p.given, u),
-            family: Self::freq(&self.cache.family, &p.family, u),
+            given,
+            family,
             country: Self::freq(&self.cache.country, &p.country_of_birth, u),
         }
     }
@@ -809,6 +872,13 @@ impl Model {
             && NAME_AGREES[1][v[compare::FAMILY] as usize & 15]
     }
 
+    /// Names that agree only across each other (given/family order swap) and a birth date
+    /// that agrees only with day and month swapped: two transpositions and nothing else.
+    fn transpositions_only(v: &Vector) -> bool {
+        v[compare::GIVEN] == const { compare::lvl(compare::GIVEN, "swapped") }
+            && v[compare::DOB] == const { compare::lvl(compare::DOB, "day_month_swap") }
+    }
+
     fn identifier_agrees(v: &Vector) -> bool {
         compare::IDENTIFIER_FIELDS
             .iter()
@@ -828,11 +898,14 @@ impl Model {
         {
             Coincidence::Any => 1.0,
             Coincidence::SameYear => self.safety.same_year_probability,
-            Coincidence::LevelU => self
-                .fields
-                .get(compare::DOB)
-                .and_then(|f| f.levels.get(dob_level as usize))
-                .map_or(1.0, |l| l.u),
+            Coincidence::LevelU => {
+                let levels = self.fields.get(compare::DOB).map(|f| f.levels.as_slice());
+                let level = levels.and_then(|l| l.get(dob_level as usize));
+                let exact_m = levels.and_then(|l| l.get(1)).map_or(1.0, |l| l.m);
+                level.map_or(1.0, |l| {
+                    (l.u * (exact_m / l.m.max(1e-12)).max(1.0)).min(1.0)
+                })
+            }
         };
         self.safety.reference_population * fg * ff * coincidence
     }
@@ -975,6 +1048,8 @@ impl Model {
         let mut agree = self.calibrate(agree_raw);
         if agree_raw.is_finite() && !Self::identifier_agrees(v) {
             let namesakes = self.expected_namesakes(ta, tb, v[compare::DOB]);
+            // the name levels are not known here: the transposition rule (which needs a
+            // swapped name) is left out, so the bound only gets looser
             if namesakes >= self.safety.common_name_namesakes {
                 // a hair above the cap: the soft cap's two branches meet within 1e-9
                 agree = soft_cap(agree, p_to_log2_odds(self.safety.cap_probability)) + 1e-6;
@@ -1084,7 +1159,20 @@ impl Model {
         let mut fin = calibrated;
         if names_agree && !Self::identifier_agrees(&v) {
             let namesakes = self.expected_namesakes(ta, tb, v[compare::DOB]);
-            if namesakes >= self.safety.common_name_namesakes {
+            if Self::transpositions_only(&v) && namesakes < self.safety.common_name_namesakes {
+                // a swapped name order and a swapped birth date together are how two
+                // different people look alike: never an identity without an identifier
+                fin = soft_cap(calibrated, p_to_log2_odds(self.safety.cap_probability));
+                if explain {
+                    out.push(FieldWeight {
+                        field: "safety",
+                        level: "transpositions_without_identifier".into(),
+                        weight: fin - calibrated,
+                        detail: "name order and day/month both swapped; no identifier agrees"
+                            .into(),
+                    });
+                }
+            } else if namesakes >= self.safety.common_name_namesakes {
                 fin = soft_cap(calibrated, p_to_log2_odds(self.safety.cap_probability));
                 if explain {
                     out.push(FieldWeight {
@@ -1193,31 +1281,12 @@ impl Model {
     }
 }
 
-/// Runs `f(0..n)` on up to `available_parallelism` threads; results in index order.
+/// Runs `f(0..n)` on the shared worker pool; results in index order. The pool's threads
+/// live for the whole process, so per-thread caches (the name-pair memo) stay warm from one
+/// phase of a run to the next and no phase pays for starting threads.
 pub(crate) fn parallel_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .clamp(1, n.max(1));
-    let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
-    std::thread::scope(|s| {
-        let f = &f;
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                s.spawn(move || {
-                    (t..n)
-                        .step_by(threads)
-                        .map(|k| (k, f(k)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            for (k, v) in h.join().unwrap_or_default() {
-                out[k] = Some(v);
-            }
-        }
-    });
-    out.into_iter().flatten().collect()
+    use rayon::prelude::*;
+    (0..n).into_par_iter().map(&f).collect()
 }
 
 /// EM with u fixed: updates m and returns (iterations, converged, λ among candidate pairs).
@@ -1331,5 +1400,146 @@ mod tests {
     fn unsupported_format_is_rejected() {
         let e = Model::from_json(r#"{"format":"verity-fs-model/0"}"#).unwrap_err();
         assert!(e.to_string().contains("verity-fs-model/0"));
+    }
+
+    /// A model trained on a small generated benchmark, with the name frequencies replaced by
+    /// `given` and `family` (every other name unseen, frequency 1e-6).
+    fn model_with_names(given: &[(&str, f64)], family: &[(&str, f64)]) -> Model {
+        use crate::bench::{generate, BenchConfig};
+        let w = generate(&BenchConfig {
+            identities: 400,
+            probes: 200,
+            seed: 3,
+            hard_negative_share: 0.35,
+        });
+        let gp: Vec<Prepared> = w.gallery.iter().map(Prepared::from_record).collect();
+        let pp: Vec<Prepared> = w.probes.iter().map(Prepared::from_record).collect();
+        let pairs = crate::link::candidate_pairs(&pp, Some(&gp), 2000);
+        let mut m = Model::train(&pp, Some(&gp), &pairs, &TrainOptions::default());
+        let table = |t: &[(&str, f64)]| t.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        m.term_frequencies.given = table(given);
+        m.term_frequencies.family = table(family);
+        m.term_frequencies.unseen = 1e-6;
+        m.rebuild_cache();
+        m
+    }
+
+    fn person(given: &str, middle: &str, family: &str, dob: &str, a_number: &str) -> Identity {
+        Identity {
+            name: verity_model::PersonName::new(given, middle, family),
+            dob: verity_model::PartialDate::parse_iso(dob).ok(),
+            sex: Some(verity_model::Sex::Male),
+            country_of_birth: "KR".into(),
+            ids: verity_model::Identifiers {
+                a_number: verity_model::ANumber::parse(a_number).ok(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn capped_by(s: &Scored) -> Option<&str> {
+        s.fields
+            .iter()
+            .find(|f| f.field == "safety")
+            .map(|f| f.level.as_str())
+    }
+
+    #[test]
+    fn a_common_name_filed_family_first_is_still_common() {
+        let m = model_with_names(&[("HYUN WOO", 0.02)], &[("KIM", 0.05)]);
+        // both records filed family-first: KIM in the given field, HYUN WOO in the family one
+        let a = person("Kim", "", "Hyun Woo", "1990-03-17", "");
+        let b = person("Kim", "", "Hyun Woo", "1990-03-17", "");
+        let straight = m.record_terms(&Prepared::from_identity(&person(
+            "Hyun Woo",
+            "",
+            "Kim",
+            "1990-03-17",
+            "",
+        )));
+        let filed = m.record_terms(&Prepared::from_identity(&a));
+        // each field is looked up under the reading that makes the name more common
+        assert_eq!(
+            (filed.given, filed.family),
+            (straight.family, straight.given)
+        );
+        let s = m.score(&a, &b);
+        assert_eq!(capped_by(&s), Some("common_name_without_identifier"));
+        assert!(s.probability < 0.5, "{s:?}");
+        // the same person with an agreeing A-number is an identity
+        let a = person("Kim", "", "Hyun Woo", "1990-03-17", "012345678");
+        let b = person("Kim", "", "Hyun Woo", "1990-03-17", "012345678");
+        let s = m.score(&a, &b);
+        assert_eq!(capped_by(&s), None);
+        assert!(s.probability > 0.5, "{s:?}");
+    }
+
+    #[test]
+    fn swapped_name_order_and_swapped_day_month_together_are_capped() {
+        // a rare name: neither rule of commonness applies
+        let m = model_with_names(&[], &[]);
+        let a = person("Tao", "", "Liu", "1995-11-08", "");
+        let look_alike = person("Liu", "", "Tao", "1995-08-11", "");
+        let s = m.score(&a, &look_alike);
+        assert_eq!(capped_by(&s), Some("transpositions_without_identifier"));
+        assert!(s.probability < 0.5, "{s:?}");
+        // one transposition alone is tolerated: the name order, or the day and month
+        let s = m.score(&a, &person("Liu", "", "Tao", "1995-11-08", ""));
+        assert_eq!(capped_by(&s), None);
+        assert!(s.probability > 0.5, "{s:?}");
+        let s = m.score(&a, &person("Tao", "", "Liu", "1995-08-11", ""));
+        assert_eq!(capped_by(&s), None);
+        assert!(s.probability > 0.5, "{s:?}");
+    }
+
+    #[test]
+    fn a_weaker_birth_date_agreement_needs_fewer_namesakes_to_be_capped() {
+        let m = model_with_names(&[], &[]);
+        let terms = RecordTerms {
+            given: 1e-3,
+            family: 1e-3,
+            country: 0.1,
+        };
+        let exact = m.expected_namesakes(&terms, &terms, compare::lvl(compare::DOB, "exact"));
+        for level in ["day_month_swap", "one_digit_typo", "year_month"] {
+            let weaker = m.expected_namesakes(&terms, &terms, compare::lvl(compare::DOB, level));
+            assert!(weaker > exact, "{level}: {weaker} vs exact {exact}");
+        }
+        // a name just too rare to be capped with an exact date is capped with a swapped one
+        let swap =
+            m.expected_namesakes(&terms, &terms, compare::lvl(compare::DOB, "day_month_swap"));
+        let f = (m.safety.common_name_namesakes / exact * 1e-6).sqrt() * (exact / swap).powf(0.25);
+        let m = model_with_names(&[("RAJESH", f)], &[("SHAH", f)]);
+        let a = person("Rajesh", "", "Shah", "2002-05-02", "");
+        let s = m.score(&a, &person("Rajesh", "", "Shah", "2002-05-02", ""));
+        assert_eq!(capped_by(&s), None, "{s:?}");
+        assert!(s.probability > 0.5, "{s:?}");
+        let s = m.score(&a, &person("Rajesh", "", "Shah", "2002-02-05", ""));
+        assert_eq!(capped_by(&s), Some("common_name_without_identifier"));
+        assert!(s.probability < 0.5, "{s:?}");
+    }
+
+    #[test]
+    fn one_given_name_of_several_on_a_common_name_is_capped() {
+        let m = model_with_names(
+            &[("MARIA", 0.03), ("MARIA JOSE", 0.01)],
+            &[("GARCIA", 0.03)],
+        );
+        let a = person("Maria Jose", "", "Garcia", "1985-03-12", "");
+        for other in ["Maria", "M"] {
+            let s = m.score(&a, &person(other, "", "Garcia", "1985-03-12", ""));
+            assert_eq!(
+                capped_by(&s),
+                Some("common_name_without_identifier"),
+                "{other}"
+            );
+            assert!(s.probability < 0.5, "{other}: {s:?}");
+        }
+        let s = m.score(
+            &person("Maria Jose", "", "Garcia", "1985-03-12", "012345678"),
+            &person("Maria", "", "Garcia", "1985-03-12", "012345678"),
+        );
+        assert!(s.probability > 0.5, "{s:?}");
     }
 }

@@ -18,7 +18,12 @@ pub use verity_names::{NameAgreement, NameComparison, ParsedName};
 
 /// Uppercase ASCII form: transliterated, punctuation and apostrophes dropped, hyphens to spaces.
 pub fn normalize(s: &str) -> String {
-    let ascii = deunicode::deunicode(s);
+    // ASCII input transliterates to itself: skip the copy (most fields of most files)
+    let ascii = if s.is_ascii() {
+        std::borrow::Cow::Borrowed(s)
+    } else {
+        std::borrow::Cow::Owned(deunicode::deunicode(s))
+    };
     let mut out = String::with_capacity(ascii.len());
     let mut last_space = true;
     for c in ascii.chars() {
@@ -274,6 +279,18 @@ mod tests {
     #[test]
     fn normalization_drops_accents_and_punctuation() {
         assert_eq!(normalize(" José-Luis  O'Brien "), "JOSE LUIS OBRIEN");
+    }
+
+    #[test]
+    fn ascii_transliterates_to_itself() {
+        // the ASCII fast path of `normalize` skips deunicode; deunicode's output is ASCII, so
+        // `normalize(deunicode(s))` is the path without the shortcut (DEL, which deunicode
+        // drops, is dropped by the loop too)
+        for c in (0u8..128).map(char::from) {
+            let s = format!("a{c}b {c}-{c}C");
+            assert_eq!(normalize(&s), normalize(&deunicode::deunicode(&s)), "{c:?}");
+        }
+        assert_eq!(normalize("  ab-c,d\te\u{7f}f  "), "AB C D EF");
     }
 
     #[test]

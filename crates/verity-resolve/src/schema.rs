@@ -234,32 +234,10 @@ fn read_records_in(
             line += part.iter().filter(|&&c| c == b'\n').count() as u64;
         }
         let (cols, names) = (&cols, &names);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = parts
-                .iter()
-                .zip(&starts)
-                .map(|(part, &line0)| {
-                    s.spawn(move || {
-                        let r = builder().has_headers(false).from_reader(*part);
-                        read_chunk(r, line0 - 1, cols, names, schema, file, skip_bad_rows)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| ChunkRead {
-                        records: Vec::new(),
-                        skipped: Vec::new(),
-                        rows: 0,
-                        error: Some(ReadError::Row {
-                            file: file.into(),
-                            line: 0,
-                            problem: "reader thread failed".into(),
-                        }),
-                    })
-                })
-                .collect()
+        let starts = &starts;
+        crate::model::parallel_map(parts.len(), |k| {
+            let r = builder().has_headers(false).from_reader(parts[k]);
+            read_chunk(r, starts[k] - 1, cols, names, schema, file, skip_bad_rows)
         })
     } else {
         vec![read_chunk(
@@ -323,6 +301,35 @@ fn split_lines(body: &[u8], n: usize) -> Vec<&[u8]> {
     parts
 }
 
+/// Each role's column index (by position in [`ROLES`]), if the schema maps it.
+type RoleColumns = [Option<usize>; ROLES.len()];
+
+/// Position of `name` in [`ROLES`] (evaluated at compile time by [`role!`]).
+const fn role_index(name: &str) -> usize {
+    let mut k = 0;
+    while k < ROLES.len() {
+        let (a, b) = (ROLES[k].as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut i = 0;
+            while i < a.len() && a[i] == b[i] {
+                i += 1;
+            }
+            if i == a.len() {
+                return k;
+            }
+        }
+        k += 1;
+    }
+    panic!("not a role")
+}
+
+/// The [`ROLES`] index of a role name, checked at compile time.
+macro_rules! role {
+    ($name:expr) => {
+        const { role_index($name) }
+    };
+}
+
 /// Reads the rows of one reader; `line_offset` is added to its line numbers.
 fn read_chunk<R: std::io::Read>(
     mut rdr: csv::Reader<R>,
@@ -339,6 +346,8 @@ fn read_chunk<R: std::io::Read>(
         rows: 0,
         error: None,
     };
+    // role -> column resolved once per chunk, not once per field of every row
+    let by_role: RoleColumns = std::array::from_fn(|k| cols.get(ROLES[k]).copied());
     let mut rec = csv::ByteRecord::new();
     loop {
         let line_hint = rdr.position().line() + line_offset;
@@ -366,7 +375,7 @@ fn read_chunk<R: std::io::Read>(
         }
         out.rows += 1;
         let line = rec.position().map_or(line_hint, |p| p.line() + line_offset);
-        match parse_row(&rec, cols, schema, file, line, out.rows, names) {
+        match parse_row(&rec, &by_role, schema, file, line, out.rows, names) {
             Ok(r) => out.records.push((out.rows, r)),
             Err(e) if skip_bad_rows => out.skipped.push(SkippedRow {
                 file: file.into(),
@@ -384,7 +393,7 @@ fn read_chunk<R: std::io::Read>(
 
 fn parse_row(
     rec: &csv::ByteRecord,
-    cols: &BTreeMap<&str, usize>,
+    cols: &RoleColumns,
     schema: &Schema,
     file: &str,
     line: u64,
@@ -404,34 +413,45 @@ fn parse_row(
             problem: format!("{} fields, header has {}", rec.len(), names.len()),
         });
     }
-    let get = |role: &str| -> Result<&str, ReadError> {
-        match cols.get(role) {
+    let get = |role: usize| -> Result<&str, ReadError> {
+        match cols.get(role).copied().flatten() {
             None => Ok(""),
-            Some(&i) => std::str::from_utf8(rec.get(i).unwrap_or(b""))
+            Some(i) => std::str::from_utf8(rec.get(i).unwrap_or(b""))
                 .map(str::trim)
-                .map_err(|e| value_err(role, format!("not UTF-8 ({e})"))),
+                .map_err(|e| {
+                    value_err(
+                        ROLES.get(role).copied().unwrap_or(""),
+                        format!("not UTF-8 ({e})"),
+                    )
+                }),
         }
     };
     let mut identity = Identity::default();
-    let full = get("full_name")?;
-    identity.name =
-        if !full.is_empty() && get("given_name")?.is_empty() && get("family_name")?.is_empty() {
-            split_full_name(full)
-        } else {
-            PersonName::new(get("given_name")?, get("middle_name")?, get("family_name")?)
-        };
-    let dob = get("dob")?;
+    let full = get(role!("full_name"))?;
+    identity.name = if !full.is_empty()
+        && get(role!("given_name"))?.is_empty()
+        && get(role!("family_name"))?.is_empty()
+    {
+        split_full_name(full)
+    } else {
+        PersonName::new(
+            get(role!("given_name"))?,
+            get(role!("middle_name"))?,
+            get(role!("family_name"))?,
+        )
+    };
+    let dob = get(role!("dob"))?;
     if !dob.is_empty() {
         identity.dob = Some(
             PartialDate::parse_with(dob, &schema.dob_format)
                 .map_err(|e| value_err("dob", e.problem))?,
         );
     }
-    identity.sex = Sex::parse(get("sex")?).map_err(|e| value_err("sex", e.problem))?;
-    identity.country_of_birth = normalize(get("country_of_birth")?);
+    identity.sex = Sex::parse(get(role!("sex"))?).map_err(|e| value_err("sex", e.problem))?;
+    identity.country_of_birth = normalize(get(role!("country_of_birth"))?);
     macro_rules! id {
         ($role:literal, $slot:expr, $parse:expr) => {{
-            let v = get($role)?;
+            let v = get(role!($role))?;
             if !v.is_empty() {
                 $slot = Some(
                     $parse(v).map_err(|e: verity_model::FieldError| value_err($role, e.problem))?,
@@ -444,13 +464,15 @@ fn parse_row(
     id!("ssn", identity.ids.ssn, Ssn::parse);
     id!("fin", identity.ids.fin, Fin::parse);
     id!("passport", identity.ids.passport, Passport::parse);
-    identity.address.street_number = get("street_number")?.to_string();
-    identity.address.street = get("street")?.to_string();
-    identity.address.locality = get("locality")?.to_string();
-    identity.address.postcode = get("postcode")?.to_string();
-    identity.address.region = get("region")?.to_string();
-    let id = match get("id")? {
-        "" if cols.contains_key("id") => return Err(value_err("id", "record id is empty".into())),
+    identity.address.street_number = get(role!("street_number"))?.to_string();
+    identity.address.street = get(role!("street"))?.to_string();
+    identity.address.locality = get(role!("locality"))?.to_string();
+    identity.address.postcode = get(role!("postcode"))?.to_string();
+    identity.address.region = get(role!("region"))?.to_string();
+    let id = match get(role!("id"))? {
+        "" if cols[role!("id")].is_some() => {
+            return Err(value_err("id", "record id is empty".into()))
+        }
         "" => format!("row{row_no}"),
         v => v.to_string(),
     };
@@ -458,8 +480,8 @@ fn parse_row(
     Ok(Record {
         id,
         identity,
-        national_id: opt(get("national_id")?),
-        other_id: opt(get("other_id")?),
+        national_id: opt(get(role!("national_id"))?),
+        other_id: opt(get(role!("other_id"))?),
     })
 }
 

@@ -77,9 +77,11 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
             let w = |name: &str, text: &str| {
                 std::fs::write(out.join(name), text).with_context(|| format!("writing {name}"))
             };
-            w("gallery.csv", &bench::write_csv(&world.gallery))?;
-            w("probes.csv", &bench::write_csv(&world.probes))?;
-            w("schema.toml", bench::SCHEMA_TOML)?;
+            // FIN and state id columns unless VERITY_BENCH_COLUMNS=16 (as the data were made)
+            let ids = bench::synth::files_carry_fin_and_state_id();
+            w("gallery.csv", &bench::write_csv_with(&world.gallery, ids))?;
+            w("probes.csv", &bench::write_csv_with(&world.probes, ids))?;
+            w("schema.toml", bench::schema_toml(ids))?;
             w("truth.csv", &bench::truth_csv(&world))?;
 
             let (report, model, evaluation) = bench::run_with(generator, &cfg, &world);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use verity_resolve::link::{self, LinkOptions};
 use verity_resolve::model::{Model, TrainOptions};
 use verity_resolve::schema::{read_records, Schema, SkippedRow};
-use verity_resolve::{Prepared, Record};
+use verity_resolve::Record;
 
 #[derive(Args)]
 pub struct LinkArgs {
@@ -75,10 +75,35 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
     let schema =
         Schema::parse(&schema_text).with_context(|| format!("{}", args.schema.display()))?;
     let mut skipped = Vec::new();
-    let left = load(&args.left, &schema, args.skip_bad_rows, &mut skipped)?;
-    let right = match &args.right {
-        Some(p) => Some(load(p, &schema, args.skip_bad_rows, &mut skipped)?),
-        None => None,
+    // the right file is read and prepared on another thread while the left one is
+    let (left_read, right_read) = std::thread::scope(|s| {
+        s.spawn(link::load_name_tables);
+        let right_job = args.right.as_ref().map(|p| {
+            let schema = &schema;
+            s.spawn(move || {
+                let mut bad = Vec::new();
+                load(p, schema, args.skip_bad_rows, &mut bad)
+                    .map(|records| (link::prepare_all(&records), records, bad))
+            })
+        });
+        let mut bad = Vec::new();
+        let left_read = load(&args.left, &schema, args.skip_bad_rows, &mut bad)
+            .map(|records| (link::prepare_all(&records), records, bad));
+        let right_read = right_job.map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("reading the right file failed")))
+        });
+        (left_read, right_read)
+    });
+    let (lp, left, bad) = left_read?;
+    skipped.extend(bad);
+    let (rp, right) = match right_read {
+        Some(r) => {
+            let (rp, right, bad) = r?;
+            skipped.extend(bad);
+            (Some(rp), Some(right))
+        }
+        None => (None, None),
     };
     if args.skip_bad_rows {
         let path = args
@@ -109,28 +134,18 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
         },
         ..LinkOptions::default()
     };
-    let lp: Vec<Prepared> = link::prepare_all(&left);
-    let rp: Option<Vec<Prepared>> = right.as_deref().map(link::prepare_all);
-    let pairs = link::candidate_pairs(&lp, rp.as_deref(), opts.max_bucket);
-    // names interned once for training and scoring (same levels as comparing the strings)
-    let prepared = link::PreparedNames::new(&lp, rp.as_deref());
-    let names = |i: u32, j: u32| prepared.levels(i, j);
+    // blocking (no pair budget), names interned once for training and scoring (same levels
+    // as comparing the strings) and cheap fields packed once, all at the same time
+    let index = link::RunIndex::build(&lp, rp.as_deref(), opts.max_bucket, usize::MAX);
+    let pairs = &index.pairs;
     let model = match &args.model {
         Some(p) => Model::load(p)?,
-        None => Model::train_with_names(&lp, rp.as_deref(), &pairs, &opts.train, &names),
+        None => index.train(&lp, rp.as_deref(), &opts.train),
     };
     if let Some(p) = &args.model_out {
         model.save(p)?;
     }
-    let kept = link::score_and_select_with_names(
-        &model,
-        &lp,
-        rp.as_deref(),
-        &pairs,
-        opts.threshold,
-        opts.top,
-        &names,
-    );
+    let kept = index.score_and_select(&model, &lp, rp.as_deref(), opts.threshold, opts.top);
     let right_records = right.as_deref().unwrap_or(&left);
     let mut w = csv::Writer::from_path(&args.out)
         .with_context(|| format!("writing {}", args.out.display()))?;
