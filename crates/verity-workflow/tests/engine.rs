@@ -859,3 +859,112 @@ fn choosing_over_a_plausible_citizen_keeps_the_citizenship_review() {
         ImmigrationStatus::FinalOrderOfRemoval
     );
 }
+
+/// One person's records join through an identifier wherever it is written: a fingerprint
+/// enrollment's FIN (on the body, not on the identity) and a state id (SID) shared by an
+/// arrest and a booking that carry no other identifier.
+#[test]
+fn one_persons_records_join_through_a_body_fin_and_a_state_id() {
+    use verity_model::record::RecordBody;
+    let w = world();
+    // A person with a fingerprint enrollment and another record carrying the same FIN.
+    let (enrollment, other) = w
+        .records_of
+        .values()
+        .find_map(|rs| {
+            let bio = rs.iter().find_map(|r| match &r.body {
+                RecordBody::Biometrics(b) => Some((r.clone(), b.fin.clone())),
+                _ => None,
+            })?;
+            let other = rs.iter().find(|r| {
+                r.record_id != bio.0.record_id && r.identity.ids.fin.as_ref() == Some(&bio.1)
+            })?;
+            Some((bio.0, other.clone()))
+        })
+        .expect("a person with a fingerprint enrollment");
+    let mut enrollment = enrollment;
+    // The enrolling system wrote only the body's FIN.
+    enrollment.identity.ids = Default::default();
+    let pair = vec![enrollment, other];
+    assert_eq!(
+        group_records(&pair, w.engine.model()).len(),
+        1,
+        "body FIN not joined"
+    );
+
+    // Two records of one person sharing only a state id.
+    let (a, b) = w
+        .records_of
+        .values()
+        .find_map(|rs| {
+            let with_sid: Vec<&SourceRecord> = rs
+                .iter()
+                .filter(|r| r.identity.ids.state_id.is_some())
+                .collect();
+            with_sid.iter().enumerate().find_map(|(i, x)| {
+                with_sid[i + 1..]
+                    .iter()
+                    .find(|y| y.identity.ids.state_id == x.identity.ids.state_id)
+                    .map(|y| ((*x).clone(), (*y).clone()))
+            })
+        })
+        .expect("a person with two records carrying a SID");
+    let only_sid = |mut r: SourceRecord| {
+        let sid = r.identity.ids.state_id.take();
+        r.identity.ids = verity_model::Identifiers {
+            state_id: sid,
+            ..Default::default()
+        };
+        r
+    };
+    let (mut a, b) = (only_sid(a), only_sid(b));
+    // Same record text but one, so the model's verdict rests on the person, not on noise.
+    a.identity.name = b.identity.name.clone();
+    a.identity.dob = b.identity.dob;
+    let pair = vec![a, b];
+    assert_eq!(
+        group_records(&pair, w.engine.model()).len(),
+        1,
+        "SID not joined"
+    );
+}
+
+/// Two people with the same name and birth date and no identifier in common stay two
+/// persons, whether they carry no identifier or different ones.
+#[test]
+fn two_people_with_the_same_name_and_birth_date_are_not_joined() {
+    let w = world();
+    let mut people = w.records_of.values();
+    let first = people
+        .find(|rs| rs.iter().any(|r| r.identity.ids.a_number.is_some()))
+        .expect("a person with an A-number");
+    let a = first
+        .iter()
+        .find(|r| r.identity.ids.a_number.is_some())
+        .expect("record with A-number")
+        .clone();
+    let first_ids = verity_workflow::lesc::engine::record_identifier_keys(&a);
+    let mut b = people
+        .flat_map(|rs| rs.iter())
+        .find(|r| {
+            r.identity.ids.a_number.is_some()
+                && verity_workflow::lesc::engine::record_identifier_keys(r)
+                    .iter()
+                    .all(|k| !first_ids.contains(k))
+        })
+        .expect("another person's record with an A-number")
+        .clone();
+    b.identity.name = a.identity.name.clone();
+    b.identity.dob = a.identity.dob;
+    b.identity.sex = a.identity.sex;
+    b.identity.country_of_birth = a.identity.country_of_birth.clone();
+    // Different identifiers of the same kind.
+    let pair = vec![a.clone(), b.clone()];
+    assert_eq!(group_records(&pair, w.engine.model()).len(), 2);
+    // No identifiers at all.
+    let (mut a0, mut b0) = (a, b);
+    a0.identity.ids = Default::default();
+    b0.identity.ids = Default::default();
+    let pair = vec![a0, b0];
+    assert_eq!(group_records(&pair, w.engine.model()).len(), 2);
+}

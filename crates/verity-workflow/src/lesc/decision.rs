@@ -81,6 +81,44 @@ pub enum ReviewReason {
     PossibleUnrecordedCitizenship {
         detail: String,
     },
+    /// A fingerprint enrollment says a system captured the person (a USCIS benefits
+    /// appointment, an arrival, an encounter), but no record of that system from then is among
+    /// the person's records: a record the status may rest on (a pending asylum application,
+    /// say) was not found, so the records do not establish the status.
+    EnrollingRecordMissing {
+        system: String,
+        enrolled: String,
+    },
+}
+
+/// The first fingerprint enrollment whose enrolling encounter (benefits appointment, arrival,
+/// immigration encounter) has no record of that system dated on or before it among
+/// `records`: (system, enrollment date). Arrests and custody are left out: they establish no
+/// status.
+fn enrolling_record_missing(records: &[SourceRecord]) -> Option<(String, String)> {
+    use verity_model::RecordSystem as Sys;
+    let key = |d: &verity_model::PartialDate| (d.year, d.month.unwrap_or(1), d.day.unwrap_or(1));
+    records.iter().find_map(|r| {
+        let RecordBody::Biometrics(b) = &r.body else {
+            return None;
+        };
+        if !matches!(
+            b.captured_by,
+            Sys::Benefits | Sys::Travel | Sys::Enforcement
+        ) {
+            return None;
+        }
+        let at = key(&b.enrolled);
+        let found = records.iter().any(|o| match (&o.body, b.captured_by) {
+            (RecordBody::Benefits(x), Sys::Benefits) => {
+                x.filed.or(x.decided).is_none_or(|d| key(&d) <= at)
+            }
+            (RecordBody::Travel(x), Sys::Travel) => key(&x.date) <= at,
+            (RecordBody::Enforcement(x), Sys::Enforcement) => key(&x.date) <= at,
+            _ => false,
+        });
+        (!found).then(|| (b.captured_by.code().to_string(), b.enrolled.to_string()))
+    })
 }
 
 /// Records that only say what a person did (arrests, custody), never their immigration or
@@ -344,6 +382,9 @@ pub fn decide(
             reviews.push(ReviewReason::PossibleUnrecordedCitizenship { detail });
             citizenship_review = true;
         }
+    }
+    if let Some((system, enrolled)) = enrolling_record_missing(&best.records) {
+        reviews.push(ReviewReason::EnrollingRecordMissing { system, enrolled });
     }
     let removable = policy.removable_statuses.contains(&determination.status);
     if removable && policy.removable_needs_identifier && !(best.strong_identifier || best.biometric)

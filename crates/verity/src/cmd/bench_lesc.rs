@@ -127,6 +127,12 @@ struct Tally {
     /// for a naturalization no record shows). Judged against the person's real status, which
     /// the records-based truth above does not see.
     citizen_noncitizen_status: usize,
+    /// Automatic answers "potential U.S. citizen" to a citizen whose records (all of them)
+    /// document the basis: right, but the basis waits for the citizenship review.
+    citizen_basis_left_to_review: usize,
+    /// Routine under the policy-side definition (see where it is computed).
+    routine_policy: usize,
+    routine_policy_auto: usize,
     review: usize,
 }
 
@@ -183,6 +189,13 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
         records.extend(r);
         person_of.extend(o);
     }
+    let mut records_of_person: HashMap<String, Vec<String>> = HashMap::new();
+    for (rid, pid) in &person_of {
+        records_of_person
+            .entry(pid.clone())
+            .or_default()
+            .push(rid.clone());
+    }
     let generated = t0.elapsed().as_secs_f64();
 
     let t1 = Instant::now();
@@ -197,6 +210,7 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
     .context("building the engine")?;
     let built = t1.elapsed().as_secs_f64();
     let n_records = records.len();
+    grouping_report(&records, &person_of, &engine);
     let lookup = MemoryLookup::new(records);
 
     let queries: Vec<GeneratedQuery> =
@@ -212,6 +226,7 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
     let mut runner_ups: BTreeMap<String, usize> = BTreeMap::new();
     let mut split: BTreeMap<String, usize> = BTreeMap::new();
     let mut routine_reviews: BTreeMap<String, usize> = BTreeMap::new();
+    let mut policy_routine_reviews: BTreeMap<String, usize> = BTreeMap::new();
     // Routine queries in review by (identifier in query, top candidate is the true person,
     // top probability band, the set of reasons).
     let mut review_profiles: BTreeMap<String, usize> = BTreeMap::new();
@@ -262,6 +277,51 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
             && (!policy.removable_statuses.contains(&t.status)
                 || !policy.removable_needs_identifier
                 || has_identifier);
+        // Routine as the policy would have it if identity were resolved right, from the
+        // generator's side only (never from the answer): the old definition, and the query
+        // carries an identifier the person's own records hold (lesc.toml
+        // `removable_needs_identifier`; the guide: a name and birth date taken as an identity
+        // is a cause of citizens detained), and no citizenship-check condition holds on the
+        // person's own records (lesc.toml `lpr_citizenship_check_years`, minors at the grant).
+        let own: Vec<SourceRecord> = t
+            .person_id
+            .as_ref()
+            .and_then(|p| records_of_person.get(p))
+            .into_iter()
+            .flatten()
+            .filter_map(|id| lookup.by_id.get(id).cloned())
+            .collect();
+        let held = |field: &str, kind: char| {
+            q.body.get(field).and_then(|v| v.as_str()).is_some_and(|v| {
+                own.iter().any(|r| {
+                    identifier_keys(&r.identity)
+                        .iter()
+                        .any(|(k, x)| *k == kind && x == v)
+                })
+            })
+        };
+        let carries_held_identifier = held("a_number", 'a') || held("fbi_number", 'b');
+        let citizenship_check = t.status == ImmigrationStatus::Lpr
+            && verity_workflow::lesc::decision::possible_unrecorded_citizenship(
+                &own,
+                today,
+                policy.lpr_citizenship_check_years,
+            )
+            .is_some();
+        let is_routine_policy = is_routine && carries_held_identifier && !citizenship_check;
+        if is_routine_policy {
+            tally.routine_policy += 1;
+            tally.routine_policy_auto += usize::from(d.automatic);
+            if !d.automatic {
+                for r in &d.reviews {
+                    let name = serde_json::to_value(r)
+                        .ok()
+                        .and_then(|v| v.get("reason").and_then(|x| x.as_str()).map(String::from))
+                        .unwrap_or_default();
+                    *policy_routine_reviews.entry(name).or_default() += 1;
+                }
+            }
+        }
         if is_routine && !d.automatic {
             for c in processed
                 .candidates
@@ -405,10 +465,18 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
                 }
             }
         }
+        // "Potential U.S. citizen: no ICE action" is the policy's answer whenever the
+        // records point to citizenship (the IAR status is "U.S. citizen or potential U.S.
+        // citizen"); for a real citizen it is right even when the records the engine could
+        // join do not show the basis (the basis is the citizenship review's to establish).
+        let unspecified_citizen = t.citizen
+            && t.status.is_citizen_or_potential()
+            && status == ImmigrationStatus::PotentialUsCitizen;
+        tally.citizen_basis_left_to_review += usize::from(unspecified_citizen);
         let status_ok = if claim {
             status.is_citizen_or_potential()
         } else {
-            status == t.status
+            status == t.status || unspecified_citizen
         };
         if !status_ok {
             *wrong_by
@@ -447,12 +515,13 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "{:<20} {:>7} {:>9} {:>7} {:>13} {:>12} {:>12} {:>11} {:>12} {:>14}",
+        "{:<20} {:>7} {:>9} {:>7} {:>13} {:>13} {:>12} {:>12} {:>11} {:>12} {:>14}",
         "category",
         "queries",
         "automatic",
         "auto %",
         "routine auto",
+        "(policy side)",
         "wrong person",
         "wrong status",
         "(safe USC)",
@@ -472,6 +541,9 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
         total.citizen_harm += t.citizen_harm;
         total.citizen_harm_review += t.citizen_harm_review;
         total.citizen_noncitizen_status += t.citizen_noncitizen_status;
+        total.citizen_basis_left_to_review += t.citizen_basis_left_to_review;
+        total.routine_policy += t.routine_policy;
+        total.routine_policy_auto += t.routine_policy_auto;
         total.review += t.review;
     }
     print_row("ALL", &total);
@@ -484,8 +556,19 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
         total.routine
     );
     println!(
+        "routine (policy side): {:.1}% answered automatically ({} of {}; routine = as above, and the query carries an A-number or FBI number the person's own records hold, and for a permanent resident no citizenship-check condition of lesc.toml holds on the person's own records: grant {} or more years old, undated, or before 18)",
+        pct(total.routine_policy_auto, total.routine_policy),
+        total.routine_policy_auto,
+        total.routine_policy,
+        policy.lpr_citizenship_check_years
+    );
+    println!(
         "automatic answers giving a U.S. citizen a noncitizen (not removable) status because no record shows the citizenship: {} (wrong status above judges citizens by what their records document)",
         total.citizen_noncitizen_status
+    );
+    println!(
+        "automatic answers 'potential U.S. citizen' (no ICE action, citizenship review) to a citizen whose full records document the basis: {} (counted right: the IAR status is 'U.S. citizen or potential U.S. citizen')",
+        total.citizen_basis_left_to_review
     );
     for ((cat, answer), n) in &citizen_noncitizen_by {
         println!("  {cat:<20} answered {answer}: {n}");
@@ -517,6 +600,7 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
             .collect();
         println!("why routine queries went to review: {}", list.join(", "));
     }
+    println!("why routine (policy side) queries went to review: {policy_routine_reviews:?}");
     latencies.sort_by(f64::total_cmp);
     let q = |p: f64| {
         latencies
@@ -615,16 +699,112 @@ fn pct(a: usize, b: usize) -> f64 {
 
 fn print_row(cat: &str, t: &Tally) {
     println!(
-        "{:<20} {:>7} {:>9} {:>6.1}% {:>13} {:>12} {:>12} {:>11} {:>12} {:>14}",
+        "{:<20} {:>7} {:>9} {:>6.1}% {:>13} {:>13} {:>12} {:>12} {:>11} {:>12} {:>14}",
         cat,
         t.queries,
         t.automatic,
         pct(t.automatic, t.queries),
         format!("{}/{}", t.routine_auto, t.routine),
+        format!("{}/{}", t.routine_policy_auto, t.routine_policy),
         t.wrong_person,
         t.wrong_status,
         t.safe_citizen_answer,
         t.citizen_harm,
         t.citizen_harm_review
     );
+}
+
+/// How the engine's person grouping does on the whole world, against the generator's truth:
+/// pairs of records sharing an identifier (wherever written) by model probability band, for
+/// the same person and for two people; and people whose records end in several groups (by
+/// identifiers alone, the best any identifier-based grouping can do, and by the engine).
+fn grouping_report(records: &[SourceRecord], person_of: &HashMap<String, String>, engine: &Engine) {
+    use verity_workflow::lesc::engine::{group_records, record_identifier_keys};
+    let model = engine.model();
+    let mut buckets: HashMap<(char, String), Vec<usize>> = HashMap::new();
+    for (i, r) in records.iter().enumerate() {
+        for k in record_identifier_keys(r) {
+            buckets.entry(k).or_default().push(i);
+        }
+    }
+    let bands = [0.0, 0.01, 0.1, 0.5, 0.8, 0.95, 0.99];
+    let mut same = vec![0usize; bands.len()];
+    let mut differ = vec![0usize; bands.len()];
+    for members in buckets.values() {
+        for (x, &i) in members.iter().enumerate().take(50) {
+            for &j in members[x + 1..].iter().take(50) {
+                let p = model.probability(
+                    &verity_resolve::Prepared::from_identity(&records[i].identity),
+                    &verity_resolve::Prepared::from_identity(&records[j].identity),
+                );
+                let band = bands.iter().rposition(|&b| p >= b).unwrap_or(0);
+                if person_of.get(&records[i].record_id) == person_of.get(&records[j].record_id) {
+                    same[band] += 1;
+                } else {
+                    differ[band] += 1;
+                }
+            }
+        }
+    }
+    println!("record pairs sharing an identifier, by model probability from {bands:?}: same person {same:?}, two people {differ:?}");
+    let split_people = |groups: &[Vec<usize>]| {
+        let mut parts: HashMap<&str, usize> = HashMap::new();
+        for g in groups {
+            let mut owners: Vec<&str> = g
+                .iter()
+                .filter_map(|&i| person_of.get(&records[i].record_id).map(String::as_str))
+                .collect();
+            owners.sort_unstable();
+            owners.dedup();
+            for o in owners {
+                *parts.entry(o).or_default() += 1;
+            }
+        }
+        let people = parts.len();
+        (parts.values().filter(|&&n| n > 1).count(), people)
+    };
+    // Identifiers alone (no model check): the ceiling of identifier-based grouping.
+    let mut by_person: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, r) in records.iter().enumerate() {
+        if let Some(p) = person_of.get(&r.record_id) {
+            by_person.entry(p.as_str()).or_default().push(i);
+        }
+    }
+    let mut ceiling = 0usize;
+    let mut engine_split = 0usize;
+    let mut mixed = 0usize;
+    for idx in by_person.values() {
+        let recs: Vec<SourceRecord> = idx.iter().map(|&i| records[i].clone()).collect();
+        let keys: Vec<Vec<(char, String)>> = recs.iter().map(record_identifier_keys).collect();
+        let mut parent: Vec<usize> = (0..recs.len()).collect();
+        fn find(p: &mut [usize], mut x: usize) -> usize {
+            while p[x] != x {
+                x = p[x];
+            }
+            x
+        }
+        for a in 0..recs.len() {
+            for b in a + 1..recs.len() {
+                if keys[a].iter().any(|k| keys[b].contains(k)) {
+                    let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+                    parent[ra.max(rb)] = ra.min(rb);
+                }
+            }
+        }
+        let roots: std::collections::BTreeSet<usize> =
+            (0..recs.len()).map(|i| find(&mut parent, i)).collect();
+        ceiling += usize::from(roots.len() > 1);
+        engine_split += usize::from(group_records(&recs, model).len() > 1);
+    }
+    // Two people in one group, over the whole world.
+    let groups = group_records(records, model);
+    for g in &groups {
+        let first = person_of.get(&records[g[0]].record_id);
+        mixed += usize::from(
+            g.iter()
+                .any(|&i| person_of.get(&records[i].record_id) != first),
+        );
+    }
+    let (world_split, people) = split_people(&groups);
+    println!("people whose records are in several groups: {engine_split} by the engine's grouping of their own records, {world_split} over the whole world, {ceiling} with no identifier linking them (of {people}); groups mixing two people: {mixed}");
 }
