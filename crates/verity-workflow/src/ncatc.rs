@@ -58,6 +58,11 @@ pub struct RunStats {
     pub leads_by_aor: BTreeMap<String, u64>,
     /// Times the run was resumed after a stop.
     pub resumed: u64,
+    /// Records read from the store (scan pages, identifier expansion, re-reads by rev): the
+    /// run's main cost. An incremental run's grows with the changed persons' records, not with
+    /// the store.
+    #[serde(default)]
+    pub records_read: u64,
 }
 
 /// How to run.
@@ -241,6 +246,8 @@ struct Population {
     /// Persons sorted by key (loaded records are sorted by record id).
     persons: Vec<(String, Members)>,
     records_scanned: u64,
+    /// Records read from the store to build the population.
+    records_read: u64,
     /// Persons in the store (a full run evaluates only those a lead rule could apply to).
     persons_total: u64,
     /// The sweep keys of a full run, held in memory (an incremental run asks the store).
@@ -263,6 +270,7 @@ async fn execute(
     } else {
         incremental_population(store, opts, progress, run, &open).await?
     };
+    stats.records_read += population.records_read;
     if stats.resumed == 0 {
         stats.records_scanned = population.records_scanned;
         stats.persons = population.persons_total;
@@ -281,6 +289,13 @@ async fn execute(
         .chunks(opts.batch_size.max(1))
         .enumerate()
     {
+        stats.records_read += chunk
+            .iter()
+            .map(|(_, m)| match m {
+                Members::Revs { revs, .. } => revs.len() as u64,
+                Members::Loaded(_) => 0,
+            })
+            .sum::<u64>();
         let people = load_members(store, chunk).await?;
         let mut open_by_key: HashMap<String, String> = HashMap::new();
         for (_, records) in &people {
@@ -654,6 +669,7 @@ async fn full_population(
     Ok(Population {
         persons,
         records_scanned,
+        records_read: records_scanned,
         persons_total: grouped.persons_total,
         sweep: Some(grouped.sweep),
     })
@@ -737,6 +753,7 @@ async fn incremental_population(
     let mut changed = decode_parallel(&raw)?;
     drop(raw);
     let records_scanned = changed.len() as u64;
+    let mut records_read = records_scanned;
     let mut new_citizen: Vec<String> = changed
         .iter()
         .filter(|r| person::indicates_citizenship(r))
@@ -774,13 +791,19 @@ async fn incremental_population(
     }
     bearing.sort();
     bearing.dedup();
-    for (_, key) in store.open_leads_with_subject_keys(&bearing).await? {
-        if let Some(rid) = key.strip_prefix("NP-") {
-            if let Some(r) = store.get_record(rid).await? {
-                changed_ids.insert(r.record_id.clone());
-                changed.push(r);
-            }
-        }
+    let bearing_ids: Vec<String> = store
+        .open_leads_with_subject_keys(&bearing)
+        .await?
+        .into_iter()
+        .filter_map(|(_, key)| key.strip_prefix("NP-").map(str::to_string))
+        .collect();
+    // One statement per few thousand ids, not one per lead.
+    let mut bearing_records = store.get_records(&bearing_ids).await?;
+    records_read += bearing_records.len() as u64;
+    bearing_records.sort_by(|a, b| a.record_id.cmp(&b.record_id));
+    for r in bearing_records {
+        changed_ids.insert(r.record_id.clone());
+        changed.push(r);
     }
     let mut known: BTreeMap<String, SourceRecord> = BTreeMap::new();
     let mut frontier: Vec<SourceRecord> = Vec::new();
@@ -803,6 +826,7 @@ async fn incremental_population(
         let mut next = Vec::new();
         for (tag, values) in by_kind {
             let found = store.records_by_identifiers(id_kind(tag), &values).await?;
+            records_read += found.len() as u64;
             let fresh: Vec<RawRecord> = found
                 .into_iter()
                 .filter(|f| !known.contains_key(&f.record_id))
@@ -830,6 +854,7 @@ async fn incremental_population(
         persons_total,
         persons,
         records_scanned,
+        records_read,
         sweep: None,
     })
 }

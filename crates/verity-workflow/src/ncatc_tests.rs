@@ -163,6 +163,33 @@ async fn full_then_checks(store: &Store) -> Vec<(String, String, Option<String>,
     assert_eq!(inc.kind, "incremental");
     assert!(inc.stats.persons_evaluated >= 1);
     assert!(inc.stats.persons_evaluated < 10, "{:?}", inc.stats);
+    // The run read only the changed person's records: the new record, the lead's own record
+    // (its subject key) and what identifier expansion returns, each record at most once per
+    // identifier it holds (at most 7). Nothing proportional to the store.
+    let mut all = Vec::new();
+    let mut after_rev = 0;
+    loop {
+        let page = store.scan_records(after_rev, 1_000).await.unwrap();
+        let Some((last, _)) = page.last() else { break };
+        after_rev = *last;
+        all.extend(page.into_iter().map(|(_, r)| r));
+    }
+    let group = group_persons(&all)
+        .into_iter()
+        .find(|g| g.iter().any(|&i| all[i].record_id == rid))
+        .unwrap();
+    let bound = 2 + 7 * (group.len() as u64 + 1);
+    assert!(
+        inc.stats.records_read >= group.len() as u64,
+        "{:?}",
+        inc.stats
+    );
+    assert!(inc.stats.records_read <= bound, "{:?} > {bound}", inc.stats);
+    assert!(
+        inc.stats.records_read * 10 < all.len() as u64,
+        "{:?}",
+        inc.stats
+    );
     let after = store.get_lead(&first.lead_id).await.unwrap().unwrap();
     assert_eq!(after.state, "withdrawn", "{after:?}");
     lead_set(store).await

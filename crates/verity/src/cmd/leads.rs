@@ -184,6 +184,7 @@ fn run_leads(a: RunArgs) -> anyhow::Result<()> {
             st.citizenship_reviews,
             st.no_rule
         );
+        println!("records read from the store {}", st.records_read);
         for (reason, n) in &st.parked {
             println!("parked {reason}: {n}");
         }
