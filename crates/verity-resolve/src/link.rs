@@ -869,17 +869,27 @@ mod tests {
         assert_eq!(c3[4], "r0");
     }
 
-    #[test]
-    fn pruned_selection_equals_exhaustive_selection() {
+    /// Gallery and probes of a small generated benchmark (35% hard negatives), prepared.
+    fn small_benchmark(
+        identities: usize,
+        probes: usize,
+        seed: u64,
+    ) -> (Vec<Prepared>, Vec<Prepared>) {
         use crate::bench::{generate, BenchConfig};
         let w = generate(&BenchConfig {
-            identities: 300,
-            probes: 80,
-            seed: 4,
+            identities,
+            probes,
+            seed,
             hard_negative_share: 0.35,
         });
-        let g: Vec<Prepared> = w.gallery.iter().map(Prepared::from_record).collect();
-        let p: Vec<Prepared> = w.probes.iter().map(Prepared::from_record).collect();
+        let g = w.gallery.iter().map(Prepared::from_record).collect();
+        let p = w.probes.iter().map(Prepared::from_record).collect();
+        (g, p)
+    }
+
+    #[test]
+    fn pruned_selection_equals_exhaustive_selection() {
+        let (g, p) = small_benchmark(300, 80, 4);
         let key = |v: Vec<LinkPair>| {
             let mut k: Vec<(u32, u32, u64)> = v
                 .iter()
@@ -910,15 +920,7 @@ mod tests {
 
     #[test]
     fn run_index_gives_the_same_model_and_links_as_the_separate_steps() {
-        use crate::bench::{generate, BenchConfig};
-        let w = generate(&BenchConfig {
-            identities: 300,
-            probes: 80,
-            seed: 5,
-            hard_negative_share: 0.35,
-        });
-        let g: Vec<Prepared> = w.gallery.iter().map(Prepared::from_record).collect();
-        let p: Vec<Prepared> = w.probes.iter().map(Prepared::from_record).collect();
+        let (g, p) = small_benchmark(300, 80, 5);
         let opts = TrainOptions::default();
         for (left, right) in [(&p[..], Some(&g[..])), (&g[..], None)] {
             let pairs = candidate_pairs_within(left, right, 2000, 20);
@@ -980,15 +982,7 @@ mod tests {
 
     #[test]
     fn sort_merge_blocking_equals_the_hash_map_reference() {
-        use crate::bench::{generate, BenchConfig};
-        let w = generate(&BenchConfig {
-            identities: 400,
-            probes: 150,
-            seed: 8,
-            hard_negative_share: 0.35,
-        });
-        let g: Vec<Prepared> = w.gallery.iter().map(Prepared::from_record).collect();
-        let p: Vec<Prepared> = w.probes.iter().map(Prepared::from_record).collect();
+        let (g, p) = small_benchmark(400, 150, 8);
         for max_bucket in [2, 5, 2000] {
             assert_eq!(
                 candidate_pairs(&p, Some(&g), max_bucket),

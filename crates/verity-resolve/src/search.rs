@@ -115,6 +115,16 @@ thread_local! {
 }
 
 /// Log2-odds of a probability (−∞ for 0, +∞ for 1).
+/// Best match weight first; equal weights by document id, so the order is deterministic.
+fn sort_hits(hits: &mut [SearchHit]) {
+    hits.sort_by(|a, b| {
+        b.scored
+            .match_weight
+            .total_cmp(&a.scored.match_weight)
+            .then(a.doc.cmp(&b.doc))
+    });
+}
+
 fn log2_odds(p: f64) -> f64 {
     (p / (1.0 - p)).log2()
 }
@@ -254,12 +264,7 @@ impl Searcher {
                 keep.then_some(SearchHit { doc, scored })
             })
             .collect();
-        hits.sort_by(|a, b| {
-            b.scored
-                .match_weight
-                .total_cmp(&a.scored.match_weight)
-                .then(a.doc.cmp(&b.doc))
-        });
+        sort_hits(&mut hits);
         hits.truncate(limit);
         hits
     }
@@ -352,12 +357,7 @@ impl Searcher {
                 scored: self.model.score_prepared(q, &s.decoded[slot]),
             })
             .collect();
-        hits.sort_by(|a, b| {
-            b.scored
-                .match_weight
-                .total_cmp(&a.scored.match_weight)
-                .then(a.doc.cmp(&b.doc))
-        });
+        sort_hits(&mut hits);
         work.returned = hits.len();
         (hits, work)
     }
