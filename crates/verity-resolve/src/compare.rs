@@ -46,7 +46,7 @@ pub const IDENTIFIER_FIELDS: [usize; 8] = [
     OTHER_ID,
 ];
 
-const NULL: &str = "null";
+pub(crate) const NULL: &str = "null";
 const ID_LEVELS: &[&str] = &[NULL, "exact", "one_typo", "disagree"];
 const ID_M: &[f64] = &[0.0, 0.85, 0.05, 0.10];
 const SIMPLE_ID_LEVELS: &[&str] = &[NULL, "exact", "disagree"];

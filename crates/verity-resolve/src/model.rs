@@ -283,37 +283,21 @@ const TF_KIND: [[TfKind; 16]; N_FIELDS] = {
     t
 };
 
-/// Levels at which given (row 0) and family (row 1) names count as agreeing.
+/// Levels at which given (row 0) and family (row 1) names count as agreeing: every level
+/// but null and "disagree". An initial or one given name of several agrees too, so J. GARCIA
+/// or MARIA GARCIA for MARIA JOSE GARCIA stays under the common-name cap: no identifier either.
 const NAME_AGREES: [[bool; 16]; 2] = {
     let mut t = [[false; 16]; 2];
-    // an initial or one given name of several is no identifier either: J. GARCIA or
-    // MARIA GARCIA for MARIA JOSE GARCIA stays under the common-name cap
-    let given = [
-        "exact",
-        "equivalent",
-        "phonetic",
-        "fuzzy",
-        "initial",
-        "partial",
-        "swapped",
-    ];
-    let family = [
-        "exact",
-        "equivalent",
-        "phonetic",
-        "fuzzy",
-        "partial",
-        "swapped",
-    ];
-    let mut l = 0;
-    while l < FIELDS[compare::GIVEN].levels.len() {
-        t[0][l] = label_in(FIELDS[compare::GIVEN].levels[l], &given);
-        l += 1;
-    }
-    let mut l = 0;
-    while l < FIELDS[compare::FAMILY].levels.len() {
-        t[1][l] = label_in(FIELDS[compare::FAMILY].levels[l], &family);
-        l += 1;
+    let not_agreeing = [compare::NULL, "disagree"];
+    let mut row = 0;
+    while row < 2 {
+        let levels = FIELDS[[compare::GIVEN, compare::FAMILY][row]].levels;
+        let mut l = 0;
+        while l < levels.len() {
+            t[row][l] = !label_in(levels[l], &not_agreeing);
+            l += 1;
+        }
+        row += 1;
     }
     t
 };

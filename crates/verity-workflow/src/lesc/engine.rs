@@ -727,14 +727,15 @@ pub fn record_identifier_keys(record: &SourceRecord) -> Vec<(char, String)> {
 /// The record's identity with the identifiers its body holds filled in where the identity
 /// lacks them (a fingerprint enrollment's FIN), so that the model counts the identifier a
 /// join rests on.
-fn identity_with_body_ids(record: &SourceRecord) -> Identity {
-    let mut identity = record.identity.clone();
-    if let verity_model::RecordBody::Biometrics(b) = &record.body {
-        if identity.ids.fin.is_none() {
+fn identity_with_body_ids(record: &SourceRecord) -> std::borrow::Cow<'_, Identity> {
+    match &record.body {
+        verity_model::RecordBody::Biometrics(b) if record.identity.ids.fin.is_none() => {
+            let mut identity = record.identity.clone();
             identity.ids.fin = Some(b.fin.clone());
+            std::borrow::Cow::Owned(identity)
         }
+        _ => std::borrow::Cow::Borrowed(&record.identity),
     }
-    identity
 }
 
 /// Groups records into persons: records join when they share an exact identifier wherever it
