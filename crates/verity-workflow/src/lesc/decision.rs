@@ -480,3 +480,34 @@ fn key_text(d: &verity_model::PartialDate) -> String {
         _ => format!("{:04}", d.year),
     }
 }
+
+#[cfg(test)]
+mod enrolling_tests {
+    use super::enrolling_record_missing;
+    use verity_model::{RecordBody, RecordSystem};
+
+    /// A synthetic person fingerprinted at a USCIS benefits appointment, with their records.
+    fn enrolled_by_benefits() -> Vec<verity_model::SourceRecord> {
+        (0..5_000u64)
+            .map(|i| verity_synth::generate_person(11, i).1)
+            .find(|records| {
+                records.iter().any(|r| {
+                    matches!(&r.body, RecordBody::Biometrics(b) if b.captured_by == RecordSystem::Benefits)
+                }) && enrolling_record_missing(records).is_none()
+            })
+            .expect("a person enrolled at a benefits appointment with the benefits record")
+    }
+
+    #[test]
+    fn an_enrollment_without_its_systems_record_is_flagged() {
+        let records = enrolled_by_benefits();
+        assert_eq!(enrolling_record_missing(&records), None);
+        // The benefits record the status rests on is not among the person's records found.
+        let without: Vec<_> = records
+            .into_iter()
+            .filter(|r| !matches!(r.body, RecordBody::Benefits(_)))
+            .collect();
+        let (system, _) = enrolling_record_missing(&without).expect("missing record flagged");
+        assert_eq!(system, RecordSystem::Benefits.code());
+    }
+}
