@@ -74,6 +74,20 @@ pub(crate) fn is_particle_run(s: &str) -> bool {
     if s.is_empty() {
         return false;
     }
+    particle_run_prefixes(s)[s.len()]
+}
+
+/// [`is_particle_run`] of every prefix at once: entry `cut` (0..=len) tells whether
+/// `s[..cut]` is a run of binding particles (entry 0, the empty prefix, is false). One pass
+/// instead of one per prefix: a prefix's run can only use particles that end within it.
+pub(crate) fn particle_run_prefixes(s: &str) -> Vec<bool> {
+    let mut reachable = particle_reach(s);
+    reachable[0] = false;
+    reachable
+}
+
+/// Positions of `s` that a run of binding particles from the start reaches (0 always).
+fn particle_reach(s: &str) -> Vec<bool> {
     let n = s.len();
     let mut reachable = vec![false; n + 1];
     reachable[0] = true;
@@ -90,7 +104,7 @@ pub(crate) fn is_particle_run(s: &str) -> bool {
             }
         }
     }
-    reachable[n]
+    reachable
 }
 
 /// Key of an Arabic ABD- compound: ABD + the name after the (possibly assimilated) article,
@@ -723,6 +737,20 @@ mod tests {
         assert!(is_particle_run("VANDER"));
         assert!(!is_particle_run("ALB"));
         assert!(!is_particle_run(""));
+        for word in [
+            "DELAROSA",
+            "ALRASHID",
+            "VANDERBERG",
+            "ABDUL",
+            "DE",
+            "",
+            "SAINTDENIS",
+        ] {
+            let prefixes = particle_run_prefixes(word);
+            for (cut, &run) in prefixes.iter().enumerate() {
+                assert_eq!(run, is_particle_run(&word[..cut]), "{word} cut {cut}");
+            }
+        }
     }
 
     #[test]

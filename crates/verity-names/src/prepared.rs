@@ -15,8 +15,8 @@
 //! ids and the kind, so a collision can only cost a recomputation, never a wrong answer.
 
 use crate::compare::{
-    abd_key, best_assignment, compact, core, is_match, is_particle_run, level_score, surname_stems,
-    Objective, PartKind, FUZZY_THRESHOLD,
+    abd_key, best_assignment, compact, core, is_match, level_score, particle_run_prefixes,
+    surname_stems, Objective, PartKind, FUZZY_THRESHOLD,
 };
 use crate::phonetic::{metaphone_codes, vowel_skeleton};
 use crate::similarity::jaro_winkler;
@@ -269,11 +269,12 @@ impl TokenTable {
         }
         // Rests are strictly shorter than the token, so this recursion ends.
         let mut rests = Vec::new();
+        let runs = particle_run_prefixes(token);
         for cut in 2..token.len().saturating_sub(3) {
-            let (Some(head), Some(rest)) = (token.get(..cut), token.get(cut..)) else {
+            let (Some(_), Some(rest)) = (token.get(..cut), token.get(cut..)) else {
                 continue;
             };
-            if is_particle_run(head) {
+            if runs.get(cut).copied().unwrap_or(false) {
                 rests.push(self.core_index(rest));
             }
         }
@@ -319,12 +320,12 @@ impl TokenTable {
         let core_form = core(unit);
         let core_index = self.core_index(&core_form);
         let mut merged_suffixes = Vec::new();
+        let runs = particle_run_prefixes(&compact_form);
         for cut in 1..=compact_form.len() {
-            let (Some(head), Some(rest)) = (compact_form.get(..cut), compact_form.get(cut..))
-            else {
+            let (Some(_), Some(rest)) = (compact_form.get(..cut), compact_form.get(cut..)) else {
                 continue;
             };
-            if is_particle_run(head) {
+            if runs.get(cut).copied().unwrap_or(false) {
                 merged_suffixes.push(self.intern_str(rest));
             }
         }

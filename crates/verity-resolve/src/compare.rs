@@ -4,7 +4,7 @@
 
 use crate::names::{compare_levels, compare_names, NameAgreement, NameComparison};
 use crate::record::Prepared;
-use crate::strsim::one_typo;
+use crate::strsim::{one_typo, one_typo_bytes};
 use verity_model::PartialDate;
 
 /// One comparison field: its name, level labels, and starting m-probabilities for EM.
@@ -300,6 +300,39 @@ pub fn dob_level(a: Option<PartialDate>, b: Option<PartialDate>) -> u8 {
     const { lvl(DOB, "mismatch") }
 }
 
+/// [`dob_level`] with the digits taken from the packed fields (the same level).
+fn dob_level_packed(ca: &CheapFields, cb: &CheapFields) -> u8 {
+    let (Some(a), Some(b)) = (ca.dob, cb.dob) else {
+        return 0;
+    };
+    let weak = |d: &PartialDate| !d.is_complete() || d.is_placeholder();
+    if weak(&a) || weak(&b) {
+        if a == b && a.is_placeholder() {
+            return const { lvl(DOB, "exact_placeholder") };
+        }
+        if a.year == b.year {
+            return const { lvl(DOB, "year_only_same_year") };
+        }
+        return const { lvl(DOB, "mismatch") };
+    }
+    if a == b {
+        return const { lvl(DOB, "exact") };
+    }
+    if a.year == b.year && a.month == b.day && a.day == b.month {
+        return const { lvl(DOB, "day_month_swap") };
+    }
+    if one_typo_digits(&ca.dob_digits, &cb.dob_digits) {
+        return const { lvl(DOB, "one_digit_typo") };
+    }
+    if a.year == b.year && a.month == b.month {
+        return const { lvl(DOB, "year_month") };
+    }
+    if a.year.abs_diff(b.year) == 1 && a.month == b.month && a.day == b.day {
+        return const { lvl(DOB, "plus_minus_1_year") };
+    }
+    const { lvl(DOB, "mismatch") }
+}
+
 fn date_digits(d: &PartialDate) -> [u8; 8] {
     let (y, m, dd) = (d.year, d.month.unwrap_or(0), d.day.unwrap_or(0));
     [
@@ -506,13 +539,7 @@ impl Packed {
 /// [`one_typo`] on packed values; long (hashed) values are compared from their text.
 fn one_typo_packed(a: Packed, b: Packed, text_a: &str, text_b: &str) -> bool {
     match (a.inline(), b.inline()) {
-        (Some((x, n)), Some((y, m))) => {
-            n == m
-                && one_typo(
-                    std::str::from_utf8(&x[..n]).unwrap_or(""),
-                    std::str::from_utf8(&y[..m]).unwrap_or(""),
-                )
-        }
+        (Some((x, n)), Some((y, m))) => n == m && one_typo_bytes(&x[..n], &y[..m]),
         _ => one_typo(text_a, text_b),
     }
 }
@@ -522,6 +549,8 @@ fn one_typo_packed(a: Packed, b: Packed, text_a: &str, text_b: &str) -> bool {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CheapFields {
     pub dob: Option<PartialDate>,
+    /// The birth date's digits (YYYYMMDD, 0 for an unknown part), for the one-digit-typo test.
+    pub dob_digits: [u8; 8],
     pub sex: Option<verity_model::Sex>,
     pub country: Packed,
     pub region: Packed,
@@ -532,12 +561,23 @@ pub struct CheapFields {
     /// Identifier fields in the order of [`IDENTIFIER_FIELDS`] (passport: the number).
     pub ids: [Packed; 8],
     pub passport_country: Packed,
+    /// The name's shape, for the batch bound's exact-level tests.
+    pub name: crate::model::NameShape,
+    /// Which values are present: bit k for `ids[k]`, then [`COUNTRY_PRESENT`] and
+    /// [`ADDRESS_PRESENT`] (any address part), so a pair skips fields either side lacks at once.
+    pub present: u16,
 }
+
+/// [`CheapFields::present`] bit of the country of birth.
+pub const COUNTRY_PRESENT: u16 = 1 << 8;
+/// [`CheapFields::present`] bit of the address (street, locality, postcode or region).
+pub const ADDRESS_PRESENT: u16 = 1 << 9;
 
 impl CheapFields {
     pub fn of(p: &Prepared) -> CheapFields {
-        CheapFields {
+        let mut c = CheapFields {
             dob: p.dob,
+            dob_digits: p.dob.as_ref().map_or([0; 8], date_digits),
             sex: p.sex,
             country: Packed::new(&p.country_of_birth),
             region: Packed::new(&p.region),
@@ -547,7 +587,25 @@ impl CheapFields {
             street_number: Packed::new(&p.street_number),
             ids: IDENTIFIER_FIELDS.map(|f| Packed::new(id_text(p, f))),
             passport_country: Packed::new(&p.passport_country),
+            name: crate::model::NameShape::of(p),
+            present: 0,
+        };
+        for (k, id) in c.ids.iter().enumerate() {
+            if !id.is_empty() {
+                c.present |= 1 << k;
+            }
         }
+        if !c.country.is_empty() {
+            c.present |= COUNTRY_PRESENT;
+        }
+        let address = !(c.street.is_empty()
+            && c.locality.is_empty()
+            && c.postcode.is_empty()
+            && c.region.is_empty());
+        if address {
+            c.present |= ADDRESS_PRESENT;
+        }
+        c
     }
 }
 
@@ -574,24 +632,30 @@ pub fn vector_without_names_packed(
     b: &Prepared,
 ) -> Vector {
     let mut v = [0u8; N_FIELDS];
-    v[DOB] = dob_level(ca.dob, cb.dob);
+    v[DOB] = dob_level_packed(ca, cb);
     v[SEX] = match (ca.sex, cb.sex) {
         (Some(x), Some(y)) if x == y => const { lvl(SEX, "agree") },
         (Some(_), Some(_)) => const { lvl(SEX, "disagree") },
         _ => 0,
     };
-    v[COUNTRY] = if ca.country.is_empty() || cb.country.is_empty() {
+    let both = ca.present & cb.present;
+    v[COUNTRY] = if both & COUNTRY_PRESENT == 0 {
         0
     } else if ca.country == cb.country {
         const { lvl(COUNTRY, "agree") }
     } else {
         const { lvl(COUNTRY, "disagree") }
     };
-    for (k, &f) in IDENTIFIER_FIELDS.iter().enumerate() {
-        let (x, y) = (ca.ids[k], cb.ids[k]);
-        if x.is_empty() || y.is_empty() {
+    // identifiers both sides hold (most pairs share none)
+    let mut ids = both & 0xff;
+    while ids != 0 {
+        let k = ids.trailing_zeros() as usize;
+        ids &= ids - 1;
+        let (Some(&f), Some(&x), Some(&y)) =
+            (IDENTIFIER_FIELDS.get(k), ca.ids.get(k), cb.ids.get(k))
+        else {
             continue;
-        }
+        };
         v[f] = if f == PASSPORT {
             let same_country = ca.passport_country == cb.passport_country;
             if same_country && x == y {
@@ -615,13 +679,7 @@ pub fn vector_without_names_packed(
             }
         };
     }
-    let has = |c: &CheapFields| {
-        !(c.street.is_empty()
-            && c.locality.is_empty()
-            && c.postcode.is_empty()
-            && c.region.is_empty())
-    };
-    if has(ca) && has(cb) {
+    if both & ADDRESS_PRESENT != 0 {
         let eq = |x: Packed, y: Packed| !x.is_empty() && x == y;
         let street = eq(ca.street, cb.street)
             && (ca.street_number.is_empty()

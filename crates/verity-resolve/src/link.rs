@@ -2,7 +2,7 @@
 //! output pairs (threshold and/or top-K) and clustering into stable person ids.
 
 use crate::compare::CheapFields;
-use crate::model::{Model, NameLevelsFn, Pair, RecordTerms, TrainOptions};
+use crate::model::{BatchConstants, BatchTerms, Model, NameLevelsFn, Pair, TrainOptions};
 use crate::record::{Prepared, Record};
 use std::collections::HashMap;
 use verity_names::{compare_levels_prepared, PreparedName, TokenTable};
@@ -656,6 +656,7 @@ pub fn score_and_select_with_cheap(
     let sides = Sides {
         left,
         other,
+        constants: model.batch_constants(),
         left_terms: &left_terms,
         other_terms,
         left_cheap,
@@ -702,21 +703,22 @@ pub fn score_and_select_with_cheap(
 struct Sides<'a> {
     left: &'a [Prepared],
     other: &'a [Prepared],
-    left_terms: &'a [RecordTerms],
-    other_terms: &'a [RecordTerms],
+    constants: BatchConstants,
+    left_terms: &'a [BatchTerms],
+    other_terms: &'a [BatchTerms],
     left_cheap: &'a [CheapFields],
     other_cheap: &'a [CheapFields],
     names: &'a NameLevelsFn<'a>,
 }
 
-/// [`Model::record_terms`] of every record, on all cores.
-fn record_terms(model: &Model, records: &[Prepared]) -> Vec<RecordTerms> {
+/// [`Model::batch_terms`] of every record, on all cores.
+fn record_terms(model: &Model, records: &[Prepared]) -> Vec<BatchTerms> {
     let chunk = records.len().div_ceil(threads() * 4).max(1);
     let parts: Vec<&[Prepared]> = records.chunks(chunk).collect();
     crate::model::parallel_map(parts.len(), |k| {
         parts[k]
             .iter()
-            .map(|p| model.record_terms(p))
+            .map(|p| model.batch_terms(p))
             .collect::<Vec<_>>()
     })
     .into_iter()
@@ -753,7 +755,8 @@ fn select_group(
             sides.other_cheap.get(j as usize),
         ) {
             let v = crate::compare::vector_without_names_packed(ca, cb, a, b);
-            scratch.push((model.bound_with_terms(a, b, ta, tb, &v), j, v));
+            let bound = model.batch_bound(&sides.constants, ta, tb, &ca.name, &cb.name, &v);
+            scratch.push((bound, j, v));
         }
     }
     scratch.sort_unstable_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
@@ -772,7 +775,7 @@ fn select_group(
         v[crate::compare::GIVEN] = names[0];
         v[crate::compare::MIDDLE] = names[1];
         v[crate::compare::FAMILY] = names[2];
-        let w = model.final_weight_with_terms(a, b, ta, tb, &v);
+        let w = model.batch_final_weight(a, b, ta, tb, &v);
         let pos = best
             .iter()
             .position(|&(bw, bj)| w > bw || (w == bw && j < bj))
@@ -916,6 +919,46 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn batch_terms_give_the_per_pair_weights_and_bounds() {
+        let (g, p) = small_benchmark(300, 80, 6);
+        let pairs = candidate_pairs(&p, Some(&g), 2000);
+        let model = Model::train(&p, Some(&g), &pairs, &TrainOptions::default());
+        let consts = model.batch_constants();
+        let (pc, gc) = (
+            crate::compare::cheap_fields_all(&p),
+            crate::compare::cheap_fields_all(&g),
+        );
+        let (pb, gb) = (record_terms(&model, &p), record_terms(&model, &g));
+        let mut checked = 0;
+        for &(i, j) in &pairs {
+            let (a, b) = (&p[i as usize], &g[j as usize]);
+            let (ta, tb) = (model.record_terms(a), model.record_terms(b));
+            let v = crate::compare::vector_without_names(a, b);
+            let batch = model.batch_bound(
+                &consts,
+                &pb[i as usize],
+                &gb[j as usize],
+                &pc[i as usize].name,
+                &gc[j as usize].name,
+                &v,
+            );
+            // the very number of the per-pair bound (no shape hash collides in this data)
+            let per_pair = model.bound_with_terms(a, b, &ta, &tb, &v);
+            assert_eq!(batch.to_bits(), per_pair.to_bits(), "pair {i} {j}");
+            let full = crate::compare::vector(a, b);
+            let w = model.batch_final_weight(a, b, &pb[i as usize], &gb[j as usize], &full);
+            assert_eq!(
+                w.to_bits(),
+                model.final_weight(a, b).to_bits(),
+                "pair {i} {j}"
+            );
+            assert!(batch >= w, "pair {i} {j}: bound {batch} below weight {w}");
+            checked += 1;
+        }
+        assert!(checked > 100);
     }
 
     #[test]

@@ -164,6 +164,82 @@ pub struct RecordTerms {
     country: f64,
 }
 
+/// What batch scoring computes once per record instead of once per pair
+/// ([`Model::batch_terms`]): the term frequencies, the exact-agreement weight at each of the
+/// record's own frequencies (given, family, country) and the best name weights at those
+/// frequencies. A pair's term-frequency field takes the larger frequency of its two records,
+/// so it takes that record's precomputed values: the very numbers the per-pair path computes.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct BatchTerms {
+    terms: RecordTerms,
+    /// Exact-agreement weight at this record's given, family and country frequency.
+    exact: [f64; 3],
+    /// Best (agreeing, other) weight of the given (row 0) and family (row 1) name at this
+    /// record's frequency, without (column 0) and with (column 1) an exact level possible.
+    names: [[(f64, f64); 2]; 2],
+    /// Whether this record's given name, family name, country of birth is empty.
+    empty: [bool; 3],
+}
+
+/// Model-wide values of the batch bound ([`Model::batch_constants`]): the best name weights
+/// when the left record's given (row 0) or family (row 1) name is empty (no term-frequency
+/// adjustment), by whether an exact level is possible, and the middle name's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchConstants {
+    names_empty: [[(f64, f64); 2]; 2],
+    middle: (f64, f64),
+    /// [`Model::non_name_terms`] of every field but the country's, by level.
+    terms: [[(f64, f64); 16]; N_FIELDS],
+    /// The safety cap in log2-odds.
+    cap: f64,
+}
+
+/// Packed name shapes for [`Model::batch_bound`]: a hash of the given and family units and
+/// the unit counts (given, middle, family). Equal units give equal hashes, so the exact-level
+/// tests below can only err towards "possible" (a looser, still valid bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NameShape {
+    pub given_hash: u64,
+    pub family_hash: u64,
+    pub lens: [u32; 3],
+}
+
+impl NameShape {
+    pub fn of(p: &Prepared) -> NameShape {
+        let hash = |units: &[String]| {
+            let mut h = 0xcbf2_9ce4_8422_2325u64;
+            for u in units {
+                // 0xff never occurs in UTF-8: it separates units
+                for &c in u.as_bytes().iter().chain(&[0xff]) {
+                    h = (h ^ u64::from(c)).wrapping_mul(0x0000_0100_0000_01b3);
+                }
+            }
+            h
+        };
+        let len = |units: &[String]| u32::try_from(units.len()).unwrap_or(u32::MAX);
+        NameShape {
+            given_hash: hash(&p.name.given),
+            family_hash: hash(&p.name.family),
+            lens: [len(&p.name.given), len(&p.name.middle), len(&p.name.family)],
+        }
+    }
+
+    /// [`given_exact_possible`] from shapes (true whenever that is true).
+    fn given_exact_possible(&self, other: &NameShape) -> bool {
+        self.given_hash == other.given_hash || self.lens[0] != other.lens[0]
+    }
+
+    /// [`family_exact_possible`] from shapes (true whenever that is true).
+    fn family_exact_possible(&self, other: &NameShape) -> bool {
+        let may_move = |x: &NameShape, y: &NameShape| {
+            x.lens[1] != 0
+                && y.lens[1] == 0
+                && u64::from(y.lens[2]) == u64::from(x.lens[1]) + u64::from(x.lens[2])
+        };
+        self.family_hash == other.family_hash || may_move(self, other) || may_move(other, self)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
     pub seed: u64,
@@ -807,26 +883,6 @@ impl Model {
         }
     }
 
-    /// Term-frequency adjustment of a name/country field (log2), so that the field's weight
-    /// reflects how common the agreeing value is. `a` is the left value (empty: no adjustment).
-    fn tf_adjustment(
-        &self,
-        f: usize,
-        level: u8,
-        a: &str,
-        ta: &RecordTerms,
-        tb: &RecordTerms,
-    ) -> f64 {
-        if !matches!(f, compare::GIVEN | compare::FAMILY | compare::COUNTRY)
-            || level == 0
-            || a.is_empty()
-        {
-            return 0.0;
-        }
-        let exact = self.tf_exact_weight(f, Self::pair_frequency(f, ta, tb));
-        self.tf_adjustment_with(f, level, exact)
-    }
-
     /// Weight of an exact agreement on a value of frequency `fa` (the larger of both sides).
     fn tf_exact_weight(&self, f: usize, fa: f64) -> f64 {
         match self.fields.get(f).and_then(|fp| fp.levels.get(1)) {
@@ -991,23 +1047,88 @@ impl Model {
             } else {
                 self.tf_exact_weight(f, Self::pair_frequency(f, ta, tb))
             };
-            for l in 1..FIELDS[f].levels.len() as u8 {
-                if !exact_possible && l == 1 {
+            (agreeing[k], other[k]) = self.name_field_bound(f, exact_weight, exact_possible);
+        }
+        let country_exact = if a.country_of_birth.is_empty() {
+            f64::NAN
+        } else {
+            self.tf_exact_weight(
+                compare::COUNTRY,
+                Self::pair_frequency(compare::COUNTRY, ta, tb),
+            )
+        };
+        let terms = |f: usize, level: u8| self.non_name_terms(f, level, country_exact);
+        let cap = p_to_log2_odds(self.safety.cap_probability);
+        self.bound_from_names(agreeing, other, v, terms, cap, ta, tb)
+    }
+
+    /// A non-name field's weight in the bound: (as counted when the names do not agree, as
+    /// counted when they do); `country_exact` as in [`Self::bound_from_names`].
+    fn non_name_terms(&self, f: usize, level: u8, country_exact: f64) -> (f64, f64) {
+        let exact = if f == compare::COUNTRY {
+            country_exact
+        } else {
+            f64::NAN
+        };
+        let (base, tf, _) = self.field_term_exact(f, level, exact, false);
+        let full = base + tf;
+        // only sex and country of birth weigh differently when the names agree
+        let agree = if matches!(f, compare::SEX | compare::COUNTRY) {
+            let (base, tf, _) = self.field_term_exact(f, level, exact, true);
+            base + tf
+        } else {
+            full
+        };
+        (full, agree)
+    }
+
+    /// The best weight of name field `f` over the levels at which the names count as agreeing
+    /// and over the others (null included, weight 0), with the exact-agreement weight of the
+    /// pair's value (NaN: no term-frequency adjustment); level "exact" only when possible.
+    fn name_field_bound(&self, f: usize, exact_weight: f64, exact_possible: bool) -> (f64, f64) {
+        self.name_field_bounds(f, exact_weight)[usize::from(exact_possible)]
+    }
+
+    /// [`Self::name_field_bound`] without (0) and with (1) the exact level possible, in one
+    /// pass over the levels (each maximum taken in the same order: the same numbers).
+    fn name_field_bounds(&self, f: usize, exact_weight: f64) -> [(f64, f64); 2] {
+        let mut out = [(f64::NEG_INFINITY, 0.0f64); 2];
+        for l in 1..FIELDS[f].levels.len() as u8 {
+            let w = self.weight(f, l) + self.tf_adjustment_with(f, l, exact_weight);
+            let agrees = match f {
+                compare::GIVEN => NAME_AGREES[0][l as usize],
+                compare::FAMILY => NAME_AGREES[1][l as usize],
+                _ => false,
+            };
+            for (possible, (agreeing, other)) in out.iter_mut().enumerate() {
+                if possible == 0 && l == 1 {
                     continue;
                 }
-                let w = self.weight(f, l) + self.tf_adjustment_with(f, l, exact_weight);
-                let agrees = match f {
-                    compare::GIVEN => NAME_AGREES[0][l as usize],
-                    compare::FAMILY => NAME_AGREES[1][l as usize],
-                    _ => false,
-                };
                 if agrees {
-                    agreeing[k] = agreeing[k].max(w);
+                    *agreeing = agreeing.max(w);
                 } else {
-                    other[k] = other[k].max(w);
+                    *other = other.max(w);
                 }
             }
         }
+        out
+    }
+
+    /// The bound once the name fields' best weights are known (see [`Self::bound_with_terms`]);
+    /// `terms(f, level)` is [`Self::non_name_terms`] of a non-name field (the country's with
+    /// the pair's exact-agreement weight, NaN: no adjustment) and `cap` the safety cap in
+    /// log2-odds.
+    #[allow(clippy::too_many_arguments)]
+    fn bound_from_names(
+        &self,
+        agreeing: [f64; 3],
+        other: [f64; 3],
+        v: &Vector,
+        terms: impl Fn(usize, u8) -> (f64, f64),
+        cap: f64,
+        ta: &RecordTerms,
+        tb: &RecordTerms,
+    ) -> f64 {
         let any = |k: usize| agreeing[k].max(other[k]);
         // three cases cover every outcome of the name alignment: the names agree (sex and
         // country then count as mostly implied, and the safety cap may apply), the given
@@ -1017,15 +1138,8 @@ impl Model {
         let mut given_off_raw = self.prior_log2_odds + other[0] + any(1) + any(2);
         let mut family_off_raw = self.prior_log2_odds + any(0) + any(1) + other[2];
         for (f, &level) in v.iter().enumerate().skip(compare::FAMILY + 1) {
-            let (base, tf, _) = self.field_term(f, level, a, ta, tb, false);
-            let full = base + tf;
-            // only sex and country of birth weigh differently when the names agree
-            agree_raw += if matches!(f, compare::SEX | compare::COUNTRY) {
-                let (base, tf, _) = self.field_term(f, level, a, ta, tb, true);
-                base + tf
-            } else {
-                full
-            };
+            let (full, agree_part) = terms(f, level);
+            agree_raw += agree_part;
             given_off_raw += full;
             family_off_raw += full;
         }
@@ -1036,7 +1150,7 @@ impl Model {
             // swapped name) is left out, so the bound only gets looser
             if namesakes >= self.safety.common_name_namesakes {
                 // a hair above the cap: the soft cap's two branches meet within 1e-9
-                agree = soft_cap(agree, p_to_log2_odds(self.safety.cap_probability)) + 1e-6;
+                agree = soft_cap(agree, cap) + 1e-6;
             }
         }
         agree
@@ -1044,25 +1158,149 @@ impl Model {
             .max(self.calibrate(family_off_raw))
     }
 
-    /// One non-name field's weight in a pair's score: (level weight, term-frequency
-    /// adjustment, whether the agreement counted as implied by agreeing names).
-    fn field_term(
+    /// A record's [`BatchTerms`] under this model (its [`RecordTerms`] and what follows from
+    /// them alone), computed once per record by batch scoring.
+    pub fn batch_terms(&self, p: &Prepared) -> BatchTerms {
+        let terms = self.record_terms(p);
+        let exact = [
+            self.tf_exact_weight(compare::GIVEN, terms.given),
+            self.tf_exact_weight(compare::FAMILY, terms.family),
+            self.tf_exact_weight(compare::COUNTRY, terms.country),
+        ];
+        let names = [(0, compare::GIVEN), (1, compare::FAMILY)]
+            .map(|(k, f)| self.name_field_bounds(f, exact[k]));
+        BatchTerms {
+            terms,
+            exact,
+            names,
+            empty: [
+                p.given.is_empty(),
+                p.family.is_empty(),
+                p.country_of_birth.is_empty(),
+            ],
+        }
+    }
+
+    /// The model-wide values of [`Self::batch_bound`] (compute once per scoring run).
+    pub fn batch_constants(&self) -> BatchConstants {
+        let names_empty =
+            [compare::GIVEN, compare::FAMILY].map(|f| self.name_field_bounds(f, f64::NAN));
+        let mut terms = [[(0.0, 0.0); 16]; N_FIELDS];
+        for (f, row) in terms.iter_mut().enumerate() {
+            for (l, t) in row.iter_mut().enumerate().take(FIELDS[f].levels.len()) {
+                *t = self.non_name_terms(f, l as u8, f64::NAN);
+            }
+        }
+        BatchConstants {
+            names_empty,
+            middle: self.name_field_bound(compare::MIDDLE, f64::NAN, true),
+            terms,
+            cap: p_to_log2_odds(self.safety.cap_probability),
+        }
+    }
+
+    /// The exact-agreement weights (given, family, country) of a pair from its records'
+    /// [`BatchTerms`]: the record with the larger frequency supplies it (as
+    /// [`Self::pair_frequency`] picks it); NaN when the left value is empty.
+    fn batch_exact(ta: &BatchTerms, tb: &BatchTerms) -> [f64; 3] {
+        let freq = |t: &BatchTerms| [t.terms.given, t.terms.family, t.terms.country];
+        let (fa, fb) = (freq(ta), freq(tb));
+        std::array::from_fn(|k| {
+            if ta.empty[k] {
+                f64::NAN
+            } else if fa[k] >= fb[k] || fb[k].is_nan() {
+                ta.exact[k]
+            } else {
+                tb.exact[k]
+            }
+        })
+    }
+
+    /// [`Self::bound_with_terms`] from per-record values: the same number, with the exact-level
+    /// tests on name shapes (which can only say "possible" more often: never a lower bound).
+    #[allow(clippy::too_many_arguments)]
+    pub fn batch_bound(
+        &self,
+        consts: &BatchConstants,
+        ta: &BatchTerms,
+        tb: &BatchTerms,
+        sa: &NameShape,
+        sb: &NameShape,
+        v: &Vector,
+    ) -> f64 {
+        if let Calibration::Platt { a: slope, .. } = self.calibration {
+            if slope.is_nan() || slope <= 0.0 {
+                return f64::INFINITY;
+            }
+        }
+        let freq = |t: &BatchTerms, k: usize| {
+            if k == 0 {
+                t.terms.given
+            } else {
+                t.terms.family
+            }
+        };
+        let name = |k: usize, possible: bool| {
+            let ep = usize::from(possible);
+            if ta.empty[k] {
+                consts.names_empty[k][ep]
+            } else if freq(ta, k) >= freq(tb, k) || freq(tb, k).is_nan() {
+                ta.names[k][ep]
+            } else {
+                tb.names[k][ep]
+            }
+        };
+        let (g, m, f) = (
+            name(0, sa.given_exact_possible(sb)),
+            consts.middle,
+            name(1, sa.family_exact_possible(sb)),
+        );
+        let country_exact = Self::batch_exact(ta, tb)[2];
+        let terms = |f: usize, level: u8| {
+            let known = consts.terms.get(f).and_then(|row| row.get(level as usize));
+            match known {
+                Some(&t) if f != compare::COUNTRY && (level as usize) < FIELDS[f].levels.len() => t,
+                _ => self.non_name_terms(f, level, country_exact),
+            }
+        };
+        self.bound_from_names(
+            [g.0, m.0, f.0],
+            [g.1, m.1, f.1],
+            v,
+            terms,
+            consts.cap,
+            &ta.terms,
+            &tb.terms,
+        )
+    }
+
+    /// [`Self::final_weight_with_terms`] from per-record values (the same number).
+    pub fn batch_final_weight(
+        &self,
+        a: &Prepared,
+        b: &Prepared,
+        ta: &BatchTerms,
+        tb: &BatchTerms,
+        v: &Vector,
+    ) -> f64 {
+        let exact = Self::batch_exact(ta, tb);
+        self.evaluate_vector_exact(a, b, &ta.terms, &tb.terms, v, false, false, &exact)
+            .1
+    }
+
+    /// One field's weight in a pair's score: (level weight, term-frequency adjustment, whether
+    /// the agreement counted as implied by agreeing names). `exact` is the pair's
+    /// exact-agreement weight of the field's value (NaN: no term-frequency adjustment, as for
+    /// an empty left value or a field without one).
+    fn field_term_exact(
         &self,
         f: usize,
         level: u8,
-        a: &Prepared,
-        ta: &RecordTerms,
-        tb: &RecordTerms,
+        exact: f64,
         names_agree: bool,
     ) -> (f64, f64, bool) {
-        let va = match f {
-            compare::GIVEN => a.given.as_str(),
-            compare::FAMILY => a.family.as_str(),
-            compare::COUNTRY => a.country_of_birth.as_str(),
-            _ => "",
-        };
         let base = self.weight(f, level);
-        let mut tf = self.tf_adjustment(f, level, va, ta, tb);
+        let mut tf = self.tf_adjustment_with(f, level, exact);
         // when the names agree, agreeing sex and country of birth are mostly implied by the
         // name; count at most a little of them (disagreement keeps its full weight)
         let implied_cap = match f {
@@ -1091,6 +1329,36 @@ impl Model {
         swapped: bool,
         explain: bool,
     ) -> (f64, f64, Vec<FieldWeight>) {
+        // the exact-agreement weight of each term-frequency field's value, where it applies
+        let exact = [
+            (compare::GIVEN, a.given.as_str()),
+            (compare::FAMILY, a.family.as_str()),
+            (compare::COUNTRY, a.country_of_birth.as_str()),
+        ]
+        .map(|(f, va)| {
+            if v[f] != 0 && !va.is_empty() {
+                self.tf_exact_weight(f, Self::pair_frequency(f, ta, tb))
+            } else {
+                f64::NAN
+            }
+        });
+        self.evaluate_vector_exact(a, b, ta, tb, v, swapped, explain, &exact)
+    }
+
+    /// [`Self::evaluate_vector`] with the pair's exact-agreement weights of the given name,
+    /// family name and country values known (NaN: no term-frequency adjustment).
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate_vector_exact(
+        &self,
+        a: &Prepared,
+        b: &Prepared,
+        ta: &RecordTerms,
+        tb: &RecordTerms,
+        v: &Vector,
+        swapped: bool,
+        explain: bool,
+        exact: &[f64; 3],
+    ) -> (f64, f64, Vec<FieldWeight>) {
         let v = *v;
         let names_agree = Self::names_agree(&v);
         let mut out = Vec::new();
@@ -1107,7 +1375,13 @@ impl Model {
             });
         }
         for f in 0..N_FIELDS {
-            let (base, tf, implied) = self.field_term(f, v[f], a, ta, tb, names_agree);
+            let exact_f = match f {
+                compare::GIVEN => exact[0],
+                compare::FAMILY => exact[1],
+                compare::COUNTRY => exact[2],
+                _ => f64::NAN,
+            };
+            let (base, tf, implied) = self.field_term_exact(f, v[f], exact_f, names_agree);
             raw += base + tf;
             if explain {
                 let mut detail = compare::field_values(f, a, b);

@@ -96,7 +96,35 @@ pub fn compare_levels(
 
 /// American Soundex of the first token (blocking key and phonetic agreement).
 pub fn phonetic(token: &str) -> String {
-    let mut out = String::with_capacity(4);
+    phonetic_code(token).as_str().to_string()
+}
+
+/// A [`phonetic`] code held inline (empty, or 4 ASCII bytes): batch blocking hashes codes of
+/// every record without allocating a string for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PhoneticCode {
+    len: u8,
+    bytes: [u8; 4],
+}
+
+impl PhoneticCode {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len).min(4)]
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// [`phonetic`] without allocating.
+pub fn phonetic_code(token: &str) -> PhoneticCode {
+    let mut out = PhoneticCode::default();
+    let mut n = 0usize;
     let mut last = 0u8;
     for (i, c) in token.bytes().filter(u8::is_ascii_alphabetic).enumerate() {
         let code = match c.to_ascii_uppercase() {
@@ -110,18 +138,24 @@ pub fn phonetic(token: &str) -> String {
             _ => 0,
         };
         if i == 0 {
-            out.push(c.to_ascii_uppercase() as char);
+            out.bytes[n] = c.to_ascii_uppercase();
+            n += 1;
         } else if code != 0 && code != last {
-            out.push(code as char);
+            out.bytes[n] = code;
+            n += 1;
         }
         last = code;
-        if out.len() == 4 {
+        if n == 4 {
             break;
         }
     }
-    while !out.is_empty() && out.len() < 4 {
-        out.push('0');
+    if n > 0 {
+        while n < 4 {
+            out.bytes[n] = b'0';
+            n += 1;
+        }
     }
+    out.len = n as u8;
     out
 }
 
@@ -326,5 +360,14 @@ mod tests {
         assert_eq!(phonetic("RUPERT"), "R163");
         assert_eq!(phonetic("ASHCRAFT"), "A261");
         assert_eq!(phonetic(""), "");
+        // short names (zero padding), digits and non-letters, long names; a leading H or W
+        // is skipped with its letter (as the blocking keys have always been spelled)
+        assert_eq!(phonetic("HUANG"), "5200");
+        assert_eq!(phonetic("LI"), "L000");
+        assert_eq!(phonetic("O'BRIEN-2"), "O165");
+        assert_eq!(phonetic("123"), "");
+        assert_eq!(phonetic("WASHINGTONIANS"), "2523");
+        assert_eq!(phonetic_code("ROBERT").as_bytes(), b"R163");
+        assert!(phonetic_code("").is_empty());
     }
 }

@@ -1,6 +1,6 @@
 //! The record the resolver compares, and its prepared (normalized, parsed-once) form.
 
-use crate::names::{normalize, parse_name, phonetic, ParsedName};
+use crate::names::{normalize, parse_name, phonetic, phonetic_code, ParsedName};
 use verity_model::{Identity, PartialDate, Sex};
 
 /// One input record: an identity plus the identifiers the domain model has no slot for.
@@ -255,8 +255,9 @@ impl Prepared {
         let g0 = self.name.given.first().map(String::as_str).unwrap_or("");
         let f0 = self.name.family.first().map(String::as_str).unwrap_or("");
         let fl = self.name.family.last().map(String::as_str).unwrap_or("");
-        let (gp, fp) = (phonetic(g0), phonetic(f0));
-        let flp = if fl == f0 { fp.clone() } else { phonetic(fl) };
+        // codes held inline: no string per code
+        let (gp, fp) = (phonetic_code(g0), phonetic_code(f0));
+        let flp = if fl == f0 { fp } else { phonetic_code(fl) };
         let (gi, fi) = (first_char(g0), first_char(f0));
         let key = KeyHasher::new;
         if !fp.is_empty() && !gi.is_empty() {
@@ -278,7 +279,11 @@ impl Prepared {
             }
         }
         if !gp.is_empty() && !fp.is_empty() {
-            let (x, y) = if gp <= fp { (&gp, &fp) } else { (&fp, &gp) };
+            let (x, y) = if gp.as_bytes() <= fp.as_bytes() {
+                (&gp, &fp)
+            } else {
+                (&fp, &gp)
+            };
             out.push(
                 key(b"pp:")
                     .text(x.as_bytes())
@@ -301,8 +306,8 @@ impl Prepared {
             }
             for (k, t) in self.name.family.iter().enumerate() {
                 let code = match k {
-                    0 => fp.clone(),
-                    _ => phonetic(t),
+                    0 => fp,
+                    _ => phonetic_code(t),
                 };
                 if !code.is_empty() {
                     out.push(

@@ -204,7 +204,8 @@ fn read_records_in(
 ) -> Result<(Vec<Record>, Vec<SkippedRow>), ReadError> {
     let builder = || {
         let mut b = csv::ReaderBuilder::new();
-        b.trim(csv::Trim::All).flexible(true);
+        // fields are trimmed where they are read (`parse_row`), without copying the row
+        b.trim(csv::Trim::Headers).flexible(true);
         b
     };
     let mut rdr = builder().from_reader(bytes);
@@ -416,7 +417,8 @@ fn parse_row(
     let get = |role: usize| -> Result<&str, ReadError> {
         match cols.get(role).copied().flatten() {
             None => Ok(""),
-            Some(i) => std::str::from_utf8(rec.get(i).unwrap_or(b""))
+            // ASCII whitespace trimmed first, as the csv reader's `Trim::All` would
+            Some(i) => std::str::from_utf8(rec.get(i).unwrap_or(b"").trim_ascii())
                 .map(str::trim)
                 .map_err(|e| {
                     value_err(
@@ -539,6 +541,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("line 3") && msg.contains("'first'"), "{msg}");
+    }
+
+    #[test]
+    fn fields_are_trimmed_as_the_reader_trimmed_them() {
+        // spaces and tabs around plain and quoted fields, and around an invalid byte: the
+        // error still names the column and reports the offset within the trimmed value
+        let csv = b"rec,first,last,born,ss\n 1 ,\t Ann \t,\" Lee \", 19800101 ,\n";
+        let (r, _) = read_records(csv, "a.csv", &schema(), false).expect("ok");
+        assert_eq!(r[0].id, "1");
+        assert_eq!(r[0].identity.name.given, "Ann");
+        assert_eq!(r[0].identity.name.family, "Lee");
+        let bad = b"rec,first,last,born,ss\n1,  \xffB,Kim,19800102,\n";
+        let msg = read_records(bad, "a.csv", &schema(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("'first'") && msg.contains("index 0"), "{msg}");
     }
 
     #[test]

@@ -73,7 +73,11 @@ pub fn levenshtein(a: &str, b: &str) -> usize {
 /// True when two equal-length strings differ in exactly one position or by one adjacent
 /// transposition (the typical keying error in a number).
 pub fn one_typo(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+    one_typo_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// [`one_typo`] on bytes.
+pub fn one_typo_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() || a == b {
         return false;
     }
