@@ -12,6 +12,10 @@
 //!   warm name memo, so only the first is the cold figure).
 //! * `time_parts [identities] [probes] [seed]`: the same parts on generated records (no CSV).
 use std::fmt::Write as _;
+
+// The allocator of the `verity` binary (see its main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::Path;
 use std::time::Instant;
 use verity_resolve::bench::{generate, BenchConfig};
