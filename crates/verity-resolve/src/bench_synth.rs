@@ -167,8 +167,17 @@ fn written_record(id: String, identity: &Identity, fin_and_state_id: bool) -> Re
     record
 }
 
+/// Set to `1` to draw gallery and probe records from the booking match records too.
+pub const BOOKING_MATCHES_ENV: &str = "VERITY_BENCH_BOOKING_MATCHES";
+
 /// A person of the world, generated on as many threads as the machine has.
+///
+/// The DHS booking match records the generator adds since session 6 (a copy of a booking's
+/// identity with its FIN and FBI number) are left out unless [`BOOKING_MATCHES_ENV`] is `1`, so
+/// the benchmark's gallery and probes are drawn from the same records as in sessions 1–5 and
+/// figures stay comparable.
 fn persons(seed: u64, indices: &[u64]) -> Vec<(PersonTruth, Vec<SourceRecord>)> {
+    let with_booking_matches = std::env::var(BOOKING_MATCHES_ENV).is_ok_and(|v| v == "1");
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .min(indices.len().max(1));
@@ -179,7 +188,13 @@ fn persons(seed: u64, indices: &[u64]) -> Vec<(PersonTruth, Vec<SourceRecord>)> 
             .map(|part| {
                 s.spawn(move || {
                     part.iter()
-                        .map(|&i| generate_person(seed, i))
+                        .map(|&i| {
+                            let (truth, mut records) = generate_person(seed, i);
+                            if !with_booking_matches {
+                                records.retain(|r| !verity_synth::person::is_booking_match(r));
+                            }
+                            (truth, records)
+                        })
                         .collect::<Vec<_>>()
                 })
             })

@@ -1791,8 +1791,91 @@ impl<'a> Life<'a> {
                 body: p.body,
             });
         }
+        let first_enrollment = self.biometric_events.iter().map(|e| e.0).min();
+        let matches = booking_matches(
+            self.seed,
+            self.index,
+            &base,
+            fin.as_ref().zip(first_enrollment),
+            fbi.as_ref(),
+            &records,
+        );
+        records.extend(matches);
         (self.truth, records)
     }
+}
+
+/// The day booking fingerprints began to be checked against the DHS biometric repository
+/// everywhere (state bureau -> FBI NGI -> DHS IDENT interoperability was nationwide by 2013;
+/// the reference texts give no finer date, so the first day of that year).
+pub const INTEROPERABILITY_NATIONWIDE: (i32, u32, u32) = (2013, 1, 1);
+
+/// The RNG stream of the booking match records (0: core identity, 1: life history).
+const BOOKING_MATCH_STREAM: u64 = 2;
+
+/// Whether `record` is a DHS biometric match made when an arrest's booking prints were checked
+/// against the DHS repository (a fingerprint record captured by the criminal-history system).
+/// Fingerprint enrollments proper are captured by benefits, travel or enforcement encounters.
+pub fn is_booking_match(record: &SourceRecord) -> bool {
+    matches!(&record.body, RecordBody::Biometrics(b) if b.captured_by == RecordSystem::Criminal)
+}
+
+/// Booking interoperability: each arrest booked on or after [`INTEROPERABILITY_NATIONWIDE`] of
+/// a person who already had a DHS fingerprint enrollment (their FIN, first enrolled strictly
+/// before the arrest) left a DHS match record carrying that FIN and the arrest's FBI number,
+/// and the state id (SID) when the arrest record carries one. A first-time encounter makes no
+/// match. `enrolled` is the person's FIN and first enrollment date; `records` are the person's
+/// other records, already complete. The randomness comes from the person's own
+/// [`BOOKING_MATCH_STREAM`], and record numbers follow the other records', so every other
+/// record stays byte-identical to a world generated without these.
+fn booking_matches(
+    seed: u64,
+    index: u64,
+    base: &Identity,
+    enrolled: Option<(&Fin, NaiveDate)>,
+    fbi: Option<&FbiNumber>,
+    records: &[SourceRecord],
+) -> Vec<SourceRecord> {
+    let (Some((fin, first_enrolled)), Some(fbi)) = (enrolled, fbi) else {
+        return Vec::new();
+    };
+    let (y, m, d) = INTEROPERABILITY_NATIONWIDE;
+    let nationwide = ymd(y, m, d);
+    let mut rng = stream(seed, index, BOOKING_MATCH_STREAM);
+    let mut out = Vec::new();
+    for r in records {
+        let RecordBody::Criminal(c) = &r.body else {
+            continue;
+        };
+        let Some(arrested) = c.arrest_date.to_naive() else {
+            continue;
+        };
+        if arrested < nationwide || arrested <= first_enrolled {
+            continue;
+        }
+        // Record numbers are 8 bits of the record id (see `record_id`).
+        let seq = (records.len() + out.len()) as u64;
+        if seq > 0xFF {
+            break;
+        }
+        let mut id = base.clone();
+        id.name.original.clear();
+        id.ids.fin = Some(fin.clone());
+        id.ids.fbi_number = Some(fbi.clone());
+        id.ids.state_id = r.identity.ids.state_id.clone();
+        let identity = noise::perturb(&id, &mut rng, 0.3);
+        out.push(SourceRecord {
+            record_id: record_id(RecordSystem::Biometrics, seed, index, seq),
+            identity,
+            body: RecordBody::Biometrics(BiometricsRecord {
+                fin: fin.clone(),
+                enrolled: c.arrest_date,
+                captured_by: RecordSystem::Criminal,
+                fingers: 10,
+            }),
+        });
+    }
+    out
 }
 
 /// Finds an earlier noncitizen for a citizen to resemble.
@@ -1976,6 +2059,131 @@ mod tests {
                 assert!(seen.insert(r.record_id));
             }
         }
+    }
+
+    /// The enrollment FIN and first enrollment date of a person's records, if enrolled.
+    fn enrollment(records: &[SourceRecord]) -> Option<(Fin, PartialDate)> {
+        let key = |d: &PartialDate| (d.year, d.month, d.day);
+        records
+            .iter()
+            .filter(|r| !is_booking_match(r))
+            .filter_map(|r| match &r.body {
+                RecordBody::Biometrics(b) => Some((b.fin.clone(), b.enrolled)),
+                _ => None,
+            })
+            .min_by_key(|(_, d)| key(d))
+    }
+
+    #[test]
+    fn booking_matches_follow_each_arrest_after_enrollment_and_interoperability() {
+        let (y, m, d) = INTEROPERABILITY_NATIONWIDE;
+        let nationwide = ymd(y, m, d);
+        let mut matched = 0;
+        for i in 0..4_000 {
+            let (truth, records) = generate_person(5, i);
+            // Appended after every other record.
+            let first = records
+                .iter()
+                .position(is_booking_match)
+                .unwrap_or(records.len());
+            assert!(records[first..].iter().all(is_booking_match));
+            let fbis: std::collections::BTreeSet<String> = records[..first]
+                .iter()
+                .filter_map(|r| r.identity.ids.fbi_number.as_ref())
+                .map(|f| f.to_string())
+                .collect();
+            let expected: Vec<PartialDate> = match enrollment(&records) {
+                None => Vec::new(),
+                Some((_, enrolled)) => records[..first]
+                    .iter()
+                    .filter_map(|r| match &r.body {
+                        RecordBody::Criminal(c) => Some(c.arrest_date),
+                        _ => None,
+                    })
+                    .filter(|a| {
+                        let a = a.to_naive().unwrap_or(NaiveDate::MIN);
+                        a >= nationwide && Some(a) > enrolled.to_naive()
+                    })
+                    .collect(),
+            };
+            let got: Vec<PartialDate> = records[first..]
+                .iter()
+                .filter_map(|r| match &r.body {
+                    RecordBody::Biometrics(b) => Some(b.enrolled),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(got, expected, "{}", truth.person_id);
+            let mut fbi_on_matches = std::collections::BTreeSet::new();
+            for r in &records[first..] {
+                let RecordBody::Biometrics(b) = &r.body else {
+                    unreachable!("filtered above")
+                };
+                assert_eq!(Some(&b.fin), enrollment(&records).as_ref().map(|e| &e.0));
+                assert_eq!(b.fingers, 10);
+                // The person's one FBI number (the other records may all have lost theirs).
+                if let Some(f) = &r.identity.ids.fbi_number {
+                    assert!(
+                        fbis.is_empty() || fbis.contains(f.as_str()),
+                        "{} {f}",
+                        truth.person_id
+                    );
+                    fbi_on_matches.insert(f.to_string());
+                }
+                if let Some(f) = &r.identity.ids.fin {
+                    assert_eq!(f, &b.fin);
+                }
+                // Born here, never fingerprinted by DHS: no match.
+                assert_ne!(truth.status, ImmigrationStatus::UsCitizenBirth);
+            }
+            assert!(fbis.len() + fbi_on_matches.len() <= 2 && fbi_on_matches.len() <= 1);
+            matched += records.len() - first;
+        }
+        assert!(matched > 20, "only {matched} booking matches");
+    }
+
+    #[test]
+    fn a_first_time_encounter_makes_no_booking_match() {
+        // A person with an arrest after interoperability and a FIN.
+        let (y, m, d) = INTEROPERABILITY_NATIONWIDE;
+        let nationwide = ymd(y, m, d);
+        let (seed, index, records) = (0..4_000)
+            .map(|i| (7, i, generate_person(7, i).1))
+            .find(|(_, _, r)| r.iter().any(is_booking_match))
+            .expect("someone with a booking match");
+        let others: Vec<SourceRecord> = records
+            .iter()
+            .filter(|r| !is_booking_match(r))
+            .cloned()
+            .collect();
+        let (fin, _) = enrollment(&others).expect("enrolled");
+        let fbi = others
+            .iter()
+            .find_map(|r| r.identity.ids.fbi_number.clone())
+            .expect("arrested");
+        let arrests: Vec<NaiveDate> = others
+            .iter()
+            .filter_map(|r| match &r.body {
+                RecordBody::Criminal(c) => c.arrest_date.to_naive(),
+                _ => None,
+            })
+            .filter(|a| *a >= nationwide)
+            .collect();
+        let base = Identity::default();
+        let early = ymd(2000, 1, 1);
+        let made = booking_matches(seed, index, &base, Some((&fin, early)), Some(&fbi), &others);
+        assert_eq!(made.len(), arrests.len());
+        // Enrolled on the day of the first such arrest: that booking was the first encounter
+        // and makes no match; later ones do.
+        let first = arrests.iter().min().copied().expect("an arrest");
+        let made = booking_matches(seed, index, &base, Some((&fin, first)), Some(&fbi), &others);
+        assert_eq!(made.len(), arrests.iter().filter(|a| **a > first).count());
+        assert!(made.len() < arrests.len());
+        assert!(booking_matches(seed, index, &base, None, Some(&fbi), &others).is_empty());
+        // Ids stay unique and distinct from the person's other records.
+        let ids: std::collections::BTreeSet<&String> =
+            records.iter().map(|r| &r.record_id).collect();
+        assert_eq!(ids.len(), records.len());
     }
 
     #[test]

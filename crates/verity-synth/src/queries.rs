@@ -346,11 +346,16 @@ fn query_body(
     if let Some(o) = OFFENSES.choose(rng) {
         m.insert("offense_code".into(), json!(o));
     }
-    // Identifiers the person really has, when the encounter produced them.
-    let a_number = records.iter().find_map(|r| r.identity.ids.a_number.clone());
-    let fbi = records
-        .iter()
-        .find_map(|r| r.identity.ids.fbi_number.clone());
+    // Identifiers the person really has, when the encounter produced them. Booking match
+    // records (DHS's copy of an arrest's FBI number) are left out, so that the query set is
+    // the one the world without them gave: figures stay comparable across that change.
+    let own = || {
+        records
+            .iter()
+            .filter(|r| !crate::person::is_booking_match(r))
+    };
+    let a_number = own().find_map(|r| r.identity.ids.a_number.clone());
+    let fbi = own().find_map(|r| r.identity.ids.fbi_number.clone());
     let (p_a, p_fbi) = if truth.is_citizen() {
         (0.15, 0.3)
     } else {

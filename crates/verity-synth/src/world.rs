@@ -18,9 +18,10 @@ use std::path::{Path, PathBuf};
 use verity_model::record::csv_header;
 use verity_model::RecordSystem;
 
-/// Written into `manifest.json`; bump the format number whenever output for a seed changes.
+/// Written into `manifest.json`; bump the format number whenever output for a seed changes
+/// (format 2: DHS booking match records, session 6).
 pub const GENERATOR_VERSION: &str =
-    concat!("verity-synth ", env!("CARGO_PKG_VERSION"), " format 1");
+    concat!("verity-synth ", env!("CARGO_PKG_VERSION"), " format 2");
 
 /// People generated per work unit.
 pub const CHUNK: u64 = 10_000;

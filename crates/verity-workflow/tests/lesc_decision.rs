@@ -273,6 +273,157 @@ fn a_removal_on_record_and_todays_encounter_is_previously_removed() {
     assert!(dec.automatic, "{:?}", dec.reviews);
 }
 
+/// A current TPS grant, and the fingerprints taken at the person's arrival on 2021-02-24.
+fn tps_holder_records() -> Vec<SourceRecord> {
+    vec![
+        SourceRecord {
+            record_id: "BEN-TPS".into(),
+            identity: person("SV"),
+            body: RecordBody::Benefits(BenefitsRecord {
+                receipt_number: "EAC1".into(),
+                benefit: BenefitType::Tps,
+                outcome: BenefitOutcome::Granted,
+                filed: Some(d("2023-08-15")),
+                decided: Some(d("2024-05-15")),
+                valid_until: Some(d("2027-09-30")),
+            }),
+        },
+        SourceRecord {
+            record_id: "BIO-ARRIVAL".into(),
+            identity: person("SV"),
+            body: RecordBody::Biometrics(BiometricsRecord {
+                fin: Fin::parse("5504121001").expect("fin"),
+                enrolled: d("2021-02-24"),
+                captured_by: RecordSystem::Travel,
+                fingers: 10,
+            }),
+        },
+    ]
+}
+
+/// The arrival on a visitor visa (long expired): alone it reads "overstay".
+fn b2_arrival(id: &str, date: &str) -> SourceRecord {
+    SourceRecord {
+        record_id: id.into(),
+        identity: person("SV"),
+        body: RecordBody::Travel(TravelRecord {
+            direction: TravelDirection::Arrival,
+            date: d(date),
+            class_of_admission: "B2".into(),
+            admit_until: Some(d("2021-08-24")),
+            port: "NEW YORK JFK NY".into(),
+        }),
+    }
+}
+
+#[test]
+fn a_runner_up_the_querys_identifier_rules_out_and_that_changes_nothing_is_no_ambiguity() {
+    let (rules, policy) = setup();
+    // The query's A-number picks the TPS holder; the arrival record carrying only a passport
+    // stays apart (no shared identifier) and is plausible on name and birth date.
+    let cands = [
+        cand("TOP", 0.9999, true, tps_holder_records()),
+        cand(
+            "ARRIVAL",
+            0.40,
+            false,
+            vec![b2_arrival("TRV-1", "2021-02-24")],
+        ),
+    ];
+    let dec = decide(&cands, &ctx(false), &rules, &policy);
+    assert_eq!(dec.determination.status, ImmigrationStatus::TpsHolder);
+    assert!(dec.automatic, "{:?}", dec.reviews);
+
+    // Without the query's identifier agreeing with the top candidate it stays ambiguous.
+    let unpinned = [
+        cand("TOP", 0.9999, false, tps_holder_records()),
+        cand(
+            "ARRIVAL",
+            0.40,
+            false,
+            vec![b2_arrival("TRV-1", "2021-02-24")],
+        ),
+    ];
+    let dec = decide(&unpinned, &ctx(false), &rules, &policy);
+    assert!(!dec.automatic);
+    assert!(dec
+        .reviews
+        .iter()
+        .any(|r| matches!(r, ReviewReason::AmbiguousIdentity { .. })));
+
+    // A runner-up that would change the status were it the same person (a final order) keeps
+    // the review, identifier or not.
+    let mut order = final_order("K9");
+    order.identity = person("SV");
+    let changing = [
+        cand("TOP", 0.9999, true, tps_holder_records()),
+        cand("ORDER", 0.40, false, vec![order]),
+    ];
+    let dec = decide(&changing, &ctx(false), &rules, &policy);
+    assert!(!dec.automatic);
+    assert!(dec
+        .reviews
+        .iter()
+        .any(|r| matches!(r, ReviewReason::AmbiguousIdentity { .. })));
+
+    // A runner-up sharing the query's identifier is not ruled out by it.
+    let both_strong = [
+        cand("TOP", 0.9999, true, tps_holder_records()),
+        cand(
+            "ARRIVAL",
+            0.40,
+            true,
+            vec![b2_arrival("TRV-1", "2021-02-24")],
+        ),
+    ];
+    assert!(!decide(&both_strong, &ctx(false), &rules, &policy).automatic);
+
+    // A plausible citizen runner-up still gives the citizenship answer and its review.
+    let citizen = [
+        cand("TOP", 0.9999, true, tps_holder_records()),
+        cand("CIT", 0.40, false, vec![passport("Z1")]),
+    ];
+    let dec = decide(&citizen, &ctx(false), &rules, &policy);
+    assert!(dec.determination.status.is_citizen_or_potential());
+    assert!(dec.citizenship_review);
+}
+
+#[test]
+fn the_enrolling_record_is_looked_for_among_harmless_runner_ups_only() {
+    let (rules, policy) = setup();
+    // Alone, the top candidate lacks the arrival its fingerprints were taken at.
+    let dec = decide(
+        &[cand("TOP", 0.9999, true, tps_holder_records())],
+        &ctx(false),
+        &rules,
+        &policy,
+    );
+    assert!(dec
+        .reviews
+        .iter()
+        .any(|r| matches!(r, ReviewReason::EnrollingRecordMissing { .. })));
+    // An arrival of another day does not stand in for it.
+    let dec = decide(
+        &[
+            cand("TOP", 0.9999, true, tps_holder_records()),
+            cand(
+                "ARRIVAL",
+                0.40,
+                false,
+                vec![b2_arrival("TRV-1", "2022-06-01")],
+            ),
+        ],
+        &ctx(false),
+        &rules,
+        &policy,
+    );
+    assert!(!dec.automatic);
+    assert!(dec
+        .reviews
+        .iter()
+        .any(|r| matches!(r, ReviewReason::EnrollingRecordMissing { .. })));
+}
+
 fn any_candidate() -> impl Strategy<Value = Candidate> {
     let records = prop_oneof![
         Just(vec![final_order("K")]),

@@ -253,25 +253,43 @@ pub fn decide(
     // is not merged into the answer either. The "would not change the status" test matters:
     // an arrest after a removal makes "previously removed" (bench: 4 wrong automatic
     // "pending proceedings" answers per 2,000 queries without it).
-    let mut ambiguous_runner_up = None;
-    for &i in plausible.iter().skip(1) {
-        let c = &candidates[i];
-        if c.probability <= policy.runner_up_max {
-            continue;
-        }
-        // Not for a permanent resident: the bench showed one wrong-person automatic LPR
-        // answer (seed 2) without this exception.
-        let harmless = determination.status != ImmigrationStatus::Lpr
-            && status_neutral(&c.records)
+    //
+    // Likewise any runner-up when an identifier of the query (or fingerprints) picks the top
+    // candidate and agrees with none of the runner-up's records: the query's identifier says
+    // who the subject is, and the runner-up (name and birth date only; usually the same
+    // person's records that share no identifier with the rest, a travel record carrying only
+    // a passport) neither contradicts an identifier, nor shows citizenship, nor changes the
+    // status were it the same person. Were it another person, it says nothing of the subject.
+    let pinned = best.strong_identifier || best.biometric;
+    let harmless = |c: &Candidate| {
+        let kind_ok = if pinned && !c.strong_identifier && !c.biometric {
+            true
+        } else {
+            // Not for a permanent resident: the bench showed one wrong-person automatic LPR
+            // answer (seed 2) without this exception.
+            determination.status != ImmigrationStatus::Lpr && status_neutral(&c.records)
+        };
+        kind_ok
             && rules
                 .determine(&c.records, ctx.today)
                 .citizenship_indicia
                 .is_empty()
             && !identifiers_conflict(&best.records, &c.records)
-            && merged_status(&best.records, &c.records, rules, ctx.today) == determination.status;
-        if !harmless {
+            && merged_status(&best.records, &c.records, rules, ctx.today) == determination.status
+    };
+    let mut ambiguous_runner_up = None;
+    let mut harmless_runner_ups: Vec<usize> = Vec::new();
+    for &i in plausible.iter().skip(1) {
+        let c = &candidates[i];
+        if harmless(c) {
+            harmless_runner_ups.push(i);
+            continue;
+        }
+        if c.probability <= policy.runner_up_max {
+            continue;
+        }
+        if ambiguous_runner_up.is_none() {
             ambiguous_runner_up = Some(c.probability);
-            break;
         }
     }
     if let Some(runner_up) = ambiguous_runner_up {
@@ -305,6 +323,9 @@ pub fn decide(
     }
     for &i in plausible.iter().skip(1) {
         let c = &candidates[i];
+        if harmless_runner_ups.contains(&i) {
+            continue;
+        }
         let d = rules.determine_encountered(&c.records, ctx.today);
         if d.citizenship_indicia.is_empty()
             && !d.basis.is_empty()
@@ -383,7 +404,28 @@ pub fn decide(
             citizenship_review = true;
         }
     }
-    if let Some((system, enrolled)) = enrolling_record_missing(&best.records) {
+    // The enrolling encounter's record may be among the harmless runner-ups (the same
+    // person's arrival record carrying only a passport): found there, it is not missing, and
+    // with it the status is the same (that is what harmless means).
+    let with_harmless: Vec<SourceRecord> = best
+        .records
+        .iter()
+        .chain(
+            harmless_runner_ups
+                .iter()
+                .flat_map(|&i| candidates[i].records.iter()),
+        )
+        .cloned()
+        .collect();
+    let found_among_harmless = !harmless_runner_ups.is_empty()
+        && enrolling_record_missing(&with_harmless).is_none()
+        && rules
+            .determine_encountered(&with_harmless, ctx.today)
+            .status
+            == determination.status;
+    if let Some((system, enrolled)) =
+        enrolling_record_missing(&best.records).filter(|_| !found_among_harmless)
+    {
         reviews.push(ReviewReason::EnrollingRecordMissing { system, enrolled });
     }
     let removable = policy.removable_statuses.contains(&determination.status);
