@@ -4,13 +4,70 @@
 //! The store does not decide anything about leads: the workflow hands it batches of outcomes
 //! ([`LeadBatch`]) and each batch commits together with the run's resume cursor, so an
 //! interrupted run restarts exactly after the last committed person.
+//!
+//! **Sweep keys** (the citizenship and status sweeps of lead runs) are stored as 64-bit hashes
+//! since migration 0007 ([`sweep_key_hash`]; tables `lead_citizen_hashes`,
+//! `lead_status_hashes`). What a lead run should call:
+//! - a full run writing every record's keys: [`Store::add_citizen_key_hashes`] and
+//!   [`Store::add_status_key_hashes`] with keys hashed by [`sweep_key_hash`] on its own worker
+//!   threads, rows sorted (the text-key [`Store::add_citizen_keys`] and
+//!   [`Store::add_status_keys`] still work and hash inside, on the calling task);
+//! - an incremental run: the same to add the changed records' keys, then
+//!   [`Store::citizen_hashes_among`] and [`Store::status_hash_holders`] to look keys up (the
+//!   text-key [`Store::citizen_keys_among`] and [`Store::status_key_holders`] still work);
+//!   [`Store::revs_by_identifiers`] and [`Store::record_heads_by_revs`] follow identifiers
+//!   without reading whole records;
+//! - before either relies on the tables: [`Store::move_text_sweep_keys`] (hashes rows a store
+//!   written before 0007 left in the text tables; instant when there are none).
 
 use crate::backend::{with_pool, Backend, Store, StoreRow};
 use crate::error::{DbContext, StoreError};
+use crate::records::IdKind;
 use crate::scan::{placeholders, value_rows, VALUES_PER_QUERY};
 use sqlx::Row;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use verity_model::FieldError;
+
+/// The stored 64-bit hash of a sweep key (migration 0007): FNV-1a over the key's bytes, then
+/// MurmurHash3's 64-bit finalizer (FNV alone mixes the last bytes poorly). Stored on disk: it
+/// must never change. Two keys sharing a hash (about one pair in 10^19 per look-up) can only
+/// make a sweep match that is not there, which parks a lead or sends it to citizenship
+/// review: never a lead that should not be.
+pub fn sweep_key_hash(key: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in key.as_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    i64::from_ne_bytes(h.to_ne_bytes())
+}
+
+/// What an incremental lead run needs of a record to link it into its person without reading
+/// the whole record: its identifier columns (canonical text, as stored), and its JSON only
+/// when it is a fingerprint enrollment, whose body FIN links too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordHead {
+    pub rev: i64,
+    pub record_id: String,
+    /// The record system's code (`verity_model::RecordSystem::code`).
+    pub system: String,
+    pub a_number: Option<String>,
+    pub fin: Option<String>,
+    pub fbi_number: Option<String>,
+    pub ssn: Option<String>,
+    pub passport: Option<String>,
+    pub state_id: Option<String>,
+    /// The whole record's JSON, for biometrics records only.
+    pub biometrics_json: Option<String>,
+}
+
+/// Rows per transaction when moving text sweep keys to the hashed tables.
+const MOVE_PAGE: i64 = 20_000;
 
 verity_model::code_enum! {
     /// What a field officer found when working a lead.
@@ -794,22 +851,33 @@ impl Store {
         Ok(out)
     }
 
-    /// Adds name-and-birth-date keys of records with citizenship indicia (idempotent).
+    /// Adds name-and-birth-date keys of records with citizenship indicia (idempotent), hashed
+    /// ([`sweep_key_hash`]).
     pub async fn add_citizen_keys(&self, keys: &[String]) -> Result<(), StoreError> {
-        if keys.is_empty() {
+        let hashes: Vec<i64> = keys.iter().map(|k| sweep_key_hash(k)).collect();
+        self.add_citizen_key_hashes(&hashes).await
+    }
+
+    /// Adds hashed citizenship sweep keys (idempotent; any order, sorted here so the inserts
+    /// walk the b-tree in order).
+    pub async fn add_citizen_key_hashes(&self, hashes: &[i64]) -> Result<(), StoreError> {
+        if hashes.is_empty() {
             return Ok(());
         }
+        let mut sorted = hashes.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
         let kind = self.kind();
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.ctx("start a citizen key insert")?;
-            for chunk in keys.chunks(VALUES_PER_QUERY) {
+            for chunk in sorted.chunks(VALUES_PER_QUERY) {
                 let sql = format!(
-                    "INSERT INTO lead_citizen_keys (citizen_key) VALUES {} ON CONFLICT DO NOTHING",
+                    "INSERT INTO lead_citizen_hashes (key_hash) VALUES {} ON CONFLICT DO NOTHING",
                     value_rows(kind, chunk.len(), 1)
                 );
                 let mut q = sqlx::query(&sql);
-                for k in chunk {
-                    q = q.bind(k.as_str());
+                for h in chunk {
+                    q = q.bind(*h);
                 }
                 q.execute(&mut *tx).await.ctx("insert citizen keys")?;
             }
@@ -818,22 +886,37 @@ impl Store {
         })
     }
 
-    /// Which of `keys` are citizen keys.
+    /// Which of `keys` are citizen keys (by hash: see [`sweep_key_hash`]).
     pub async fn citizen_keys_among(
         &self,
         keys: &[String],
     ) -> Result<BTreeSet<String>, StoreError> {
+        let hashes: Vec<i64> = keys.iter().map(|k| sweep_key_hash(k)).collect();
+        let found = self.citizen_hashes_among(&hashes).await?;
+        Ok(keys
+            .iter()
+            .zip(&hashes)
+            .filter(|(_, h)| found.contains(h))
+            .map(|(k, _)| k.clone())
+            .collect())
+    }
+
+    /// Which of `hashes` are hashed citizenship sweep keys.
+    pub async fn citizen_hashes_among(&self, hashes: &[i64]) -> Result<BTreeSet<i64>, StoreError> {
+        let mut sorted = hashes.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
         let mut out = BTreeSet::new();
         let kind = self.kind();
         with_pool!(self, pool => {
-            for chunk in keys.chunks(VALUES_PER_QUERY) {
+            for chunk in sorted.chunks(VALUES_PER_QUERY) {
                 let sql = format!(
-                    "SELECT citizen_key FROM lead_citizen_keys WHERE citizen_key IN ({})",
+                    "SELECT key_hash FROM lead_citizen_hashes WHERE key_hash IN ({})",
                     placeholders(kind, chunk.len())
                 );
-                let mut q = sqlx::query_scalar::<_, String>(&sql);
-                for k in chunk {
-                    q = q.bind(k.as_str());
+                let mut q = sqlx::query_scalar::<_, i64>(&sql);
+                for h in chunk {
+                    q = q.bind(*h);
                 }
                 out.extend(q.fetch_all(pool).await.ctx("look up citizen keys")?);
             }
@@ -841,24 +924,36 @@ impl Store {
         Ok(out)
     }
 
-    /// Adds rows of the status sweep (migration 0006): (full-name-and-birth-date key, id of
-    /// the status-bearing record holding it). Idempotent.
+    /// Adds rows of the status sweep: (full-name-and-birth-date key, id of the status-bearing
+    /// record holding it), the key hashed ([`sweep_key_hash`]). Idempotent.
     pub async fn add_status_keys(&self, rows: &[(String, String)]) -> Result<(), StoreError> {
+        let hashed: Vec<(i64, String)> = rows
+            .iter()
+            .map(|(k, id)| (sweep_key_hash(k), id.clone()))
+            .collect();
+        self.add_status_key_hashes(&hashed).await
+    }
+
+    /// Adds status sweep rows: (key hash, record id). Idempotent; any order.
+    pub async fn add_status_key_hashes(&self, rows: &[(i64, String)]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
+        let mut sorted: Vec<&(i64, String)> = rows.iter().collect();
+        sorted.sort_unstable();
+        sorted.dedup();
         let kind = self.kind();
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.ctx("start a status key insert")?;
-            for chunk in rows.chunks(VALUES_PER_QUERY / 2) {
+            for chunk in sorted.chunks(VALUES_PER_QUERY / 2) {
                 let sql = format!(
-                    "INSERT INTO lead_status_keys (status_key, record_id) VALUES {} \
+                    "INSERT INTO lead_status_hashes (key_hash, record_id) VALUES {} \
                      ON CONFLICT DO NOTHING",
                     value_rows(kind, chunk.len(), 2)
                 );
                 let mut q = sqlx::query(&sql);
-                for (k, id) in chunk {
-                    q = q.bind(k.as_str()).bind(id.as_str());
+                for (h, id) in chunk {
+                    q = q.bind(*h).bind(id.as_str());
                 }
                 q.execute(&mut *tx).await.ctx("insert status keys")?;
             }
@@ -867,30 +962,242 @@ impl Store {
         })
     }
 
-    /// The status sweep rows whose key is one of `keys`: (key, record id), sorted.
+    /// The status sweep rows whose key is one of `keys`: (key, record id), sorted (by hash:
+    /// see [`sweep_key_hash`]).
     pub async fn status_key_holders(
         &self,
         keys: &[String],
     ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut by_hash: HashMap<i64, Vec<&String>> = HashMap::new();
+        for k in keys {
+            by_hash.entry(sweep_key_hash(k)).or_default().push(k);
+        }
+        let hashes: Vec<i64> = by_hash.keys().copied().collect();
+        let mut out = BTreeSet::new();
+        for (h, id) in self.status_hash_holders(&hashes).await? {
+            for k in by_hash.get(&h).into_iter().flatten() {
+                out.insert(((*k).clone(), id.clone()));
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// The status sweep rows whose key hash is one of `hashes`: (key hash, record id), sorted.
+    pub async fn status_hash_holders(
+        &self,
+        hashes: &[i64],
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut sorted = hashes.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
         let mut out = BTreeSet::new();
         let kind = self.kind();
         with_pool!(self, pool => {
-            for chunk in keys.chunks(VALUES_PER_QUERY) {
+            for chunk in sorted.chunks(VALUES_PER_QUERY) {
                 let sql = format!(
-                    "SELECT status_key, record_id FROM lead_status_keys WHERE status_key IN ({})",
+                    "SELECT key_hash, record_id FROM lead_status_hashes WHERE key_hash IN ({})",
                     placeholders(kind, chunk.len())
                 );
                 let mut q = sqlx::query(&sql);
-                for k in chunk {
-                    q = q.bind(k.as_str());
+                for h in chunk {
+                    q = q.bind(*h);
                 }
                 let op = "read status keys";
                 for r in q.fetch_all(pool).await.ctx("look up status keys")? {
-                    out.insert((r.text("status_key").ctx(op)?, r.text("record_id").ctx(op)?));
+                    out.insert((r.int("key_hash").ctx(op)?, r.text("record_id").ctx(op)?));
                 }
             }
         });
         Ok(out.into_iter().collect())
+    }
+
+    /// Hashes the sweep keys that a store written before migration 0007 holds in the text
+    /// tables (`lead_citizen_keys`, `lead_status_keys`) into the hashed ones and empties the
+    /// text tables, a page per transaction (so a stop loses nothing). Returns the rows moved;
+    /// one cheap query each when nothing is left.
+    pub async fn move_text_sweep_keys(&self) -> Result<u64, StoreError> {
+        let mut moved = 0u64;
+        loop {
+            let keys: Vec<String> = with_pool!(self, pool => {
+                sqlx::query_scalar(
+                    "SELECT citizen_key FROM lead_citizen_keys ORDER BY citizen_key LIMIT $1",
+                )
+                .bind(MOVE_PAGE)
+                .fetch_all(pool)
+                .await
+                .ctx("read text citizen keys")?
+            });
+            let Some(last) = keys.last() else { break };
+            let mut hashes: Vec<i64> = keys.iter().map(|k| sweep_key_hash(k)).collect();
+            hashes.sort_unstable();
+            hashes.dedup();
+            let kind = self.kind();
+            with_pool!(self, pool => {
+                let mut tx = pool.begin_write().await.ctx("start moving citizen keys")?;
+                for chunk in hashes.chunks(VALUES_PER_QUERY) {
+                    let sql = format!(
+                        "INSERT INTO lead_citizen_hashes (key_hash) VALUES {} ON CONFLICT DO NOTHING",
+                        value_rows(kind, chunk.len(), 1)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for h in chunk {
+                        q = q.bind(*h);
+                    }
+                    q.execute(&mut *tx).await.ctx("insert moved citizen keys")?;
+                }
+                sqlx::query("DELETE FROM lead_citizen_keys WHERE citizen_key <= $1")
+                    .bind(last.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .ctx("delete moved citizen keys")?;
+                tx.commit().await.ctx("commit moved citizen keys")?;
+            });
+            moved += keys.len() as u64;
+        }
+        loop {
+            let rows: Vec<(String, String)> = with_pool!(self, pool => {
+                let rows = sqlx::query(
+                    "SELECT status_key, record_id FROM lead_status_keys \
+                     ORDER BY status_key, record_id LIMIT $1",
+                )
+                .bind(MOVE_PAGE)
+                .fetch_all(pool)
+                .await
+                .ctx("read text status keys")?;
+                let op = "read text status keys";
+                rows.iter()
+                    .map(|r| Ok((r.text("status_key").ctx(op)?, r.text("record_id").ctx(op)?)))
+                    .collect::<Result<Vec<_>, StoreError>>()?
+            });
+            let Some((last_key, last_id)) = rows.last() else {
+                break;
+            };
+            let mut hashed: Vec<(i64, &str)> = rows
+                .iter()
+                .map(|(k, id)| (sweep_key_hash(k), id.as_str()))
+                .collect();
+            hashed.sort_unstable();
+            hashed.dedup();
+            let kind = self.kind();
+            with_pool!(self, pool => {
+                let mut tx = pool.begin_write().await.ctx("start moving status keys")?;
+                for chunk in hashed.chunks(VALUES_PER_QUERY / 2) {
+                    let sql = format!(
+                        "INSERT INTO lead_status_hashes (key_hash, record_id) VALUES {} \
+                         ON CONFLICT DO NOTHING",
+                        value_rows(kind, chunk.len(), 2)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for (h, id) in chunk {
+                        q = q.bind(*h).bind(*id);
+                    }
+                    q.execute(&mut *tx).await.ctx("insert moved status keys")?;
+                }
+                sqlx::query(
+                    "DELETE FROM lead_status_keys WHERE status_key < $1 \
+                     OR (status_key = $2 AND record_id <= $3)",
+                )
+                .bind(last_key.as_str())
+                .bind(last_key.as_str())
+                .bind(last_id.as_str())
+                .execute(&mut *tx)
+                .await
+                .ctx("delete moved status keys")?;
+                tx.commit().await.ctx("commit moved status keys")?;
+            });
+            moved += rows.len() as u64;
+        }
+        Ok(moved)
+    }
+
+    /// The revs of every record holding one of `values` as its `kind` identifier (for a FIN,
+    /// also the fingerprint enrollments with that FIN in their body), each once, sorted. Read
+    /// from the identifier indexes alone, not the records. Values that are not valid
+    /// identifiers of that kind match nothing.
+    pub async fn revs_by_identifiers(
+        &self,
+        kind: IdKind,
+        values: &[String],
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut canonical: Vec<String> = values
+            .iter()
+            .filter_map(|v| kind.canonical(v).ok())
+            .collect();
+        canonical.sort_unstable();
+        canonical.dedup();
+        // The expression indexed by migration 0007. SQLite is told to use that index: left to
+        // itself it chose the index on `system` and read every enrollment (seconds at
+        // 1,000,000 people).
+        let body_fin = match self.kind() {
+            crate::BackendKind::Sqlite => {
+                "records INDEXED BY records_body_fin WHERE system = 'biometrics' \
+                 AND json_extract(record_json, '$.body.fin')"
+            }
+            crate::BackendKind::Postgres => {
+                "records WHERE system = 'biometrics' \
+                 AND ((record_json::jsonb) -> 'body' ->> 'fin')"
+            }
+        };
+        let mut out = Vec::new();
+        with_pool!(self, pool => {
+            for chunk in canonical.chunks(VALUES_PER_QUERY) {
+                let marks = placeholders(self.kind(), chunk.len());
+                // The column name comes from a closed enum, never from input.
+                let mut sqls = vec![format!(
+                    "SELECT rev FROM records WHERE {} IN ({marks})",
+                    kind.code()
+                )];
+                if kind == IdKind::Fin {
+                    sqls.push(format!("SELECT rev FROM {body_fin} IN ({marks})"));
+                }
+                for sql in &sqls {
+                    let mut q = sqlx::query_scalar::<_, i64>(sql);
+                    for v in chunk {
+                        q = q.bind(v.as_str());
+                    }
+                    out.extend(q.fetch_all(pool).await.ctx("look up revs by identifiers")?);
+                }
+            }
+        });
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The heads of the records with these revs (absent revs are skipped), in rev order.
+    pub async fn record_heads_by_revs(&self, revs: &[i64]) -> Result<Vec<RecordHead>, StoreError> {
+        let mut out = Vec::with_capacity(revs.len());
+        let op = "read a record head";
+        with_pool!(self, pool => {
+            for chunk in revs.chunks(VALUES_PER_QUERY) {
+                let sql = format!(
+                    "SELECT rev, record_id, system, a_number, fin, fbi_number, ssn, passport, \
+                     state_id, CASE WHEN system = 'biometrics' THEN record_json END AS bio_json \
+                     FROM records WHERE rev IN ({})",
+                    placeholders(self.kind(), chunk.len())
+                );
+                let mut q = sqlx::query(&sql);
+                for rev in chunk {
+                    q = q.bind(*rev);
+                }
+                for r in q.fetch_all(pool).await.ctx("read record heads by rev")? {
+                    out.push(RecordHead {
+                        rev: r.int("rev").ctx(op)?,
+                        record_id: r.text("record_id").ctx(op)?,
+                        system: r.text("system").ctx(op)?,
+                        a_number: r.opt_text("a_number").ctx(op)?,
+                        fin: r.opt_text("fin").ctx(op)?,
+                        fbi_number: r.opt_text("fbi_number").ctx(op)?,
+                        ssn: r.opt_text("ssn").ctx(op)?,
+                        passport: r.opt_text("passport").ctx(op)?,
+                        state_id: r.opt_text("state_id").ctx(op)?,
+                        biometrics_json: r.opt_text("bio_json").ctx(op)?,
+                    });
+                }
+            }
+        });
+        out.sort_by_key(|h| h.rev);
+        Ok(out)
     }
 
     /// Person keys with an active detainer or request for notification (PERC's tables);
@@ -1051,6 +1358,24 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sweep_key_hashes_are_the_stored_ones() {
+        // Stored on disk (migration 0007): these values must never change.
+        assert_eq!(sweep_key_hash(""), -1_166_397_803_181_037_274);
+        assert_eq!(
+            sweep_key_hash("F|LOPEZ|19800102"),
+            -4_691_001_231_645_872_774
+        );
+        assert_eq!(
+            sweep_key_hash("S|ANA|LOPEZ|19800102|"),
+            376_951_610_658_446_303
+        );
+        assert_ne!(
+            sweep_key_hash("F|LOPEZ|19800102"),
+            sweep_key_hash("F|LOPEZ|19800201")
+        );
+    }
 
     #[test]
     fn dispositions_parse_their_codes() {

@@ -43,6 +43,16 @@ const SQLITE: Steps = &[
         "ncatc sweep",
         include_str!("../migrations/sqlite/0006_ncatc_sweep.sql"),
     ),
+    (
+        7,
+        "ncatc sweep hashes",
+        include_str!("../migrations/sqlite/0007_ncatc_sweep_hashes.sql"),
+    ),
+    (
+        8,
+        "record digests",
+        include_str!("../migrations/sqlite/0008_record_digests.sql"),
+    ),
 ];
 
 const POSTGRES: Steps = &[
@@ -75,6 +85,16 @@ const POSTGRES: Steps = &[
         6,
         "ncatc sweep",
         include_str!("../migrations/postgres/0006_ncatc_sweep.sql"),
+    ),
+    (
+        7,
+        "ncatc sweep hashes",
+        include_str!("../migrations/postgres/0007_ncatc_sweep_hashes.sql"),
+    ),
+    (
+        8,
+        "record digests",
+        include_str!("../migrations/postgres/0008_record_digests.sql"),
     ),
 ];
 
@@ -116,7 +136,7 @@ pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
 }
 
 /// The newest schema version this build knows, per backend (they move together).
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 8;
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@
 
 use crate::backend::{with_pool, Backend, Store, StoreRow};
 use crate::error::{DbContext, StoreError};
+use crate::scan::{strong_identifiers, RecordDigest, SweepKeys};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use verity_model::ids::{ANumber, FbiNumber, Fin, Passport, Ssn, StateId};
@@ -120,6 +121,8 @@ pub(crate) struct RecordRow {
     region: Option<String>,
     county: Option<String>,
     json: String,
+    /// The record's digest, with its hashed sweep keys (its rev is set on insert).
+    digest: RecordDigest,
 }
 
 /// A lookup-column copy of a text field. PostgreSQL text cannot hold NUL, so NULs are
@@ -157,7 +160,15 @@ impl RecordRow {
             key: r.record_id.clone(),
             problem: format!("cannot serialise: {e}"),
         })?;
+        let digest = RecordDigest::new(
+            0,
+            &r.record_id,
+            r.system(),
+            &strong_identifiers(r),
+            &SweepKeys::of(r),
+        );
         Ok(RecordRow {
+            digest,
             record_id: r.record_id.clone(),
             system: r.system().code(),
             family_name: column_text(&i.name.family),
@@ -210,7 +221,8 @@ fn insert_sql(rows: usize, style: Placeholders) -> String {
         }
         sql.push(')');
     }
-    sql.push_str(" ON CONFLICT (record_id) DO NOTHING");
+    // The revs of the rows inserted (not skipped): their sweep keys and digests follow.
+    sql.push_str(" ON CONFLICT (record_id) DO NOTHING RETURNING rev");
     sql
 }
 
@@ -254,7 +266,7 @@ impl Store {
             crate::BackendKind::Postgres => Placeholders::Numbered,
         };
         let full_sql = insert_sql(ROWS_PER_STATEMENT, style);
-        with_pool!(self, pool => {
+        let (inserted, base, inserted_revs) = with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.ctx("start a record insert")?;
             let base: i64 = sqlx::query_scalar(
                 "UPDATE record_rev_head SET rev = rev WHERE id = 1 RETURNING rev",
@@ -263,6 +275,7 @@ impl Store {
             .await
             .ctx("lock the record revision head")?;
             let mut inserted = 0u64;
+            let mut inserted_revs: Vec<i64> = Vec::with_capacity(rows.len());
             let mut rev = base;
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                 let partial_sql;
@@ -292,7 +305,16 @@ impl Store {
                         .bind(r.county.as_deref())
                         .bind(r.json.as_str());
                 }
-                inserted += q.execute(&mut *tx).await.ctx("insert records")?.rows_affected();
+                let revs: Vec<i64> = q
+                    .fetch_all(&mut *tx)
+                    .await
+                    .ctx("insert records")?
+                    .iter()
+                    .map(|r| r.int("rev"))
+                    .collect::<Result<_, _>>()
+                    .ctx("read inserted revs")?;
+                inserted += revs.len() as u64;
+                inserted_revs.extend(revs);
             }
             // Revs of skipped duplicates stay unused: revs are increasing, not dense.
             sqlx::query("UPDATE record_rev_head SET rev = $1 WHERE id = 1")
@@ -301,8 +323,51 @@ impl Store {
                 .await
                 .ctx("advance the record revision head")?;
             tx.commit().await.ctx("commit a record insert")?;
-            Ok(inserted)
-        })
+            (inserted, base, inserted_revs)
+        });
+        self.add_derived_rows(rows, base, inserted_revs).await?;
+        Ok(inserted)
+    }
+
+    /// After an insert commits: the inserted records' sweep keys (for incremental lead runs),
+    /// then their digest chunk (for full lead runs), in that order, so a chunk means its
+    /// records' keys are stored. Should this stop part-way, the records have no chunk and the
+    /// next full lead run reads their JSON and writes both (`verity_workflow::ncatc`). Row `i`
+    /// of `rows` got rev `base + 1 + i`.
+    async fn add_derived_rows(
+        &self,
+        rows: &[RecordRow],
+        base: i64,
+        mut inserted_revs: Vec<i64>,
+    ) -> Result<(), StoreError> {
+        inserted_revs.sort_unstable();
+        let as_i64 = |h: u64| i64::from_ne_bytes(h.to_ne_bytes());
+        let mut citizen: Vec<i64> = Vec::new();
+        let mut status: Vec<(i64, String)> = Vec::new();
+        let mut digests: Vec<RecordDigest> = Vec::with_capacity(inserted_revs.len());
+        for (rev, row) in (base + 1..).zip(rows) {
+            if inserted_revs.binary_search(&rev).is_err() {
+                continue;
+            }
+            // The digest's key hashes are the sweep tables' (`leads::sweep_key_hash`).
+            citizen.extend(row.digest.citizen_keys.iter().map(|&h| as_i64(h)));
+            status.extend(
+                row.digest
+                    .status_keys
+                    .iter()
+                    .map(|&h| (as_i64(h), row.record_id.clone())),
+            );
+            let mut d = row.digest.clone();
+            d.rev = rev;
+            digests.push(d);
+        }
+        citizen.sort_unstable();
+        citizen.dedup();
+        status.sort_unstable();
+        status.dedup();
+        self.add_citizen_key_hashes(&citizen).await?;
+        self.add_status_key_hashes(&status).await?;
+        self.add_record_digests(&digests).await
     }
 
     pub async fn get_record(&self, record_id: &str) -> Result<Option<SourceRecord>, StoreError> {

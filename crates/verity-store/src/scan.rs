@@ -12,7 +12,7 @@ use crate::backend::{with_pool, Store, StoreRow};
 use crate::error::{DbContext, StoreError};
 use crate::records::IdKind;
 use crate::BackendKind;
-use verity_model::SourceRecord;
+use verity_model::{PartialDate, RecordSystem, SourceRecord};
 
 /// Parameters per statement: under SQLite's (32,766) and PostgreSQL's (65,535) limits, and
 /// large, because every statement is a round trip to the database thread or server (which
@@ -232,9 +232,752 @@ impl Store {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Record digests: what a full lead run's first pass needs of each record, kept by every insert.
+// ---------------------------------------------------------------------------------------------
+
+/// Prefix of status sweep keys (citizenship keys start `F|` or `G|`).
+pub const STATUS_KEY_PREFIX: &str = "S|";
+
+/// The strong identifiers of a record, tagged by kind (0 A-number, 1 FIN, 2 FBI number,
+/// 3 passport, 4 SSN, 5 state id), as display text: what links records into persons. A
+/// fingerprint enrollment's FIN counts even when the enrolling system wrote only another
+/// identifier on the record.
+pub fn strong_identifiers(r: &SourceRecord) -> Vec<(u8, String)> {
+    let ids = &r.identity.ids;
+    let mut out = Vec::new();
+    if let Some(v) = &ids.a_number {
+        out.push((0, v.to_string()));
+    }
+    if let Some(v) = &ids.fin {
+        out.push((1, v.to_string()));
+    }
+    if let Some(v) = &ids.fbi_number {
+        out.push((2, v.to_string()));
+    }
+    if let Some(v) = &ids.passport {
+        out.push((3, v.to_string()));
+    }
+    if let Some(v) = &ids.ssn {
+        out.push((4, v.to_string()));
+    }
+    if let Some(v) = &ids.state_id {
+        out.push((5, v.to_string()));
+    }
+    if let verity_model::RecordBody::Biometrics(b) = &r.body {
+        let fin = b.fin.to_string();
+        if !out.iter().any(|(tag, v)| *tag == 1 && *v == fin) {
+            out.push((1, fin));
+        }
+    }
+    out
+}
+
+/// Letters and digits of a name, upper-cased.
+fn letters(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+/// A full birth date as `YYYYMMDD`, plus the day/month swap when it reads as a date too;
+/// empty when the month or day is unknown (a partial date is no key).
+fn full_birth_dates(dob: Option<PartialDate>) -> Vec<String> {
+    let Some(dob) = dob else {
+        return Vec::new();
+    };
+    let (Some(m), Some(d)) = (dob.month, dob.day) else {
+        return Vec::new();
+    };
+    let mut dates = vec![format!("{:04}{:02}{:02}", dob.year, m, d)];
+    if d <= 12 && d != m {
+        dates.push(format!("{:04}{:02}{:02}", dob.year, d, m));
+    }
+    dates
+}
+
+/// A record's names, then its aliases, as (family, given).
+fn names_of(r: &SourceRecord) -> impl Iterator<Item = (&str, &str)> {
+    std::iter::once(&r.identity.name)
+        .chain(r.identity.aliases.iter())
+        .map(|n| (n.family.as_str(), n.given.as_str()))
+}
+
+/// Name-and-birth-date keys (`F|family|date`, `G|given|date`, and the day/month swap), sorted,
+/// each once: the citizenship sweep's keys.
+pub fn name_dob_keys_from<'a>(
+    names: impl Iterator<Item = (&'a str, &'a str)>,
+    dob: Option<PartialDate>,
+) -> Vec<String> {
+    let dates = full_birth_dates(dob);
+    if dates.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (family, given) in names {
+        let family = letters(family);
+        let given = letters(given);
+        for date in &dates {
+            if !family.is_empty() {
+                out.push(format!("F|{family}|{date}"));
+            }
+            if !given.is_empty() {
+                out.push(format!("G|{given}|{date}"));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Full-name-and-birth-date keys (`S|name|name|date|`, the two names sorted; the year in
+/// two-year buckets offset by one; one name part with the other's initial), sorted, each once:
+/// the status sweep's keys (see `verity_workflow::ncatc::person::full_name_dob_keys`).
+pub fn full_name_dob_keys_from<'a>(
+    names: impl Iterator<Item = (&'a str, &'a str)>,
+    dob: Option<PartialDate>,
+) -> Vec<String> {
+    let dates = full_birth_dates(dob);
+    if dates.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (family, given) in names {
+        let family = letters(family);
+        let given = letters(given);
+        if family.is_empty() || given.is_empty() {
+            continue;
+        }
+        let (a, b) = if family <= given {
+            (&family, &given)
+        } else {
+            (&given, &family)
+        };
+        // One name part with the other's initial, in both directions: a typo or a different
+        // spelling in one part (the other part and its initial kept) still meets. Found at
+        // 1,000,000 people: naturalized citizens whose permanent-residence grant was written
+        // with a slightly different name read as overstays and got leads. A namesake with the
+        // same birth date, one same name part and the same initial of the other is rare, and
+        // costs only a parked lead, never a wrong one.
+        let (Some(family_initial), Some(given_initial)) =
+            (family.chars().next(), given.chars().next())
+        else {
+            continue;
+        };
+        for date in &dates {
+            // Both names with the month and day, the year in two-year buckets offset by one:
+            // birth years one apart always share a bucket (a year typo on the grant left a
+            // naturalized citizen's group reading as an overstay at 1,000,000 people).
+            if let (Ok(year), Some(month_day)) = (date[..4].parse::<u16>(), date.get(4..)) {
+                for bucket in [year / 2, year.div_ceil(2)] {
+                    out.push(format!("{STATUS_KEY_PREFIX}{a}|{b}|Y{bucket}|{month_day}|"));
+                }
+            }
+            out.push(format!("{STATUS_KEY_PREFIX}{a}|{b}|{date}|"));
+            out.push(format!(
+                "{STATUS_KEY_PREFIX}~{family}|{given_initial}|{date}|"
+            ));
+            out.push(format!(
+                "{STATUS_KEY_PREFIX}~{given}|{family_initial}|{date}|"
+            ));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether a record on its own indicates U.S. citizenship (U.S. birth, a citizenship record,
+/// a granted naturalization or citizenship certificate).
+pub fn indicates_citizenship(r: &SourceRecord) -> bool {
+    use verity_model::record::{BenefitOutcome, BenefitType, RecordBody};
+    if r.identity.country_of_birth == "US" {
+        return true;
+    }
+    match &r.body {
+        RecordBody::Citizenship(_) => true,
+        RecordBody::Benefits(b) => {
+            b.outcome == BenefitOutcome::Granted
+                && matches!(
+                    b.benefit,
+                    BenefitType::Naturalization | BenefitType::CitizenshipCertificate
+                )
+        }
+        _ => false,
+    }
+}
+
+/// Whether a record bears on immigration status (enforcement, court, benefits, travel).
+pub fn bears_on_status(r: &SourceRecord) -> bool {
+    matches!(
+        r.system(),
+        RecordSystem::Enforcement
+            | RecordSystem::Court
+            | RecordSystem::Benefits
+            | RecordSystem::Travel
+    )
+}
+
+/// A record's sweep keys: citizenship keys when it indicates citizenship, status keys when it
+/// bears on status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepKeys {
+    pub citizen: Vec<String>,
+    pub status: Vec<String>,
+}
+
+impl SweepKeys {
+    pub fn of(r: &SourceRecord) -> SweepKeys {
+        SweepKeys {
+            citizen: if indicates_citizenship(r) {
+                name_dob_keys_from(names_of(r), r.identity.dob)
+            } else {
+                Vec::new()
+            },
+            status: if bears_on_status(r) {
+                full_name_dob_keys_from(names_of(r), r.identity.dob)
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
+/// SipHash-2-4 of `parts` (each followed by a separator, so ("ab", "c") and ("a", "bc")
+/// differ) under a fixed key: digests are stored, so the hash must not change between builds.
+#[allow(deprecated)] // `SipHasher` is deprecated for `DefaultHasher`, whose algorithm may change.
+fn stable_hash(k0: u64, k1: u64, parts: &[&[u8]]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::hash::SipHasher::new_with_keys(k0, k1);
+    for p in parts {
+        h.write(p);
+        h.write_u8(0xff);
+    }
+    h.finish()
+}
+
+/// The stored 64-bit hash of a sweep key: the sweep-key tables' own
+/// ([`crate::leads::sweep_key_hash`], fixed on disk), so one hash serves both. A collision can
+/// only add a sweep match (a lead parked or sent to citizenship review), never lose one.
+pub fn digest_key_hash(key: &str) -> u64 {
+    u64::from_ne_bytes(crate::leads::sweep_key_hash(key).to_ne_bytes())
+}
+
+/// The stored 128-bit hash of an identifier: two independent 64-bit SipHashes. Identifiers
+/// link records into persons, so a collision would merge two people; at 128 bits it will not
+/// happen (about 10^-23 for 10^8 identifiers).
+pub fn identifier_hash(tag: u8, value: &str) -> u128 {
+    let lo = stable_hash(
+        0x5645_5249_5459_0002,
+        0x6964_0000_0000_0001,
+        &[&[tag], value.as_bytes()],
+    );
+    let hi = stable_hash(
+        0x5645_5249_5459_0003,
+        0x6964_0000_0000_0002,
+        &[&[tag], value.as_bytes()],
+    );
+    (u128::from(hi) << 64) | u128::from(lo)
+}
+
+/// What a full lead run's first pass needs of one record: its rev and id, its system, its
+/// identifiers and sweep keys, hashed. Kept for every stored record by every insert (one
+/// digest chunk per insert, migration 0008), so a full run reads a few large rows instead of
+/// every record's JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordDigest {
+    pub rev: i64,
+    pub record_id: String,
+    pub system: RecordSystem,
+    /// [`identifier_hash`] of each of [`strong_identifiers`].
+    pub identifiers: Vec<u128>,
+    /// [`digest_key_hash`] of each citizenship sweep key.
+    pub citizen_keys: Vec<u64>,
+    /// [`digest_key_hash`] of each status sweep key.
+    pub status_keys: Vec<u64>,
+}
+
+impl RecordDigest {
+    /// The digest of a record stored at `rev`, from its identifiers and sweep keys.
+    pub fn new(
+        rev: i64,
+        record_id: &str,
+        system: RecordSystem,
+        identifiers: &[(u8, String)],
+        keys: &SweepKeys,
+    ) -> RecordDigest {
+        RecordDigest {
+            rev,
+            record_id: record_id.to_string(),
+            system,
+            identifiers: identifiers
+                .iter()
+                .map(|(tag, v)| identifier_hash(*tag, v))
+                .collect(),
+            citizen_keys: keys.citizen.iter().map(|k| digest_key_hash(k)).collect(),
+            status_keys: keys.status.iter().map(|k| digest_key_hash(k)).collect(),
+        }
+    }
+
+    /// The digest of a decoded record.
+    pub fn of(rev: i64, r: &SourceRecord) -> RecordDigest {
+        RecordDigest::new(
+            rev,
+            &r.record_id,
+            r.system(),
+            &strong_identifiers(r),
+            &SweepKeys::of(r),
+        )
+    }
+
+    /// A borrowed view, as read from a chunk.
+    pub fn as_digest_ref(&self) -> DigestRef<'_> {
+        DigestRef {
+            rev: self.rev,
+            record_id: &self.record_id,
+            system: self.system,
+            identifiers: Words::Owned128(&self.identifiers),
+            citizen_keys: Words::Owned64(&self.citizen_keys),
+            status_keys: Words::Owned64(&self.status_keys),
+        }
+    }
+}
+
+/// A digest read in place from a chunk (nothing copied).
+#[derive(Debug, Clone, Copy)]
+pub struct DigestRef<'a> {
+    pub rev: i64,
+    pub record_id: &'a str,
+    pub system: RecordSystem,
+    identifiers: Words<'a>,
+    citizen_keys: Words<'a>,
+    status_keys: Words<'a>,
+}
+
+/// Hashes either as stored bytes (little-endian) or in memory.
+#[derive(Debug, Clone, Copy)]
+enum Words<'a> {
+    Bytes(&'a [u8]),
+    Owned128(&'a [u128]),
+    Owned64(&'a [u64]),
+}
+
+impl<'a> Words<'a> {
+    fn u64s(self) -> impl Iterator<Item = u64> + 'a {
+        let (bytes, owned): (&[u8], &[u64]) = match self {
+            Words::Bytes(b) => (b, &[]),
+            Words::Owned64(o) => (&[], o),
+            Words::Owned128(_) => (&[], &[]),
+        };
+        bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .chain(owned.iter().copied())
+    }
+    fn u128s(self) -> impl Iterator<Item = u128> + 'a {
+        let (bytes, owned): (&[u8], &[u128]) = match self {
+            Words::Bytes(b) => (b, &[]),
+            Words::Owned128(o) => (&[], o),
+            Words::Owned64(_) => (&[], &[]),
+        };
+        bytes
+            .chunks_exact(16)
+            .map(|c| u128::from_le_bytes(c.try_into().unwrap_or([0; 16])))
+            .chain(owned.iter().copied())
+    }
+}
+
+impl<'a> DigestRef<'a> {
+    pub fn identifiers(&self) -> impl Iterator<Item = u128> + 'a {
+        self.identifiers.u128s()
+    }
+    pub fn citizen_keys(&self) -> impl Iterator<Item = u64> + 'a {
+        self.citizen_keys.u64s()
+    }
+    pub fn status_keys(&self) -> impl Iterator<Item = u64> + 'a {
+        self.status_keys.u64s()
+    }
+    /// An owned copy.
+    pub fn to_owned_digest(&self) -> RecordDigest {
+        RecordDigest {
+            rev: self.rev,
+            record_id: self.record_id.to_string(),
+            system: self.system,
+            identifiers: self.identifiers().collect(),
+            citizen_keys: self.citizen_keys().collect(),
+            status_keys: self.status_keys().collect(),
+        }
+    }
+}
+
+/// Format version of an encoded chunk (its first byte).
+const DIGEST_FORMAT: u8 = 1;
+
+fn system_number(s: RecordSystem) -> u8 {
+    match s {
+        RecordSystem::Benefits => 0,
+        RecordSystem::Travel => 1,
+        RecordSystem::Enforcement => 2,
+        RecordSystem::Court => 3,
+        RecordSystem::Criminal => 4,
+        RecordSystem::Custody => 5,
+        RecordSystem::Citizenship => 6,
+        RecordSystem::Biometrics => 7,
+    }
+}
+
+fn system_of_number(n: u8) -> Option<RecordSystem> {
+    Some(match n {
+        0 => RecordSystem::Benefits,
+        1 => RecordSystem::Travel,
+        2 => RecordSystem::Enforcement,
+        3 => RecordSystem::Court,
+        4 => RecordSystem::Criminal,
+        5 => RecordSystem::Custody,
+        6 => RecordSystem::Citizenship,
+        7 => RecordSystem::Biometrics,
+        _ => return None,
+    })
+}
+
+fn len_u32(n: usize) -> u32 {
+    // Record ids and key lists are far below 4 GiB; saturating keeps encoding total.
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Encodes digests as one chunk: a format byte, then per digest its rev (i64), system (u8),
+/// record id (u32 length + bytes), and the identifier, citizenship-key and status-key hashes
+/// (u32 count + little-endian words each).
+pub fn encode_digests(digests: &[RecordDigest]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + digests.len() * 96);
+    out.push(DIGEST_FORMAT);
+    for d in digests {
+        out.extend_from_slice(&d.rev.to_le_bytes());
+        out.push(system_number(d.system));
+        let id = d.record_id.as_bytes();
+        let id = &id[..id.len().min(u32::MAX as usize)];
+        out.extend_from_slice(&len_u32(id.len()).to_le_bytes());
+        out.extend_from_slice(id);
+        out.extend_from_slice(&len_u32(d.identifiers.len()).to_le_bytes());
+        for h in &d.identifiers {
+            out.extend_from_slice(&h.to_le_bytes());
+        }
+        for keys in [&d.citizen_keys, &d.status_keys] {
+            out.extend_from_slice(&len_u32(keys.len()).to_le_bytes());
+            for h in keys {
+                out.extend_from_slice(&h.to_le_bytes());
+            }
+        }
+    }
+    out
+}
+
+/// Reads an encoded chunk, calling `each` per digest in order. A chunk that does not parse is
+/// reported as corrupt with `chunk` (its first rev) and the byte offset.
+pub fn for_each_digest<'a>(
+    chunk: i64,
+    bytes: &'a [u8],
+    mut each: impl FnMut(DigestRef<'a>),
+) -> Result<(), StoreError> {
+    let corrupt = |at: usize, problem: &str| StoreError::Corrupt {
+        table: "record_digests",
+        key: format!("first_rev {chunk}"),
+        problem: format!("byte {at}: {problem}"),
+    };
+    let mut at = 0usize;
+    let mut take = |n: usize, what: &str| -> Result<&'a [u8], StoreError> {
+        let end = at
+            .checked_add(n)
+            .filter(|&e| e <= bytes.len())
+            .ok_or_else(|| corrupt(at, &format!("truncated {what}")))?;
+        let part = &bytes[at..end];
+        at = end;
+        Ok(part)
+    };
+    let format = take(1, "format byte")?;
+    if format != [DIGEST_FORMAT] {
+        return Err(corrupt(0, &format!("unknown format {format:?}")));
+    }
+    let word = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])) as usize;
+    loop {
+        let Ok(rev) = take(8, "rev") else {
+            // A clean end falls exactly on a digest boundary.
+            break;
+        };
+        let rev = i64::from_le_bytes(rev.try_into().unwrap_or([0; 8]));
+        let sys = take(1, "system")?[0];
+        let system = system_of_number(sys).ok_or_else(|| StoreError::Corrupt {
+            table: "record_digests",
+            key: format!("first_rev {chunk}"),
+            problem: format!("rev {rev}: unknown system number {sys}"),
+        })?;
+        let n = word(take(4, "record id length")?);
+        let id = std::str::from_utf8(take(n, "record id")?).map_err(|e| StoreError::Corrupt {
+            table: "record_digests",
+            key: format!("first_rev {chunk}"),
+            problem: format!("rev {rev}: record id is not UTF-8: {e}"),
+        })?;
+        let n = word(take(4, "identifier count")?);
+        let ids = take(n.saturating_mul(16), "identifiers")?;
+        let n = word(take(4, "citizenship key count")?);
+        let citizen = take(n.saturating_mul(8), "citizenship keys")?;
+        let n = word(take(4, "status key count")?);
+        let status = take(n.saturating_mul(8), "status keys")?;
+        each(DigestRef {
+            rev,
+            record_id: id,
+            system,
+            identifiers: Words::Bytes(ids),
+            citizen_keys: Words::Bytes(citizen),
+            status_keys: Words::Bytes(status),
+        });
+    }
+    if at != bytes.len() {
+        return Err(corrupt(at, "trailing bytes"));
+    }
+    Ok(())
+}
+
+/// One stored digest chunk: the digests of one insert's records (or of a run's backfill).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestChunk {
+    pub first_rev: i64,
+    pub last_rev: i64,
+    pub records: i64,
+    pub bytes: Vec<u8>,
+}
+
+impl DigestChunk {
+    /// Calls `each` per digest, in rev order.
+    pub fn for_each<'a>(&'a self, each: impl FnMut(DigestRef<'a>)) -> Result<(), StoreError> {
+        for_each_digest(self.first_rev, &self.bytes, each)
+    }
+}
+
+impl Store {
+    /// Stores the digests of records already stored, as one chunk (idempotent: a chunk with
+    /// the same first rev is kept). The caller writes the records' sweep keys first: a chunk
+    /// means its records' keys are in the store (see [`Store::insert_records`]).
+    pub async fn add_record_digests(&self, digests: &[RecordDigest]) -> Result<(), StoreError> {
+        let (Some(first), Some(last)) = (
+            digests.iter().map(|d| d.rev).min(),
+            digests.iter().map(|d| d.rev).max(),
+        ) else {
+            return Ok(());
+        };
+        let bytes = encode_digests(digests);
+        let records = i64::try_from(digests.len()).unwrap_or(i64::MAX);
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO record_digests (first_rev, last_rev, records, digest) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (first_rev) DO NOTHING",
+            )
+            .bind(first)
+            .bind(last)
+            .bind(records)
+            .bind(bytes.as_slice())
+            .execute(pool)
+            .await
+            .ctx("store record digests")?;
+        });
+        Ok(())
+    }
+
+    /// Up to `limit` digest chunks with `after_first_rev < first_rev <= to_rev`, by first rev.
+    pub async fn record_digest_chunks(
+        &self,
+        after_first_rev: i64,
+        to_rev: i64,
+        limit: u32,
+    ) -> Result<Vec<DigestChunk>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT first_rev, last_rev, records, digest FROM record_digests \
+                 WHERE first_rev > $1 AND first_rev <= $2 ORDER BY first_rev LIMIT $3",
+            )
+            .bind(after_first_rev)
+            .bind(to_rev)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .ctx("read record digests")?;
+            let op = "read a record digest row";
+            rows.iter()
+                .map(|r| {
+                    use sqlx::Row;
+                    Ok(DigestChunk {
+                        first_rev: r.int("first_rev").ctx(op)?,
+                        last_rev: r.int("last_rev").ctx(op)?,
+                        records: r.int("records").ctx(op)?,
+                        bytes: r.try_get::<Vec<u8>, _>("digest").ctx(op)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Drops every digest chunk (a full lead run then reads records' JSON and stores their
+    /// digests again). For tests, and for a migration that rebuilds the sweep keys: a chunk
+    /// promises that its records' sweep keys are stored.
+    pub async fn clear_record_digests(&self) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query("DELETE FROM record_digests")
+                .execute(pool)
+                .await
+                .ctx("clear record digests")?;
+        });
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `identifier_hash(0, "012345678")` as first stored.
+    const IDENTIFIER_HASH_OF_SAMPLE: u128 = 255_513_063_461_093_752_542_613_768_081_149_405_020;
+
+    fn sample_digests() -> Vec<RecordDigest> {
+        vec![
+            RecordDigest {
+                rev: 7,
+                record_id: "ENF-1".into(),
+                system: RecordSystem::Enforcement,
+                identifiers: vec![identifier_hash(0, "012345678"), u128::MAX],
+                citizen_keys: vec![],
+                status_keys: vec![digest_key_hash("S|ANA|LOPEZ|19800102|"), 0, u64::MAX],
+            },
+            RecordDigest {
+                rev: 9,
+                record_id: "CIT-\u{e9}".into(),
+                system: RecordSystem::Citizenship,
+                identifiers: vec![],
+                citizen_keys: vec![digest_key_hash("F|LOPEZ|19800102")],
+                status_keys: vec![],
+            },
+        ]
+    }
+
+    #[test]
+    fn digests_read_back_as_written() {
+        let digests = sample_digests();
+        let bytes = encode_digests(&digests);
+        let mut back = Vec::new();
+        for_each_digest(7, &bytes, |d| back.push(d.to_owned_digest())).unwrap();
+        assert_eq!(back, digests);
+        let mut from_owned = Vec::new();
+        for d in &digests {
+            from_owned.push(d.as_digest_ref().to_owned_digest());
+        }
+        assert_eq!(from_owned, digests);
+        // An empty chunk is the format byte alone.
+        let mut none = 0;
+        for_each_digest(1, &encode_digests(&[]), |_| none += 1).unwrap();
+        assert_eq!(none, 0);
+    }
+
+    #[test]
+    fn a_damaged_chunk_is_corrupt_with_its_first_rev_never_a_panic() {
+        let bytes = encode_digests(&sample_digests());
+        // Every truncation, and a wrong format byte, an unknown system, trailing bytes.
+        // Cut at a digest boundary a chunk is shorter, not damaged.
+        let boundaries = [1, encode_digests(&sample_digests()[..1]).len()];
+        let mut damaged: Vec<Vec<u8>> = (0..bytes.len())
+            .filter(|n| !boundaries.contains(n))
+            .map(|n| bytes[..n].to_vec())
+            .collect();
+        let mut wrong_format = bytes.clone();
+        wrong_format[0] = 9;
+        damaged.push(wrong_format);
+        let mut wrong_system = bytes.clone();
+        wrong_system[9] = 200;
+        damaged.push(wrong_system);
+        let mut trailing = bytes.clone();
+        trailing.push(1);
+        damaged.push(trailing);
+        for (i, b) in damaged.iter().enumerate() {
+            let mut seen = Vec::new();
+            match for_each_digest(42, b, |d| seen.push(d.rev)) {
+                Err(StoreError::Corrupt { table, key, .. }) => {
+                    assert_eq!(
+                        (table, key.as_str()),
+                        ("record_digests", "first_rev 42"),
+                        "{i}"
+                    )
+                }
+                other => panic!(
+                    "case {i} ({} bytes): expected corrupt, got {other:?}",
+                    b.len()
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn stored_hashes_do_not_change_between_builds() {
+        // Digests are stored: these values must stay what they were when written.
+        assert_eq!(identifier_hash(0, "012345678"), IDENTIFIER_HASH_OF_SAMPLE);
+        assert_eq!(
+            digest_key_hash("F|LOPEZ|19800102"),
+            u64::from_ne_bytes(crate::leads::sweep_key_hash("F|LOPEZ|19800102").to_ne_bytes())
+        );
+        assert_ne!(
+            identifier_hash(0, "012345678"),
+            identifier_hash(1, "012345678")
+        );
+    }
+
+    #[test]
+    fn a_digest_holds_the_records_identifiers_and_sweep_keys() {
+        use verity_model::record::*;
+        use verity_model::{ANumber, Identity, PersonName};
+        let mut identity = Identity {
+            name: PersonName::new("ANA", "", "LOPEZ"),
+            dob: PartialDate::full(1980, 1, 2).ok(),
+            country_of_birth: "US".into(),
+            ..Identity::default()
+        };
+        identity.ids.a_number = ANumber::parse("A12345678").ok();
+        let r = SourceRecord {
+            record_id: "ENF-1".into(),
+            identity,
+            body: RecordBody::Enforcement(EnforcementRecord {
+                event: EnforcementEvent::RemovalOrder,
+                date: PartialDate::full(2020, 1, 2).unwrap(),
+                order: Some(OrderKind::Final),
+                entry: None,
+                office: "BAL".into(),
+                detail: String::new(),
+            }),
+        };
+        let d = RecordDigest::of(5, &r);
+        assert_eq!(d.rev, 5);
+        assert_eq!(d.system, RecordSystem::Enforcement);
+        assert_eq!(d.identifiers, vec![identifier_hash(0, "012345678")]);
+        // Born in the U.S.: citizenship keys; an enforcement record: status keys.
+        let keys = SweepKeys::of(&r);
+        assert!(
+            keys.citizen.contains(&"F|LOPEZ|19800102".to_string()),
+            "{keys:?}"
+        );
+        assert!(
+            keys.status.contains(&"S|ANA|LOPEZ|19800102|".to_string()),
+            "{keys:?}"
+        );
+        assert!(
+            keys.status.contains(&"S|ANA|LOPEZ|19800201|".to_string()),
+            "day/month swap"
+        );
+        assert_eq!(d.citizen_keys.len(), keys.citizen.len());
+        assert!(d
+            .citizen_keys
+            .contains(&digest_key_hash("F|LOPEZ|19800102")));
+        assert!(d
+            .status_keys
+            .contains(&digest_key_hash("S|ANA|LOPEZ|19800102|")));
+    }
 
     #[test]
     fn placeholders_are_positional_on_sqlite_and_numbered_on_postgres() {

@@ -8,8 +8,11 @@
 mod common;
 
 use common::TestDb;
-use verity_store::leads::{LeadBatch, LeadDisposition, LeadFilter, NewLead, NewLeadRun};
-use verity_store::{Store, StoreError};
+use verity_model::{RecordBody, RecordSystem};
+use verity_store::leads::{
+    sweep_key_hash, LeadBatch, LeadDisposition, LeadFilter, NewLead, NewLeadRun,
+};
+use verity_store::{IdKind, Store, StoreError};
 
 conformance!(
     run_batches_resume_and_finish,
@@ -18,6 +21,9 @@ conformance!(
     refresh_and_withdraw_touch_only_open_leads,
     dashboard_reads_other_areas_tables,
     status_sweep_rows_are_found_by_key,
+    hashed_sweep_keys_agree_with_text_keys,
+    text_sweep_keys_move_to_the_hashed_tables,
+    identifiers_lead_to_revs_and_heads,
 );
 
 fn new_run(kind: &str, from_rev: i64) -> NewLeadRun {
@@ -361,5 +367,210 @@ mod cases {
             .await
             .unwrap()
             .is_empty());
+    }
+
+    pub async fn hashed_sweep_keys_agree_with_text_keys(db: &TestDb) {
+        let s = &db.store;
+        let h = sweep_key_hash;
+        // Added by hash, found by text, and the other way round; idempotent.
+        s.add_citizen_key_hashes(&[h("F|LOPEZ|19800102"), h("F|LOPEZ|19800102")])
+            .await
+            .unwrap();
+        s.add_citizen_keys(&["G|ANA|19800102".into()])
+            .await
+            .unwrap();
+        let among = s
+            .citizen_keys_among(&[
+                "F|LOPEZ|19800102".into(),
+                "G|ANA|19800102".into(),
+                "F|LOPEZ|19800103".into(),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(among.len(), 2, "{among:?}");
+        assert!(!among.contains("F|LOPEZ|19800103"));
+        let hashes = s
+            .citizen_hashes_among(&[h("G|ANA|19800102"), h("F|X|19700101")])
+            .await
+            .unwrap();
+        assert_eq!(
+            hashes.into_iter().collect::<Vec<_>>(),
+            vec![h("G|ANA|19800102")]
+        );
+
+        let key = "S|ANA|LOPEZ|19800102|";
+        s.add_status_key_hashes(&[(h(key), "ENF-2".into()), (h(key), "ENF-1".into())])
+            .await
+            .unwrap();
+        s.add_status_keys(&[
+            (key.into(), "ENF-1".into()),
+            ("S|B|C|19900101|".into(), "TRV-1".into()),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(
+            s.status_hash_holders(&[h(key), h("S|NOBODY|X|19700101|")])
+                .await
+                .unwrap(),
+            vec![(h(key), "ENF-1".to_string()), (h(key), "ENF-2".to_string())]
+        );
+        assert_eq!(
+            s.status_key_holders(&[key.into(), "S|B|C|19900101|".into()])
+                .await
+                .unwrap(),
+            vec![
+                (key.to_string(), "ENF-1".to_string()),
+                (key.to_string(), "ENF-2".to_string()),
+                ("S|B|C|19900101|".to_string(), "TRV-1".to_string()),
+            ]
+        );
+        // The two sweeps stay apart.
+        assert!(s.citizen_hashes_among(&[h(key)]).await.unwrap().is_empty());
+    }
+
+    pub async fn text_sweep_keys_move_to_the_hashed_tables(db: &TestDb) {
+        let s = &db.store;
+        // A store written before migration 0007: keys in the text tables, more status rows
+        // than one page of the move.
+        s.execute_raw_sql(
+            "INSERT INTO lead_citizen_keys (citizen_key) VALUES ('F|LOPEZ|19800102'), ('G|ANA|19800102')",
+        )
+        .await
+        .unwrap();
+        s.execute_raw_sql(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 25000) \
+             INSERT INTO lead_status_keys (status_key, record_id) \
+             SELECT 'S|A|B|' || CAST(i AS TEXT) || '|', 'ENF-' || CAST(i AS TEXT) FROM n",
+        )
+        .await
+        .unwrap();
+        // Not found until moved.
+        assert!(s
+            .citizen_keys_among(&["F|LOPEZ|19800102".into()])
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(s.move_text_sweep_keys().await.unwrap(), 25_002);
+        assert_eq!(s.move_text_sweep_keys().await.unwrap(), 0);
+        assert_eq!(
+            s.citizen_keys_among(&["F|LOPEZ|19800102".into(), "G|ANA|19800102".into()])
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        for i in [1, 19_999, 20_000, 20_001, 25_000] {
+            let key = format!("S|A|B|{i}|");
+            assert_eq!(
+                s.status_key_holders(std::slice::from_ref(&key))
+                    .await
+                    .unwrap(),
+                vec![(key, format!("ENF-{i}"))]
+            );
+        }
+        // The text tables are empty.
+        assert_eq!(
+            s.execute_raw_sql("DELETE FROM lead_citizen_keys")
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            s.execute_raw_sql("DELETE FROM lead_status_keys")
+                .await
+                .unwrap(),
+            0
+        );
+    }
+
+    pub async fn identifiers_lead_to_revs_and_heads(db: &TestDb) {
+        use common::gen::record;
+        use verity_model::{ANumber, Fin, Identifiers};
+        let s = &db.store;
+        let a = ANumber::parse("012345678").unwrap();
+        let f = Fin::parse("1234567890").unwrap();
+        let only = |ids: Identifiers, mut r: verity_model::SourceRecord| {
+            r.identity.ids = ids;
+            r
+        };
+        let enf = only(
+            Identifiers {
+                a_number: Some(a.clone()),
+                ..Identifiers::default()
+            },
+            record(5, 1, RecordSystem::Enforcement),
+        );
+        // A fingerprint enrollment whose identity carries the A-number but no FIN: its FIN
+        // is in the body only.
+        let mut bio = only(
+            Identifiers {
+                a_number: Some(a.clone()),
+                ..Identifiers::default()
+            },
+            record(5, 2, RecordSystem::Biometrics),
+        );
+        if let RecordBody::Biometrics(b) = &mut bio.body {
+            b.fin = f.clone();
+        }
+        let ben = only(
+            Identifiers {
+                fin: Some(f.clone()),
+                ..Identifiers::default()
+            },
+            record(5, 3, RecordSystem::Benefits),
+        );
+        let other = only(
+            Identifiers {
+                fin: Fin::parse("9999999999").ok(),
+                ..Identifiers::default()
+            },
+            record(5, 4, RecordSystem::Travel),
+        );
+        s.insert_records(&[enf.clone(), bio.clone(), ben.clone(), other])
+            .await
+            .unwrap();
+        let ids_of = |heads: &[verity_store::leads::RecordHead]| {
+            let mut ids: Vec<String> = heads.iter().map(|h| h.record_id.clone()).collect();
+            ids.sort();
+            ids
+        };
+        let by_a = s
+            .revs_by_identifiers(IdKind::ANumber, &[a.to_string(), "A0".into()])
+            .await
+            .unwrap();
+        let heads = s.record_heads_by_revs(&by_a).await.unwrap();
+        assert_eq!(
+            ids_of(&heads),
+            vec![bio.record_id.clone(), enf.record_id.clone()]
+        );
+        // A FIN finds the enrollment holding it in its body too.
+        let by_fin = s
+            .revs_by_identifiers(IdKind::Fin, &[f.to_string()])
+            .await
+            .unwrap();
+        let heads = s.record_heads_by_revs(&by_fin).await.unwrap();
+        assert_eq!(
+            ids_of(&heads),
+            vec![ben.record_id.clone(), bio.record_id.clone()]
+        );
+        for h in &heads {
+            if h.record_id == bio.record_id {
+                assert_eq!(h.system, "biometrics");
+                assert_eq!(h.a_number.as_deref(), Some(a.to_string().as_str()));
+                assert_eq!(h.fin, None);
+                let json = h.biometrics_json.as_deref().unwrap();
+                let decoded: verity_model::SourceRecord = serde_json::from_str(json).unwrap();
+                assert_eq!(decoded, bio);
+            } else {
+                assert_eq!(h.fin.as_deref(), Some(f.to_string().as_str()));
+                assert_eq!(h.biometrics_json, None);
+            }
+        }
+        assert!(s
+            .revs_by_identifiers(IdKind::Fin, &["not a fin".into()])
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(s.record_heads_by_revs(&[]).await.unwrap().is_empty());
     }
 }

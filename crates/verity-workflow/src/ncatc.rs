@@ -27,17 +27,17 @@ mod tests;
 #[path = "ncatc_scan.rs"]
 mod scan;
 
-use scan::{may_lead, FullScan, SweepIndex, SweepRows};
+use scan::{may_lead, system_may_lead, FullScan, SweepIndex, SweepRows};
 
 pub use person::{evaluate_person, group_persons, LeadContext, PersonContext, PersonResult};
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use verity_model::SourceRecord;
+use verity_model::{RecordSystem, SourceRecord};
 use verity_policy::{LeadOutcome, Ongoing};
-use verity_store::leads::{LeadBatch, LeadRun, NewLead, NewLeadRun};
-use verity_store::scan::RawRecord;
+use verity_store::leads::{sweep_key_hash, LeadBatch, LeadRun, NewLead, NewLeadRun, RecordHead};
+use verity_store::scan::{RawRecord, RecordDigest};
 use verity_store::{IdKind, Store, StoreError};
 
 /// Counters of a run, stored with it (and updated with each batch, so a resumed run continues
@@ -459,17 +459,33 @@ async fn sweep_matches(
             })
             .collect());
     }
-    let mut all: Vec<String> = citizen_keys.iter().flatten().cloned().collect();
-    all.sort();
-    all.dedup();
-    let citizen = store.citizen_keys_among(&all).await?;
-    let mut wanted: Vec<String> = status_keys.iter().flatten().cloned().collect();
-    wanted.sort();
-    wanted.dedup();
-    // Status key -> record ids holding it.
-    let mut holders: HashMap<String, Vec<String>> = HashMap::new();
-    for (key, id) in store.status_key_holders(&wanted).await? {
+    // The store keeps the keys hashed (migration 0007): look up hashes, one query per few
+    // thousand.
+    let clock = std::time::Instant::now();
+    let hashed = |keys: &[Vec<String>]| -> Vec<Vec<i64>> {
+        keys.iter()
+            .map(|ks| ks.iter().map(|k| sweep_key_hash(k)).collect())
+            .collect()
+    };
+    let citizen_keys = hashed(&citizen_keys);
+    let status_keys = hashed(&status_keys);
+    let all: Vec<i64> = citizen_keys.iter().flatten().copied().collect();
+    let citizen = store.citizen_hashes_among(&all).await?;
+    let looked_up_citizen = clock.elapsed();
+    let wanted: Vec<i64> = status_keys.iter().flatten().copied().collect();
+    // Status key hash -> record ids holding it.
+    let mut holders: HashMap<i64, Vec<String>> = HashMap::new();
+    for (key, id) in store.status_hash_holders(&wanted).await? {
         holders.entry(key).or_default().push(id);
+    }
+    if std::env::var_os("VERITY_NCATC_TIMING").is_some() {
+        eprintln!(
+            "ncatc incremental sweep look-ups: citizen {:.3} s ({} keys), status {:.3} s ({} keys)",
+            looked_up_citizen.as_secs_f64(),
+            all.len(),
+            (clock.elapsed() - looked_up_citizen).as_secs_f64(),
+            wanted.len()
+        );
     }
     Ok(people
         .iter()
@@ -605,10 +621,19 @@ fn apply_outcome(
     }
 }
 
-/// Reads every record up to the run's head in pages (the next page is read while a worker
-/// thread digests this one), links them by identifiers in memory, and keeps the persons a
-/// lead rule could apply to (or who have an open lead to re-check), with the sweep keys of
-/// all records, which it also writes to the store page by page.
+/// Digest chunks read per statement (each holds up to one import batch: some 10,000 records).
+const DIGEST_CHUNKS_PER_READ: u32 = 8;
+
+/// Reads what the first pass needs of every record up to the run's head, links records by
+/// identifiers in memory, and keeps the persons a lead rule could apply to (or who have an
+/// open lead to re-check), with the sweep keys of all records.
+///
+/// Records come as digests (`verity_store::scan`: rev, id, system, hashed identifiers and
+/// sweep keys), kept by every insert in a few large rows, whose sweep keys the insert also
+/// stored. Records without a digest (stored before migration 0008, or by an insert that
+/// stopped part-way) are read from their JSON instead, in pages (the next page is read while
+/// a worker thread digests this one), and their sweep keys and digests are written, so the
+/// next full run reads digests only.
 async fn full_population(
     store: &Store,
     opts: &RunOptions,
@@ -618,38 +643,45 @@ async fn full_population(
 ) -> Result<Population, RunError> {
     let total = store.count_records().await?;
     let mut scanned = FullScan::default();
-    let mut after = 0i64;
-    type Part = Result<(FullScan, SweepRows), StoreError>;
-    let mut pending: Option<std::thread::JoinHandle<Part>> = None;
+    // Every record with a rev up to `covered` is in `scanned`.
+    let mut covered = 0i64;
+    let mut json_read = 0u64;
+    let mut after_chunk = 0i64;
     loop {
-        let page = store
-            .scan_record_json(after, run.to_rev, opts.page_size.max(1))
+        let chunks = store
+            .record_digest_chunks(after_chunk, run.to_rev, DIGEST_CHUNKS_PER_READ)
             .await?;
-        let part = match pending.take() {
-            Some(h) => match h.join() {
-                Ok(part) => Some(part?),
-                Err(p) => std::panic::resume_unwind(p),
-            },
-            None => None,
+        let Some(last) = chunks.last() else {
+            break;
         };
-        let last = page.last().map(|r| r.rev);
-        if let Some(last) = last {
-            after = last;
-            pending = Some(std::thread::spawn(move || scan::scan_page(&page)));
-        }
-        // While the worker scans the next page: keep this one and write its sweep keys.
-        if let Some((part, rows)) = part {
-            scanned.append(part)?;
-            store.add_citizen_keys(&rows.citizen).await?;
-            store.add_status_keys(&rows.status).await?;
+        after_chunk = last.first_rev;
+        for chunk in &chunks {
+            if chunk.first_rev > covered + 1 {
+                let upto = (chunk.first_rev - 1).min(run.to_rev);
+                json_read +=
+                    scan_json_range(store, opts, progress, total, &mut scanned, covered, upto)
+                        .await?;
+                covered = upto;
+            }
+            scan::add_chunk(&mut scanned, chunk, covered, run.to_rev)?;
+            covered = covered.max(chunk.last_rev.min(run.to_rev));
             progress(Progress::Scanning {
                 done: scanned.records() as u64,
                 total,
             });
         }
-        if last.is_none() {
-            break;
-        }
+    }
+    if covered < run.to_rev {
+        json_read += scan_json_range(
+            store,
+            opts,
+            progress,
+            total,
+            &mut scanned,
+            covered,
+            run.to_rev,
+        )
+        .await?;
     }
     let records_scanned = scanned.records() as u64;
     let grouped = scanned.group(|id| open.contains_key(&format!("NP-{id}")));
@@ -669,33 +701,61 @@ async fn full_population(
     Ok(Population {
         persons,
         records_scanned,
-        records_read: records_scanned,
+        records_read: json_read,
         persons_total: grouped.persons_total,
         sweep: Some(grouped.sweep),
     })
 }
 
-/// Groups records into persons sorted by key; with `only`, keeps the persons holding one of
-/// those record ids.
-fn into_persons(
-    records: Vec<SourceRecord>,
-    only: Option<&HashSet<String>>,
-) -> Vec<(String, Vec<SourceRecord>)> {
-    let groups = group_persons(&records);
-    let mut slots: Vec<Option<SourceRecord>> = records.into_iter().map(Some).collect();
-    let mut persons: Vec<(String, Vec<SourceRecord>)> = Vec::with_capacity(groups.len());
-    for g in groups {
-        let mut rs: Vec<SourceRecord> = g.iter().filter_map(|&i| slots[i].take()).collect();
-        if let Some(ids) = only {
-            if !rs.iter().any(|r| ids.contains(&r.record_id)) {
-                continue;
-            }
+/// Reads the records with `after < rev <= upto` from their JSON (records without a digest),
+/// adds them to the scan, and stores their sweep keys and then their digests, page by page.
+/// Returns how many records it read.
+async fn scan_json_range(
+    store: &Store,
+    opts: &RunOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+    total: u64,
+    scanned: &mut FullScan,
+    mut after: i64,
+    upto: i64,
+) -> Result<u64, RunError> {
+    type Part = Result<(FullScan, SweepRows, Vec<RecordDigest>), StoreError>;
+    let mut pending: Option<std::thread::JoinHandle<Part>> = None;
+    let mut read = 0u64;
+    loop {
+        let page = store
+            .scan_record_json(after, upto, opts.page_size.max(1))
+            .await?;
+        let part = match pending.take() {
+            Some(h) => match h.join() {
+                Ok(part) => Some(part?),
+                Err(p) => std::panic::resume_unwind(p),
+            },
+            None => None,
+        };
+        let last = page.last().map(|r| r.rev);
+        if let Some(last) = last {
+            after = last;
+            read += page.len() as u64;
+            pending = Some(std::thread::spawn(move || scan::scan_page(&page)));
         }
-        rs.sort_by(|a, b| a.record_id.cmp(&b.record_id));
-        persons.push((person::person_key(&rs), rs));
+        // While the worker scans the next page: keep this one and store its sweep keys, then
+        // its digests (a digest means its record's sweep keys are stored).
+        if let Some((part, rows, digests)) = part {
+            scanned.append(part)?;
+            store.add_citizen_key_hashes(&rows.citizen).await?;
+            store.add_status_key_hashes(&rows.status).await?;
+            store.add_record_digests(&digests).await?;
+            progress(Progress::Scanning {
+                done: scanned.records() as u64,
+                total,
+            });
+        }
+        if last.is_none() {
+            break;
+        }
     }
-    persons.sort_by(|a, b| a.0.cmp(&b.0));
-    persons
+    Ok(read)
 }
 
 /// Identifier hops an incremental run follows from a changed record at most: it follows them
@@ -714,19 +774,179 @@ fn id_kind(tag: u8) -> IdKind {
     }
 }
 
-/// Whether a run evaluates a person: a lead rule could apply (see [`may_lead`]), or an open
-/// lead on one of the person's records must be re-checked. Full and incremental runs use the
-/// same test, so both reach the same outcomes.
-fn worth_evaluating(records: &[SourceRecord], open: &HashMap<String, String>) -> bool {
-    records.iter().any(may_lead)
+/// Whether a run evaluates a person, from its records' (may lead, record id): a lead rule
+/// could apply (see [`may_lead`]), or an open lead on one of the person's records must be
+/// re-checked. Full and incremental runs use the same test, so both reach the same outcomes.
+fn worth_evaluating<'a>(
+    records: impl Iterator<Item = (bool, &'a str)> + Clone,
+    open: &HashMap<String, String>,
+) -> bool {
+    records.clone().any(|(may, _)| may)
         || records
-            .iter()
-            .any(|r| open.contains_key(&format!("NP-{}", r.record_id)))
+            .into_iter()
+            .any(|(_, id)| open.contains_key(&format!("NP-{id}")))
 }
 
-/// Reads the records changed since the last finished run and every record linked to them
-/// (one query per identifier kind and hop, not one per identifier), and keeps the persons
-/// holding a changed record that are worth evaluating.
+/// Phase times of an incremental run, on stderr when `VERITY_NCATC_TIMING` is set (for
+/// benchmarks: tests never set it, and nothing depends on it).
+struct PhaseClock {
+    on: bool,
+    last: std::time::Instant,
+}
+
+impl PhaseClock {
+    fn start() -> PhaseClock {
+        PhaseClock {
+            on: std::env::var_os("VERITY_NCATC_TIMING").is_some(),
+            last: std::time::Instant::now(),
+        }
+    }
+
+    fn lap(&mut self, phase: &str, detail: impl FnOnce() -> String) {
+        if self.on {
+            let now = std::time::Instant::now();
+            eprintln!(
+                "ncatc incremental {phase}: {:.3} s ({})",
+                now.duration_since(self.last).as_secs_f64(),
+                detail()
+            );
+            self.last = now;
+        }
+    }
+}
+
+/// A record an incremental run reached: what links it, and the record itself once read.
+struct Reached {
+    record_id: String,
+    /// Whether a lead rule could apply to its system ([`may_lead`]).
+    may_lead: bool,
+    /// The rev, when read by rev or identifier (a record read by id has none until then).
+    rev: Option<i64>,
+    keys: Vec<(u8, String)>,
+    record: Option<SourceRecord>,
+}
+
+impl Reached {
+    fn from_record(rev: Option<i64>, record: SourceRecord) -> Reached {
+        Reached {
+            record_id: record.record_id.clone(),
+            may_lead: may_lead(&record),
+            rev,
+            keys: person::strong_keys(&record),
+            record: Some(record),
+        }
+    }
+
+    /// From the record's identifier columns; a fingerprint enrollment is decoded whole, since
+    /// the FIN in its body links too (`person::strong_keys`).
+    fn from_head(head: RecordHead) -> Result<Reached, StoreError> {
+        let corrupt = |problem: String| StoreError::Corrupt {
+            table: "records",
+            key: head.record_id.clone(),
+            problem,
+        };
+        let system = RecordSystem::parse(&head.system)
+            .map_err(|e| corrupt(format!("system: {}", e.problem)))?;
+        if let Some(json) = &head.biometrics_json {
+            let record = RawRecord {
+                rev: head.rev,
+                record_id: head.record_id.clone(),
+                json: json.clone(),
+            }
+            .decode()?;
+            return Ok(Reached::from_record(Some(head.rev), record));
+        }
+        // The kinds and order of `person::strong_keys`; the columns hold the identifiers'
+        // display form, which is what it keys on.
+        let keys = [
+            (0u8, head.a_number),
+            (1, head.fin),
+            (2, head.fbi_number),
+            (3, head.passport),
+            (4, head.ssn),
+            (5, head.state_id),
+        ]
+        .into_iter()
+        .filter_map(|(tag, v)| v.map(|v| (tag, v)))
+        .collect();
+        Ok(Reached {
+            record_id: head.record_id,
+            may_lead: system_may_lead(system),
+            rev: Some(head.rev),
+            keys,
+            record: None,
+        })
+    }
+}
+
+/// The records linked to `start` by identifiers, followed until no new record turns up (so
+/// the persons are the full run's): each hop asks the identifier indexes for revs (one query
+/// per identifier kind and few thousand values) and reads only the identifier columns of
+/// records not reached yet. Returns every record reached, `start` first, and how many record
+/// heads were read.
+async fn follow_identifiers(
+    store: &Store,
+    start: Vec<Reached>,
+) -> Result<(Vec<Reached>, u64), RunError> {
+    let mut reached = start;
+    let mut index_of: HashMap<String, usize> = HashMap::new();
+    let mut known_revs: HashSet<i64> = HashSet::new();
+    let mut kept = Vec::with_capacity(reached.len());
+    for r in reached.drain(..) {
+        if index_of.contains_key(&r.record_id) {
+            continue;
+        }
+        if let Some(rev) = r.rev {
+            known_revs.insert(rev);
+        }
+        index_of.insert(r.record_id.clone(), kept.len());
+        kept.push(r);
+    }
+    reached = kept;
+    let mut frontier: Vec<usize> = (0..reached.len()).collect();
+    let mut asked: HashSet<(u8, String)> = HashSet::new();
+    let mut heads_read = 0u64;
+    for _ in 0..MAX_EXPANSION_ROUNDS {
+        let mut by_kind: BTreeMap<u8, Vec<String>> = BTreeMap::new();
+        for &i in &frontier {
+            for key in &reached[i].keys {
+                if asked.insert(key.clone()) {
+                    by_kind.entry(key.0).or_default().push(key.1.clone());
+                }
+            }
+        }
+        let mut new_revs: Vec<i64> = Vec::new();
+        for (tag, values) in by_kind {
+            for rev in store.revs_by_identifiers(id_kind(tag), &values).await? {
+                if known_revs.insert(rev) {
+                    new_revs.push(rev);
+                }
+            }
+        }
+        if new_revs.is_empty() {
+            break;
+        }
+        new_revs.sort_unstable();
+        let heads = store.record_heads_by_revs(&new_revs).await?;
+        heads_read += heads.len() as u64;
+        frontier = Vec::new();
+        for head in heads {
+            // A record read by id (an open lead's) turns up again by identifier: known.
+            if let Some(&i) = index_of.get(&head.record_id) {
+                reached[i].rev.get_or_insert(head.rev);
+                continue;
+            }
+            index_of.insert(head.record_id.clone(), reached.len());
+            frontier.push(reached.len());
+            reached.push(Reached::from_head(head)?);
+        }
+    }
+    Ok((reached, heads_read))
+}
+
+/// Reads the records changed since the last finished run and every record linked to them by
+/// identifiers (identifier columns only), groups them into persons, and keeps the persons
+/// holding a changed record that are worth evaluating, read whole.
 async fn incremental_population(
     store: &Store,
     opts: &RunOptions,
@@ -734,6 +954,10 @@ async fn incremental_population(
     run: &LeadRun,
     open: &HashMap<String, String>,
 ) -> Result<Population, RunError> {
+    let mut clock = PhaseClock::start();
+    // Sweep keys a store written before migration 0007 keeps as text: hashed once, here.
+    let moved = store.move_text_sweep_keys().await?;
+    clock.lap("move text sweep keys", || format!("{moved} rows"));
     let mut raw: Vec<RawRecord> = Vec::new();
     let mut after = run.from_rev;
     loop {
@@ -750,10 +974,14 @@ async fn incremental_population(
             total: u64::try_from(run.to_rev - run.from_rev).unwrap_or(0),
         });
     }
-    let mut changed = decode_parallel(&raw)?;
+    let changed = decode_parallel(&raw)?;
+    let changed_revs: Vec<i64> = raw.iter().map(|r| r.rev).collect();
     drop(raw);
     let records_scanned = changed.len() as u64;
     let mut records_read = records_scanned;
+    clock.lap("read changed records", || {
+        format!("{records_scanned} records")
+    });
     let mut new_citizen: Vec<String> = changed
         .iter()
         .filter(|r| person::indicates_citizenship(r))
@@ -772,10 +1000,22 @@ async fn incremental_population(
         .collect();
     new_status.sort();
     new_status.dedup();
-    store.add_citizen_keys(&new_citizen).await?;
-    store.add_status_keys(&new_status).await?;
+    let citizen_hashes: Vec<i64> = new_citizen.iter().map(|k| sweep_key_hash(k)).collect();
+    let status_hashes: Vec<(i64, String)> = new_status
+        .iter()
+        .map(|(k, id)| (sweep_key_hash(k), id.clone()))
+        .collect();
+    store.add_citizen_key_hashes(&citizen_hashes).await?;
+    store.add_status_key_hashes(&status_hashes).await?;
+    clock.lap("add sweep keys", || {
+        format!(
+            "{} citizen, {} status rows",
+            citizen_hashes.len(),
+            status_hashes.len()
+        )
+    });
 
-    let mut changed_ids: HashSet<String> = changed.iter().map(|r| r.record_id.clone()).collect();
+    let changed_ids: HashSet<String> = changed.iter().map(|r| r.record_id.clone()).collect();
     // New citizenship evidence bears on open leads with the same name and birth date, linked
     // by identifiers or not: their subjects are evaluated again. So does a new status-bearing
     // record (an executed removal, a grant) with the subject's full name and birth date.
@@ -801,55 +1041,82 @@ async fn incremental_population(
     let mut bearing_records = store.get_records(&bearing_ids).await?;
     records_read += bearing_records.len() as u64;
     bearing_records.sort_by(|a, b| a.record_id.cmp(&b.record_id));
-    for r in bearing_records {
-        changed_ids.insert(r.record_id.clone());
-        changed.push(r);
-    }
-    let mut known: BTreeMap<String, SourceRecord> = BTreeMap::new();
-    let mut frontier: Vec<SourceRecord> = Vec::new();
-    for r in changed {
-        if !known.contains_key(&r.record_id) {
-            known.insert(r.record_id.clone(), r.clone());
-            frontier.push(r);
-        }
-    }
-    let mut asked: HashSet<(u8, String)> = HashSet::new();
-    for _ in 0..MAX_EXPANSION_ROUNDS {
-        let mut by_kind: BTreeMap<u8, Vec<String>> = BTreeMap::new();
-        for r in &frontier {
-            for key in person::strong_keys(r) {
-                if asked.insert(key.clone()) {
-                    by_kind.entry(key.0).or_default().push(key.1);
-                }
-            }
-        }
-        let mut next = Vec::new();
-        for (tag, values) in by_kind {
-            let found = store.records_by_identifiers(id_kind(tag), &values).await?;
-            records_read += found.len() as u64;
-            let fresh: Vec<RawRecord> = found
-                .into_iter()
-                .filter(|f| !known.contains_key(&f.record_id))
-                .collect();
-            for r in decode_parallel(&fresh)? {
-                if !known.contains_key(&r.record_id) {
-                    known.insert(r.record_id.clone(), r.clone());
-                    next.push(r);
-                }
-            }
-        }
-        if next.is_empty() {
-            break;
-        }
-        frontier = next;
-    }
-    let touched = into_persons(known.into_values().collect(), Some(&changed_ids));
-    let persons_total = touched.len() as u64;
-    let persons: Vec<(String, Members)> = touched
+    let bearing_count = bearing_records.len();
+    clock.lap("open leads the changes bear on", || {
+        format!("{bearing_count} records")
+    });
+    // Their subjects count as changed: the persons holding them are evaluated.
+    let mut wanted_ids = changed_ids;
+    wanted_ids.extend(bearing_records.iter().map(|r| r.record_id.clone()));
+    let start: Vec<Reached> = changed_revs
         .into_iter()
-        .filter(|(_, rs)| worth_evaluating(rs, open))
-        .map(|(k, rs)| (k, Members::Loaded(rs)))
+        .map(Some)
+        .zip(changed)
+        .chain(bearing_records.into_iter().map(|r| (None, r)))
+        .map(|(rev, r)| Reached::from_record(rev, r))
         .collect();
+    let (mut reached, heads_read) = follow_identifiers(store, start).await?;
+    records_read += heads_read;
+    clock.lap("follow identifiers", || {
+        format!("{} records reached, {heads_read} heads read", reached.len())
+    });
+
+    let keys: Vec<Vec<(u8, String)>> = reached
+        .iter_mut()
+        .map(|r| std::mem::take(&mut r.keys))
+        .collect();
+    let mut persons_total = 0u64;
+    let mut worth: Vec<Vec<usize>> = Vec::new();
+    for group in person::group_key_lists(&keys) {
+        if !group
+            .iter()
+            .any(|&i| wanted_ids.contains(&reached[i].record_id))
+        {
+            continue;
+        }
+        persons_total += 1;
+        let members = group
+            .iter()
+            .map(|&i| (reached[i].may_lead, reached[i].record_id.as_str()));
+        if worth_evaluating(members, open) {
+            worth.push(group);
+        }
+    }
+    drop(keys);
+    // Only the persons worth evaluating are read whole.
+    let to_read: Vec<i64> = worth
+        .iter()
+        .flatten()
+        .filter(|&&i| reached[i].record.is_none())
+        .filter_map(|&i| reached[i].rev)
+        .collect();
+    let raw = store.records_by_revs(&to_read).await?;
+    records_read += raw.len() as u64;
+    let decoded = decode_parallel(&raw)?;
+    let mut by_rev: HashMap<i64, SourceRecord> = raw.iter().map(|r| r.rev).zip(decoded).collect();
+    drop(raw);
+    let mut persons: Vec<(String, Members)> = Vec::with_capacity(worth.len());
+    for group in worth {
+        let mut records: Vec<SourceRecord> = group
+            .iter()
+            .filter_map(|&i| {
+                let r = &mut reached[i];
+                r.record
+                    .take()
+                    .or_else(|| r.rev.and_then(|rev| by_rev.remove(&rev)))
+            })
+            .collect();
+        records.sort_by(|a, b| a.record_id.cmp(&b.record_id));
+        persons.push((person::person_key(&records), Members::Loaded(records)));
+    }
+    persons.sort_by(|a, b| a.0.cmp(&b.0));
+    clock.lap("group and read persons", || {
+        format!(
+            "{persons_total} persons touched, {} worth evaluating, {} records read whole",
+            persons.len(),
+            to_read.len()
+        )
+    });
     Ok(Population {
         persons_total,
         persons,

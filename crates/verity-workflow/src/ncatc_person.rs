@@ -107,36 +107,8 @@ pub fn group_key_lists(keys: &[Vec<(u8, String)>]) -> Vec<Vec<usize>> {
 
 /// The strong identifiers of a record, tagged by kind.
 pub fn strong_keys(r: &SourceRecord) -> Vec<(u8, String)> {
-    let ids = &r.identity.ids;
-    let mut out = Vec::new();
-    if let Some(v) = &ids.a_number {
-        out.push((0, v.to_string()));
-    }
-    if let Some(v) = &ids.fin {
-        out.push((1, v.to_string()));
-    }
-    if let Some(v) = &ids.fbi_number {
-        out.push((2, v.to_string()));
-    }
-    if let Some(v) = &ids.passport {
-        out.push((3, v.to_string()));
-    }
-    if let Some(v) = &ids.ssn {
-        out.push((4, v.to_string()));
-    }
-    if let Some(v) = &ids.state_id {
-        out.push((5, v.to_string()));
-    }
-    // A fingerprint enrollment's FIN is the person's FIN even when the enrolling system wrote
-    // only its own identifier (an A-number) on the record: found at 1,000,000 people, a
-    // naturalized citizen's grant joined the rest of their records only through it.
-    if let RecordBody::Biometrics(b) = &r.body {
-        let fin = b.fin.to_string();
-        if !out.iter().any(|(tag, v)| *tag == 1 && *v == fin) {
-            out.push((1, fin));
-        }
-    }
-    out
+    // The store keeps these (hashed) in each record's digest: one definition for both.
+    verity_store::scan::strong_identifiers(r)
 }
 
 /// The person key of a group: `NP-` and its smallest record id (stable while the group only
@@ -165,22 +137,6 @@ fn letters(s: &str) -> String {
         .collect()
 }
 
-/// A record's full birth date as `YYYYMMDD`, plus the day/month swap when it reads as a date
-/// too; empty when the month or day is unknown (a partial date is no key).
-fn full_birth_dates(dob: Option<PartialDate>) -> Vec<String> {
-    let Some(dob) = dob else {
-        return Vec::new();
-    };
-    let (Some(m), Some(d)) = (dob.month, dob.day) else {
-        return Vec::new();
-    };
-    let mut dates = vec![format!("{:04}{:02}{:02}", dob.year, m, d)];
-    if d <= 12 && d != m {
-        dates.push(format!("{:04}{:02}{:02}", dob.year, d, m));
-    }
-    dates
-}
-
 /// A record's names, then its aliases, as (family, given).
 fn names_of(r: &SourceRecord) -> impl Iterator<Item = (&str, &str)> {
     std::iter::once(&r.identity.name)
@@ -199,37 +155,13 @@ pub(crate) fn name_dob_keys_from<'a>(
     names: impl Iterator<Item = (&'a str, &'a str)>,
     dob: Option<PartialDate>,
 ) -> Vec<String> {
-    let dates = full_birth_dates(dob);
-    if dates.is_empty() {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    for (family, given) in names {
-        let family = letters(family);
-        let given = letters(given);
-        for date in &dates {
-            if !family.is_empty() {
-                out.push(format!("F|{family}|{date}"));
-            }
-            if !given.is_empty() {
-                out.push(format!("G|{given}|{date}"));
-            }
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
+    // The store derives the same keys on insert: one definition for both.
+    verity_store::scan::name_dob_keys_from(names, dob)
 }
 
 /// Whether a record bears on immigration status (enforcement, court, benefits, travel).
 pub fn bears_on_status(r: &SourceRecord) -> bool {
-    matches!(
-        &r.body,
-        RecordBody::Enforcement(_)
-            | RecordBody::Court(_)
-            | RecordBody::Benefits(_)
-            | RecordBody::Travel(_)
-    )
+    verity_store::scan::bears_on_status(r)
 }
 
 /// Full-name-and-birth-date keys of a record: `S|name|name|date|`, the two names in sorted
@@ -249,76 +181,17 @@ pub(crate) fn full_name_dob_keys_from<'a>(
     names: impl Iterator<Item = (&'a str, &'a str)>,
     dob: Option<PartialDate>,
 ) -> Vec<String> {
-    let dates = full_birth_dates(dob);
-    if dates.is_empty() {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    for (family, given) in names {
-        let family = letters(family);
-        let given = letters(given);
-        if family.is_empty() || given.is_empty() {
-            continue;
-        }
-        let (a, b) = if family <= given {
-            (&family, &given)
-        } else {
-            (&given, &family)
-        };
-        // One name part with the other's initial, in both directions: a typo or a different
-        // spelling in one part (the other part and its initial kept) still meets. Found at
-        // 1,000,000 people: naturalized citizens whose permanent-residence grant was written
-        // with a slightly different name read as overstays and got leads. A namesake with the
-        // same birth date, one same name part and the same initial of the other is rare, and
-        // costs only a parked lead, never a wrong one.
-        let (Some(family_initial), Some(given_initial)) =
-            (family.chars().next(), given.chars().next())
-        else {
-            continue;
-        };
-        for date in &dates {
-            // Both names with the month and day, the year in two-year buckets offset by one:
-            // birth years one apart always share a bucket (a year typo on the grant left a
-            // naturalized citizen's group reading as an overstay at 1,000,000 people).
-            if let (Ok(year), Some(month_day)) = (date[..4].parse::<u16>(), date.get(4..)) {
-                for bucket in [year / 2, year.div_ceil(2)] {
-                    out.push(format!("{STATUS_KEY_PREFIX}{a}|{b}|Y{bucket}|{month_day}|"));
-                }
-            }
-            out.push(format!("{STATUS_KEY_PREFIX}{a}|{b}|{date}|"));
-            out.push(format!(
-                "{STATUS_KEY_PREFIX}~{family}|{given_initial}|{date}|"
-            ));
-            out.push(format!(
-                "{STATUS_KEY_PREFIX}~{given}|{family_initial}|{date}|"
-            ));
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
+    // The store derives the same keys on insert (see there for the key forms and why).
+    verity_store::scan::full_name_dob_keys_from(names, dob)
 }
 
 /// Prefix of status sweep keys (citizenship keys start `F|` or `G|`; since migration 0006 the
 /// two live in separate tables).
-pub const STATUS_KEY_PREFIX: &str = "S|";
+pub const STATUS_KEY_PREFIX: &str = verity_store::scan::STATUS_KEY_PREFIX;
 
 /// Whether a record on its own indicates U.S. citizenship.
 pub fn indicates_citizenship(r: &SourceRecord) -> bool {
-    if r.identity.country_of_birth == "US" {
-        return true;
-    }
-    match &r.body {
-        RecordBody::Citizenship(_) => true,
-        RecordBody::Benefits(b) => {
-            b.outcome == BenefitOutcome::Granted
-                && matches!(
-                    b.benefit,
-                    BenefitType::Naturalization | BenefitType::CitizenshipCertificate
-                )
-        }
-        _ => false,
-    }
+    verity_store::scan::indicates_citizenship(r)
 }
 
 /// The date a record describes, for ordering a person's history.

@@ -2,18 +2,20 @@
 //!
 //! A full run reads every record once to link them into persons and to collect the sweep
 //! keys; only the persons a lead rule could apply to are read again, whole. This first pass
-//! needs a record's identifiers, names, birth date, country of birth and a few body fields, so
-//! it reads the stored JSON through a borrowed view that skips everything else (no strings
-//! copied, no dates or identifiers validated, no internally-tagged body buffered), instead of
-//! decoding a whole [`SourceRecord`]. The keys come from the same functions as for a decoded
-//! record; a test checks both paths agree on a generated world.
+//! needs a record's id, system, identifiers and sweep keys. Every insert stores exactly that,
+//! hashed, as the record's digest (`verity_store::scan::RecordDigest`, one chunk per insert),
+//! so the pass reads a few large rows ([`add_chunk`]). Records without a digest (stored before
+//! migration 0008) are read from their JSON through a borrowed view that skips everything else
+//! (no strings copied, no dates or identifiers validated, no internally-tagged body buffered)
+//! and digested here ([`scan_page`]). The keys come from the same functions as for a decoded
+//! record; tests check that both paths agree on a generated world.
 
 use crate::ncatc::person;
 use serde::Deserialize;
 use std::borrow::Cow;
-use std::hash::Hasher;
+use std::collections::{HashMap, HashSet};
 use verity_model::{PartialDate, RecordSystem, SourceRecord};
-use verity_store::scan::RawRecord;
+use verity_store::scan::{DigestChunk, DigestRef, RawRecord, RecordDigest, SweepKeys};
 use verity_store::StoreError;
 
 /// What a full run keeps of one record while scanning: enough to link it and to sweep, not the
@@ -22,6 +24,7 @@ use verity_store::StoreError;
 pub(crate) struct Scanned {
     pub rev: i64,
     pub record_id: String,
+    pub system: RecordSystem,
     pub may_lead: bool,
     pub keys: Vec<(u8, String)>,
     pub citizen_keys: Vec<String>,
@@ -171,6 +174,7 @@ pub(crate) fn scan_raw(raw: &RawRecord) -> Result<Scanned, StoreError> {
     Ok(Scanned {
         rev: raw.rev,
         record_id: raw.record_id.clone(),
+        system,
         may_lead: system_may_lead(system),
         keys,
         citizen_keys: if citizen {
@@ -186,24 +190,9 @@ pub(crate) fn scan_raw(raw: &RawRecord) -> Result<Scanned, StoreError> {
     })
 }
 
-/// A 64-bit hash of a key (deterministic within a process; never stored).
-pub(crate) fn hash64(parts: &[&[u8]]) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
-    for p in parts {
-        h.write(p);
-        // A separator, so that ("ab", "c") and ("a", "bc") differ.
-        h.write_u8(0xff);
-    }
-    h.finish()
-}
-
-/// A 128-bit hash of an identifier: two 64-bit hashes with different leads. Identifiers link
-/// records into persons, so a collision would merge two people; at 128 bits it will not
-/// happen (about 10^-23 for 10^8 identifiers).
-fn hash128(tag: u8, value: &str) -> u128 {
-    let lo = hash64(&[&[0, tag], value.as_bytes()]);
-    let hi = hash64(&[&[1, tag], value.as_bytes()]);
-    (u128::from(hi) << 64) | u128::from(lo)
+/// The hash of a sweep key: the store's, since digests hold sweep keys hashed.
+pub(crate) fn key_hash(key: &str) -> u64 {
+    verity_store::scan::digest_key_hash(key)
 }
 
 /// The record ids of a scan in one buffer (a `String` per record costs some 40 bytes more).
@@ -246,58 +235,97 @@ pub(crate) struct FullScan {
     status: Vec<(u64, u32)>,
 }
 
-/// The sweep keys of a full run, hashed and sorted for binary search, with each status key's
-/// holder given by its person (group) number.
+/// The sweep keys of a full run, hashed, in hash tables (one probe per key: binary search
+/// over a million keys missed the cache some twenty times per key, 9% of a run's time), with
+/// each status key's holder given by its person (group) number, or [`HELD_BY_MANY`].
 pub(crate) struct SweepIndex {
-    citizen: Vec<u64>,
-    status: Vec<(u64, u32)>,
+    citizen: HashSet<u64>,
+    status: HashMap<u64, u32>,
 }
+
+/// A status key held by records of more than one person: outside any person.
+const HELD_BY_MANY: u32 = u32::MAX;
 
 impl SweepIndex {
     /// Whether any of `keys` (a person's name-and-birth-date keys) is a citizenship key.
     pub fn citizen_match(&self, keys: &[String]) -> bool {
-        keys.iter()
-            .any(|k| self.citizen.binary_search(&hash64(&[k.as_bytes()])).is_ok())
+        keys.iter().any(|k| self.citizen.contains(&key_hash(k)))
     }
 
     /// Whether a record outside person `group` holds any of `keys` (full-name-and-birth-date
     /// keys).
     pub fn status_outside(&self, keys: &[String], group: u32) -> bool {
-        keys.iter().any(|k| {
-            let h = hash64(&[k.as_bytes()]);
-            let from = self.status.partition_point(|(x, _)| *x < h);
-            self.status[from..]
-                .iter()
-                .take_while(|(x, _)| *x == h)
-                .any(|(_, g)| *g != group)
+        keys.iter().any(|k| match self.status.get(&key_hash(k)) {
+            Some(&HELD_BY_MANY) => true,
+            Some(&holder) => holder != group,
+            None => false,
         })
     }
 }
 
-/// The sweep rows of one scanned page, for the store: citizenship keys (sorted, once each)
-/// and (status key, record id).
+/// The sweep rows of one scanned page, for the store, hashed as the store keeps them
+/// (`verity_store::leads::sweep_key_hash`): citizenship keys (sorted, once each) and
+/// (status key, record id), sorted.
 #[derive(Default)]
 pub(crate) struct SweepRows {
-    pub citizen: Vec<String>,
-    pub status: Vec<(String, String)>,
+    pub citizen: Vec<i64>,
+    pub status: Vec<(i64, String)>,
 }
 
-/// Scans one page of stored records (on a worker thread): what the run keeps of them, and
-/// their sweep rows.
-pub(crate) fn scan_page(page: &[RawRecord]) -> Result<(FullScan, SweepRows), StoreError> {
+/// Scans one page of stored records (on a worker thread): what the run keeps of them, their
+/// sweep rows and their digests (for records stored without one: see [`add_chunk`]).
+pub(crate) fn scan_page(
+    page: &[RawRecord],
+) -> Result<(FullScan, SweepRows, Vec<RecordDigest>), StoreError> {
     let mut scan = FullScan::default();
     let mut rows = SweepRows::default();
+    let mut digests = Vec::with_capacity(page.len());
     for raw in page {
         let s = scan_raw(raw)?;
-        scan.add(&s)?;
-        rows.citizen.extend(s.citizen_keys);
-        for k in s.status_keys {
-            rows.status.push((k, s.record_id.clone()));
+        let keys = SweepKeys {
+            citizen: s.citizen_keys,
+            status: s.status_keys,
+        };
+        let d = RecordDigest::new(s.rev, &s.record_id, s.system, &s.keys, &keys);
+        scan.add_digest(&d.as_digest_ref())?;
+        // The digest's key hashes are the sweep tables'.
+        let as_i64 = |h: u64| i64::from_ne_bytes(h.to_ne_bytes());
+        rows.citizen
+            .extend(d.citizen_keys.iter().map(|&h| as_i64(h)));
+        for &h in &d.status_keys {
+            rows.status.push((as_i64(h), s.record_id.clone()));
         }
+        digests.push(d);
     }
     rows.citizen.sort_unstable();
     rows.citizen.dedup();
-    Ok((scan, rows))
+    rows.status.sort_unstable();
+    rows.status.dedup();
+    Ok((scan, rows, digests))
+}
+
+/// Adds the digests of a stored chunk with `after < rev <= to_rev` to a scan (nothing is
+/// parsed or hashed: the insert did that). Returns how many were added.
+pub(crate) fn add_chunk(
+    scan: &mut FullScan,
+    chunk: &DigestChunk,
+    after: i64,
+    to_rev: i64,
+) -> Result<usize, StoreError> {
+    let mut added = 0usize;
+    let mut failed = None;
+    chunk.for_each(|d| {
+        if failed.is_none() && d.rev > after && d.rev <= to_rev {
+            match scan.add_digest(&d) {
+                Ok(()) => added += 1,
+                Err(e) => failed = Some(e),
+            }
+        }
+    })?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(added),
+    }
 }
 
 /// One person of a full run: its key, group number and the revs of its records.
@@ -348,23 +376,32 @@ impl FullScan {
     }
 
     /// Keeps what the run needs of one scanned record.
+    #[cfg(test)]
     pub fn add(&mut self, s: &Scanned) -> Result<(), StoreError> {
+        let keys = SweepKeys {
+            citizen: s.citizen_keys.clone(),
+            status: s.status_keys.clone(),
+        };
+        let d = RecordDigest::new(s.rev, &s.record_id, s.system, &s.keys, &keys);
+        self.add_digest(&d.as_digest_ref())
+    }
+
+    /// Keeps what the run needs of one record's digest.
+    pub fn add_digest(&mut self, d: &DigestRef<'_>) -> Result<(), StoreError> {
         let index = u32::try_from(self.revs.len()).map_err(|_| StoreError::Corrupt {
             table: "records",
-            key: s.record_id.clone(),
+            key: d.record_id.to_string(),
             problem: "more than 4,294,967,295 records in one lead run".into(),
         })?;
-        self.revs.push(s.rev);
-        self.ids.push(&s.record_id);
-        self.may_lead.push(s.may_lead);
-        for (tag, value) in &s.keys {
-            self.identifiers.push((hash128(*tag, value), index));
+        self.revs.push(d.rev);
+        self.ids.push(d.record_id);
+        self.may_lead.push(system_may_lead(d.system));
+        for h in d.identifiers() {
+            self.identifiers.push((h, index));
         }
-        for k in &s.citizen_keys {
-            self.citizen.push(hash64(&[k.as_bytes()]));
-        }
-        for k in &s.status_keys {
-            self.status.push((hash64(&[k.as_bytes()]), index));
+        self.citizen.extend(d.citizen_keys());
+        for h in d.status_keys() {
+            self.status.push((h, index));
         }
         Ok(())
     }
@@ -440,22 +477,23 @@ impl FullScan {
             });
         }
         persons.sort_by(|a, b| a.key.cmp(&b.key));
-        self.citizen.sort_unstable();
-        self.citizen.dedup();
-        let mut status: Vec<(u64, u32)> = self
-            .status
-            .iter()
-            .map(|&(h, i)| (h, group_of[i as usize]))
-            .collect();
-        status.sort_unstable();
-        status.dedup();
+        let citizen: HashSet<u64> = std::mem::take(&mut self.citizen).into_iter().collect();
+        let mut status: HashMap<u64, u32> = HashMap::with_capacity(self.status.len());
+        for &(h, i) in &self.status {
+            let g = group_of[i as usize];
+            status
+                .entry(h)
+                .and_modify(|holder| {
+                    if *holder != g {
+                        *holder = HELD_BY_MANY;
+                    }
+                })
+                .or_insert(g);
+        }
         Grouped {
             persons,
             persons_total: u64::from(groups),
-            sweep: SweepIndex {
-                citizen: self.citizen,
-                status,
-            },
+            sweep: SweepIndex { citizen, status },
         }
     }
 }
@@ -466,6 +504,7 @@ pub(crate) fn scan_decoded(rev: i64, r: &SourceRecord) -> Scanned {
     Scanned {
         rev,
         record_id: r.record_id.clone(),
+        system: r.system(),
         may_lead: may_lead(r),
         keys: person::strong_keys(r),
         citizen_keys: if person::indicates_citizenship(r) {
@@ -502,6 +541,7 @@ mod tests {
         Scanned {
             rev,
             record_id: id.into(),
+            system: RecordSystem::Enforcement,
             may_lead: true,
             keys: a_number
                 .map(|a| vec![(0, a.to_string())])
@@ -512,6 +552,28 @@ mod tests {
                 Vec::new()
             },
             status_keys: status.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_status_key_held_by_two_persons_is_outside_each() {
+        let key = "S|ANA|LOPEZ|19800102|";
+        let mut scan = FullScan::default();
+        for s in [
+            scanned(1, "ENF-1", Some("012345678"), &[key]),
+            scanned(2, "ENF-2", Some("012345678"), &[key]),
+            scanned(3, "TRV-7", None, &[key]),
+        ] {
+            scan.add(&s).unwrap();
+        }
+        let g = scan.group(|_| false);
+        assert_eq!(g.persons.len(), 2);
+        for p in &g.persons {
+            assert!(
+                g.sweep.status_outside(&[key.to_string()], p.group),
+                "{}",
+                p.key
+            );
         }
     }
 

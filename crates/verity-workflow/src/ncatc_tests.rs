@@ -313,3 +313,359 @@ fn the_hashed_full_scan_groups_records_as_the_union_find_on_strings() {
         let _ = std::fs::remove_dir_all(dir);
     });
 }
+
+/// Copies of every `every`th record under a new id (what `verity leads touch` does).
+async fn touched_copies(store: &Store, every: usize) -> Vec<SourceRecord> {
+    let head = store.max_record_rev().await.unwrap();
+    let raw = store.scan_record_json(0, head, 1_000_000).await.unwrap();
+    raw.iter()
+        .enumerate()
+        .filter(|(i, _)| (i + 1) % every == 0)
+        .map(|(_, r)| {
+            let mut rec = r.decode().unwrap();
+            rec.record_id = format!("{}-U1", rec.record_id);
+            rec
+        })
+        .collect()
+}
+
+/// Open leads as (person, status, AOR, rule).
+type OpenLeads = Vec<(String, String, Option<String>, String)>;
+
+/// Open leads, and the parks of one run as (person, reason).
+async fn outcomes(store: &Store, run_id: &str) -> (OpenLeads, BTreeMap<String, String>) {
+    let leads = store
+        .list_leads(&LeadFilter {
+            state: Some("open".into()),
+            limit: 100_000,
+            ..LeadFilter::default()
+        })
+        .await
+        .unwrap();
+    let mut open: Vec<_> = leads
+        .into_iter()
+        .map(|l| (l.person_key, l.status, l.aor, l.primary_rule))
+        .collect();
+    open.sort();
+    let parks = store
+        .lead_parks(run_id, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.person_key, p.reason))
+        .collect();
+    (open, parks)
+}
+
+#[test]
+fn an_incremental_run_reaches_the_persons_and_outcomes_of_a_full_run() {
+    rt().block_on(async {
+        let ctx = LeadContext::load(None).unwrap();
+        // A: a full run, then records change, then an incremental run.
+        let dir_a = scratch("incr_a");
+        let a = Store::open_data_dir(&dir_a).await.unwrap();
+        import(&a).await;
+        let full_a = run_leads(&a, &ctx, &opts(), &|_| {}).await.unwrap();
+        let copies = touched_copies(&a, 9).await;
+        assert!(copies.len() > 100, "{} copies", copies.len());
+        a.insert_records(&copies).await.unwrap();
+        let inc = run_leads(&a, &ctx, &opts(), &|_| {}).await.unwrap();
+        assert_eq!(inc.kind, "incremental");
+        // B: the same records, one full run.
+        let dir_b = scratch("incr_b");
+        let b = Store::open_data_dir(&dir_b).await.unwrap();
+        import(&b).await;
+        b.insert_records(&copies).await.unwrap();
+        let full_b = run_leads(&b, &ctx, &opts(), &|_| {}).await.unwrap();
+        assert_eq!(full_b.kind, "full");
+
+        let (open_a, parks_a) = outcomes(&a, &inc.run_id).await;
+        let (open_b, parks_b) = outcomes(&b, &full_b.run_id).await;
+        assert_eq!(open_a, open_b, "open leads differ");
+        assert!(!open_a.is_empty());
+        // Every person the incremental run parked or sent to review, the full run did too,
+        // for the same reason; the persons it evaluated are the full run's persons (same
+        // keys, so the same records).
+        assert!(!parks_a.is_empty());
+        for (person, reason) in &parks_a {
+            // A refreshed lead is parked as `open_lead` (the full run of B creates it new):
+            // the open leads compared above cover it.
+            if reason == "open_lead" {
+                continue;
+            }
+            assert_eq!(parks_b.get(person), Some(reason), "{person}");
+        }
+        // Every person holding a changed record and worth evaluating was evaluated: as many
+        // as the full run evaluates among the persons holding a copy.
+        let all = all_records(&b).await;
+        let copy_ids: HashSet<&str> = copies.iter().map(|r| r.record_id.as_str()).collect();
+        let open_keys: HashMap<String, String> =
+            a.open_lead_keys().await.unwrap().into_iter().collect();
+        let expected = group_persons(&all)
+            .into_iter()
+            .filter(|g| {
+                g.iter()
+                    .any(|&i| copy_ids.contains(all[i].record_id.as_str()))
+            })
+            .filter(|g| {
+                g.iter().any(|&i| may_lead(&all[i]))
+                    || g.iter()
+                        .any(|&i| open_keys.contains_key(&format!("NP-{}", all[i].record_id)))
+            })
+            .count() as u64;
+        assert!(
+            inc.stats.persons_evaluated >= expected,
+            "{:?} < {expected}",
+            inc.stats
+        );
+        assert!(inc.stats.persons_evaluated < full_a.stats.persons_evaluated);
+        a.close().await;
+        b.close().await;
+        let _ = std::fs::remove_dir_all(dir_a);
+        let _ = std::fs::remove_dir_all(dir_b);
+    });
+}
+
+async fn all_records(store: &Store) -> Vec<SourceRecord> {
+    let head = store.max_record_rev().await.unwrap();
+    let raw = store.scan_record_json(0, head, 1_000_000).await.unwrap();
+    raw.iter().map(|r| r.decode().unwrap()).collect()
+}
+
+#[test]
+fn record_heads_give_the_identifier_keys_of_whole_records() {
+    rt().block_on(async {
+        let dir = scratch("heads");
+        let store = Store::open_data_dir(&dir).await.unwrap();
+        import(&store).await;
+        let head = store.max_record_rev().await.unwrap();
+        let raw = store.scan_record_json(0, head, 1_000_000).await.unwrap();
+        let revs: Vec<i64> = raw.iter().map(|r| r.rev).collect();
+        let heads = store.record_heads_by_revs(&revs).await.unwrap();
+        assert_eq!(heads.len(), raw.len());
+        let mut linked = 0;
+        for (h, r) in heads.into_iter().zip(&raw) {
+            let record = r.decode().unwrap();
+            let reached = Reached::from_head(h).unwrap();
+            let mut got = reached.keys.clone();
+            let mut want = person::strong_keys(&record);
+            got.sort();
+            want.sort();
+            assert_eq!(got, want, "record {}", record.record_id);
+            assert_eq!(reached.may_lead, may_lead(&record));
+            assert_eq!(reached.rev, Some(r.rev));
+            linked += usize::from(!got.is_empty());
+        }
+        assert!(linked > 1_000);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    });
+}
+
+/// A person whose fingerprint enrollment links an A-number record and a FIN record only
+/// through the FIN in the enrollment's body.
+fn body_fin_person() -> Vec<SourceRecord> {
+    use verity_model::record::*;
+    use verity_model::{ANumber, Fin, Identity, PartialDate, PersonName};
+    let identity = |a: bool, fin: bool| {
+        let mut i = Identity {
+            name: PersonName::new("ANA", "", "LOPEZ"),
+            dob: PartialDate::full(1980, 1, 2).ok(),
+            country_of_birth: "MX".into(),
+            ..Identity::default()
+        };
+        if a {
+            i.ids.a_number = ANumber::parse("A012345678").ok();
+        }
+        if fin {
+            i.ids.fin = Fin::parse("1234567890").ok();
+        }
+        i
+    };
+    let date = PartialDate::full(2020, 1, 2).unwrap();
+    vec![
+        SourceRecord {
+            record_id: "ENF-BF-1".into(),
+            identity: identity(true, false),
+            body: RecordBody::Enforcement(EnforcementRecord {
+                event: EnforcementEvent::RemovalOrder,
+                date,
+                order: Some(OrderKind::Final),
+                entry: None,
+                office: "BAL".into(),
+                detail: String::new(),
+            }),
+        },
+        SourceRecord {
+            record_id: "BIO-BF-1".into(),
+            identity: identity(true, false),
+            body: RecordBody::Biometrics(BiometricsRecord {
+                fin: Fin::parse("1234567890").unwrap(),
+                enrolled: date,
+                captured_by: verity_model::RecordSystem::Enforcement,
+                fingers: 10,
+            }),
+        },
+        SourceRecord {
+            record_id: "CIT-BF-1".into(),
+            identity: identity(false, true),
+            body: RecordBody::Citizenship(CitizenshipRecord {
+                evidence: CitizenshipEvidence::NaturalizationCertificate,
+                document_number: "N1".into(),
+                issued: Some(date),
+            }),
+        },
+    ]
+}
+
+#[test]
+fn identifiers_are_followed_through_an_enrollments_body_fin() {
+    rt().block_on(async {
+        let dir = scratch("body_fin");
+        let store = Store::open_data_dir(&dir).await.unwrap();
+        let records = body_fin_person();
+        assert_eq!(
+            group_persons(&records).len(),
+            1,
+            "one person by strong keys"
+        );
+        store.insert_records(&records).await.unwrap();
+        // From the FIN-only record: the enrollment is found by its body FIN, and through its
+        // A-number the enforcement record.
+        let start = vec![Reached::from_record(None, records[2].clone())];
+        let (reached, _) = follow_identifiers(&store, start).await.unwrap();
+        let mut ids: Vec<&str> = reached.iter().map(|r| r.record_id.as_str()).collect();
+        ids.sort();
+        assert_eq!(ids, ["BIO-BF-1", "CIT-BF-1", "ENF-BF-1"]);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    });
+}
+
+/// Imports the test world in small batches (several digest chunks).
+async fn import_in_batches(store: &Store, batch_size: usize) {
+    let opts = verity_store::ImportOptions {
+        batch_size,
+        progress: false,
+    };
+    verity_store::import_world(store, world(), &opts)
+        .await
+        .unwrap();
+}
+
+/// A run's parks as comparable tuples.
+async fn park_set(store: &Store, run_id: &str) -> Vec<(String, String, String, String)> {
+    let mut out: Vec<_> = store
+        .lead_parks(run_id, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.person_key, p.rules, p.reason, p.detail))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn full_runs_from_digests_and_from_record_json_agree() {
+    rt().block_on(async {
+        let ctx = LeadContext::load(None).unwrap();
+        // Every record's digest, as the insert stored it, is the digest of the decoded record.
+        let dir = scratch("digests");
+        let digested = Store::open_data_dir(&dir).await.unwrap();
+        import_in_batches(&digested, 250).await;
+        let head = digested.max_record_rev().await.unwrap();
+        let total = digested.count_records().await.unwrap();
+        let chunks = digested.record_digest_chunks(0, head, 1_000).await.unwrap();
+        assert!(chunks.len() > 3, "{} chunks", chunks.len());
+        let mut stored = Vec::new();
+        for c in &chunks {
+            c.for_each(|d| stored.push(d.to_owned_digest())).unwrap();
+        }
+        let mut expected = Vec::new();
+        let mut after_rev = 0;
+        loop {
+            let page = digested.scan_records(after_rev, 1_000).await.unwrap();
+            let Some((last, _)) = page.last() else { break };
+            after_rev = *last;
+            for (rev, r) in &page {
+                expected.push(verity_store::scan::RecordDigest::of(*rev, r));
+            }
+        }
+        assert_eq!(stored.len() as u64, total);
+        assert_eq!(stored, expected);
+
+        let with_digests = run_leads(&digested, &ctx, &opts(), &|_| {}).await.unwrap();
+        // No record's JSON was read to link persons: only the evaluated persons' records.
+        assert!(
+            with_digests.stats.records_read < total,
+            "{:?}",
+            with_digests.stats
+        );
+
+        // The same world with some digests missing (the first chunk, one in the middle, the
+        // last: records stored before migration 0008 or by an interrupted insert), and with
+        // none: the run reads those records' JSON and gives the same persons and outcomes.
+        for missing in ["some", "all"] {
+            let dir2 = scratch("no_digests");
+            let store = Store::open_data_dir(&dir2).await.unwrap();
+            import_in_batches(&store, 250).await;
+            let chunks = store.record_digest_chunks(0, head, 1_000).await.unwrap();
+            let (gone, json_records): (Vec<i64>, i64) = if missing == "all" {
+                store.clear_record_digests().await.unwrap();
+                (Vec::new(), total as i64)
+            } else {
+                let picked = [0, chunks.len() / 2, chunks.len() - 1];
+                let gone: Vec<i64> = picked.iter().map(|&i| chunks[i].first_rev).collect();
+                let n = picked.iter().map(|&i| chunks[i].records).sum();
+                (gone, n)
+            };
+            for first in &gone {
+                store
+                    .execute_raw_sql(&format!(
+                        "DELETE FROM record_digests WHERE first_rev = {first}"
+                    ))
+                    .await
+                    .unwrap();
+            }
+            let from_json = run_leads(&store, &ctx, &opts(), &|_| {}).await.unwrap();
+            assert_eq!(
+                from_json.stats.records_read,
+                with_digests.stats.records_read + json_records as u64,
+                "{missing}: {:?}",
+                from_json.stats
+            );
+            let mut a = from_json.stats.clone();
+            let mut b = with_digests.stats.clone();
+            a.records_read = 0;
+            b.records_read = 0;
+            assert_eq!(a, b, "{missing}");
+            assert_eq!(
+                lead_set(&store).await,
+                lead_set(&digested).await,
+                "{missing}"
+            );
+            assert_eq!(
+                park_set(&store, &from_json.run_id).await,
+                park_set(&digested, &with_digests.run_id).await,
+                "{missing}"
+            );
+            // That run stored the missing digests: the next full run reads no JSON to link.
+            let restored = store.record_digest_chunks(0, head, 1_000).await.unwrap();
+            let mut count = 0u64;
+            for c in &restored {
+                c.for_each(|_| count += 1).unwrap();
+            }
+            assert_eq!(count, total, "{missing}");
+            let mut force = opts();
+            force.force_full = true;
+            let again = run_leads(&store, &ctx, &force, &|_| {}).await.unwrap();
+            assert_eq!(again.kind, "full");
+            assert!(again.stats.records_read < total, "{:?}", again.stats);
+            store.close().await;
+            let _ = std::fs::remove_dir_all(dir2);
+        }
+        digested.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    });
+}

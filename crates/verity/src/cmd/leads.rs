@@ -58,6 +58,9 @@ pub struct RunArgs {
     /// Do not draw a progress bar
     #[arg(long)]
     quiet: bool,
+    /// Print when each phase (scanning records, evaluating persons) started, for benchmarks
+    #[arg(long, hide = true)]
+    timing: bool,
 }
 
 #[derive(Args)]
@@ -141,6 +144,7 @@ fn run_leads(a: RunArgs) -> anyhow::Result<()> {
         b
     };
     let phase = Mutex::new("");
+    let started = std::time::Instant::now();
     let on_progress = |p: Progress| {
         let (name, done, total) = match p {
             Progress::Scanning { done, total } => ("records", done, total),
@@ -148,6 +152,12 @@ fn run_leads(a: RunArgs) -> anyhow::Result<()> {
         };
         if let Ok(mut current) = phase.lock() {
             if *current != name {
+                if a.timing {
+                    eprintln!(
+                        "timing: {name} phase from {:.2} s",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
                 *current = name;
                 bar.set_message(name);
                 bar.reset();
@@ -156,7 +166,6 @@ fn run_leads(a: RunArgs) -> anyhow::Result<()> {
         bar.set_length(total.max(done));
         bar.set_position(done);
     };
-    let started = std::time::Instant::now();
     runtime()?.block_on(async {
         let store = a.store.open().await?;
         let result = ncatc::run_leads(&store, &ctx, &opts, &on_progress).await;
