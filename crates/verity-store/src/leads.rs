@@ -1028,29 +1028,16 @@ impl Store {
                 .ctx("read text citizen keys")?
             });
             let Some(last) = keys.last() else { break };
-            let mut hashes: Vec<i64> = keys.iter().map(|k| sweep_key_hash(k)).collect();
-            hashes.sort_unstable();
-            hashes.dedup();
-            let kind = self.kind();
+            let hashes: Vec<i64> = keys.iter().map(|k| sweep_key_hash(k)).collect();
+            // Inserting is idempotent, so the hashes are stored first and the text rows
+            // deleted after: a stop in between only moves the same page again.
+            self.add_citizen_key_hashes(&hashes).await?;
             with_pool!(self, pool => {
-                let mut tx = pool.begin_write().await.ctx("start moving citizen keys")?;
-                for chunk in hashes.chunks(VALUES_PER_QUERY) {
-                    let sql = format!(
-                        "INSERT INTO lead_citizen_hashes (key_hash) VALUES {} ON CONFLICT DO NOTHING",
-                        value_rows(kind, chunk.len(), 1)
-                    );
-                    let mut q = sqlx::query(&sql);
-                    for h in chunk {
-                        q = q.bind(*h);
-                    }
-                    q.execute(&mut *tx).await.ctx("insert moved citizen keys")?;
-                }
                 sqlx::query("DELETE FROM lead_citizen_keys WHERE citizen_key <= $1")
                     .bind(last.as_str())
-                    .execute(&mut *tx)
+                    .execute(pool)
                     .await
                     .ctx("delete moved citizen keys")?;
-                tx.commit().await.ctx("commit moved citizen keys")?;
             });
             moved += keys.len() as u64;
         }
@@ -1072,27 +1059,13 @@ impl Store {
             let Some((last_key, last_id)) = rows.last() else {
                 break;
             };
-            let mut hashed: Vec<(i64, &str)> = rows
+            let hashed: Vec<(i64, String)> = rows
                 .iter()
-                .map(|(k, id)| (sweep_key_hash(k), id.as_str()))
+                .map(|(k, id)| (sweep_key_hash(k), id.clone()))
                 .collect();
-            hashed.sort_unstable();
-            hashed.dedup();
-            let kind = self.kind();
+            // As above: store the hashes, then delete the text rows they came from.
+            self.add_status_key_hashes(&hashed).await?;
             with_pool!(self, pool => {
-                let mut tx = pool.begin_write().await.ctx("start moving status keys")?;
-                for chunk in hashed.chunks(VALUES_PER_QUERY / 2) {
-                    let sql = format!(
-                        "INSERT INTO lead_status_hashes (key_hash, record_id) VALUES {} \
-                         ON CONFLICT DO NOTHING",
-                        value_rows(kind, chunk.len(), 2)
-                    );
-                    let mut q = sqlx::query(&sql);
-                    for (h, id) in chunk {
-                        q = q.bind(*h).bind(*id);
-                    }
-                    q.execute(&mut *tx).await.ctx("insert moved status keys")?;
-                }
                 sqlx::query(
                     "DELETE FROM lead_status_keys WHERE status_key < $1 \
                      OR (status_key = $2 AND record_id <= $3)",
@@ -1100,10 +1073,9 @@ impl Store {
                 .bind(last_key.as_str())
                 .bind(last_key.as_str())
                 .bind(last_id.as_str())
-                .execute(&mut *tx)
+                .execute(pool)
                 .await
                 .ctx("delete moved status keys")?;
-                tx.commit().await.ctx("commit moved status keys")?;
             });
             moved += rows.len() as u64;
         }

@@ -2,11 +2,11 @@
 //! lead-quality metrics from field dispositions.
 //!
 //! A run is a batch job over records by `rev`:
-//! - **full** (the first run, or when asked): every record up to the store's head is read in
-//!   pages through a borrowed view (`ncatc_scan.rs`: identifiers and sweep keys, hashed),
-//!   linked into persons in memory, and the persons a lead rule could apply to are read again
-//!   and evaluated;
-//!   the sweep keys go to the store for later incremental runs;
+//! - **full** (the first run, or when asked): the record digests that every insert stores
+//!   (identifiers and sweep keys, hashed; `verity_store::scan::RecordDigest`) are read up to the
+//!   store's head, records without a digest through a borrowed view of their JSON
+//!   (`ncatc_scan.rs`, which then stores their keys and digests), linked into persons in
+//!   memory, and the persons a lead rule could apply to are read again and evaluated;
 //! - **incremental** (otherwise): only records newer than the last finished run's head, plus the
 //!   records linked to them by identifiers (followed until no new record turns up, so the
 //!   persons are the full run's), are read; only their persons are evaluated, and the sweep
