@@ -99,6 +99,13 @@ fn keep_latest(slot: &mut Option<PartialDate>, d: PartialDate) {
 
 /// Derives every fact the records support.
 pub fn derive_facts(records: &[SourceRecord], today: NaiveDate) -> BTreeMap<FactName, Fact> {
+    let refs: Vec<&SourceRecord> = records.iter().collect();
+    derive_facts_of(&refs, today)
+}
+
+/// [`derive_facts`] over borrowed records, so that two groups of records can be judged as
+/// one person's without cloning them (the LESC decision asks this of plausible runner-ups).
+pub fn derive_facts_of(records: &[&SourceRecord], today: NaiveDate) -> BTreeMap<FactName, Fact> {
     use FactName as F;
     let mut facts = Facts::default();
     let mut last_removal: Option<PartialDate> = None;
@@ -113,7 +120,7 @@ pub fn derive_facts(records: &[SourceRecord], today: NaiveDate) -> BTreeMap<Fact
     // not final, case pending, appeal): a later final order or removal closes them.
     let mut last_proceeding: Option<PartialDate> = None;
 
-    for r in records {
+    for &r in records {
         if r.identity.country_of_birth == "US" {
             facts.add(F::UsBirthplace, r, "a record gives a U.S. place of birth");
         }
@@ -328,7 +335,7 @@ pub fn derive_facts(records: &[SourceRecord], today: NaiveDate) -> BTreeMap<Fact
         if vacated_later {
             // Cite only the decisions that came after the order.
             facts.0.remove(&F::OrderVacated);
-            for r in records {
+            for &r in records {
                 let vac = match &r.body {
                     RecordBody::Court(c)
                         if matches!(
@@ -362,7 +369,7 @@ pub fn derive_facts(records: &[SourceRecord], today: NaiveDate) -> BTreeMap<Fact
 
     // Presence after the latest removal: any dated record of the person in the U.S. later on.
     if let Some(removal) = last_removal {
-        for r in records {
+        for &r in records {
             let seen = match &r.body {
                 RecordBody::Criminal(c) => Some(c.arrest_date),
                 RecordBody::Custody(c) => Some(c.booking_date),

@@ -1,7 +1,7 @@
 //! Status determination: facts -> status, by versioned rules, with cited records.
 
 use crate::error::{line_of, PolicyError, Source};
-use crate::facts::{derive_facts, Fact, FactName};
+use crate::facts::{derive_facts, derive_facts_of, Fact, FactName};
 use chrono::NaiveDate;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -154,7 +154,7 @@ impl StatusRules {
 
     /// Determines the status of the person whose records these are.
     pub fn determine(&self, records: &[SourceRecord], today: NaiveDate) -> Determination {
-        self.determine_facts(records, derive_facts(records, today))
+        self.determine_facts(records.is_empty(), derive_facts(records, today))
     }
 
     /// Determines the status of a person encountered in the United States `today` (the
@@ -166,7 +166,18 @@ impl StatusRules {
         records: &[SourceRecord],
         today: NaiveDate,
     ) -> Determination {
-        let mut facts = derive_facts(records, today);
+        let refs: Vec<&SourceRecord> = records.iter().collect();
+        self.determine_encountered_of(&refs, today)
+    }
+
+    /// [`Self::determine_encountered`] over borrowed records (for instance two candidate
+    /// persons' records taken together, without cloning them).
+    pub fn determine_encountered_of(
+        &self,
+        records: &[&SourceRecord],
+        today: NaiveDate,
+    ) -> Determination {
+        let mut facts = derive_facts_of(records, today);
         if facts.contains_key(&FactName::Removed)
             && !facts.contains_key(&FactName::PresentAfterRemoval)
         {
@@ -179,14 +190,10 @@ impl StatusRules {
                 },
             );
         }
-        self.determine_facts(records, facts)
+        self.determine_facts(records.is_empty(), facts)
     }
 
-    fn determine_facts(
-        &self,
-        records: &[SourceRecord],
-        facts: BTreeMap<FactName, Fact>,
-    ) -> Determination {
+    fn determine_facts(&self, no_records: bool, facts: BTreeMap<FactName, Fact>) -> Determination {
         fn cite(f: &Fact) -> impl Iterator<Item = Citation> + '_ {
             f.records.iter().map(|id| Citation {
                 record_id: id.clone(),
@@ -220,7 +227,7 @@ impl StatusRules {
             citizenship_review_required: false,
         };
 
-        if records.is_empty() {
+        if no_records {
             d.status = ImmigrationStatus::NoRecordFound;
             return d;
         }

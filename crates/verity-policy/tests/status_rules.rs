@@ -463,4 +463,19 @@ proptest! {
             prop_assert!(records.iter().any(|r| r.record_id == c.record_id));
         }
     }
+
+    /// Two groups judged together over borrowed records (the LESC decision's runner-up check,
+    /// which must not clone records) decide exactly as the same records owned and joined.
+    #[test]
+    fn borrowed_records_determine_as_owned(
+        a in proptest::collection::vec(any_record(), 0..5),
+        b in proptest::collection::vec(any_record(), 0..5),
+    ) {
+        let owned: Vec<SourceRecord> = a.iter().chain(&b).cloned().collect();
+        let borrowed: Vec<&SourceRecord> = a.iter().chain(&b).collect();
+        prop_assert_eq!(
+            rules().determine_encountered_of(&borrowed, today()),
+            rules().determine_encountered(&owned, today())
+        );
+    }
 }

@@ -489,3 +489,143 @@ proptest! {
         }
     }
 }
+
+/// `record` carrying A-number `a` on its identity.
+fn with_a_number(mut record: SourceRecord, a: &str) -> SourceRecord {
+    record.identity.ids.a_number = Some(ANumber::parse(a).expect("a-number"));
+    record
+}
+
+#[test]
+fn a_runner_up_whose_identifier_contradicts_the_querys_subject_is_another_person() {
+    let (rules, policy) = setup();
+    // The query's A-number picks the permanent resident; the runner-up (same common name,
+    // plausible on name and birth date) is someone else: another A-number, a final order.
+    let subject = || {
+        cand(
+            "TOP",
+            0.9999,
+            true,
+            vec![with_a_number(lpr("B1"), "A123456789")],
+        )
+    };
+    let other = |p: f64| {
+        cand(
+            "OTHER",
+            p,
+            false,
+            vec![with_a_number(final_order("K2"), "A987654321")],
+        )
+    };
+    let dec = decide(&[subject(), other(0.35)], &ctx(false), &rules, &policy);
+    assert_eq!(dec.determination.status, ImmigrationStatus::Lpr);
+    assert!(dec.automatic, "{:?}", dec.reviews);
+
+    // As alike as the subject on name and birth date: a specialist still looks.
+    let dec = decide(&[subject(), other(0.9)], &ctx(false), &rules, &policy);
+    assert!(!dec.automatic);
+    assert!(dec
+        .reviews
+        .iter()
+        .any(|r| matches!(r, ReviewReason::AmbiguousIdentity { .. })));
+
+    // Without the query's identifier on the top candidate nothing rules the runner-up out.
+    let unpinned = [
+        cand(
+            "TOP",
+            0.9999,
+            false,
+            vec![with_a_number(lpr("B1"), "A123456789")],
+        ),
+        other(0.35),
+    ];
+    let dec = decide(&unpinned, &ctx(false), &rules, &policy);
+    assert!(!dec.automatic);
+    assert!(dec
+        .reviews
+        .iter()
+        .any(|r| matches!(r, ReviewReason::CandidateStatusDiffers { .. })));
+
+    // No contradicting identifier (the runner-up carries none): it may be the same person's
+    // split-off records, and its final order would change the status: review.
+    let no_id = [
+        subject(),
+        cand("OTHER", 0.35, false, vec![final_order("K2")]),
+    ];
+    assert!(!decide(&no_id, &ctx(false), &rules, &policy).automatic);
+
+    // A citizen with another A-number is still a plausible citizen: the safe answer and a
+    // citizenship review.
+    let citizen = [
+        subject(),
+        cand(
+            "CIT",
+            0.35,
+            false,
+            vec![with_a_number(passport("Z1"), "A987654321")],
+        ),
+    ];
+    let dec = decide(&citizen, &ctx(false), &rules, &policy);
+    assert!(dec.determination.status.is_citizen_or_potential());
+    assert!(dec.citizenship_review);
+    assert!(dec
+        .reviews
+        .iter()
+        .any(|r| matches!(r, ReviewReason::PlausibleCandidateIsCitizen { .. })));
+}
+
+/// A USCIS fingerprint enrollment on `enrolled`.
+fn benefits_enrollment(id: &str, enrolled: &str) -> SourceRecord {
+    SourceRecord {
+        record_id: id.into(),
+        identity: person("MX"),
+        body: RecordBody::Biometrics(BiometricsRecord {
+            fin: Fin::parse("5504121002").expect("fin"),
+            enrolled: d(enrolled),
+            captured_by: RecordSystem::Benefits,
+            fingers: 10,
+        }),
+    }
+}
+
+#[test]
+fn a_benefits_record_decided_before_the_enrollment_is_not_missing_whatever_its_receipt_date() {
+    let (rules, policy) = setup();
+    // Granted 2025-10-01; the receipt date was written after the decision (a clerk's slip).
+    let mut grant = lpr_on("B1", Some("2025-10-01"));
+    if let RecordBody::Benefits(b) = &mut grant.body {
+        b.filed = Some(d("2026-10-20"));
+    }
+    let dec = decide(
+        &[cand(
+            "TOP",
+            0.9999,
+            true,
+            vec![grant.clone(), benefits_enrollment("BIO-1", "2026-01-15")],
+        )],
+        &ctx(false),
+        &rules,
+        &policy,
+    );
+    assert_eq!(dec.determination.status, ImmigrationStatus::Lpr);
+    assert!(dec.automatic, "{:?}", dec.reviews);
+
+    // Fingerprints taken before any date of the only benefits record: it is not the record of
+    // that appointment, which is missing.
+    let dec = decide(
+        &[cand(
+            "TOP",
+            0.9999,
+            true,
+            vec![grant, benefits_enrollment("BIO-1", "2025-06-01")],
+        )],
+        &ctx(false),
+        &rules,
+        &policy,
+    );
+    assert!(!dec.automatic);
+    assert!(dec
+        .reviews
+        .iter()
+        .any(|r| matches!(r, ReviewReason::EnrollingRecordMissing { .. })));
+}

@@ -95,7 +95,18 @@ pub enum ReviewReason {
 /// immigration encounter) has no record of that system dated on or before it among
 /// `records`: (system, enrollment date). Arrests and custody are left out: they establish no
 /// status.
+#[cfg(test)]
 fn enrolling_record_missing(records: &[SourceRecord]) -> Option<(String, String)> {
+    let refs: Vec<&SourceRecord> = records.iter().collect();
+    enrolling_record_missing_of(&refs)
+}
+
+/// The same over borrowed records (the engine path; the owned form above is for the tests
+/// beside this file). A benefits record counts as dated on
+/// or before the enrollment when either of its dates is (or it has none): a receipt date
+/// written after the decision (a clerk's slip) does not hide a record that was decided before
+/// the appointment.
+fn enrolling_record_missing_of(records: &[&SourceRecord]) -> Option<(String, String)> {
     use verity_model::RecordSystem as Sys;
     let key = |d: &verity_model::PartialDate| (d.year, d.month.unwrap_or(1), d.day.unwrap_or(1));
     records.iter().find_map(|r| {
@@ -111,7 +122,8 @@ fn enrolling_record_missing(records: &[SourceRecord]) -> Option<(String, String)
         let at = key(&b.enrolled);
         let found = records.iter().any(|o| match (&o.body, b.captured_by) {
             (RecordBody::Benefits(x), Sys::Benefits) => {
-                x.filed.or(x.decided).is_none_or(|d| key(&d) <= at)
+                (x.filed.is_none() && x.decided.is_none())
+                    || [x.filed, x.decided].iter().flatten().any(|d| key(d) <= at)
             }
             (RecordBody::Travel(x), Sys::Travel) => key(&x.date) <= at,
             (RecordBody::Enforcement(x), Sys::Enforcement) => key(&x.date) <= at,
@@ -129,49 +141,48 @@ fn status_neutral(records: &[SourceRecord]) -> bool {
         .all(|r| matches!(r.body, RecordBody::Criminal(_) | RecordBody::Custody(_)))
 }
 
-/// The status the two groups' records would establish if they were one person's.
+/// The status the two groups' records would establish if they were one person's (borrowed,
+/// not cloned: this runs for runner-ups on the query path).
 fn merged_status(
     a: &[SourceRecord],
     b: &[SourceRecord],
     rules: &StatusRules,
     today: NaiveDate,
 ) -> ImmigrationStatus {
-    let both: Vec<SourceRecord> = a.iter().chain(b).cloned().collect();
-    rules.determine_encountered(&both, today).status
+    let both: Vec<&SourceRecord> = a.iter().chain(b).collect();
+    rules.determine_encountered_of(&both, today).status
 }
 
 /// Identifier values of one kind across a group's records: (A-number, FIN, FBI, SSN).
-fn id_sets(records: &[SourceRecord]) -> [Vec<String>; 4] {
-    let mut out: [Vec<String>; 4] = Default::default();
+fn id_sets(records: &[SourceRecord]) -> [Vec<&str>; 4] {
+    let mut out: [Vec<&str>; 4] = Default::default();
     for r in records {
         let ids = &r.identity.ids;
         if let Some(v) = &ids.a_number {
-            out[0].push(v.as_str().to_string());
+            out[0].push(v.as_str());
         }
         if let Some(v) = &ids.fin {
-            out[1].push(v.as_str().to_string());
+            out[1].push(v.as_str());
         }
         if let Some(v) = &ids.fbi_number {
-            out[2].push(v.as_str().to_string());
+            out[2].push(v.as_str());
         }
         if let Some(v) = &ids.ssn {
-            out[3].push(v.as_str().to_string());
+            out[3].push(v.as_str());
         }
     }
     out
 }
 
 /// Both groups carry an identifier of the same kind and no value agrees: different people.
-fn identifiers_conflict(a: &[SourceRecord], b: &[SourceRecord]) -> bool {
-    let (x, y) = (id_sets(a), id_sets(b));
+fn identifiers_conflict(x: &[Vec<&str>; 4], y: &[Vec<&str>; 4]) -> bool {
     x.iter()
         .zip(y.iter())
         .any(|(p, q)| !p.is_empty() && !q.is_empty() && !p.iter().any(|v| q.contains(v)))
 }
 
 /// The two groups share at least one identifier value.
-fn identifiers_shared(a: &[SourceRecord], b: &[SourceRecord]) -> bool {
-    let (x, y) = (id_sets(a), id_sets(b));
+fn identifiers_shared(x: &[Vec<&str>; 4], y: &[Vec<&str>; 4]) -> bool {
     x.iter()
         .zip(y.iter())
         .any(|(p, q)| p.iter().any(|v| q.contains(v)))
@@ -260,8 +271,29 @@ pub fn decide(
     // person's records that share no identifier with the rest, a travel record carrying only
     // a passport) neither contradicts an identifier, nor shows citizenship, nor changes the
     // status were it the same person. Were it another person, it says nothing of the subject.
+    //
+    // And a runner-up the query's identifier rules out: the identifier (or fingerprints) picks
+    // the top candidate, the runner-up holds none of the query's identifiers, its records carry
+    // an identifier of a kind the top candidate's records also carry with no value in common
+    // (another A-number, another FIN: another person), and on name and birth date it is at
+    // most `ruled_out_runner_up_max` (lesc.toml) probable. It is another person, so it neither makes the
+    // identity ambiguous nor says anything of the subject's status (bench seeds 1-3: such
+    // runner-ups were all another person, often the same common name with another birth
+    // date). Its citizenship indicia still count below: that safeguard looks at everyone
+    // plausible.
+    //
+    // Work per runner-up is lazy (this runs on every query): its own determination is needed
+    // for the citizenship safeguard anyway; whether it is harmless (a merged determination of
+    // both groups' records) is asked only when the answer depends on it: the runner-up would
+    // otherwise make the identity ambiguous or the status inconsistent, or the top candidate's
+    // enrolling record is missing and might be among the harmless runner-ups.
     let pinned = best.strong_identifier || best.biometric;
-    let harmless = |c: &Candidate| {
+    let best_ids = id_sets(&best.records);
+    let top_enrolling_missing = {
+        let refs: Vec<&SourceRecord> = best.records.iter().collect();
+        enrolling_record_missing_of(&refs)
+    };
+    let harmless = |c: &Candidate, c_ids: &[Vec<&str>; 4]| {
         let kind_ok = if pinned && !c.strong_identifier && !c.biometric {
             true
         } else {
@@ -270,26 +302,50 @@ pub fn decide(
             determination.status != ImmigrationStatus::Lpr && status_neutral(&c.records)
         };
         kind_ok
-            && rules
-                .determine(&c.records, ctx.today)
-                .citizenship_indicia
-                .is_empty()
-            && !identifiers_conflict(&best.records, &c.records)
+            && !identifiers_conflict(&best_ids, c_ids)
             && merged_status(&best.records, &c.records, rules, ctx.today) == determination.status
     };
     let mut ambiguous_runner_up = None;
     let mut harmless_runner_ups: Vec<usize> = Vec::new();
+    let mut runner_up_status_differs: Vec<ReviewReason> = Vec::new();
+    let mut plausible_citizens: Vec<ReviewReason> = Vec::new();
     for &i in plausible.iter().skip(1) {
         let c = &candidates[i];
-        if harmless(c) {
+        let d = rules.determine_encountered(&c.records, ctx.today);
+        let has_indicia = !d.citizenship_indicia.is_empty();
+        if has_indicia {
+            plausible_citizens.push(ReviewReason::PlausibleCandidateIsCitizen {
+                person_key: c.person_key.clone(),
+            });
+        }
+        let differs = !has_indicia && !d.basis.is_empty() && d.status != determination.status;
+        let above = c.probability > policy.runner_up_max;
+        if !(above || differs || (top_enrolling_missing.is_some() && !has_indicia)) {
+            // Changes nothing whatever it is: not ambiguous, same status (or none).
+            continue;
+        }
+        let c_ids = id_sets(&c.records);
+        if !has_indicia && harmless(c, &c_ids) {
             harmless_runner_ups.push(i);
             continue;
         }
-        if c.probability <= policy.runner_up_max {
+        let ruled_out = pinned
+            && !has_indicia
+            && !c.strong_identifier
+            && !c.biometric
+            && c.probability <= policy.ruled_out_runner_up_max
+            && identifiers_conflict(&best_ids, &c_ids);
+        if ruled_out {
             continue;
         }
-        if ambiguous_runner_up.is_none() {
+        if above && ambiguous_runner_up.is_none() {
             ambiguous_runner_up = Some(c.probability);
+        }
+        if differs {
+            runner_up_status_differs.push(ReviewReason::CandidateStatusDiffers {
+                person_key: c.person_key.clone(),
+                status: d.status,
+            });
         }
     }
     if let Some(runner_up) = ambiguous_runner_up {
@@ -302,7 +358,10 @@ pub fn decide(
     // establish another status, or citizenship: the status is not supported consistently.
     let mut linked_citizen = Vec::new();
     for (i, c) in candidates.iter().enumerate() {
-        if i == top || plausible.contains(&i) || !identifiers_shared(&best.records, &c.records) {
+        if i == top
+            || plausible.contains(&i)
+            || !identifiers_shared(&best_ids, &id_sets(&c.records))
+        {
             continue;
         }
         let d = rules.determine_encountered(&c.records, ctx.today);
@@ -321,39 +380,16 @@ pub fn decide(
             });
         }
     }
-    for &i in plausible.iter().skip(1) {
-        let c = &candidates[i];
-        if harmless_runner_ups.contains(&i) {
-            continue;
-        }
-        let d = rules.determine_encountered(&c.records, ctx.today);
-        if d.citizenship_indicia.is_empty()
-            && !d.basis.is_empty()
-            && d.status != determination.status
-        {
-            reviews.push(ReviewReason::CandidateStatusDiffers {
-                person_key: c.person_key.clone(),
-                status: d.status,
-            });
-        }
-    }
+    reviews.extend(runner_up_status_differs);
 
     // Safeguard: a sign of citizenship anywhere among the plausible people decides the answer.
     let mut citizen = determination.status.is_citizen_or_potential();
     if citizen {
         reviews.push(ReviewReason::CitizenshipIndicia);
     }
-    for &i in plausible.iter().skip(1) {
-        if !rules
-            .determine(&candidates[i].records, ctx.today)
-            .citizenship_indicia
-            .is_empty()
-        {
-            reviews.push(ReviewReason::PlausibleCandidateIsCitizen {
-                person_key: candidates[i].person_key.clone(),
-            });
-            citizen = true;
-        }
+    if !plausible_citizens.is_empty() {
+        reviews.extend(plausible_citizens);
+        citizen = true;
     }
     for person_key in linked_citizen {
         reviews.push(ReviewReason::PlausibleCandidateIsCitizen { person_key });
@@ -407,25 +443,24 @@ pub fn decide(
     // The enrolling encounter's record may be among the harmless runner-ups (the same
     // person's arrival record carrying only a passport): found there, it is not missing, and
     // with it the status is the same (that is what harmless means).
-    let with_harmless: Vec<SourceRecord> = best
-        .records
-        .iter()
-        .chain(
-            harmless_runner_ups
+    let found_among_harmless =
+        top_enrolling_missing.is_some() && !harmless_runner_ups.is_empty() && {
+            let with_harmless: Vec<&SourceRecord> = best
+                .records
                 .iter()
-                .flat_map(|&i| candidates[i].records.iter()),
-        )
-        .cloned()
-        .collect();
-    let found_among_harmless = !harmless_runner_ups.is_empty()
-        && enrolling_record_missing(&with_harmless).is_none()
-        && rules
-            .determine_encountered(&with_harmless, ctx.today)
-            .status
-            == determination.status;
-    if let Some((system, enrolled)) =
-        enrolling_record_missing(&best.records).filter(|_| !found_among_harmless)
-    {
+                .chain(
+                    harmless_runner_ups
+                        .iter()
+                        .flat_map(|&i| candidates[i].records.iter()),
+                )
+                .collect();
+            enrolling_record_missing_of(&with_harmless).is_none()
+                && rules
+                    .determine_encountered_of(&with_harmless, ctx.today)
+                    .status
+                    == determination.status
+        };
+    if let Some((system, enrolled)) = top_enrolling_missing.filter(|_| !found_among_harmless) {
         reviews.push(ReviewReason::EnrollingRecordMissing { system, enrolled });
     }
     let removable = policy.removable_statuses.contains(&determination.status);

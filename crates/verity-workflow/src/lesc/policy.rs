@@ -11,6 +11,7 @@ struct PolicyFile {
     version: String,
     auto_identity_min: f64,
     runner_up_max: f64,
+    ruled_out_runner_up_max: f64,
     plausible_min: f64,
     removable_needs_identifier: bool,
     removable_statuses: Vec<String>,
@@ -30,6 +31,9 @@ pub struct LescPolicy {
     pub version: String,
     pub auto_identity_min: f64,
     pub runner_up_max: f64,
+    /// A runner-up at most this probable whose identifier contradicts the one the query's
+    /// identifier picked is another person (see `decide`).
+    pub ruled_out_runner_up_max: f64,
     pub plausible_min: f64,
     pub removable_needs_identifier: bool,
     pub removable_statuses: Vec<ImmigrationStatus>,
@@ -64,6 +68,12 @@ impl LescPolicy {
         };
         prob("auto_identity_min", f.auto_identity_min)?;
         prob("runner_up_max", f.runner_up_max)?;
+        prob("ruled_out_runner_up_max", f.ruled_out_runner_up_max)?;
+        if f.ruled_out_runner_up_max >= f.auto_identity_min {
+            return Err(LescPolicyError(
+                "contradiction: ruled_out_runner_up_max must be below auto_identity_min (a runner-up that probable is not ruled out by an identifier)".into(),
+            ));
+        }
         prob("plausible_min", f.plausible_min)?;
         prob("hit_escalate_at_share", f.hit_escalate_at_share)?;
         prob(
@@ -120,6 +130,7 @@ impl LescPolicy {
             version: f.version,
             auto_identity_min: f.auto_identity_min,
             runner_up_max: f.runner_up_max,
+            ruled_out_runner_up_max: f.ruled_out_runner_up_max,
             plausible_min: f.plausible_min,
             removable_needs_identifier: f.removable_needs_identifier,
             removable_statuses,
@@ -180,5 +191,12 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.0.contains("lpr_citizenship_check_years"), "{e}");
+        // A runner-up as probable as an automatic identity cannot be ruled out by an identifier.
+        let e = LescPolicy::load(&good.replace(
+            "ruled_out_runner_up_max = 0.5",
+            "ruled_out_runner_up_max = 0.99",
+        ))
+        .unwrap_err();
+        assert!(e.0.contains("ruled_out_runner_up_max"), "{e}");
     }
 }

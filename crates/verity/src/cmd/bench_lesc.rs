@@ -7,7 +7,7 @@
 //! with a removable status or an enforcement action (must be zero), and speed.
 use anyhow::Context;
 use clap::Args;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
 use std::time::Instant;
 use verity_model::{Identity, ImmigrationStatus, Ori, SourceRecord};
@@ -138,6 +138,11 @@ struct Tally {
     /// Routine under the policy-side definition (see where it is computed).
     routine_policy: usize,
     routine_policy_auto: usize,
+    /// Routine under the policy-side definition whose person has no generated U.S. citizen
+    /// look-alike (lesc.toml sends a plausible citizen candidate to a deportation officer, so
+    /// the policy does not answer those without a person even when identity is right).
+    routine_no_lookalike: usize,
+    routine_no_lookalike_auto: usize,
     review: usize,
 }
 
@@ -166,14 +171,18 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let people = args.people;
     let per = people.div_ceil(threads as u64).max(1);
-    let parts: Vec<WorldPart> = std::thread::scope(|s| {
+    let parts: Vec<(WorldPart, Vec<String>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads as u64)
             .map(|t| {
                 s.spawn(move || {
                     let mut recs = Vec::new();
                     let mut owner = Vec::new();
+                    let mut lookalike_targets = Vec::new();
                     for i in (t * per)..((t + 1) * per).min(people) {
                         let (truth, records) = verity_synth::generate_person(args.seed, i);
+                        if truth.is_citizen() {
+                            lookalike_targets.extend(truth.lookalike_of.clone());
+                        }
                         for r in records {
                             if args.without_booking_matches
                                 && verity_synth::person::is_booking_match(&r)
@@ -184,7 +193,7 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
                             recs.push(r);
                         }
                     }
-                    (recs, owner)
+                    ((recs, owner), lookalike_targets)
                 })
             })
             .collect();
@@ -195,9 +204,13 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
     });
     let mut records = Vec::new();
     let mut person_of: HashMap<String, String> = HashMap::new();
-    for (r, o) in parts {
+    // Persons a U.S. citizen was generated to look like (same or variant name, birth date
+    // within a year): lesc.toml sends any plausible citizen candidate to a deportation officer.
+    let mut has_citizen_lookalike: HashSet<String> = HashSet::new();
+    for ((r, o), targets) in parts {
         records.extend(r);
         person_of.extend(o);
+        has_citizen_lookalike.extend(targets);
     }
     let mut records_of_person: HashMap<String, Vec<String>> = HashMap::new();
     for (rid, pid) in &person_of {
@@ -237,6 +250,7 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
     let mut split: BTreeMap<String, usize> = BTreeMap::new();
     let mut routine_reviews: BTreeMap<String, usize> = BTreeMap::new();
     let mut policy_routine_reviews: BTreeMap<String, usize> = BTreeMap::new();
+    let mut no_lookalike_reviews: BTreeMap<String, usize> = BTreeMap::new();
     // Routine queries in review by (identifier in query, top candidate is the true person,
     // top probability band, the set of reasons).
     let mut review_profiles: BTreeMap<String, usize> = BTreeMap::new();
@@ -319,6 +333,23 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
             )
             .is_some();
         let is_routine_policy = is_routine && carries_held_identifier && !citizenship_check;
+        let lookalike = t
+            .person_id
+            .as_ref()
+            .is_some_and(|p| has_citizen_lookalike.contains(p));
+        if is_routine_policy && !lookalike {
+            tally.routine_no_lookalike += 1;
+            tally.routine_no_lookalike_auto += usize::from(d.automatic);
+            if !d.automatic {
+                for r in &d.reviews {
+                    let name = serde_json::to_value(r)
+                        .ok()
+                        .and_then(|v| v.get("reason").and_then(|x| x.as_str()).map(String::from))
+                        .unwrap_or_default();
+                    *no_lookalike_reviews.entry(name).or_default() += 1;
+                }
+            }
+        }
         if is_routine_policy {
             tally.routine_policy += 1;
             tally.routine_policy_auto += usize::from(d.automatic);
@@ -401,7 +432,16 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
                 if explained_reviews < args.explain_review {
                     explained_reviews += 1;
                     println!("REVIEW {} truth {}", t.category, t.status);
-                    explain(q, &processed, &person_of, &lookup);
+                    explain(
+                        q,
+                        &processed,
+                        &person_of,
+                        &lookup,
+                        (
+                            engine.model(),
+                            &verity_workflow::lesc::engine::query_identity(&input),
+                        ),
+                    );
                 }
             }
         }
@@ -494,7 +534,16 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
                 .or_default() += 1;
             if explained < args.explain_wrong {
                 explained += 1;
-                explain(q, &processed, &person_of, &lookup);
+                explain(
+                    q,
+                    &processed,
+                    &person_of,
+                    &lookup,
+                    (
+                        engine.model(),
+                        &verity_workflow::lesc::engine::query_identity(&input),
+                    ),
+                );
             }
             tally.wrong_status += 1;
             if status.is_citizen_or_potential() {
@@ -559,6 +608,8 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
         total.citizen_basis_left_to_review += t.citizen_basis_left_to_review;
         total.routine_policy += t.routine_policy;
         total.routine_policy_auto += t.routine_policy_auto;
+        total.routine_no_lookalike += t.routine_no_lookalike;
+        total.routine_no_lookalike_auto += t.routine_no_lookalike_auto;
         total.review += t.review;
     }
     print_row("ALL", &total);
@@ -576,6 +627,12 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
         total.routine_policy_auto,
         total.routine_policy,
         policy.lpr_citizenship_check_years
+    );
+    println!(
+        "routine (policy side, no citizen look-alike): {:.1}% answered automatically ({} of {}; routine = as above, and no U.S. citizen in the world was generated as a look-alike of the person: lesc.toml sends every plausible citizen candidate to a deportation officer, so the policy itself does not answer those without a person)",
+        pct(total.routine_no_lookalike_auto, total.routine_no_lookalike),
+        total.routine_no_lookalike_auto,
+        total.routine_no_lookalike
     );
     println!(
         "automatic answers giving a U.S. citizen a noncitizen (not removable) status because no record shows the citizenship: {} (wrong status above judges citizens by what their records document)",
@@ -616,6 +673,9 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
         println!("why routine queries went to review: {}", list.join(", "));
     }
     println!("why routine (policy side) queries went to review: {policy_routine_reviews:?}");
+    println!(
+        "why routine (policy side, no citizen look-alike) queries went to review: {no_lookalike_reviews:?}"
+    );
     latencies.sort_by(f64::total_cmp);
     let q = |p: f64| {
         latencies
@@ -646,6 +706,7 @@ fn explain(
     processed: &verity_workflow::lesc::engine::Processed,
     person_of: &HashMap<String, String>,
     lookup: &MemoryLookup,
+    (model, query): (&verity_resolve::Model, &Identity),
 ) {
     let d = &processed.decision;
     println!(
@@ -691,8 +752,14 @@ fn explain(
             if p == pid && !shown.contains(id) {
                 if let Some(r) = lookup.by_id.get(id) {
                     println!(
-                        "    MISSING {} {} {:?} {:?} {:?}",
+                        "    MISSING {} p={:.4} {} {:?} {:?} {:?}",
                         r.record_id,
+                        // The query's match probability for the record no candidate holds: low
+                        // means the model scored it out, high means the search did not reach it.
+                        model.probability(
+                            &verity_resolve::Prepared::from_identity(query),
+                            &verity_resolve::Prepared::from_identity(&r.identity)
+                        ),
                         r.identity.name.last_first(),
                         r.identity.dob.map(|d| d.to_string()),
                         identifier_keys(&r.identity),
