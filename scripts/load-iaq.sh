@@ -95,12 +95,23 @@ end
 LUA
 
 rss() { awk '/VmRSS/ {print $2 " kB"}' /proc/$PID/status; }
+# The server's CPU time (user + system, clock ticks): CPU per request does not depend on how
+# busy the rest of the machine is, unlike response times.
+cpu_ticks() { awk '{print $14 + $15}' /proc/$PID/stat; }
 echo "== load average before: $(uptime)"
 echo "== RSS before: $(rss)"
 echo "== wrk: $CONNS connections, ${DELAY} ms pause each, ${DURATION} s, target $RATE IAQ/s"
-wrk -t2 -c"$CONNS" -d"${DURATION}s" --timeout 10s --latency -s "$LUA" "http://$ADDR"
+WRK_OUT=$(mktemp)
+ticks0=$(cpu_ticks)
+wrk -t2 -c"$CONNS" -d"${DURATION}s" --timeout 10s --latency -s "$LUA" "http://$ADDR" | tee "$WRK_OUT"
+ticks1=$(cpu_ticks)
 echo "== RSS after: $(rss)"
 echo "== load average after: $(uptime)"
+HZ=$(getconf CLK_TCK)
+REQS=$(awk '/requests in/ {print $1}' "$WRK_OUT")
+awk -v t=$((ticks1 - ticks0)) -v hz="$HZ" -v n="${REQS:-0}" -v d="$DURATION" 'BEGIN {
+  printf "== server CPU during the run: %.1f s (%.2f cores of 2); %.2f ms CPU per request\n", t / hz, t / hz / d, (n > 0 ? 1000 * t / hz / n : 0) }'
+rm -f "$WRK_OUT"
 echo "== server-side time from receipt to answer (seconds), automatic answers:"
 curl -s "http://$ADDR/metrics" | grep -E '^verity_iaq_response_seconds_(bucket|count|sum)\{mode="automatic"' || true
 # Bucket upper bounds at which half and 99% of the automatic answers had been given.
@@ -112,4 +123,11 @@ curl -s "http://$ADDR/metrics" \
           for (i = 1; i <= k; i++) { if (p50 == "" && n[i] >= 0.5 * total) p50 = b[i]; if (p99 == "" && n[i] >= 0.99 * total) p99 = b[i] }
           printf "automatic answers: %d; p50 <= %s s, p99 <= %s s (bucket bounds)\n", total, p50, p99 }' || true
 curl -s "http://$ADDR/metrics" | grep -E '^verity_iaq_total' || true
+# Where intakes spent their time (histogram verity_iaq_phase_seconds; servers that have it),
+# and how many took longer than 50 ms (each is logged with its phases in $LOG, target
+# verity::slow_iaq).
+curl -s "http://$ADDR/metrics" | grep -E '^verity_iaq_phase_seconds_(sum|count)' \
+  | sed -E 's/.*phase="([^"]*)"\} ([0-9.e+-]+)/\1 \2/; s/^verity_iaq_phase_seconds_(sum|count)//' \
+  | paste - - | awk 'NF == 4 && $4 > 0 { printf "phase %-20s mean %7.2f ms over %d intakes\n", $1, 1000 * $2 / $4, $4 }' || true
+curl -s "http://$ADDR/metrics" | grep -E '^verity_iaq_slow_total' || true
 rm -f "$LUA"

@@ -7,8 +7,11 @@
 //! delivery per recipient and the issue's audit entry) -> respond. The response is the
 //! acknowledgement and is sent only after that commit, so a query is durable before it is
 //! acknowledged; a crash before the commit acknowledged nothing (the agency resends the same
-//! message id). One transaction per query instead of seven is what lets SQLite's single writer
-//! keep up with the load (see `Store::insert_decided_query`). When the engine or the answer
+//! message id). One transaction per query instead of seven, and on SQLite one transaction for
+//! every query waiting to be written (group commit), is what lets SQLite's single writer keep
+//! up with the load (see `Store::insert_decided_query`). Each intake's phases are timed
+//! (`IntakeClock`): histogram `verity_iaq_phase_seconds{phase}`, and a log line (target
+//! `verity::slow_iaq`) for every intake slower than 50 ms. When the engine or the answer
 //! fails, the query is stored first and processed as a stored query (compare-and-set, so a
 //! recovery pass and the inline path cannot both record); a failure after that commit leaves
 //! it `received` and the recovery task (woken at start and on every such failure) processes
@@ -26,6 +29,8 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 use tokio::sync::{Notify, RwLock};
 use verity_formats::nlets;
 use verity_model::{
@@ -188,6 +193,160 @@ impl RecordLookup for StoreLookup<'_> {
     }
 }
 
+/// [`StoreLookup`] that also adds up the wall time of its store reads, so an intake can tell
+/// the engine's own work from waiting on the store (connection pool, SQLite).
+struct TimedLookup<'a> {
+    inner: StoreLookup<'a>,
+    spent: std::sync::Mutex<(Duration, u32)>,
+}
+
+impl<'a> TimedLookup<'a> {
+    fn new(store: &'a Store) -> Self {
+        TimedLookup {
+            inner: StoreLookup(store),
+            spent: std::sync::Mutex::new((Duration::ZERO, 0)),
+        }
+    }
+
+    fn add(&self, d: Duration) {
+        // A poisoned lock only loses a timing figure.
+        if let Ok(mut s) = self.spent.lock() {
+            s.0 += d;
+            s.1 += 1;
+        }
+    }
+
+    /// Total time in store reads and how many reads.
+    fn spent(&self) -> (Duration, u32) {
+        self.spent.lock().map(|s| *s).unwrap_or_default()
+    }
+}
+
+impl RecordLookup for TimedLookup<'_> {
+    type Error = StoreError;
+
+    async fn records(&self, record_ids: &[String]) -> Result<Vec<SourceRecord>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.records(record_ids).await;
+        self.add(t.elapsed());
+        r
+    }
+
+    async fn records_sharing_identifiers(
+        &self,
+        identity: &Identity,
+    ) -> Result<Vec<SourceRecord>, StoreError> {
+        let t = Instant::now();
+        let r = self.inner.records_sharing_identifiers(identity).await;
+        self.add(t.elapsed());
+        r
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-phase timing of an intake.
+// ---------------------------------------------------------------------------------------------
+
+/// Intakes (`submit`) running now, to tell queueing inside the server from slow work.
+static INTAKES_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// An answer slower than this (receipt to committed answer) is logged with its phases: the
+/// target for automatic answers.
+const SLOW_INTAKE: Duration = Duration::from_millis(50);
+
+/// Wall time per phase of one intake. Each phase goes to the histogram
+/// `verity_iaq_phase_seconds{phase}`; an intake slower than [`SLOW_INTAKE`] is also logged
+/// (target `verity::slow_iaq`) with every phase, the intakes in flight and the pool's idle
+/// connections when it started, so a slow request shows what it waited on. Under CPU load
+/// every phase stretches; the phase that grows out of proportion is the one waited on.
+struct IntakeClock {
+    started: Instant,
+    lap: Instant,
+    phases: Vec<(&'static str, Duration)>,
+    in_flight_at_start: usize,
+    pool_at_start: verity_store::queries::PoolLoad,
+    /// Intakes that shared this one's commit.
+    group: usize,
+}
+
+impl IntakeClock {
+    fn start(store: &Store) -> IntakeClock {
+        let now = Instant::now();
+        IntakeClock {
+            started: now,
+            lap: now,
+            phases: Vec::with_capacity(16),
+            in_flight_at_start: INTAKES_IN_FLIGHT.fetch_add(1, Ordering::Relaxed),
+            pool_at_start: store.pool_load(),
+            group: 0,
+        }
+    }
+
+    /// Ends the phase running since the last mark.
+    fn mark(&mut self, phase: &'static str) {
+        let now = Instant::now();
+        self.phases.push((phase, now - self.lap));
+        self.lap = now;
+    }
+
+    /// Records a phase measured elsewhere (inside another phase: not added to the lap).
+    fn record(&mut self, phase: &'static str, d: Duration) {
+        self.phases.push((phase, d));
+    }
+
+    /// The store write's phases.
+    fn record_write(&mut self, w: &verity_store::queries::WriteTimings) {
+        self.record("write_prepare", w.prepare);
+        self.record("write_gate_wait", w.gate_wait);
+        self.record("write_begin", w.begin);
+        self.record("write_statements", w.statements);
+        self.record("write_commit", w.commit);
+        self.record("write_reread", w.reread);
+        self.group = w.group;
+    }
+
+    /// Emits the histograms and, when `answer_time` (receipt to committed answer, the figure of
+    /// `verity_iaq_response_seconds`) exceeds [`SLOW_INTAKE`], the log line.
+    fn finish(self, query_id: &str, mode: &str, answer_time: Option<Duration>) {
+        for (phase, d) in &self.phases {
+            metrics::histogram!("verity_iaq_phase_seconds", "phase" => *phase)
+                .record(d.as_secs_f64());
+        }
+        if self.group > 0 {
+            metrics::histogram!("verity_iaq_commit_group_size").record(self.group as f64);
+        }
+        let total = self.started.elapsed();
+        if answer_time.is_some_and(|t| t > SLOW_INTAKE) || total > SLOW_INTAKE {
+            metrics::counter!("verity_iaq_slow_total", "mode" => mode.to_string()).increment(1);
+            let phases = self
+                .phases
+                .iter()
+                .map(|(p, d)| format!("{p}={:.1}", d.as_secs_f64() * 1e3))
+                .collect::<Vec<_>>()
+                .join(" ");
+            tracing::info!(
+                target: "verity::slow_iaq",
+                query_id,
+                mode,
+                total_ms = format!("{:.1}", total.as_secs_f64() * 1e3),
+                answer_ms = answer_time.map(|t| format!("{:.1}", t.as_secs_f64() * 1e3)).unwrap_or_default(),
+                in_flight = self.in_flight_at_start,
+                pool_open = self.pool_at_start.open,
+                pool_idle = self.pool_at_start.idle,
+                commit_group = self.group,
+                phases_ms = %phases,
+                "slow IAQ intake"
+            );
+        }
+    }
+}
+
+impl Drop for IntakeClock {
+    fn drop(&mut self) {
+        INTAKES_IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Submit, process, issue.
 // ---------------------------------------------------------------------------------------------
@@ -261,15 +420,14 @@ fn duplicate_of(row: QueryRow, channel: &'static str) -> Submitted {
 /// and processed as a stored query, with recovery as the backstop.
 pub async fn submit(state: &AppState, s: Submission) -> Result<Submitted, AppError> {
     let channel = s.channel.code();
-    // A repeat is answered from the store without running the engine.
-    if let Some(row) = state
-        .store
-        .get_query_by_message(s.iaq.ori.as_str(), &s.iaq.message_id)
-        .await?
-    {
-        return Ok(duplicate_of(row, channel));
-    }
+    let mut clock = IntakeClock::start(&state.store);
+    // No read for repeats first: the write below stores nothing for a repeated (ORI, message
+    // id) and returns the first query, so a repeat costs an engine run but every new query
+    // (nearly all) saves a round trip to the store's connection pool, which is the scarce
+    // resource under load (see the phase histograms).
     let aor = route_to_aor(state, &s.iaq).await?;
+    clock.mark("route");
+    let received_at = Instant::now();
     let new = NewQuery {
         query_id: format!("Q-{}", uuid::Uuid::new_v4().simple()),
         ori: s.iaq.ori.to_string(),
@@ -292,7 +450,15 @@ pub async fn submit(state: &AppState, s: Submission) -> Result<Submitted, AppErr
         },
     };
     let unstored = unstored_row(&new);
-    match decide(state, &unstored, &s.iaq, s.biometric_fin.clone()).await {
+    match decide(
+        state,
+        &unstored,
+        &s.iaq,
+        s.biometric_fin.clone(),
+        Some(&mut clock),
+    )
+    .await
+    {
         Ok((processing, iar)) => {
             let answer = match iar {
                 Some(iar) => match issue_parts(&unstored, &iar, None) {
@@ -305,6 +471,7 @@ pub async fn submit(state: &AppState, s: Submission) -> Result<Submitted, AppErr
                 None => None,
             };
             let agency_view = answer.as_ref().map(|(iar, _)| iar.agency_view());
+            clock.mark("compose");
             let intake = DecidedIntake {
                 query: new,
                 received,
@@ -313,7 +480,11 @@ pub async fn submit(state: &AppState, s: Submission) -> Result<Submitted, AppErr
                     .as_ref()
                     .map(|(_, (issue, audit))| (issue.clone(), audit.clone())),
             };
-            let row = match state.store.insert_decided_query(&intake).await? {
+            let (outcome, write) = state.store.insert_decided_query_timed(&intake).await?;
+            clock.mark("write");
+            clock.record_write(&write);
+            let answer_time = received_at.elapsed();
+            let row = match outcome {
                 InsertOutcome::Duplicate(row) => return Ok(duplicate_of(row, channel)),
                 InsertOutcome::Inserted(row) => row,
             };
@@ -322,11 +493,14 @@ pub async fn submit(state: &AppState, s: Submission) -> Result<Submitted, AppErr
                     metrics::counter!("verity_iaq_total", "outcome" => "automatic", "channel" => channel)
                         .increment(1);
                     after_issue(state, &row, false).await;
+                    clock.mark("after_issue");
+                    clock.finish(&row.query_id, "automatic", Some(answer_time));
                     agency_view.map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
                 }
                 _ => {
                     metrics::counter!("verity_iaq_total", "outcome" => "review", "channel" => channel)
                         .increment(1);
+                    clock.finish(&row.query_id, "review", None);
                     None
                 }
             };
@@ -379,21 +553,34 @@ async fn submit_stored_first(
 }
 
 /// Runs the engine for query `row` (stored or not yet): the result to record and, when the
-/// decision is automatic, the IAR to issue.
+/// decision is automatic, the IAR to issue. With a clock, the phase `decide` is marked and its
+/// parts (engine lock wait, store reads, the rest) recorded.
 async fn decide(
     state: &AppState,
     row: &QueryRow,
     iaq: &Iaq,
     biometric_fin: Option<Fin>,
+    clock: Option<&mut IntakeClock>,
 ) -> Result<(Processing, Option<Iar>), AppError> {
     let input = QueryInput {
         iaq,
         biometric_fin,
         today: Utc::now().date_naive(),
     };
+    let started = Instant::now();
     let engine = state.lesc.engine.read().await;
-    let processed = engine.process(&input, &StoreLookup(&state.store)).await?;
+    let lock_wait = started.elapsed();
+    let lookup = TimedLookup::new(&state.store);
+    let processed = engine.process(&input, &lookup).await?;
     drop(engine);
+    if let Some(clock) = clock {
+        let (reads, _) = lookup.spent();
+        let engine_time = started.elapsed().saturating_sub(lock_wait + reads);
+        clock.record("decide_lock_wait", lock_wait);
+        clock.record("decide_store_reads", reads);
+        clock.record("decide_engine", engine_time);
+        clock.mark("decide");
+    }
     let stored = processed.to_stored();
     let d = &processed.decision;
     let chosen_key = d
@@ -448,7 +635,7 @@ pub(crate) async fn process_row(
             .then(|| iaq.ids.fin.clone())
             .flatten()
     });
-    let (p, iar) = decide(state, row, &iaq, biometric_fin).await?;
+    let (p, iar) = decide(state, row, &iaq, biometric_fin, None).await?;
     let channel = row.channel.as_str();
     let after = match state
         .store

@@ -212,7 +212,8 @@ async fn open_sqlite(
         // Every commit resets the other connections' page caches (WAL); reading pages through
         // a memory map instead of read() makes the re-reads cheap under concurrent writes.
         .pragma("mmap_size", "1073741824");
-    // Each connection to ":memory:" would be its own database, so keep exactly one.
+    // Each connection to ":memory:" would be its own database, so keep exactly one. (Session 7
+    // tried 8 for the HTTP load at 1M: no better on 2 cores.)
     let max = if in_memory { 1 } else { 4 };
     SqlitePoolOptions::new()
         .max_connections(max)

@@ -447,6 +447,283 @@ fn check_issue(issue: &IssueIar) -> Result<(), StoreError> {
 
 const QUERY_STATES: &[&str] = &["received", "in_review", "answered"];
 
+/// Where the time of one [`Store::insert_decided_query_timed`] went, phase by phase.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteTimings {
+    /// Checking and serialising the rows (no lock held).
+    pub prepare: std::time::Duration,
+    /// Waiting for this process's SQLite write gate (other writers ahead; zero on PostgreSQL).
+    pub gate_wait: std::time::Duration,
+    /// Starting the write transaction (a pool connection, SQLite's write lock).
+    pub begin: std::time::Duration,
+    /// The INSERT/UPDATE statements inside the transaction.
+    pub statements: std::time::Duration,
+    /// The commit (on SQLite also any WAL checkpoint it triggers).
+    pub commit: std::time::Duration,
+    /// Reading the stored row back (only for a repeat: a new row is known without reading).
+    pub reread: std::time::Duration,
+    /// How many intakes shared the transaction (group commit; 1 when alone).
+    pub group: usize,
+}
+
+/// How busy the store's connection pool is: connections open and idle now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolLoad {
+    pub open: u32,
+    pub idle: usize,
+}
+
+/// A [`DecidedIntake`] checked and with its audit events serialised, ready to write.
+pub(crate) struct PreparedIntake {
+    intake: DecidedIntake,
+    received: PreparedAudit,
+    issue_audit: Option<PreparedAudit>,
+}
+
+impl PreparedIntake {
+    fn new(d: &DecidedIntake) -> Result<PreparedIntake, StoreError> {
+        check_query_text(&d.query)?;
+        check_processing(&d.processing)?;
+        let issue_audit = match &d.issue {
+            Some((issue, event)) => {
+                check_issue(issue)?;
+                Some(PreparedAudit::new(event.clone())?)
+            }
+            None => None,
+        };
+        Ok(PreparedIntake {
+            received: PreparedAudit::new(d.received.clone())?,
+            issue_audit,
+            intake: d.clone(),
+        })
+    }
+
+    /// The `queries` row [`write_intakes`] leaves for this intake when it inserts it: the
+    /// receipt (version 0), the engine's result (version 1) and, when issued, the answer
+    /// (version 2), as the three UPDATE/INSERT statements write them.
+    fn stored_row(&self) -> QueryRow {
+        let d = &self.intake;
+        let q = &d.query;
+        let p = &d.processing;
+        let issue = d.issue.as_ref().map(|(i, _)| i);
+        QueryRow {
+            query_id: q.query_id.clone(),
+            ori: q.ori.clone(),
+            message_id: q.message_id.clone(),
+            channel: q.channel.clone(),
+            received_micros: q.received_micros,
+            in_custody: q.in_custody,
+            aor: q.aor.clone(),
+            iaq_json: q.iaq_json.clone(),
+            raw_text: q.raw_text.clone(),
+            state: if issue.is_some() {
+                "answered".into()
+            } else {
+                p.state.clone()
+            },
+            automatic: Some(p.automatic),
+            citizenship_review: p.citizenship_review,
+            status: issue
+                .and_then(|i| i.status.clone())
+                .or_else(|| p.status.clone()),
+            person_key: issue
+                .and_then(|i| i.person_key.clone())
+                .or_else(|| p.person_key.clone()),
+            result_json: Some(p.result_json.clone()),
+            iar_json: issue.map(|i| i.iar_json.clone()),
+            answered_micros: issue.map(|i| i.answered_micros),
+            answered_by: issue.map(|i| i.answered_by.clone()),
+            assigned_to: None,
+            updated_micros: issue.map_or(p.at_micros, |i| i.answered_micros),
+            version: if issue.is_some() { 2 } else { 1 },
+        }
+    }
+}
+
+/// Writes `intakes` in ONE write transaction, in order, and commits; for each, whether it was
+/// inserted (false: a repeat of a stored (ORI, message id), nothing written for it). Adds the
+/// begin, statement and commit times to `timings`. The caller holds the SQLite write gate.
+async fn write_intakes(
+    store: &Store,
+    intakes: &[&PreparedIntake],
+    timings: &mut WriteTimings,
+) -> Result<Vec<bool>, StoreError> {
+    let mut lap = std::time::Instant::now();
+    let mut mark = |slot: &mut std::time::Duration| {
+        let now = std::time::Instant::now();
+        *slot += now - lap;
+        lap = now;
+    };
+    let mut inserted = Vec::with_capacity(intakes.len());
+    with_pool!(store, pool => {
+        let mut tx = pool.begin_write().await.ctx("start storing a decided query")?;
+        mark(&mut timings.begin);
+        for p in intakes {
+            let q = &p.intake.query;
+            let n = sqlx::query(INSERT_QUERY_SQL)
+                .bind(q.query_id.as_str())
+                .bind(q.ori.as_str())
+                .bind(q.message_id.as_str())
+                .bind(q.channel.as_str())
+                .bind(q.received_micros)
+                .bind(q.in_custody)
+                .bind(q.aor.as_deref())
+                .bind(q.iaq_json.as_str())
+                .bind(q.raw_text.as_deref())
+                .bind(false)
+                .bind(q.received_micros)
+                .execute(&mut *tx)
+                .await
+                .ctx("store a query")?
+                .rows_affected();
+            if n == 1 {
+                append_audit_in_tx!(tx, &p.received);
+                let query_id = q.query_id.as_str();
+                let processed = record_processing_in_tx!(tx, query_id, 0i64, &p.intake.processing);
+                if let (true, Some((issue, _)), Some(audit)) =
+                    (processed, &p.intake.issue, &p.issue_audit)
+                {
+                    let fetched = Some((q.ori.as_str(), issue.answered_micros));
+                    if issue_iar_in_tx!(tx, query_id, 1i64, issue, fetched) {
+                        append_audit_in_tx!(tx, audit);
+                    }
+                }
+            }
+            inserted.push(n == 1);
+        }
+        mark(&mut timings.statements);
+        tx.commit().await.ctx("commit decided queries")?;
+        mark(&mut timings.commit);
+    });
+    Ok(inserted)
+}
+
+/// Most intakes one group commit writes.
+const MAX_GROUP: usize = 64;
+
+/// A decided intake waiting for the SQLite write gate. Whoever gets the gate next takes every
+/// waiting intake of the same store (up to [`MAX_GROUP`]) and writes them in one transaction,
+/// in a task of its own (a caller that goes away cannot cut a commit short), then tells each
+/// its result: under load, one begin/commit and one wait for a pool connection serve many
+/// intakes instead of each queueing for its own.
+struct IntakeJob {
+    /// The store's pool (see [`pool_key`]).
+    pool: usize,
+    queued_at: std::time::Instant,
+    intake: std::sync::Arc<PreparedIntake>,
+    done: tokio::sync::oneshot::Sender<Result<(bool, WriteTimings), StoreError>>,
+}
+
+/// Intakes waiting for a group commit, of every store in the process.
+static WAITING_INTAKES: std::sync::Mutex<Vec<IntakeJob>> = std::sync::Mutex::new(Vec::new());
+
+/// Which SQLite database a pool writes to: clones of a pool share its options.
+fn pool_key(pool: &sqlx::SqlitePool) -> usize {
+    std::sync::Arc::as_ptr(&pool.connect_options()) as usize
+}
+
+fn waiting_intakes() -> std::sync::MutexGuard<'static, Vec<IntakeJob>> {
+    // The list stays consistent even if a holder panicked: pushes and drains are single calls.
+    WAITING_INTAKES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Stores `intake` through a group commit (see [`IntakeJob`]): whether it was inserted, and the
+/// timings (gate wait = from joining the queue to the start of its transaction).
+async fn group_write(
+    store: &Store,
+    pool: &sqlx::SqlitePool,
+    intake: std::sync::Arc<PreparedIntake>,
+) -> Result<(bool, WriteTimings), StoreError> {
+    let key = pool_key(pool);
+    let (done, mut result) = tokio::sync::oneshot::channel();
+    waiting_intakes().push(IntakeJob {
+        pool: key,
+        queued_at: std::time::Instant::now(),
+        intake,
+        done,
+    });
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut result => {
+                return r.map_err(|_| StoreError::Database {
+                    op: "store a decided query (the group commit stopped)",
+                    source: sqlx::Error::WorkerCrashed,
+                })?;
+            }
+            gate = SQLITE_WRITE_GATE.lock() => {
+                let jobs: Vec<IntakeJob> = {
+                    let mut waiting = waiting_intakes();
+                    let mut taken = Vec::new();
+                    let mut i = 0;
+                    while i < waiting.len() && taken.len() < MAX_GROUP {
+                        if waiting[i].pool == key {
+                            taken.push(waiting.remove(i));
+                        } else {
+                            i += 1;
+                        }
+                    }
+                    taken
+                };
+                if !jobs.is_empty() {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        commit_group(&store, jobs).await;
+                        drop(gate);
+                    });
+                }
+                // Else a group that included ours finished before we got the gate: its result
+                // is waiting in `result`.
+            }
+        }
+    }
+}
+
+/// Writes a group in one transaction and tells each intake its result. When the group's
+/// transaction fails, each intake is retried alone, so one bad intake fails only itself.
+async fn commit_group(store: &Store, jobs: Vec<IntakeJob>) {
+    let began = std::time::Instant::now();
+    let mut timings = WriteTimings {
+        group: jobs.len(),
+        ..WriteTimings::default()
+    };
+    let intakes: Vec<&PreparedIntake> = jobs.iter().map(|j| j.intake.as_ref()).collect();
+    let group = write_intakes(store, &intakes, &mut timings).await;
+    let waited = |job: &IntakeJob, t: WriteTimings| WriteTimings {
+        gate_wait: began.saturating_duration_since(job.queued_at),
+        ..t
+    };
+    match group {
+        Ok(inserted) => {
+            for (job, inserted) in jobs.into_iter().zip(inserted) {
+                let t = waited(&job, timings);
+                // A receiver that went away (its request was dropped) needs no answer.
+                let _ = job.done.send(Ok((inserted, t)));
+            }
+        }
+        Err(e) if jobs.len() == 1 => {
+            if let Some(job) = jobs.into_iter().next() {
+                let _ = job.done.send(Err(e));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(intakes = jobs.len(), error = %e, "group commit failed; writing its intakes one by one");
+            for job in jobs {
+                let mut t = WriteTimings {
+                    group: 1,
+                    ..WriteTimings::default()
+                };
+                let r = write_intakes(store, &[job.intake.as_ref()], &mut t)
+                    .await
+                    .map(|v| (v.first().copied().unwrap_or(false), waited(&job, t)));
+                let _ = job.done.send(r);
+            }
+        }
+    }
+}
+
 /// Stores a received query, or nothing when (ori, message id) is already stored: one text for
 /// the step-by-step intake and the single-transaction one.
 const INSERT_QUERY_SQL: &str = "INSERT INTO queries (query_id, ori, message_id, channel, \
@@ -456,6 +733,11 @@ const INSERT_QUERY_SQL: &str = "INSERT INTO queries (query_id, ori, message_id, 
      ON CONFLICT (ori, message_id) DO NOTHING";
 
 impl Store {
+    /// Connections open and idle in the pool now (for the intake's slow-request log).
+    pub fn pool_load(&self) -> PoolLoad {
+        with_pool!(self, pool => PoolLoad { open: pool.size(), idle: pool.num_idle() })
+    }
+
     /// Holds this process's SQLite write gate (see [`SQLITE_WRITE_GATE`]) until dropped;
     /// nothing on PostgreSQL, whose writers wait on row locks without polling.
     pub(crate) async fn write_gate(&self) -> Option<tokio::sync::MutexGuard<'static, ()>> {
@@ -472,71 +754,60 @@ impl Store {
     /// audit entry. Durable when this returns, so the caller may acknowledge. A repeat of an
     /// (ORI, message id) stores nothing and returns the first query as
     /// [`InsertOutcome::Duplicate`].
+    ///
+    /// On SQLite, intakes that arrive while another write holds the write gate are committed
+    /// together (group commit, see [`IntakeJob`]): each is still durable before this returns,
+    /// and each keeps its own all-or-nothing result.
     pub async fn insert_decided_query(
         &self,
         d: &DecidedIntake,
     ) -> Result<InsertOutcome<QueryRow>, StoreError> {
-        let q = &d.query;
-        check_query_text(q)?;
-        check_processing(&d.processing)?;
-        let received = PreparedAudit::new(d.received.clone())?;
-        let issued = match &d.issue {
-            Some((issue, event)) => {
-                check_issue(issue)?;
-                Some((issue, PreparedAudit::new(event.clone())?))
+        self.insert_decided_query_timed(d).await.map(|(o, _)| o)
+    }
+
+    /// [`Store::insert_decided_query`], also saying where its time went (waiting for the write
+    /// gate, the statements, the commit, reading the row back), for the intake's slow-request
+    /// log and phase histograms.
+    pub async fn insert_decided_query_timed(
+        &self,
+        d: &DecidedIntake,
+    ) -> Result<(InsertOutcome<QueryRow>, WriteTimings), StoreError> {
+        let started = std::time::Instant::now();
+        let prepared = std::sync::Arc::new(PreparedIntake::new(d)?);
+        let prepare = started.elapsed();
+        let (inserted, mut timings) = match &self.pools {
+            crate::backend::Pools::Sqlite(pool) => {
+                group_write(self, pool, std::sync::Arc::clone(&prepared)).await?
             }
-            None => None,
+            crate::backend::Pools::Postgres(_) => {
+                // No process-wide writer to queue for: PostgreSQL's writers wait on row locks.
+                let mut timings = WriteTimings {
+                    group: 1,
+                    ..WriteTimings::default()
+                };
+                let done = write_intakes(self, &[prepared.as_ref()], &mut timings).await?;
+                (done.first().copied().unwrap_or(false), timings)
+            }
         };
-        let gate = self.write_gate().await;
-        let inserted = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.ctx("start storing a decided query")?;
-            let n = sqlx::query(
-                INSERT_QUERY_SQL,
-            )
-            .bind(q.query_id.as_str())
-            .bind(q.ori.as_str())
-            .bind(q.message_id.as_str())
-            .bind(q.channel.as_str())
-            .bind(q.received_micros)
-            .bind(q.in_custody)
-            .bind(q.aor.as_deref())
-            .bind(q.iaq_json.as_str())
-            .bind(q.raw_text.as_deref())
-            .bind(false)
-            .bind(q.received_micros)
-            .execute(&mut *tx)
-            .await
-            .ctx("store a query")?
-            .rows_affected();
-            if n == 1 {
-                append_audit_in_tx!(tx, &received);
-                let query_id = q.query_id.as_str();
-                let processed = record_processing_in_tx!(tx, query_id, 0i64, &d.processing);
-                if let (true, Some((issue, audit))) = (processed, &issued) {
-                    let fetched = Some((q.ori.as_str(), issue.answered_micros));
-                    if issue_iar_in_tx!(tx, query_id, 1i64, *issue, fetched) {
-                        append_audit_in_tx!(tx, audit);
-                    }
-                }
-                tx.commit().await.ctx("commit a decided query")?;
-            } else {
-                tx.rollback().await.ctx("end a repeated query's transaction")?;
-            }
-            n == 1
-        });
-        drop(gate);
-        let existing = self
-            .get_query_by_message(&q.ori, &q.message_id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "query",
-                key: format!("{}/{}", q.ori, q.message_id),
-            })?;
-        Ok(if inserted {
-            InsertOutcome::Inserted(existing)
+        timings.prepare = prepare;
+        let reread = std::time::Instant::now();
+        let outcome = if inserted {
+            // Exactly what the transaction stored (a unit test compares it with the row read
+            // back), so the acknowledgement needs no second read.
+            InsertOutcome::Inserted(prepared.stored_row())
         } else {
+            let q = &d.query;
+            let existing = self
+                .get_query_by_message(&q.ori, &q.message_id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: "query",
+                    key: format!("{}/{}", q.ori, q.message_id),
+                })?;
             InsertOutcome::Duplicate(existing)
-        })
+        };
+        timings.reread = reread.elapsed();
+        Ok((outcome, timings))
     }
 
     /// Stores a query and commits before returning (durable before the caller acknowledges
@@ -987,5 +1258,194 @@ impl Store {
                 overdue_open: row.int("overdue").ctx(op)?,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // Test code: a failed unwrap is a failed test.
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use verity_model::{AuditAction, Purpose};
+
+    fn event(decision: &str) -> AuditEvent {
+        AuditEvent {
+            actor: "agency:MD0030000".into(),
+            agency: None,
+            purpose: Purpose::StatusDetermination,
+            action: AuditAction::Decision {
+                subject: "query".into(),
+                decision: decision.into(),
+                reason: "test".into(),
+            },
+        }
+    }
+
+    fn intake(id: &str, msg: &str, automatic: bool) -> DecidedIntake {
+        DecidedIntake {
+            query: NewQuery {
+                query_id: id.into(),
+                ori: "MD0030000".into(),
+                message_id: msg.into(),
+                channel: "json".into(),
+                received_micros: 1_000,
+                in_custody: true,
+                aor: Some("Baltimore".into()),
+                iaq_json: "{}".into(),
+                raw_text: Some("IAQ.".into()),
+            },
+            received: event("query received"),
+            processing: Processing {
+                state: "in_review".into(),
+                automatic,
+                citizenship_review: !automatic,
+                status: Some("undetermined".into()),
+                person_key: None,
+                result_json: "{\"candidates\":[]}".into(),
+                at_micros: 2_000,
+                actor: "engine".into(),
+            },
+            issue: automatic.then(|| {
+                (
+                    IssueIar {
+                        iar_json: "{}".into(),
+                        answered_by: "automatic".into(),
+                        answered_micros: 3_000,
+                        status: Some("lpr".into()),
+                        person_key: Some("P1".into()),
+                        deliveries: vec![NewDelivery {
+                            recipient_kind: "agency".into(),
+                            recipient: "MD0030000".into(),
+                            view_json: "{}".into(),
+                            nlets_text: None,
+                        }],
+                        event_detail_json: "{}".into(),
+                    },
+                    event("IAR issued: lpr"),
+                )
+            }),
+        }
+    }
+
+    async fn file_store(name: &str) -> (Store, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "verity-queries-{name}-{}-{}",
+            std::process::id(),
+            uuid_like()
+        ));
+        let store = Store::open_data_dir(&dir).await.unwrap();
+        (store, dir)
+    }
+
+    fn uuid_like() -> u128 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    }
+
+    /// The acknowledgement's row is built without reading it back: it must be the stored row.
+    #[tokio::test]
+    async fn inserted_row_is_the_stored_row() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        for (id, automatic) in [("Q1", true), ("Q2", false)] {
+            let d = intake(id, &format!("m-{id}"), automatic);
+            let InsertOutcome::Inserted(row) = store.insert_decided_query(&d).await.unwrap() else {
+                panic!("a new message id inserts")
+            };
+            assert_eq!(Some(row), store.get_query(id).await.unwrap(), "{id}");
+        }
+        // A repeat is read back from the store.
+        let again = store
+            .insert_decided_query(&intake("Q3", "m-Q1", false))
+            .await
+            .unwrap();
+        assert!(again.is_duplicate());
+        assert_eq!(again.row().query_id, "Q1");
+    }
+
+    /// Concurrent intakes on SQLite share transactions, and each gets its own outcome.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_intakes_commit_in_groups_with_their_own_outcomes() {
+        let (store, dir) = file_store("group").await;
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                // Pairs share a message id: one stores, the other is a repeat.
+                let d = intake(&format!("Q{i}"), &format!("m-{}", i / 2), i % 3 == 0);
+                store.insert_decided_query_timed(&d).await.unwrap()
+            }));
+        }
+        let mut inserted = 0;
+        for t in tasks {
+            let (outcome, timings) = t.await.unwrap();
+            assert!(timings.group >= 1);
+            if let InsertOutcome::Inserted(row) = outcome {
+                inserted += 1;
+                assert_eq!(
+                    Some(row.clone()),
+                    store.get_query(&row.query_id).await.unwrap()
+                );
+            }
+        }
+        assert_eq!(inserted, 20);
+        assert_eq!(
+            store.verify_audit().await.unwrap(),
+            store.audit_head().await.unwrap().0
+        );
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// One intake the database refuses fails alone: the rest of its group is stored.
+    #[tokio::test]
+    async fn a_failing_intake_does_not_fail_its_group() {
+        let (store, dir) = file_store("fail").await;
+        store
+            .insert_decided_query(&intake("Q1", "m-1", true))
+            .await
+            .unwrap();
+        let key = match &store.pools {
+            crate::backend::Pools::Sqlite(pool) => pool_key(pool),
+            crate::backend::Pools::Postgres(_) => unreachable!("a SQLite store"),
+        };
+        // The same query id under a new message id breaks the primary key.
+        let batch = [
+            intake("Q2", "m-2", true),
+            intake("Q1", "m-other", false),
+            intake("Q3", "m-3", false),
+        ];
+        let mut jobs = Vec::new();
+        let mut results = Vec::new();
+        for d in &batch {
+            let (done, rx) = tokio::sync::oneshot::channel();
+            jobs.push(IntakeJob {
+                pool: key,
+                queued_at: std::time::Instant::now(),
+                intake: std::sync::Arc::new(PreparedIntake::new(d).unwrap()),
+                done,
+            });
+            results.push(rx);
+        }
+        commit_group(&store, jobs).await;
+        let mut outcomes = Vec::new();
+        for rx in results {
+            outcomes.push(rx.await.unwrap().map(|(inserted, _)| inserted).ok());
+        }
+        assert_eq!(outcomes, [Some(true), None, Some(true)]);
+        assert!(store.get_query("Q2").await.unwrap().is_some());
+        assert!(store.get_query("Q3").await.unwrap().is_some());
+        assert!(store
+            .get_query_by_message("MD0030000", "m-other")
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            store.verify_audit().await.unwrap(),
+            store.audit_head().await.unwrap().0
+        );
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
