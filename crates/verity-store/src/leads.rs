@@ -23,9 +23,9 @@
 use crate::backend::{with_pool, Backend, Store, StoreRow};
 use crate::error::{DbContext, StoreError};
 use crate::records::IdKind;
-use crate::scan::{placeholders, value_rows, VALUES_PER_QUERY};
+use crate::scan::{placeholders, value_rows, RawRecord, VALUES_PER_QUERY};
 use sqlx::Row;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use verity_model::FieldError;
 
 /// The stored 64-bit hash of a sweep key (migration 0007): FNV-1a over the key's bytes, then
@@ -64,6 +64,168 @@ pub struct RecordHead {
     pub state_id: Option<String>,
     /// The whole record's JSON, for biometrics records only.
     pub biometrics_json: Option<String>,
+}
+
+/// What links a record into its person, read without the record's JSON
+/// ([`Store::record_links_by_revs`]): its identifier columns (canonical text, as stored) and,
+/// for a fingerprint enrollment, the FIN in its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordLinks {
+    pub rev: i64,
+    pub record_id: String,
+    /// The record system's code (`verity_model::RecordSystem::code`).
+    pub system: String,
+    pub a_number: Option<String>,
+    pub fin: Option<String>,
+    pub fbi_number: Option<String>,
+    pub ssn: Option<String>,
+    pub passport: Option<String>,
+    pub state_id: Option<String>,
+    /// A fingerprint enrollment's body FIN (None for other systems).
+    pub body_fin: Option<String>,
+}
+
+/// Revs per statement of the reads that return their rows packed in one value: the list is
+/// one JSON parameter, so only the size of the returned value bounds it (some 20 MB of record
+/// JSON at 20,000 records).
+const REVS_PER_PACKED_READ: usize = 20_000;
+
+/// Sweep key hashes per look-up statement (one JSON parameter; the answer is one row).
+const HASHES_PER_LOOK_UP: usize = 50_000;
+
+/// A subquery listing the values of the JSON array bound as parameter `$n`, as integers or
+/// text: one parameter for any number of values (no limit on bound parameters, one statement).
+fn json_list(backend: crate::BackendKind, n: usize, integers: bool) -> String {
+    match (backend, integers) {
+        (crate::BackendKind::Sqlite, _) => format!("SELECT value FROM json_each(${n})"),
+        (crate::BackendKind::Postgres, false) => {
+            format!("SELECT json_array_elements_text(${n}::json)")
+        }
+        (crate::BackendKind::Postgres, true) => {
+            format!("SELECT (json_array_elements_text(${n}::json))::bigint")
+        }
+    }
+}
+
+/// An aggregate of an integer column into one comma-separated text (NULL over no rows).
+fn int_list_agg(backend: crate::BackendKind, column: &str) -> String {
+    match backend {
+        crate::BackendKind::Sqlite => format!("group_concat({column}, ',')"),
+        crate::BackendKind::Postgres => format!("string_agg(({column})::text, ',')"),
+    }
+}
+
+/// An aggregate of a JSON expression per row into one JSON array text (NULL over no rows).
+fn json_rows_agg(backend: crate::BackendKind, expr: &str) -> String {
+    match backend {
+        crate::BackendKind::Sqlite => format!("json_group_array({expr})"),
+        crate::BackendKind::Postgres => format!("(json_agg({expr}))::text"),
+    }
+}
+
+/// A JSON array of strings.
+fn json_text_list<'a>(values: impl Iterator<Item = &'a String>) -> String {
+    let values: Vec<&String> = values.collect();
+    // Serializing strings cannot fail.
+    serde_json::to_string(&values).unwrap_or_else(|_| "[]".into())
+}
+
+/// A JSON array of integers.
+fn json_int_list(values: impl Iterator<Item = i64>) -> String {
+    let mut out = String::from("[");
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&v.to_string());
+    }
+    out.push(']');
+    out
+}
+
+/// Reads [`int_list_agg`]'s text back.
+fn parse_int_list(
+    text: Option<&str>,
+    table: &'static str,
+    what: &str,
+) -> Result<Vec<i64>, StoreError> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.trim().parse::<i64>().map_err(|e| StoreError::Corrupt {
+                table,
+                key: what.to_string(),
+                problem: format!("'{s}' is not an integer: {e}"),
+            })
+        })
+        .collect()
+}
+
+/// A statement returning the rows of `select` (columns rev, record_id, record_json) packed in
+/// one text value: per record its rev, the byte lengths of its id and JSON (each followed by a
+/// space), then the id and the JSON. A row per record costs a hand-over between the database
+/// thread and the caller; one value per statement does not (read by [`unpack_records`]).
+fn packed_records_sql(backend: crate::BackendKind, select: &str) -> String {
+    match backend {
+        crate::BackendKind::Sqlite => format!(
+            "SELECT group_concat(rev || ' ' || octet_length(record_id) || ' ' || \
+             octet_length(record_json) || ' ' || record_id || record_json, '') AS packed \
+             FROM ({select}) AS picked"
+        ),
+        crate::BackendKind::Postgres => format!(
+            "SELECT string_agg(rev::text || ' ' || octet_length(record_id)::text || ' ' || \
+             octet_length(record_json)::text || ' ' || record_id || record_json, '' ORDER BY rev) \
+             AS packed FROM ({select}) AS picked"
+        ),
+    }
+}
+
+/// Reads the packed records of [`Store::records_by_revs_packed`]: per record `rev`, the byte
+/// lengths of its id and JSON (each followed by a space), then the id and the JSON.
+fn unpack_records(text: &str, out: &mut Vec<RawRecord>) -> Result<(), StoreError> {
+    let corrupt = |at: usize, problem: &str| StoreError::Corrupt {
+        table: "records",
+        key: format!("packed read, byte {at}"),
+        problem: problem.to_string(),
+    };
+    let mut at = 0usize;
+    let number = |at: &mut usize| -> Result<i64, StoreError> {
+        let rest = &text[*at..];
+        let end = rest
+            .find(' ')
+            .ok_or_else(|| corrupt(*at, "a number without its space"))?;
+        let n = rest[..end]
+            .parse::<i64>()
+            .map_err(|e| corrupt(*at, &format!("not a number: {e}")))?;
+        *at += end + 1;
+        Ok(n)
+    };
+    let slice = |at: &mut usize, len: i64| -> Result<&str, StoreError> {
+        let len = usize::try_from(len).map_err(|_| corrupt(*at, "a negative length"))?;
+        let end = at
+            .checked_add(len)
+            .filter(|&e| e <= text.len() && text.is_char_boundary(e))
+            .ok_or_else(|| corrupt(*at, "a length past the end"))?;
+        let part = &text[*at..end];
+        *at = end;
+        Ok(part)
+    };
+    while at < text.len() {
+        let rev = number(&mut at)?;
+        let id_len = number(&mut at)?;
+        let json_len = number(&mut at)?;
+        let record_id = slice(&mut at, id_len)?.to_string();
+        let json = slice(&mut at, json_len)?.to_string();
+        out.push(RawRecord {
+            rev,
+            record_id,
+            json,
+        });
+    }
+    Ok(())
 }
 
 /// Rows per transaction when moving text sweep keys to the hashed tables.
@@ -901,26 +1063,34 @@ impl Store {
             .collect())
     }
 
-    /// Which of `hashes` are hashed citizenship sweep keys.
+    /// Which of `hashes` are hashed citizenship sweep keys. One statement per
+    /// [`HASHES_PER_LOOK_UP`] hashes (passed as one JSON parameter), answered in one row.
     pub async fn citizen_hashes_among(&self, hashes: &[i64]) -> Result<BTreeSet<i64>, StoreError> {
         let mut sorted = hashes.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
+        let backend = self.kind();
+        let sql = format!(
+            "SELECT {} AS found FROM lead_citizen_hashes WHERE key_hash IN ({})",
+            int_list_agg(backend, "key_hash"),
+            json_list(backend, 1, true)
+        );
         let mut out = BTreeSet::new();
-        let kind = self.kind();
-        with_pool!(self, pool => {
-            for chunk in sorted.chunks(VALUES_PER_QUERY) {
-                let sql = format!(
-                    "SELECT key_hash FROM lead_citizen_hashes WHERE key_hash IN ({})",
-                    placeholders(kind, chunk.len())
-                );
-                let mut q = sqlx::query_scalar::<_, i64>(&sql);
-                for h in chunk {
-                    q = q.bind(*h);
-                }
-                out.extend(q.fetch_all(pool).await.ctx("look up citizen keys")?);
-            }
-        });
+        for chunk in sorted.chunks(HASHES_PER_LOOK_UP) {
+            let param = json_int_list(chunk.iter().copied());
+            let text: Option<String> = with_pool!(self, pool => {
+                sqlx::query_scalar::<_, Option<String>>(&sql)
+                    .bind(param.as_str())
+                    .fetch_one(pool)
+                    .await
+                    .ctx("look up citizen keys")?
+            });
+            out.extend(parse_int_list(
+                text.as_deref(),
+                "lead_citizen_hashes",
+                "citizen key look-up",
+            )?);
+        }
         Ok(out)
     }
 
@@ -983,6 +1153,8 @@ impl Store {
     }
 
     /// The status sweep rows whose key hash is one of `hashes`: (key hash, record id), sorted.
+    /// One statement per [`HASHES_PER_LOOK_UP`] hashes (passed as one JSON parameter),
+    /// answered in one row.
     pub async fn status_hash_holders(
         &self,
         hashes: &[i64],
@@ -990,24 +1162,36 @@ impl Store {
         let mut sorted = hashes.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
+        let backend = self.kind();
+        let pair = match backend {
+            crate::BackendKind::Sqlite => "json_array(key_hash, record_id)",
+            crate::BackendKind::Postgres => "json_build_array(key_hash, record_id)",
+        };
+        let sql = format!(
+            "SELECT {} AS holders FROM lead_status_hashes WHERE key_hash IN ({})",
+            json_rows_agg(backend, pair),
+            json_list(backend, 1, true)
+        );
         let mut out = BTreeSet::new();
-        let kind = self.kind();
-        with_pool!(self, pool => {
-            for chunk in sorted.chunks(VALUES_PER_QUERY) {
-                let sql = format!(
-                    "SELECT key_hash, record_id FROM lead_status_hashes WHERE key_hash IN ({})",
-                    placeholders(kind, chunk.len())
-                );
-                let mut q = sqlx::query(&sql);
-                for h in chunk {
-                    q = q.bind(*h);
-                }
-                let op = "read status keys";
-                for r in q.fetch_all(pool).await.ctx("look up status keys")? {
-                    out.insert((r.int("key_hash").ctx(op)?, r.text("record_id").ctx(op)?));
-                }
+        for chunk in sorted.chunks(HASHES_PER_LOOK_UP) {
+            let param = json_int_list(chunk.iter().copied());
+            let text: Option<String> = with_pool!(self, pool => {
+                sqlx::query_scalar::<_, Option<String>>(&sql)
+                    .bind(param.as_str())
+                    .fetch_one(pool)
+                    .await
+                    .ctx("look up status keys")?
+            });
+            if let Some(text) = text {
+                let rows: Vec<(i64, String)> =
+                    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                        table: "lead_status_hashes",
+                        key: "status key look-up".into(),
+                        problem: e.to_string(),
+                    })?;
+                out.extend(rows);
             }
-        });
+        }
         Ok(out.into_iter().collect())
     }
 
@@ -1172,6 +1356,251 @@ impl Store {
         Ok(out)
     }
 
+    /// The revs of every record holding one of the given identifiers (per kind; for a FIN,
+    /// also the fingerprint enrollments with that FIN in their body), each once, sorted: one
+    /// statement for all kinds, the values passed as one JSON array per kind and the revs
+    /// returned in one row (a row per rev costs a hand-over between the database thread and
+    /// the caller, which dominated an incremental lead run). The same revs as
+    /// [`Store::revs_by_identifiers`] per kind; values that are not valid identifiers of
+    /// their kind match nothing.
+    pub async fn revs_by_identifier_sets(
+        &self,
+        sets: &[(IdKind, Vec<String>)],
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut by_kind: BTreeMap<&'static str, (IdKind, BTreeSet<String>)> = BTreeMap::new();
+        for (kind, values) in sets {
+            let entry = by_kind
+                .entry(kind.code())
+                .or_insert_with(|| (*kind, BTreeSet::new()));
+            entry
+                .1
+                .extend(values.iter().filter_map(|v| kind.canonical(v).ok()));
+        }
+        let backend = self.kind();
+        let mut parts: Vec<String> = Vec::new();
+        let mut params: Vec<String> = Vec::new();
+        for (kind, values) in by_kind.values() {
+            if values.is_empty() {
+                continue;
+            }
+            params.push(json_text_list(values.iter()));
+            let list = json_list(backend, params.len(), false);
+            // The column name comes from a closed enum, never from input.
+            parts.push(format!(
+                "SELECT rev FROM records WHERE {} IN ({list})",
+                kind.code()
+            ));
+            if *kind == IdKind::Fin {
+                // As in `revs_by_identifiers`: SQLite is told to use the body-FIN index.
+                parts.push(match backend {
+                    crate::BackendKind::Sqlite => format!(
+                        "SELECT rev FROM records INDEXED BY records_body_fin \
+                         WHERE system = 'biometrics' \
+                         AND json_extract(record_json, '$.body.fin') IN ({list})"
+                    ),
+                    crate::BackendKind::Postgres => format!(
+                        "SELECT rev FROM records WHERE system = 'biometrics' \
+                         AND ((record_json::jsonb) -> 'body' ->> 'fin') IN ({list})"
+                    ),
+                });
+            }
+        }
+        if parts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {} AS revs FROM ({}) AS found",
+            int_list_agg(backend, "rev"),
+            parts.join(" UNION ALL ")
+        );
+        let text: Option<String> = with_pool!(self, pool => {
+            let mut q = sqlx::query_scalar::<_, Option<String>>(&sql);
+            for p in &params {
+                q = q.bind(p.as_str());
+            }
+            q.fetch_one(pool).await.ctx("look up revs by identifier sets")?
+        });
+        let mut out = parse_int_list(text.as_deref(), "records", "revs by identifiers")?;
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// What links the records with these revs into persons ([`RecordLinks`]), in rev order
+    /// (absent revs are skipped): the identifier columns and, for a fingerprint enrollment,
+    /// the FIN in its body. A few statements of one row each, whatever the number of revs.
+    pub async fn record_links_by_revs(&self, revs: &[i64]) -> Result<Vec<RecordLinks>, StoreError> {
+        let backend = self.kind();
+        let (body_fin, list) = match backend {
+            crate::BackendKind::Sqlite => (
+                "json_extract(record_json, '$.body.fin')",
+                json_list(backend, 1, true),
+            ),
+            crate::BackendKind::Postgres => (
+                "((record_json::jsonb) -> 'body' ->> 'fin')",
+                json_list(backend, 1, true),
+            ),
+        };
+        let row = match backend {
+            crate::BackendKind::Sqlite => "json_array",
+            crate::BackendKind::Postgres => "json_build_array",
+        };
+        let sql = format!(
+            "SELECT {} AS links FROM records WHERE rev IN ({list})",
+            json_rows_agg(
+                backend,
+                &format!(
+                    "{row}(rev, record_id, system, a_number, fin, fbi_number, ssn, passport, \
+                     state_id, CASE WHEN system = 'biometrics' THEN {body_fin} END)"
+                )
+            )
+        );
+        type LinkRow = (
+            i64,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let mut out = Vec::with_capacity(revs.len());
+        for chunk in revs.chunks(REVS_PER_PACKED_READ) {
+            let param = json_int_list(chunk.iter().copied());
+            let text: Option<String> = with_pool!(self, pool => {
+                sqlx::query_scalar::<_, Option<String>>(&sql)
+                    .bind(param.as_str())
+                    .fetch_one(pool)
+                    .await
+                    .ctx("read record links by rev")?
+            });
+            let Some(text) = text else { continue };
+            let rows: Vec<LinkRow> =
+                serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                    table: "records",
+                    key: format!("revs {}..", chunk.first().copied().unwrap_or_default()),
+                    problem: format!("record links: {e}"),
+                })?;
+            out.extend(rows.into_iter().map(
+                |(
+                    rev,
+                    record_id,
+                    system,
+                    a_number,
+                    fin,
+                    fbi_number,
+                    ssn,
+                    passport,
+                    state_id,
+                    body_fin,
+                )| {
+                    RecordLinks {
+                        rev,
+                        record_id,
+                        system,
+                        a_number,
+                        fin,
+                        fbi_number,
+                        ssn,
+                        passport,
+                        state_id,
+                        body_fin,
+                    }
+                },
+            ));
+        }
+        out.sort_by_key(|l| l.rev);
+        Ok(out)
+    }
+
+    /// The records with these revs (absent revs are skipped), in rev order, undecoded: the
+    /// same as [`Store::records_by_revs`], but each statement returns its records in one row
+    /// (see [`packed_records_sql`]), not one row per record.
+    pub async fn records_by_revs_packed(&self, revs: &[i64]) -> Result<Vec<RawRecord>, StoreError> {
+        let backend = self.kind();
+        let sql = packed_records_sql(
+            backend,
+            &format!(
+                "SELECT rev, record_id, record_json FROM records WHERE rev IN ({})",
+                json_list(backend, 1, true)
+            ),
+        );
+        let mut out = Vec::with_capacity(revs.len());
+        for chunk in revs.chunks(REVS_PER_PACKED_READ) {
+            let param = json_int_list(chunk.iter().copied());
+            let text: Option<String> = with_pool!(self, pool => {
+                sqlx::query_scalar::<_, Option<String>>(&sql)
+                    .bind(param.as_str())
+                    .fetch_one(pool)
+                    .await
+                    .ctx("read packed records by rev")?
+            });
+            if let Some(text) = text {
+                unpack_records(&text, &mut out)?;
+            }
+        }
+        out.sort_by_key(|r| r.rev);
+        Ok(out)
+    }
+
+    /// Up to `limit` records with `after_rev < rev <= to_rev`, in rev order, undecoded: the
+    /// same as [`Store::scan_record_json`], in one row ([`packed_records_sql`]).
+    pub async fn scan_records_packed(
+        &self,
+        after_rev: i64,
+        to_rev: i64,
+        limit: u32,
+    ) -> Result<Vec<RawRecord>, StoreError> {
+        let sql = packed_records_sql(
+            self.kind(),
+            "SELECT rev, record_id, record_json FROM records WHERE rev > $1 AND rev <= $2 \
+             ORDER BY rev LIMIT $3",
+        );
+        let text: Option<String> = with_pool!(self, pool => {
+            sqlx::query_scalar::<_, Option<String>>(&sql)
+                .bind(after_rev)
+                .bind(to_rev)
+                .bind(i64::from(limit))
+                .fetch_one(pool)
+                .await
+                .ctx("scan packed records")?
+        });
+        let mut out = Vec::new();
+        if let Some(text) = text {
+            unpack_records(&text, &mut out)?;
+        }
+        out.sort_by_key(|r| r.rev);
+        Ok(out)
+    }
+
+    /// The (first rev, last rev) of the stored record digest chunks that hold a rev in
+    /// `after_rev < rev <= to_rev`, by first rev. A chunk means its records' sweep keys are
+    /// stored (migration 0008), so a lead run need not add them again.
+    pub async fn digest_spans(
+        &self,
+        after_rev: i64,
+        to_rev: i64,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT first_rev, last_rev FROM record_digests \
+                 WHERE first_rev <= $1 AND last_rev > $2 ORDER BY first_rev",
+            )
+            .bind(to_rev)
+            .bind(after_rev)
+            .fetch_all(pool)
+            .await
+            .ctx("read record digest spans")?;
+            let op = "read a record digest span";
+            rows.iter()
+                .map(|r| Ok((r.int("first_rev").ctx(op)?, r.int("last_rev").ctx(op)?)))
+                .collect()
+        })
+    }
+
     /// Person keys with an active detainer or request for notification (PERC's tables);
     /// empty when those tables do not exist yet.
     pub async fn active_detainer_person_keys(&self) -> Result<BTreeSet<String>, StoreError> {
@@ -1210,36 +1639,39 @@ impl Store {
     }
 
     /// Open leads whose subject has one of these name-and-birth-date keys: (lead_id, person_key).
+    /// One statement per [`HASHES_PER_LOOK_UP`] keys (passed as one JSON parameter).
     pub async fn open_leads_with_subject_keys(
         &self,
         keys: &[String],
     ) -> Result<Vec<(String, String)>, StoreError> {
         let mut out = BTreeSet::new();
-        let kind = self.kind();
-        with_pool!(self, pool => {
-            for chunk in keys.chunks(VALUES_PER_QUERY) {
-                let sql = format!(
-                    // CROSS JOIN: SQLite then reads the keys first (one index search per
-                    // key, then the lead by id). With a plain JOIN it chose to walk every
-                    // open lead and search all the keys for each: open leads x keys index
-                    // searches, which took most of an incremental run at 1,000,000 people.
-                    "SELECT DISTINCT l.lead_id AS lead_id, l.person_key AS person_key FROM lead_subject_keys k \
-                     CROSS JOIN leads l WHERE l.lead_id = k.lead_id \
-                     AND l.state = 'open' AND k.citizen_key IN ({})",
-                    placeholders(kind, chunk.len())
-                );
-                let mut q = sqlx::query(&sql);
-                for k in chunk {
-                    q = q.bind(k.as_str());
-                }
-                for r in q.fetch_all(pool).await.ctx("find leads by subject key")? {
+        let backend = self.kind();
+        let sql = format!(
+            // CROSS JOIN: SQLite then reads the keys first (one index search per key, then
+            // the lead by id). With a plain JOIN it chose to walk every open lead and search
+            // all the keys for each: open leads x keys index searches, which took most of an
+            // incremental run at 1,000,000 people.
+            "SELECT DISTINCT l.lead_id AS lead_id, l.person_key AS person_key \
+             FROM lead_subject_keys k CROSS JOIN leads l WHERE l.lead_id = k.lead_id \
+             AND l.state = 'open' AND k.citizen_key IN ({})",
+            json_list(backend, 1, false)
+        );
+        for chunk in keys.chunks(HASHES_PER_LOOK_UP) {
+            let param = json_text_list(chunk.iter());
+            with_pool!(self, pool => {
+                let rows = sqlx::query(&sql)
+                    .bind(param.as_str())
+                    .fetch_all(pool)
+                    .await
+                    .ctx("find leads by subject key")?;
+                for r in &rows {
                     out.insert((
                         r.text("lead_id").ctx("read leads by subject key")?,
                         r.text("person_key").ctx("read leads by subject key")?,
                     ));
                 }
-            }
-        });
+            });
+        }
         Ok(out.into_iter().collect())
     }
 

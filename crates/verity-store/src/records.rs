@@ -7,7 +7,7 @@
 
 use crate::backend::{with_pool, Backend, Store, StoreRow};
 use crate::error::{DbContext, StoreError};
-use crate::scan::{strong_identifiers, RecordDigest, SweepKeys};
+use crate::scan::{strong_identifiers, LeadFacets, RecordDigest, SweepKeys};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use verity_model::ids::{ANumber, FbiNumber, Fin, Passport, Ssn, StateId};
@@ -166,7 +166,8 @@ impl RecordRow {
             r.system(),
             &strong_identifiers(r),
             &SweepKeys::of(r),
-        );
+        )
+        .with_facets(LeadFacets::of(r));
         Ok(RecordRow {
             digest,
             record_id: r.record_id.clone(),

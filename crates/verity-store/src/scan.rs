@@ -497,6 +497,99 @@ pub struct RecordDigest {
     pub citizen_keys: Vec<u64>,
     /// [`digest_key_hash`] of each status sweep key.
     pub status_keys: Vec<u64>,
+    /// What a lead rule may rest on in the record ([`LeadFacets::of`]); `None` in digests
+    /// written before facets were kept (format 1): a lead run then treats the record as one
+    /// that may lead.
+    pub facets: Option<LeadFacets>,
+}
+
+/// What a lead rule may rest on in one record, in policy-independent form (record kinds and
+/// offense codes, not severity classes), so a change of lead or priority policy needs no
+/// re-import: a lead run derives from these, with the policy it runs under, whether any rule
+/// could apply to a person (see `verity_workflow::ncatc`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeadFacets {
+    /// [`LeadFacets::FINAL_ORDER`] and the other kind bits.
+    pub flags: u8,
+    /// A criminal record's NCIC offense code (empty for other records).
+    pub ncic_code: String,
+}
+
+impl LeadFacets {
+    /// An order of removal that is final (or in absentia) on its own: an enforcement order
+    /// marked final or in absentia, or a court removal order with no appeal pending.
+    pub const FINAL_ORDER: u8 = 1;
+    /// An order of removal in absentia (enforcement or court, no appeal pending).
+    pub const IN_ABSENTIA: u8 = 2;
+    /// An executed removal.
+    pub const REMOVAL: u8 = 4;
+    /// An arrival admitted for a period (not as a permanent resident, citizen or parolee)
+    /// with an admit-until date: may become an overstay.
+    pub const ADMISSION: u8 = 8;
+    /// A criminal charge that ended in a conviction.
+    pub const CONVICTED: u8 = 16;
+    /// A criminal record (its offense code is [`LeadFacets::ncic_code`]).
+    pub const CRIMINAL: u8 = 32;
+    /// Every bit a stored facet may carry (others mark a damaged chunk).
+    pub const KNOWN: u8 = 63;
+
+    /// The facets of a record.
+    pub fn of(r: &SourceRecord) -> LeadFacets {
+        use verity_model::record::{
+            CourtOutcome, Disposition, EnforcementEvent, OrderKind, RecordBody, TravelDirection,
+        };
+        let mut flags = 0u8;
+        let mut ncic_code = String::new();
+        match &r.body {
+            RecordBody::Enforcement(e) => match e.event {
+                EnforcementEvent::Removal => flags |= Self::REMOVAL,
+                EnforcementEvent::RemovalOrder => match e.order {
+                    Some(OrderKind::Final) => flags |= Self::FINAL_ORDER,
+                    Some(OrderKind::InAbsentia) => flags |= Self::FINAL_ORDER | Self::IN_ABSENTIA,
+                    _ => {}
+                },
+                _ => {}
+            },
+            RecordBody::Court(c) if !c.appeal_pending => match c.outcome {
+                CourtOutcome::RemovalOrdered => flags |= Self::FINAL_ORDER,
+                CourtOutcome::InAbsentiaOrder => flags |= Self::FINAL_ORDER | Self::IN_ABSENTIA,
+                _ => {}
+            },
+            RecordBody::Travel(t) => {
+                let class = t.class_of_admission.as_str();
+                if t.direction == TravelDirection::Arrival
+                    && t.admit_until.is_some()
+                    && !matches!(class, "LPR" | "USC" | "PAROLE")
+                {
+                    flags |= Self::ADMISSION;
+                }
+            }
+            RecordBody::Criminal(c) => {
+                flags |= Self::CRIMINAL;
+                if c.disposition == Disposition::Convicted {
+                    flags |= Self::CONVICTED;
+                }
+                ncic_code = c.ncic_code.clone();
+            }
+            _ => {}
+        }
+        LeadFacets { flags, ncic_code }
+    }
+
+    /// A borrowed view.
+    pub fn as_facets_ref(&self) -> FacetsRef<'_> {
+        FacetsRef {
+            flags: self.flags,
+            ncic_code: &self.ncic_code,
+        }
+    }
+}
+
+/// [`LeadFacets`] read in place from a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FacetsRef<'a> {
+    pub flags: u8,
+    pub ncic_code: &'a str,
 }
 
 impl RecordDigest {
@@ -518,7 +611,14 @@ impl RecordDigest {
                 .collect(),
             citizen_keys: keys.citizen.iter().map(|k| digest_key_hash(k)).collect(),
             status_keys: keys.status.iter().map(|k| digest_key_hash(k)).collect(),
+            facets: None,
         }
+    }
+
+    /// The same digest with the record's lead facets.
+    pub fn with_facets(mut self, facets: LeadFacets) -> RecordDigest {
+        self.facets = Some(facets);
+        self
     }
 
     /// The digest of a decoded record.
@@ -530,6 +630,7 @@ impl RecordDigest {
             &strong_identifiers(r),
             &SweepKeys::of(r),
         )
+        .with_facets(LeadFacets::of(r))
     }
 
     /// A borrowed view, as read from a chunk.
@@ -541,6 +642,7 @@ impl RecordDigest {
             identifiers: Words::Owned128(&self.identifiers),
             citizen_keys: Words::Owned64(&self.citizen_keys),
             status_keys: Words::Owned64(&self.status_keys),
+            facets: self.facets.as_ref().map(LeadFacets::as_facets_ref),
         }
     }
 }
@@ -554,6 +656,8 @@ pub struct DigestRef<'a> {
     identifiers: Words<'a>,
     citizen_keys: Words<'a>,
     status_keys: Words<'a>,
+    /// `None` in a format 1 chunk (written before facets were kept).
+    pub facets: Option<FacetsRef<'a>>,
 }
 
 /// Hashes either as stored bytes (little-endian) or in memory.
@@ -608,12 +712,20 @@ impl<'a> DigestRef<'a> {
             identifiers: self.identifiers().collect(),
             citizen_keys: self.citizen_keys().collect(),
             status_keys: self.status_keys().collect(),
+            facets: self.facets.map(|f| LeadFacets {
+                flags: f.flags,
+                ncic_code: f.ncic_code.to_string(),
+            }),
         }
     }
 }
 
-/// Format version of an encoded chunk (its first byte).
-const DIGEST_FORMAT: u8 = 1;
+/// Format version of an encoded chunk (its first byte): 2 adds each record's lead facets.
+const DIGEST_FORMAT: u8 = 2;
+/// The format before facets, still read (its digests have no facets).
+const DIGEST_FORMAT_NO_FACETS: u8 = 1;
+/// The facet byte of a digest written without facets in a format 2 chunk.
+const FACETS_UNKNOWN: u8 = 0x80;
 
 fn system_number(s: RecordSystem) -> u8 {
     match s {
@@ -648,8 +760,9 @@ fn len_u32(n: usize) -> u32 {
 }
 
 /// Encodes digests as one chunk: a format byte, then per digest its rev (i64), system (u8),
-/// record id (u32 length + bytes), and the identifier, citizenship-key and status-key hashes
-/// (u32 count + little-endian words each).
+/// record id (u32 length + bytes), the identifier, citizenship-key and status-key hashes
+/// (u32 count + little-endian words each), then its facets: the flag byte ([`FACETS_UNKNOWN`]
+/// when it has none) and the offense code (u16 length + bytes).
 pub fn encode_digests(digests: &[RecordDigest]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + digests.len() * 96);
     out.push(DIGEST_FORMAT);
@@ -668,6 +781,24 @@ pub fn encode_digests(digests: &[RecordDigest]) -> Vec<u8> {
             out.extend_from_slice(&len_u32(keys.len()).to_le_bytes());
             for h in keys {
                 out.extend_from_slice(&h.to_le_bytes());
+            }
+        }
+        match &d.facets {
+            Some(f) => {
+                out.push(f.flags & LeadFacets::KNOWN);
+                let code = f.ncic_code.as_bytes();
+                // Offense codes are a few characters; a longer one is cut at a character
+                // boundary (it names no offense either way).
+                let mut n = code.len().min(usize::from(u16::MAX));
+                while !f.ncic_code.is_char_boundary(n) {
+                    n -= 1;
+                }
+                out.extend_from_slice(&u16::try_from(n).unwrap_or(0).to_le_bytes());
+                out.extend_from_slice(&code[..n]);
+            }
+            None => {
+                out.push(FACETS_UNKNOWN);
+                out.extend_from_slice(&0u16.to_le_bytes());
             }
         }
     }
@@ -696,9 +827,9 @@ pub fn for_each_digest<'a>(
         at = end;
         Ok(part)
     };
-    let format = take(1, "format byte")?;
-    if format != [DIGEST_FORMAT] {
-        return Err(corrupt(0, &format!("unknown format {format:?}")));
+    let format = take(1, "format byte")?[0];
+    if format != DIGEST_FORMAT && format != DIGEST_FORMAT_NO_FACETS {
+        return Err(corrupt(0, &format!("unknown format {format}")));
     }
     let word = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])) as usize;
     loop {
@@ -725,6 +856,34 @@ pub fn for_each_digest<'a>(
         let citizen = take(n.saturating_mul(8), "citizenship keys")?;
         let n = word(take(4, "status key count")?);
         let status = take(n.saturating_mul(8), "status keys")?;
+        let facets = if format == DIGEST_FORMAT {
+            let flags = take(1, "facet flags")?[0];
+            let n = usize::from(u16::from_le_bytes(
+                take(2, "offense code length")?.try_into().unwrap_or([0; 2]),
+            ));
+            let code =
+                std::str::from_utf8(take(n, "offense code")?).map_err(|e| StoreError::Corrupt {
+                    table: "record_digests",
+                    key: format!("first_rev {chunk}"),
+                    problem: format!("rev {rev}: offense code is not UTF-8: {e}"),
+                })?;
+            match flags {
+                FACETS_UNKNOWN => None,
+                f if f & !LeadFacets::KNOWN == 0 => Some(FacetsRef {
+                    flags: f,
+                    ncic_code: code,
+                }),
+                f => {
+                    return Err(StoreError::Corrupt {
+                        table: "record_digests",
+                        key: format!("first_rev {chunk}"),
+                        problem: format!("rev {rev}: unknown facet flags {f:#04x}"),
+                    })
+                }
+            }
+        } else {
+            None
+        };
         each(DigestRef {
             rev,
             record_id: id,
@@ -732,6 +891,7 @@ pub fn for_each_digest<'a>(
             identifiers: Words::Bytes(ids),
             citizen_keys: Words::Bytes(citizen),
             status_keys: Words::Bytes(status),
+            facets,
         });
     }
     if at != bytes.len() {
@@ -750,6 +910,11 @@ pub struct DigestChunk {
 }
 
 impl DigestChunk {
+    /// Whether the chunk was written before lead facets were kept (format 1).
+    pub fn lacks_facets(&self) -> bool {
+        self.bytes.first() == Some(&DIGEST_FORMAT_NO_FACETS)
+    }
+
     /// Calls `each` per digest, in rev order.
     pub fn for_each<'a>(&'a self, each: impl FnMut(DigestRef<'a>)) -> Result<(), StoreError> {
         for_each_digest(self.first_rev, &self.bytes, each)
@@ -818,6 +983,19 @@ impl Store {
         })
     }
 
+    /// Drops the digest chunk that starts at `first_rev` (if any): a chunk written before
+    /// lead facets were kept, whose records a full lead run then digests again from their JSON.
+    pub async fn delete_record_digest_chunk(&self, first_rev: i64) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query("DELETE FROM record_digests WHERE first_rev = $1")
+                .bind(first_rev)
+                .execute(pool)
+                .await
+                .ctx("delete a record digest chunk")?;
+        });
+        Ok(())
+    }
+
     /// Drops every digest chunk (a full lead run then reads records' JSON and stores their
     /// digests again). For tests, and for a migration that rebuilds the sweep keys: a chunk
     /// promises that its records' sweep keys are stored.
@@ -848,6 +1026,10 @@ mod tests {
                 identifiers: vec![identifier_hash(0, "012345678"), u128::MAX],
                 citizen_keys: vec![],
                 status_keys: vec![digest_key_hash("S|ANA|LOPEZ|19800102|"), 0, u64::MAX],
+                facets: Some(LeadFacets {
+                    flags: LeadFacets::CRIMINAL | LeadFacets::CONVICTED,
+                    ncic_code: "1313".into(),
+                }),
             },
             RecordDigest {
                 rev: 9,
@@ -856,8 +1038,117 @@ mod tests {
                 identifiers: vec![],
                 citizen_keys: vec![digest_key_hash("F|LOPEZ|19800102")],
                 status_keys: vec![],
+                facets: None,
             },
         ]
+    }
+
+    /// A chunk as format 1 wrote it (no facets), from the same digests.
+    fn format_1_chunk(digests: &[RecordDigest]) -> Vec<u8> {
+        let mut out = vec![DIGEST_FORMAT_NO_FACETS];
+        for d in digests {
+            let mut one = encode_digests(std::slice::from_ref(d));
+            // Drop the format byte and the facets (flag byte, u16 length, code).
+            let code = d.facets.as_ref().map_or(0, |f| f.ncic_code.len());
+            one.truncate(one.len() - 3 - code);
+            out.extend_from_slice(&one[1..]);
+        }
+        out
+    }
+
+    #[test]
+    fn chunks_written_before_facets_read_with_no_facets() {
+        let digests = sample_digests();
+        let mut back = Vec::new();
+        for_each_digest(7, &format_1_chunk(&digests), |d| {
+            back.push(d.to_owned_digest())
+        })
+        .unwrap();
+        let without: Vec<RecordDigest> = digests
+            .into_iter()
+            .map(|mut d| {
+                d.facets = None;
+                d
+            })
+            .collect();
+        assert_eq!(back, without);
+    }
+
+    #[test]
+    fn facets_name_what_a_lead_rule_may_rest_on() {
+        use verity_model::record::*;
+        let body_facets = |body: RecordBody| {
+            LeadFacets::of(&SourceRecord {
+                record_id: "R-1".into(),
+                identity: verity_model::Identity::default(),
+                body,
+            })
+        };
+        let order = |order: Option<OrderKind>, event: EnforcementEvent| {
+            body_facets(RecordBody::Enforcement(EnforcementRecord {
+                event,
+                date: PartialDate::full(2020, 1, 2).unwrap(),
+                order,
+                entry: None,
+                office: "BAL".into(),
+                detail: String::new(),
+            }))
+            .flags
+        };
+        assert_eq!(
+            order(Some(OrderKind::Final), EnforcementEvent::RemovalOrder),
+            LeadFacets::FINAL_ORDER
+        );
+        assert_eq!(
+            order(Some(OrderKind::InAbsentia), EnforcementEvent::RemovalOrder),
+            LeadFacets::FINAL_ORDER | LeadFacets::IN_ABSENTIA
+        );
+        assert_eq!(
+            order(Some(OrderKind::Pending), EnforcementEvent::RemovalOrder),
+            0
+        );
+        assert_eq!(order(None, EnforcementEvent::Removal), LeadFacets::REMOVAL);
+        let court = |outcome: CourtOutcome, appeal_pending: bool| {
+            body_facets(RecordBody::Court(CourtRecord {
+                case_number: "C-1".into(),
+                filed: PartialDate::full(2019, 5, 6).unwrap(),
+                outcome,
+                decided: None,
+                relief: String::new(),
+                appeal_pending,
+            }))
+            .flags
+        };
+        assert_eq!(
+            court(CourtOutcome::InAbsentiaOrder, false),
+            LeadFacets::FINAL_ORDER | LeadFacets::IN_ABSENTIA
+        );
+        assert_eq!(court(CourtOutcome::RemovalOrdered, true), 0);
+        let arrival = |class: &str, until: bool| {
+            body_facets(RecordBody::Travel(TravelRecord {
+                direction: TravelDirection::Arrival,
+                date: PartialDate::full(2019, 5, 6).unwrap(),
+                class_of_admission: class.into(),
+                admit_until: until.then(|| PartialDate::full(2019, 11, 6).unwrap()),
+                port: "JFK".into(),
+            }))
+            .flags
+        };
+        assert_eq!(arrival("B2", true), LeadFacets::ADMISSION);
+        assert_eq!(arrival("B2", false), 0);
+        assert_eq!(arrival("LPR", true), 0);
+        let crime = body_facets(RecordBody::Criminal(CriminalRecord {
+            arrest_date: PartialDate::full(2019, 5, 6).unwrap(),
+            arresting_ori: None,
+            ncic_code: "1313".into(),
+            charge: "ASSAULT".into(),
+            disposition: Disposition::Convicted,
+            disposition_date: None,
+            sentence_days: None,
+            flags: Vec::new(),
+        }));
+        assert_eq!(crime.flags, LeadFacets::CRIMINAL | LeadFacets::CONVICTED);
+        assert_eq!(crime.ncic_code, "1313");
     }
 
     #[test]
@@ -897,6 +1188,11 @@ mod tests {
         let mut trailing = bytes.clone();
         trailing.push(1);
         damaged.push(trailing);
+        // The first digest's facet flags with an unknown bit.
+        let mut wrong_facets = bytes.clone();
+        let first_len = encode_digests(&sample_digests()[..1]).len();
+        wrong_facets[first_len - 7] = 0x40;
+        damaged.push(wrong_facets);
         for (i, b) in damaged.iter().enumerate() {
             let mut seen = Vec::new();
             match for_each_digest(42, b, |d| seen.push(d.rev)) {

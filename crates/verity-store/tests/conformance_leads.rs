@@ -24,6 +24,7 @@ conformance!(
     hashed_sweep_keys_agree_with_text_keys,
     text_sweep_keys_move_to_the_hashed_tables,
     identifiers_lead_to_revs_and_heads,
+    packed_reads_agree_with_the_row_by_row_reads,
 );
 
 fn new_run(kind: &str, from_rev: i64) -> NewLeadRun {
@@ -572,5 +573,154 @@ mod cases {
             .unwrap()
             .is_empty());
         assert!(s.record_heads_by_revs(&[]).await.unwrap().is_empty());
+    }
+
+    pub async fn packed_reads_agree_with_the_row_by_row_reads(db: &TestDb) {
+        use common::gen::records;
+        let s = &db.store;
+        let mut all = records(17, 300);
+        // Ids with a space and non-ASCII letters: the packed read frames by byte lengths.
+        all[0].record_id = "ENF \u{e9}t\u{e9} 1".into();
+        all[1].record_id = "BIO-\u{4e00}-2".into();
+        s.insert_records(&all).await.unwrap();
+        let head = s.max_record_rev().await.unwrap();
+        let mut revs: Vec<i64> = (1..=head).collect();
+        // Absent revs are skipped.
+        revs.push(head + 1_000);
+        let rows = s.records_by_revs(&revs).await.unwrap();
+        assert_eq!(rows.len(), all.len());
+        assert_eq!(s.records_by_revs_packed(&revs).await.unwrap(), rows);
+        assert!(s.records_by_revs_packed(&[]).await.unwrap().is_empty());
+        assert!(s
+            .records_by_revs_packed(&[head + 1])
+            .await
+            .unwrap()
+            .is_empty());
+        // Pages by rev range, as the row-by-row scan.
+        for (after, limit) in [(0, 1_000), (10, 50), (head - 3, 10), (head, 10)] {
+            assert_eq!(
+                s.scan_records_packed(after, head, limit).await.unwrap(),
+                s.scan_record_json(after, head, limit).await.unwrap(),
+                "after {after}, limit {limit}"
+            );
+        }
+        // Every inserted record is in a digest chunk (its sweep keys are stored).
+        let spans = s.digest_spans(0, head).await.unwrap();
+        for rev in 1..=head {
+            assert!(
+                spans.iter().any(|(a, b)| *a <= rev && rev <= *b),
+                "rev {rev} in {spans:?}"
+            );
+        }
+        assert_eq!(s.digest_spans(head, head + 10).await.unwrap(), vec![]);
+        assert_eq!(s.digest_spans(5, 7).await.unwrap().len(), 1);
+
+        // Links hold the head's identifier columns and a fingerprint enrollment's body FIN.
+        let heads = s.record_heads_by_revs(&revs).await.unwrap();
+        let links = s.record_links_by_revs(&revs).await.unwrap();
+        assert_eq!(links.len(), heads.len());
+        let mut enrollments = 0;
+        for (l, h) in links.iter().zip(&heads) {
+            assert_eq!(
+                (
+                    l.rev,
+                    &l.record_id,
+                    &l.system,
+                    &l.a_number,
+                    &l.fin,
+                    &l.fbi_number,
+                    &l.ssn,
+                    &l.passport,
+                    &l.state_id
+                ),
+                (
+                    h.rev,
+                    &h.record_id,
+                    &h.system,
+                    &h.a_number,
+                    &h.fin,
+                    &h.fbi_number,
+                    &h.ssn,
+                    &h.passport,
+                    &h.state_id
+                )
+            );
+            match &h.biometrics_json {
+                Some(json) => {
+                    enrollments += 1;
+                    let r: verity_model::SourceRecord = serde_json::from_str(json).unwrap();
+                    let RecordBody::Biometrics(b) = &r.body else {
+                        panic!("{} is not an enrollment", r.record_id)
+                    };
+                    assert_eq!(l.body_fin.as_deref(), Some(b.fin.to_string().as_str()));
+                }
+                None => assert_eq!(l.body_fin, None, "{}", l.record_id),
+            }
+        }
+        assert!(enrollments > 10, "{enrollments} enrollments");
+        assert!(s.record_links_by_revs(&[]).await.unwrap().is_empty());
+
+        // One statement for all kinds finds what the per-kind look-ups find.
+        let mut sets: Vec<(IdKind, Vec<String>)> = Vec::new();
+        let mut expected: Vec<i64> = Vec::new();
+        for kind in [
+            IdKind::ANumber,
+            IdKind::Fin,
+            IdKind::FbiNumber,
+            IdKind::Passport,
+            IdKind::Ssn,
+            IdKind::StateId,
+        ] {
+            let column = |h: &verity_store::leads::RecordHead| match kind {
+                IdKind::ANumber => h.a_number.clone(),
+                IdKind::Fin => h.fin.clone(),
+                IdKind::FbiNumber => h.fbi_number.clone(),
+                IdKind::Passport => h.passport.clone(),
+                IdKind::Ssn => h.ssn.clone(),
+                _ => h.state_id.clone(),
+            };
+            let mut values: Vec<String> = heads.iter().step_by(7).filter_map(column).collect();
+            if kind == IdKind::Fin {
+                values.extend(links.iter().step_by(3).filter_map(|l| l.body_fin.clone()));
+            }
+            values.push("not an identifier".into());
+            expected.extend(s.revs_by_identifiers(kind, &values).await.unwrap());
+            sets.push((kind, values));
+        }
+        expected.sort_unstable();
+        expected.dedup();
+        assert!(expected.len() > 20, "{} revs", expected.len());
+        assert_eq!(s.revs_by_identifier_sets(&sets).await.unwrap(), expected);
+        assert!(s.revs_by_identifier_sets(&[]).await.unwrap().is_empty());
+        assert!(s
+            .revs_by_identifier_sets(&[(IdKind::Ssn, vec!["x".into()])])
+            .await
+            .unwrap()
+            .is_empty());
+
+        // Sweep look-ups keep every 64-bit hash, the extremes included.
+        let extremes = [i64::MIN, -1, 0, 1, i64::MAX, sweep_key_hash("F|A|19800101")];
+        s.add_citizen_key_hashes(&extremes).await.unwrap();
+        let mut asked = extremes.to_vec();
+        asked.push(42);
+        let found: Vec<i64> = s
+            .citizen_hashes_among(&asked)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        let mut want = extremes.to_vec();
+        want.sort_unstable();
+        assert_eq!(found, want);
+        let rows: Vec<(i64, String)> = extremes
+            .iter()
+            .map(|h| (*h, format!("ENF \u{e9} {h}")))
+            .collect();
+        s.add_status_key_hashes(&rows).await.unwrap();
+        let mut want = rows.clone();
+        want.sort();
+        assert_eq!(s.status_hash_holders(&asked).await.unwrap(), want);
+        assert!(s.status_hash_holders(&[]).await.unwrap().is_empty());
+        assert!(s.citizen_hashes_among(&[]).await.unwrap().is_empty());
     }
 }

@@ -27,6 +27,7 @@ mod tests;
 #[path = "ncatc_scan.rs"]
 mod scan;
 
+pub use scan::LeadScreen;
 use scan::{may_lead, system_may_lead, FullScan, SweepIndex, SweepRows};
 
 pub use person::{evaluate_person, group_persons, LeadContext, PersonContext, PersonResult};
@@ -36,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use verity_model::{RecordSystem, SourceRecord};
 use verity_policy::{LeadOutcome, Ongoing};
-use verity_store::leads::{sweep_key_hash, LeadBatch, LeadRun, NewLead, NewLeadRun, RecordHead};
+use verity_store::leads::{sweep_key_hash, LeadBatch, LeadRun, NewLead, NewLeadRun, RecordLinks};
 use verity_store::scan::{RawRecord, RecordDigest};
 use verity_store::{IdKind, Store, StoreError};
 
@@ -80,6 +81,10 @@ pub struct RunOptions {
     pub today: NaiveDate,
     /// Stop (as if interrupted) after this many batches: for resumability tests.
     pub stop_after_batches: Option<usize>,
+    /// Evaluate only persons a lead rule of the policy could apply to ([`LeadScreen`]); when
+    /// false, every person with a record of a may-lead system (the test before the screen:
+    /// for comparisons; outcomes are the same, more persons are evaluated to "no rule").
+    pub screen_by_policy: bool,
 }
 
 impl RunOptions {
@@ -91,6 +96,7 @@ impl RunOptions {
             batch_size: 2_000,
             today,
             stop_after_batches: None,
+            screen_by_policy: true,
         }
     }
 }
@@ -265,11 +271,22 @@ async fn execute(
     // Every open lead by person key: small (one per open lead), and one read instead of a
     // query per record of every evaluated person.
     let open: HashMap<String, String> = store.open_lead_keys().await?.into_iter().collect();
-    let population = if run.kind == "full" {
-        full_population(store, opts, progress, run, &open).await?
+    // Which persons a lead rule could apply to, read from the run's policy (both kinds of run).
+    let screen = if opts.screen_by_policy {
+        LeadScreen::new(ctx)
     } else {
-        incremental_population(store, opts, progress, run, &open).await?
+        LeadScreen::by_system(ctx)
     };
+    let mut population = if run.kind == "full" {
+        full_population(store, opts, progress, run, &open, &screen).await?
+    } else {
+        incremental_population(store, opts, progress, run, &open, &screen).await?
+    };
+    // Persons read whole (an incremental run's) pass the same screen as a full run's.
+    population.persons.retain(|(_, m)| match m {
+        Members::Loaded(records) => worth_evaluating_records(&screen, records, &open),
+        Members::Revs { .. } => true,
+    });
     stats.records_read += population.records_read;
     if stats.resumed == 0 {
         stats.records_scanned = population.records_scanned;
@@ -640,7 +657,16 @@ async fn full_population(
     progress: &(dyn Fn(Progress) + Sync),
     run: &LeadRun,
     open: &HashMap<String, String>,
+    screen: &LeadScreen,
 ) -> Result<Population, RunError> {
+    let timing = std::env::var_os("VERITY_NCATC_TIMING").is_some();
+    let started = std::time::Instant::now();
+    let (mut read_time, mut add_time, mut json_time) = (
+        std::time::Duration::ZERO,
+        std::time::Duration::ZERO,
+        std::time::Duration::ZERO,
+    );
+    let mut upgraded = 0u64;
     let total = store.count_records().await?;
     let mut scanned = FullScan::default();
     // Every record with a rev up to `covered` is in `scanned`.
@@ -648,22 +674,43 @@ async fn full_population(
     let mut json_read = 0u64;
     let mut after_chunk = 0i64;
     loop {
+        let clock = std::time::Instant::now();
         let chunks = store
             .record_digest_chunks(after_chunk, run.to_rev, DIGEST_CHUNKS_PER_READ)
             .await?;
+        read_time += clock.elapsed();
         let Some(last) = chunks.last() else {
             break;
         };
         after_chunk = last.first_rev;
         for chunk in &chunks {
+            if chunk.lacks_facets() {
+                // Written before lead facets were kept: dropped, and its records digested
+                // again from their JSON below (once; the next run reads the new chunks).
+                store.delete_record_digest_chunk(chunk.first_rev).await?;
+                upgraded += u64::try_from(chunk.records).unwrap_or(0);
+                continue;
+            }
             if chunk.first_rev > covered + 1 {
                 let upto = (chunk.first_rev - 1).min(run.to_rev);
-                json_read +=
-                    scan_json_range(store, opts, progress, total, &mut scanned, covered, upto)
-                        .await?;
+                let clock = std::time::Instant::now();
+                json_read += scan_json_range(
+                    store,
+                    opts,
+                    progress,
+                    total,
+                    &mut scanned,
+                    covered,
+                    upto,
+                    screen,
+                )
+                .await?;
+                json_time += clock.elapsed();
                 covered = upto;
             }
-            scan::add_chunk(&mut scanned, chunk, covered, run.to_rev)?;
+            let clock = std::time::Instant::now();
+            scan::add_chunk(&mut scanned, chunk, covered, run.to_rev, screen)?;
+            add_time += clock.elapsed();
             covered = covered.max(chunk.last_rev.min(run.to_rev));
             progress(Progress::Scanning {
                 done: scanned.records() as u64,
@@ -672,6 +719,7 @@ async fn full_population(
         }
     }
     if covered < run.to_rev {
+        let clock = std::time::Instant::now();
         json_read += scan_json_range(
             store,
             opts,
@@ -680,11 +728,29 @@ async fn full_population(
             &mut scanned,
             covered,
             run.to_rev,
+            screen,
         )
         .await?;
+        json_time += clock.elapsed();
     }
     let records_scanned = scanned.records() as u64;
-    let grouped = scanned.group(|id| open.contains_key(&format!("NP-{id}")));
+    let clock = std::time::Instant::now();
+    let grouped = scanned.group(|id| open.contains_key(&format!("NP-{id}")), screen);
+    if timing {
+        eprintln!(
+            "ncatc full scan: {:.3} s in all; digest reads {:.3} s, digests added {:.3} s, \
+             record JSON {:.3} s ({json_read} records, {upgraded} of them in chunks without \
+             facets), grouping {:.3} s ({} persons, {} to evaluate; screen reads rules: {})",
+            started.elapsed().as_secs_f64(),
+            read_time.as_secs_f64(),
+            add_time.as_secs_f64(),
+            json_time.as_secs_f64(),
+            clock.elapsed().as_secs_f64(),
+            grouped.persons_total,
+            grouped.persons.len(),
+            screen.reads_rules()
+        );
+    }
     let persons = grouped
         .persons
         .into_iter()
@@ -710,6 +776,7 @@ async fn full_population(
 /// Reads the records with `after < rev <= upto` from their JSON (records without a digest),
 /// adds them to the scan, and stores their sweep keys and then their digests, page by page.
 /// Returns how many records it read.
+#[allow(clippy::too_many_arguments)]
 async fn scan_json_range(
     store: &Store,
     opts: &RunOptions,
@@ -718,6 +785,7 @@ async fn scan_json_range(
     scanned: &mut FullScan,
     mut after: i64,
     upto: i64,
+    screen: &LeadScreen,
 ) -> Result<u64, RunError> {
     type Part = Result<(FullScan, SweepRows, Vec<RecordDigest>), StoreError>;
     let mut pending: Option<std::thread::JoinHandle<Part>> = None;
@@ -737,7 +805,8 @@ async fn scan_json_range(
         if let Some(last) = last {
             after = last;
             read += page.len() as u64;
-            pending = Some(std::thread::spawn(move || scan::scan_page(&page)));
+            let screen = screen.clone();
+            pending = Some(std::thread::spawn(move || scan::scan_page(&page, &screen)));
         }
         // While the worker scans the next page: keep this one and store its sweep keys, then
         // its digests (a digest means its record's sweep keys are stored).
@@ -787,32 +856,149 @@ fn worth_evaluating<'a>(
             .any(|(_, id)| open.contains_key(&format!("NP-{id}")))
 }
 
+/// Whether a run evaluates a person with these records: a lead rule of the run's policy could
+/// apply to them ([`LeadScreen`], from the records' lead facets), or an open lead on one of
+/// their records must be re-checked. A full run decides the same from the stored digests
+/// (`FullScan::group`); both kinds of run apply this to the persons they read whole, so they
+/// evaluate the same persons. Implies [`worth_evaluating`] (the screen includes its system
+/// test).
+pub(crate) fn worth_evaluating_records(
+    screen: &LeadScreen,
+    records: &[SourceRecord],
+    open: &HashMap<String, String>,
+) -> bool {
+    screen.could_lead_records(records)
+        || records
+            .iter()
+            .any(|r| open.contains_key(&format!("NP-{}", r.record_id)))
+}
+
+/// Keeps the persons (groups of `reached`) whose stored lead facets pass the run's screen, or
+/// who hold an open lead, or any of whose records has no facets to judge by: the same test
+/// `execute` applies to the records read whole ([`worth_evaluating_records`]), taken before
+/// reading them (an incremental run reached ~5× more persons than pass it). The facets come
+/// from the record digests, written from the same records by the same function
+/// (`LeadFacets::of`), so a person dropped here is one `execute` would drop.
+async fn screen_by_digests(
+    store: &Store,
+    run: &LeadRun,
+    screen: &LeadScreen,
+    reached: &[Reached],
+    worth: Vec<Vec<usize>>,
+    open: &HashMap<String, String>,
+) -> Result<Vec<Vec<usize>>, RunError> {
+    if !screen.reads_rules() {
+        return Ok(worth);
+    }
+    let wanted: HashSet<i64> = worth
+        .iter()
+        .flatten()
+        .filter(|&&i| reached[i].record.is_none())
+        .filter_map(|&i| reached[i].rev)
+        .collect();
+    let mut lead_of_rev: HashMap<i64, scan::RecordLead> = HashMap::with_capacity(wanted.len());
+    if !wanted.is_empty() {
+        let mut after_chunk = 0i64;
+        loop {
+            let chunks = store
+                .record_digest_chunks(after_chunk, run.to_rev, DIGEST_CHUNKS_PER_READ)
+                .await?;
+            let Some(last) = chunks.last() else {
+                break;
+            };
+            after_chunk = last.first_rev;
+            for chunk in &chunks {
+                chunk.for_each(|d| {
+                    if d.facets.is_some() && wanted.contains(&d.rev) {
+                        lead_of_rev.insert(d.rev, screen.record(d.system, d.facets));
+                    }
+                })?;
+            }
+        }
+    }
+    Ok(worth
+        .into_iter()
+        .filter(|group| {
+            let mut profile = scan::LeadProfile::default();
+            for &i in group {
+                let r = &reached[i];
+                if open.contains_key(&format!("NP-{}", r.record_id)) {
+                    return true;
+                }
+                match (&r.record, r.rev.and_then(|rev| lead_of_rev.get(&rev))) {
+                    (Some(record), _) => profile.add(screen.decoded(record)),
+                    (None, Some(lead)) => profile.add(*lead),
+                    // Nothing to judge this record by: read the person whole.
+                    (None, None) => return true,
+                }
+            }
+            screen.could_lead(&profile)
+        })
+        .collect())
+}
+
+/// Records an incremental run reads whole and decodes at a time.
+const WHOLE_READ_PART: usize = 20_000;
+
+/// Whether `rev` is in one of `spans` ((first, last) revs, sorted by first, not overlapping).
+/// Were two to overlap, a rev could be missed: its sweep keys are then added again, which is
+/// harmless (adding is idempotent).
+fn in_spans(spans: &[(i64, i64)], rev: i64) -> bool {
+    let i = spans.partition_point(|(first, _)| *first <= rev);
+    i > 0 && spans[i - 1].1 >= rev
+}
+
 /// Phase times of an incremental run, on stderr when `VERITY_NCATC_TIMING` is set (for
 /// benchmarks: tests never set it, and nothing depends on it).
 struct PhaseClock {
     on: bool,
     last: std::time::Instant,
+    /// The process's CPU seconds (all threads, the database's included) at the last lap:
+    /// under load, wall time inflates, CPU time much less.
+    last_cpu: Option<f64>,
 }
 
 impl PhaseClock {
     fn start() -> PhaseClock {
+        let on = std::env::var_os("VERITY_NCATC_TIMING").is_some();
         PhaseClock {
-            on: std::env::var_os("VERITY_NCATC_TIMING").is_some(),
+            on,
             last: std::time::Instant::now(),
+            last_cpu: if on { process_cpu_seconds() } else { None },
         }
     }
 
     fn lap(&mut self, phase: &str, detail: impl FnOnce() -> String) {
         if self.on {
             let now = std::time::Instant::now();
+            let cpu = process_cpu_seconds();
+            let cpu_text = match (cpu, self.last_cpu) {
+                (Some(c), Some(l)) => format!(", {:.2} CPU-s", c - l),
+                _ => String::new(),
+            };
             eprintln!(
-                "ncatc incremental {phase}: {:.3} s ({})",
+                "ncatc incremental {phase}: {:.3} s{cpu_text} ({})",
                 now.duration_since(self.last).as_secs_f64(),
                 detail()
             );
             self.last = now;
+            self.last_cpu = cpu;
         }
     }
+}
+
+/// User plus system CPU seconds of this process so far, from `/proc/self/stat` (Linux; None
+/// elsewhere). Fields 14 and 15 count clock ticks of 1/100 s (USER_HZ, fixed at 100 in the
+/// Linux ABI).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis,
+    // which start at field 3.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let user: f64 = fields.get(11)?.parse().ok()?;
+    let system: f64 = fields.get(12)?.parse().ok()?;
+    Some((user + system) / 100.0)
 }
 
 /// A record an incremental run reached: what links it, and the record itself once read.
@@ -837,42 +1023,36 @@ impl Reached {
         }
     }
 
-    /// From the record's identifier columns; a fingerprint enrollment is decoded whole, since
-    /// the FIN in its body links too (`person::strong_keys`).
-    fn from_head(head: RecordHead) -> Result<Reached, StoreError> {
-        let corrupt = |problem: String| StoreError::Corrupt {
+    /// From the record's links: its identifier columns and, for a fingerprint enrollment, the
+    /// FIN in its body, which links too (`person::strong_keys`); nothing is decoded.
+    fn from_links(links: RecordLinks) -> Result<Reached, StoreError> {
+        let system = RecordSystem::parse(&links.system).map_err(|e| StoreError::Corrupt {
             table: "records",
-            key: head.record_id.clone(),
-            problem,
-        };
-        let system = RecordSystem::parse(&head.system)
-            .map_err(|e| corrupt(format!("system: {}", e.problem)))?;
-        if let Some(json) = &head.biometrics_json {
-            let record = RawRecord {
-                rev: head.rev,
-                record_id: head.record_id.clone(),
-                json: json.clone(),
-            }
-            .decode()?;
-            return Ok(Reached::from_record(Some(head.rev), record));
-        }
-        // The kinds and order of `person::strong_keys`; the columns hold the identifiers'
-        // display form, which is what it keys on.
-        let keys = [
-            (0u8, head.a_number),
-            (1, head.fin),
-            (2, head.fbi_number),
-            (3, head.passport),
-            (4, head.ssn),
-            (5, head.state_id),
+            key: links.record_id.clone(),
+            problem: format!("system: {}", e.problem),
+        })?;
+        // The kinds and order of `person::strong_keys`; the columns and the body hold the
+        // identifiers' display form, which is what it keys on.
+        let mut keys: Vec<(u8, String)> = [
+            (0u8, links.a_number),
+            (1, links.fin),
+            (2, links.fbi_number),
+            (3, links.passport),
+            (4, links.ssn),
+            (5, links.state_id),
         ]
         .into_iter()
         .filter_map(|(tag, v)| v.map(|v| (tag, v)))
         .collect();
+        if let Some(fin) = links.body_fin {
+            if !keys.iter().any(|(tag, v)| *tag == 1 && *v == fin) {
+                keys.push((1, fin));
+            }
+        }
         Ok(Reached {
-            record_id: head.record_id,
+            record_id: links.record_id,
             may_lead: system_may_lead(system),
-            rev: Some(head.rev),
+            rev: Some(links.rev),
             keys,
             record: None,
         })
@@ -880,14 +1060,15 @@ impl Reached {
 }
 
 /// The records linked to `start` by identifiers, followed until no new record turns up (so
-/// the persons are the full run's): each hop asks the identifier indexes for revs (one query
-/// per identifier kind and few thousand values) and reads only the identifier columns of
-/// records not reached yet. Returns every record reached, `start` first, and how many record
-/// heads were read.
+/// the persons are the full run's): each hop asks the identifier indexes for the revs holding
+/// any of the new identifiers (one statement for all kinds), then reads only what links the
+/// records not reached yet (identifier columns and an enrollment's body FIN; one statement per
+/// 20,000 records, answered in one row). Returns every record reached, `start` first, how many
+/// records' links were read, and the hops taken.
 async fn follow_identifiers(
     store: &Store,
     start: Vec<Reached>,
-) -> Result<(Vec<Reached>, u64), RunError> {
+) -> Result<(Vec<Reached>, u64, usize), RunError> {
     let mut reached = start;
     let mut index_of: HashMap<String, usize> = HashMap::new();
     let mut known_revs: HashSet<i64> = HashSet::new();
@@ -906,6 +1087,7 @@ async fn follow_identifiers(
     let mut frontier: Vec<usize> = (0..reached.len()).collect();
     let mut asked: HashSet<(u8, String)> = HashSet::new();
     let mut heads_read = 0u64;
+    let mut hops = 0usize;
     for _ in 0..MAX_EXPANSION_ROUNDS {
         let mut by_kind: BTreeMap<u8, Vec<String>> = BTreeMap::new();
         for &i in &frontier {
@@ -915,33 +1097,38 @@ async fn follow_identifiers(
                 }
             }
         }
-        let mut new_revs: Vec<i64> = Vec::new();
-        for (tag, values) in by_kind {
-            for rev in store.revs_by_identifiers(id_kind(tag), &values).await? {
-                if known_revs.insert(rev) {
-                    new_revs.push(rev);
-                }
-            }
+        if by_kind.is_empty() {
+            break;
         }
+        hops += 1;
+        let sets: Vec<(IdKind, Vec<String>)> = by_kind
+            .into_iter()
+            .map(|(tag, values)| (id_kind(tag), values))
+            .collect();
+        let new_revs: Vec<i64> = store
+            .revs_by_identifier_sets(&sets)
+            .await?
+            .into_iter()
+            .filter(|rev| known_revs.insert(*rev))
+            .collect();
         if new_revs.is_empty() {
             break;
         }
-        new_revs.sort_unstable();
-        let heads = store.record_heads_by_revs(&new_revs).await?;
-        heads_read += heads.len() as u64;
+        let links = store.record_links_by_revs(&new_revs).await?;
+        heads_read += links.len() as u64;
         frontier = Vec::new();
-        for head in heads {
+        for l in links {
             // A record read by id (an open lead's) turns up again by identifier: known.
-            if let Some(&i) = index_of.get(&head.record_id) {
-                reached[i].rev.get_or_insert(head.rev);
+            if let Some(&i) = index_of.get(&l.record_id) {
+                reached[i].rev.get_or_insert(l.rev);
                 continue;
             }
-            index_of.insert(head.record_id.clone(), reached.len());
+            index_of.insert(l.record_id.clone(), reached.len());
             frontier.push(reached.len());
-            reached.push(Reached::from_head(head)?);
+            reached.push(Reached::from_links(l)?);
         }
     }
-    Ok((reached, heads_read))
+    Ok((reached, heads_read, hops))
 }
 
 /// Reads the records changed since the last finished run and every record linked to them by
@@ -953,6 +1140,7 @@ async fn incremental_population(
     progress: &(dyn Fn(Progress) + Sync),
     run: &LeadRun,
     open: &HashMap<String, String>,
+    screen: &LeadScreen,
 ) -> Result<Population, RunError> {
     let mut clock = PhaseClock::start();
     // Sweep keys a store written before migration 0007 keeps as text: hashed once, here.
@@ -962,7 +1150,7 @@ async fn incremental_population(
     let mut after = run.from_rev;
     loop {
         let page = store
-            .scan_record_json(after, run.to_rev, opts.page_size.max(1))
+            .scan_records_packed(after, run.to_rev, opts.page_size.max(1))
             .await?;
         let Some(last) = page.last() else {
             break;
@@ -1000,18 +1188,38 @@ async fn incremental_population(
         .collect();
     new_status.sort();
     new_status.dedup();
-    let citizen_hashes: Vec<i64> = new_citizen.iter().map(|k| sweep_key_hash(k)).collect();
-    let status_hashes: Vec<(i64, String)> = new_status
+    // A record stored with a digest chunk had its sweep keys stored by the same insert
+    // (migration 0008): only the other changed records' keys are added here.
+    let spans = store.digest_spans(run.from_rev, run.to_rev).await?;
+    let unkeyed: Vec<&SourceRecord> = changed
         .iter()
-        .map(|(k, id)| (sweep_key_hash(k), id.clone()))
+        .zip(&changed_revs)
+        .filter(|(_, &rev)| !in_spans(&spans, rev))
+        .map(|(r, _)| r)
+        .collect();
+    let citizen_hashes: Vec<i64> = unkeyed
+        .iter()
+        .filter(|r| person::indicates_citizenship(r))
+        .flat_map(|r| person::name_dob_keys(r))
+        .map(|k| sweep_key_hash(&k))
+        .collect();
+    let status_hashes: Vec<(i64, String)> = unkeyed
+        .iter()
+        .filter(|r| person::bears_on_status(r))
+        .flat_map(|r| {
+            person::full_name_dob_keys(r)
+                .into_iter()
+                .map(|k| (sweep_key_hash(&k), r.record_id.clone()))
+        })
         .collect();
     store.add_citizen_key_hashes(&citizen_hashes).await?;
     store.add_status_key_hashes(&status_hashes).await?;
     clock.lap("add sweep keys", || {
         format!(
-            "{} citizen, {} status rows",
+            "{} citizen, {} status rows of {} records without a digest",
             citizen_hashes.len(),
-            status_hashes.len()
+            status_hashes.len(),
+            unkeyed.len()
         )
     });
 
@@ -1055,10 +1263,13 @@ async fn incremental_population(
         .chain(bearing_records.into_iter().map(|r| (None, r)))
         .map(|(rev, r)| Reached::from_record(rev, r))
         .collect();
-    let (mut reached, heads_read) = follow_identifiers(store, start).await?;
+    let (mut reached, heads_read, hops) = follow_identifiers(store, start).await?;
     records_read += heads_read;
     clock.lap("follow identifiers", || {
-        format!("{} records reached, {heads_read} heads read", reached.len())
+        format!(
+            "{} records reached, {heads_read} records' links read, {hops} hops",
+            reached.len()
+        )
     });
 
     let keys: Vec<Vec<(u8, String)>> = reached
@@ -1083,6 +1294,14 @@ async fn incremental_population(
         }
     }
     drop(keys);
+    let before_screen = worth.len();
+    let worth = screen_by_digests(store, run, screen, &reached, worth, open).await?;
+    clock.lap("screen by digests", || {
+        format!(
+            "{before_screen} persons of may-lead systems, {} pass",
+            worth.len()
+        )
+    });
     // Only the persons worth evaluating are read whole.
     let to_read: Vec<i64> = worth
         .iter()
@@ -1090,11 +1309,14 @@ async fn incremental_population(
         .filter(|&&i| reached[i].record.is_none())
         .filter_map(|&i| reached[i].rev)
         .collect();
-    let raw = store.records_by_revs(&to_read).await?;
-    records_read += raw.len() as u64;
-    let decoded = decode_parallel(&raw)?;
-    let mut by_rev: HashMap<i64, SourceRecord> = raw.iter().map(|r| r.rev).zip(decoded).collect();
-    drop(raw);
+    // Read and decoded a part at a time, so the JSON of all of them is never held at once.
+    let mut by_rev: HashMap<i64, SourceRecord> = HashMap::with_capacity(to_read.len());
+    for part in to_read.chunks(WHOLE_READ_PART) {
+        let raw = store.records_by_revs_packed(part).await?;
+        records_read += raw.len() as u64;
+        let decoded = decode_parallel(&raw)?;
+        by_rev.extend(raw.iter().map(|r| r.rev).zip(decoded));
+    }
     let mut persons: Vec<(String, Members)> = Vec::with_capacity(worth.len());
     for group in worth {
         let mut records: Vec<SourceRecord> = group

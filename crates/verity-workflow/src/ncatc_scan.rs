@@ -9,13 +9,30 @@
 //! (no strings copied, no dates or identifiers validated, no internally-tagged body buffered)
 //! and digested here ([`scan_page`]). The keys come from the same functions as for a decoded
 //! record; tests check that both paths agree on a generated world.
+//!
+//! Which persons are read again is decided by [`LeadScreen`]: each digest also holds the
+//! record's lead facets (final order, removal, in absentia, an admission that may become an
+//! overstay, a criminal charge's offense code and whether it ended in a conviction), and the
+//! screen, read from the run's lead and priority policies, keeps a person only when some rule
+//! could apply to those facets together. Digests written before facets were kept (format 1)
+//! are digested again from their records' JSON by the next full run.
 
 use crate::ncatc::person;
 use serde::Deserialize;
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use verity_model::record::{
+    CourtOutcome, CourtRecord, CriminalRecord, Disposition, EnforcementEvent, EnforcementRecord,
+    OrderKind, RecordBody, TravelDirection, TravelRecord,
+};
+use verity_model::{Identity, ImmigrationStatus};
 use verity_model::{PartialDate, RecordSystem, SourceRecord};
-use verity_store::scan::{DigestChunk, DigestRef, RawRecord, RecordDigest, SweepKeys};
+use verity_policy::{Determination, Fact, FactName, LeadOutcome, Ongoing};
+use verity_store::scan::{
+    DigestChunk, DigestRef, FacetsRef, LeadFacets, RawRecord, RecordDigest, SweepKeys,
+};
 use verity_store::StoreError;
 
 /// What a full run keeps of one record while scanning: enough to link it and to sweep, not the
@@ -29,6 +46,8 @@ pub(crate) struct Scanned {
     pub keys: Vec<(u8, String)>,
     pub citizen_keys: Vec<String>,
     pub status_keys: Vec<String>,
+    /// What a lead rule may rest on in the record (stored in its digest).
+    pub facets: LeadFacets,
 }
 
 /// Whether a record of this system can make its person's status one a lead rule applies to.
@@ -85,15 +104,33 @@ struct IdentityView<'a> {
     ids: IdsView<'a>,
 }
 
-/// The body fields the scan reads: the system tag, and a benefit's type and outcome.
+/// The body fields the scan reads: the system tag, a benefit's type and outcome, and what the
+/// record's lead facets rest on ([`LeadFacets::of`]).
 #[derive(Deserialize)]
 struct BodyView<'a> {
     #[serde(borrow)]
     system: Cow<'a, str>,
     #[serde(borrow, default)]
     benefit: Option<Cow<'a, str>>,
+    /// A benefit's or a court case's outcome.
     #[serde(borrow, default)]
     outcome: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    event: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    order: Option<Cow<'a, str>>,
+    #[serde(default)]
+    appeal_pending: bool,
+    #[serde(borrow, default)]
+    direction: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    class_of_admission: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    admit_until: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    ncic_code: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    disposition: Option<Cow<'a, str>>,
     /// A biometrics record's FIN (see `person::strong_keys`).
     #[serde(borrow, default)]
     fin: Option<Cow<'a, str>>,
@@ -113,6 +150,73 @@ fn corrupt(raw: &RawRecord, problem: String) -> StoreError {
         key: raw.record_id.clone(),
         problem,
     }
+}
+
+/// The lead facets of a viewed record: the fields they rest on, put into a body of the
+/// record's system with placeholders elsewhere, given to [`LeadFacets::of`] (one definition).
+fn view_facets(
+    raw: &RawRecord,
+    system: RecordSystem,
+    b: &BodyView<'_>,
+) -> Result<LeadFacets, StoreError> {
+    let bad = |field: &str, e: verity_model::FieldError| {
+        corrupt(raw, format!("body.{field}: {}", e.problem))
+    };
+    let placeholder_date = PartialDate {
+        year: 2000,
+        month: None,
+        day: None,
+    };
+    let text = |v: &Option<Cow<'_, str>>| v.as_deref().unwrap_or("").to_string();
+    let body = match system {
+        RecordSystem::Enforcement => RecordBody::Enforcement(EnforcementRecord {
+            event: EnforcementEvent::parse(b.event.as_deref().unwrap_or(""))
+                .map_err(|e| bad("event", e))?,
+            date: placeholder_date,
+            order: match b.order.as_deref() {
+                Some(o) => Some(OrderKind::parse(o).map_err(|e| bad("order", e))?),
+                None => None,
+            },
+            entry: None,
+            office: String::new(),
+            detail: String::new(),
+        }),
+        RecordSystem::Court => RecordBody::Court(CourtRecord {
+            case_number: String::new(),
+            filed: placeholder_date,
+            outcome: CourtOutcome::parse(b.outcome.as_deref().unwrap_or(""))
+                .map_err(|e| bad("outcome", e))?,
+            decided: None,
+            relief: String::new(),
+            appeal_pending: b.appeal_pending,
+        }),
+        RecordSystem::Travel => RecordBody::Travel(TravelRecord {
+            direction: TravelDirection::parse(b.direction.as_deref().unwrap_or(""))
+                .map_err(|e| bad("direction", e))?,
+            date: placeholder_date,
+            class_of_admission: text(&b.class_of_admission),
+            admit_until: b.admit_until.as_ref().map(|_| placeholder_date),
+            port: String::new(),
+        }),
+        RecordSystem::Criminal => RecordBody::Criminal(CriminalRecord {
+            arrest_date: placeholder_date,
+            arresting_ori: None,
+            ncic_code: text(&b.ncic_code),
+            charge: String::new(),
+            disposition: Disposition::parse(b.disposition.as_deref().unwrap_or(""))
+                .map_err(|e| bad("disposition", e))?,
+            disposition_date: None,
+            sentence_days: None,
+            flags: Vec::new(),
+        }),
+        // No facets rest on other systems.
+        _ => return Ok(LeadFacets::default()),
+    };
+    Ok(LeadFacets::of(&SourceRecord {
+        record_id: String::new(),
+        identity: Identity::default(),
+        body,
+    }))
 }
 
 /// Scans one stored record through the borrowed view.
@@ -171,7 +275,9 @@ pub(crate) fn scan_raw(raw: &RawRecord) -> Result<Scanned, StoreError> {
             | RecordSystem::Benefits
             | RecordSystem::Travel
     );
+    let facets = view_facets(raw, system, &v.body)?;
     Ok(Scanned {
+        facets,
         rev: raw.rev,
         record_id: raw.record_id.clone(),
         system,
@@ -188,6 +294,361 @@ pub(crate) fn scan_raw(raw: &RawRecord) -> Result<Scanned, StoreError> {
             Vec::new()
         },
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The screen: which persons a lead rule could apply to, from their records' facets.
+// ---------------------------------------------------------------------------------------------
+
+/// No offense class: no criminal record, or an offense in none of the policy's classes.
+const NO_CLASS: u8 = u8::MAX;
+/// [`RecordLead`] flag: the record's system may lead ([`system_may_lead`]).
+const SYSTEM_MAY_LEAD: u8 = 0x40;
+/// [`RecordLead`] flag: the record's facets are unknown (a digest written before they were
+/// kept, or an offense class the screen cannot tell): its person is judged by system alone.
+const FACETS_UNKNOWN: u8 = 0x80;
+
+/// What the screen keeps of one record: its facet bits with the flags above, and its offense
+/// class under the run's priority policy (two bytes per record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordLead {
+    flags: u8,
+    class: u8,
+}
+
+/// A person's records folded together for the screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LeadProfile {
+    flags: u8,
+    /// Most severe class of a conviction ([`NO_CLASS`] if none).
+    convicted: u8,
+    /// Most severe class of any charge, convicted or not.
+    charged: u8,
+}
+
+impl Default for LeadProfile {
+    fn default() -> Self {
+        LeadProfile {
+            flags: 0,
+            convicted: NO_CLASS,
+            charged: NO_CLASS,
+        }
+    }
+}
+
+impl LeadProfile {
+    pub fn add(&mut self, r: RecordLead) {
+        self.flags |= r.flags;
+        if r.flags & LeadFacets::CRIMINAL != 0 {
+            self.charged = self.charged.min(r.class);
+            if r.flags & LeadFacets::CONVICTED != 0 {
+                self.convicted = self.convicted.min(r.class);
+            }
+        }
+    }
+}
+
+/// The record facets a fact needs: a person has the fact only if one of their records has
+/// these bits (0: no facet tells, so the fact counts as possible for everyone). Checked against
+/// `derive_facts` on generated worlds (tests): a change there that breaks this fails them.
+fn witness_bits(f: FactName) -> u8 {
+    match f {
+        FactName::FinalOrder => LeadFacets::FINAL_ORDER,
+        FactName::InAbsentiaOrder => LeadFacets::IN_ABSENTIA,
+        // Presence after removal needs a removal first.
+        FactName::Removed | FactName::PresentAfterRemoval => LeadFacets::REMOVAL,
+        FactName::NonimmigrantOverstay => LeadFacets::ADMISSION,
+        _ => 0,
+    }
+}
+
+/// [`witness_bits`], for tests.
+#[cfg(test)]
+pub(crate) fn witness_bits_of(f: FactName) -> u8 {
+    witness_bits(f)
+}
+
+/// One lead rule as the screen knows it: the facet bits its facts need, and whether it
+/// applies for each (conviction class, charge class), both indexed `0..=classes` with
+/// `classes` meaning none.
+#[derive(Debug, Clone)]
+struct RuleNeeds {
+    bits: u8,
+    applies: Vec<bool>,
+}
+
+#[derive(Debug)]
+struct ScreenInner {
+    /// `None`: the policy could not be read this way; the screen is the system test alone.
+    rules: Option<Vec<RuleNeeds>>,
+    /// Severity classes of the priority policy that have an offense code.
+    classes: usize,
+    priority: verity_policy::PriorityPolicy,
+    offenses: verity_model::OffenseTable,
+}
+
+/// Decides, from a person's records' facets and the lead policy of the run, whether any lead
+/// rule could apply to the person: a necessary condition, never a sufficient one, so a person
+/// it turns away would have had no rule apply (outcome "no rule"), and is not read or
+/// evaluated. Persons with only criminal, custody or citizenship records are turned away as
+/// before ([`system_may_lead`]).
+///
+/// The rules are read by asking the policy itself ([`verity_policy::LeadPolicy::evaluate`])
+/// about small made-up persons: for each rule the smallest set of facts under which it
+/// applies (up to three facts; a rule that needs more makes the screen fall back to the
+/// system test), then for each pair of offense classes whether it still applies. So a changed
+/// policy file changes the screen with no code or data change.
+#[derive(Debug, Clone)]
+pub struct LeadScreen(Arc<ScreenInner>);
+
+/// Facts a rule may need at most for the screen to find it.
+const MAX_RULE_FACTS: usize = 3;
+
+impl LeadScreen {
+    /// The screen of a lead context's policies.
+    pub fn new(ctx: &person::LeadContext) -> LeadScreen {
+        let mut reps: BTreeMap<usize, String> = BTreeMap::new();
+        for o in ctx.reference.offenses.all() {
+            if let Some(c) = ctx.priority.severity(&o.code, &ctx.reference.offenses) {
+                reps.entry(c).or_insert_with(|| o.code.clone());
+            }
+        }
+        // Classes 0..n, each with an offense code, and fewer than NO_CLASS.
+        let classes = (0..).take_while(|c| reps.contains_key(c)).count();
+        let rules = if reps.len() == classes && classes < usize::from(NO_CLASS) {
+            probe_rules(ctx, &reps, classes)
+        } else {
+            None
+        };
+        LeadScreen(Arc::new(ScreenInner {
+            rules,
+            classes,
+            priority: ctx.priority.clone(),
+            offenses: ctx.reference.offenses.clone(),
+        }))
+    }
+
+    /// The screen of the system test alone (every person with a record of a may-lead system).
+    pub fn by_system(ctx: &person::LeadContext) -> LeadScreen {
+        LeadScreen(Arc::new(ScreenInner {
+            rules: None,
+            classes: 0,
+            priority: ctx.priority.clone(),
+            offenses: ctx.reference.offenses.clone(),
+        }))
+    }
+
+    /// Whether the screen reads the rules (false: it is the system test alone).
+    pub fn reads_rules(&self) -> bool {
+        self.0.rules.is_some()
+    }
+
+    /// What the screen keeps of a record of `system` with these facets (`None`: unknown).
+    pub(crate) fn record(&self, system: RecordSystem, facets: Option<FacetsRef<'_>>) -> RecordLead {
+        let system_bit = if system_may_lead(system) {
+            SYSTEM_MAY_LEAD
+        } else {
+            0
+        };
+        let Some(f) = facets else {
+            return RecordLead {
+                flags: system_bit | FACETS_UNKNOWN,
+                class: NO_CLASS,
+            };
+        };
+        let mut flags = system_bit | (f.flags & LeadFacets::KNOWN);
+        let mut class = NO_CLASS;
+        if f.flags & LeadFacets::CRIMINAL != 0 {
+            match self.0.priority.severity(f.ncic_code, &self.0.offenses) {
+                Some(c) if c < self.0.classes => class = c as u8,
+                Some(_) => flags |= FACETS_UNKNOWN,
+                None => {}
+            }
+        }
+        RecordLead { flags, class }
+    }
+
+    /// [`LeadScreen::record`] of a decoded record.
+    pub(crate) fn decoded(&self, r: &SourceRecord) -> RecordLead {
+        let facets = LeadFacets::of(r);
+        self.record(r.system(), Some(facets.as_facets_ref()))
+    }
+
+    /// Whether a lead rule could apply to a person with this profile.
+    pub(crate) fn could_lead(&self, p: &LeadProfile) -> bool {
+        if p.flags & SYSTEM_MAY_LEAD == 0 {
+            return false;
+        }
+        let Some(rules) = &self.0.rules else {
+            return true;
+        };
+        if p.flags & FACETS_UNKNOWN != 0 {
+            return true;
+        }
+        let n = self.0.classes;
+        let index = |c: u8| usize::from(c).min(n);
+        let at = index(p.convicted) * (n + 1) + index(p.charged);
+        rules
+            .iter()
+            .any(|r| p.flags & r.bits == r.bits && r.applies.get(at).copied().unwrap_or(true))
+    }
+
+    /// Whether a lead rule could apply to a person with these records.
+    pub fn could_lead_records(&self, records: &[SourceRecord]) -> bool {
+        let mut p = LeadProfile::default();
+        for r in records {
+            p.add(self.decoded(r));
+        }
+        self.could_lead(&p)
+    }
+}
+
+/// A made-up criminal record with an offense code and disposition, for asking the policy.
+fn probe_charge(code: &str, disposition: Disposition) -> SourceRecord {
+    SourceRecord {
+        record_id: format!("PROBE-{code}-{disposition}"),
+        identity: Identity::default(),
+        body: RecordBody::Criminal(CriminalRecord {
+            arrest_date: PartialDate {
+                year: 2000,
+                month: None,
+                day: None,
+            },
+            arresting_ori: None,
+            ncic_code: code.to_string(),
+            charge: String::new(),
+            disposition,
+            disposition_date: None,
+            sentence_days: None,
+            flags: Vec::new(),
+        }),
+    }
+}
+
+/// The rules that apply to a made-up person with exactly these facts, this status and these
+/// criminal records (identity sure, place known, nothing ongoing: every match shows).
+fn rules_applying(
+    ctx: &person::LeadContext,
+    facts: &[FactName],
+    status: ImmigrationStatus,
+    charges: &[SourceRecord],
+) -> Vec<String> {
+    let facts: BTreeMap<FactName, Fact> = facts
+        .iter()
+        .map(|&name| {
+            (
+                name,
+                Fact {
+                    name,
+                    records: Vec::new(),
+                    note: String::new(),
+                },
+            )
+        })
+        .collect();
+    let determination = Determination {
+        status,
+        rules_version: String::new(),
+        basis: Vec::new(),
+        citizenship_indicia: Vec::new(),
+        also_matched: Vec::new(),
+        conflicts: Vec::new(),
+        routine: false,
+        citizenship_review_required: false,
+    };
+    match ctx.policy.evaluate(
+        charges,
+        &facts,
+        &determination,
+        1.0,
+        true,
+        Ongoing::default(),
+        &ctx.priority,
+        &ctx.reference.offenses,
+    ) {
+        LeadOutcome::Lead { rules, .. } | LeadOutcome::Parked { rules, .. } => rules,
+        LeadOutcome::None | LeadOutcome::CitizenshipReview => Vec::new(),
+    }
+}
+
+/// Reads each rule of the policy by asking it (see [`LeadScreen`]); `None` when a rule is not
+/// found with up to [`MAX_RULE_FACTS`] facts.
+fn probe_rules(
+    ctx: &person::LeadContext,
+    reps: &BTreeMap<usize, String>,
+    classes: usize,
+) -> Option<Vec<RuleNeeds>> {
+    let statuses: Vec<ImmigrationStatus> = ImmigrationStatus::ALL
+        .iter()
+        .copied()
+        .filter(|s| !s.is_citizen_or_potential())
+        .collect();
+    let charges = |convicted: usize, charged: usize| -> Vec<SourceRecord> {
+        let mut out = Vec::new();
+        if let Some(code) = reps.get(&convicted) {
+            out.push(probe_charge(code, Disposition::Convicted));
+        }
+        if let Some(code) = reps.get(&charged) {
+            out.push(probe_charge(code, Disposition::Pending));
+        }
+        out
+    };
+    // The most severe charges satisfy every class condition.
+    let worst = charges(0, 0);
+    let names: Vec<&str> = ctx.policy.rules.iter().map(|r| r.name.as_str()).collect();
+    let mut found: Vec<Option<(Vec<FactName>, ImmigrationStatus)>> = vec![None; names.len()];
+    let facts = FactName::ALL;
+    // Fact sets by size, smallest first: a rule's first set is exactly the facts it needs.
+    let mut sets: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut size = 0;
+    loop {
+        for set in &sets {
+            let chosen: Vec<FactName> = set.iter().map(|&i| facts[i]).collect();
+            for &status in &statuses {
+                for name in rules_applying(ctx, &chosen, status, &worst) {
+                    if let Some(i) = names.iter().position(|n| *n == name) {
+                        if found[i].is_none() {
+                            found[i] = Some((chosen.clone(), status));
+                        }
+                    }
+                }
+            }
+        }
+        if found.iter().all(Option::is_some) {
+            break;
+        }
+        if size == MAX_RULE_FACTS {
+            return None;
+        }
+        size += 1;
+        // The sets of `size` facts, each in increasing index order.
+        sets = sets
+            .iter()
+            .flat_map(|set| {
+                let from = set.last().map_or(0, |&l| l + 1);
+                (from..facts.len()).map(move |i| {
+                    let mut next = set.clone();
+                    next.push(i);
+                    next
+                })
+            })
+            .filter(|set| set.len() == size)
+            .collect();
+    }
+    let mut out = Vec::with_capacity(names.len());
+    for (name, entry) in names.iter().zip(found) {
+        let (needed, status) = entry?;
+        let bits = needed.iter().fold(0u8, |b, &f| b | witness_bits(f));
+        let mut applies = Vec::with_capacity((classes + 1) * (classes + 1));
+        for convicted in 0..=classes {
+            for charged in 0..=classes {
+                let rules = rules_applying(ctx, &needed, status, &charges(convicted, charged));
+                applies.push(rules.iter().any(|r| r == name));
+            }
+        }
+        out.push(RuleNeeds { bits, applies });
+    }
+    Some(out)
 }
 
 /// The hash of a sweep key: the store's, since digests hold sweep keys hashed.
@@ -226,7 +687,8 @@ impl IdArena {
 pub(crate) struct FullScan {
     revs: Vec<i64>,
     ids: IdArena,
-    may_lead: Vec<bool>,
+    /// What the screen keeps of each record.
+    lead: Vec<RecordLead>,
     /// (identifier hash, record index), for every identifier of every record.
     identifiers: Vec<(u128, u32)>,
     /// Hashes of the citizenship sweep keys.
@@ -239,9 +701,32 @@ pub(crate) struct FullScan {
 /// over a million keys missed the cache some twenty times per key, 9% of a run's time), with
 /// each status key's holder given by its person (group) number, or [`HELD_BY_MANY`].
 pub(crate) struct SweepIndex {
-    citizen: HashSet<u64>,
-    status: HashMap<u64, u32>,
+    citizen: HashSet<u64, KeyHashed>,
+    status: HashMap<u64, u32, KeyHashed>,
 }
+
+/// Hashing for tables keyed by sweep-key hashes, which are SipHash outputs already (uniform):
+/// the key is its own hash, instead of hashing it a second time (SipHash again over tens of
+/// millions of keys at 1,000,000 people).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used for u64 keys; any other input is still hashed (FNV-1a).
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+pub(crate) type KeyHashed = std::hash::BuildHasherDefault<KeyHasher>;
 
 /// A status key held by records of more than one person: outside any person.
 const HELD_BY_MANY: u32 = u32::MAX;
@@ -276,6 +761,7 @@ pub(crate) struct SweepRows {
 /// sweep rows and their digests (for records stored without one: see [`add_chunk`]).
 pub(crate) fn scan_page(
     page: &[RawRecord],
+    screen: &LeadScreen,
 ) -> Result<(FullScan, SweepRows, Vec<RecordDigest>), StoreError> {
     let mut scan = FullScan::default();
     let mut rows = SweepRows::default();
@@ -286,8 +772,9 @@ pub(crate) fn scan_page(
             citizen: s.citizen_keys,
             status: s.status_keys,
         };
-        let d = RecordDigest::new(s.rev, &s.record_id, s.system, &s.keys, &keys);
-        scan.add_digest(&d.as_digest_ref())?;
+        let d =
+            RecordDigest::new(s.rev, &s.record_id, s.system, &s.keys, &keys).with_facets(s.facets);
+        scan.add_digest(&d.as_digest_ref(), screen)?;
         // The digest's key hashes are the sweep tables'.
         let as_i64 = |h: u64| i64::from_ne_bytes(h.to_ne_bytes());
         rows.citizen
@@ -311,12 +798,13 @@ pub(crate) fn add_chunk(
     chunk: &DigestChunk,
     after: i64,
     to_rev: i64,
+    screen: &LeadScreen,
 ) -> Result<usize, StoreError> {
     let mut added = 0usize;
     let mut failed = None;
     chunk.for_each(|d| {
         if failed.is_none() && d.rev > after && d.rev <= to_rev {
-            match scan.add_digest(&d) {
+            match scan.add_digest(&d, screen) {
                 Ok(()) => added += 1,
                 Err(e) => failed = Some(e),
             }
@@ -361,7 +849,7 @@ impl FullScan {
         }
         let offset = u32::try_from(self.revs.len()).map_err(|_| too_many())?;
         self.revs.extend(other.revs);
-        self.may_lead.extend(other.may_lead);
+        self.lead.extend(other.lead);
         let text_offset = self.ids.text.len();
         self.ids.text.push_str(&other.ids.text);
         self.ids
@@ -377,17 +865,18 @@ impl FullScan {
 
     /// Keeps what the run needs of one scanned record.
     #[cfg(test)]
-    pub fn add(&mut self, s: &Scanned) -> Result<(), StoreError> {
+    pub fn add(&mut self, s: &Scanned, screen: &LeadScreen) -> Result<(), StoreError> {
         let keys = SweepKeys {
             citizen: s.citizen_keys.clone(),
             status: s.status_keys.clone(),
         };
-        let d = RecordDigest::new(s.rev, &s.record_id, s.system, &s.keys, &keys);
-        self.add_digest(&d.as_digest_ref())
+        let d = RecordDigest::new(s.rev, &s.record_id, s.system, &s.keys, &keys)
+            .with_facets(s.facets.clone());
+        self.add_digest(&d.as_digest_ref(), screen)
     }
 
     /// Keeps what the run needs of one record's digest.
-    pub fn add_digest(&mut self, d: &DigestRef<'_>) -> Result<(), StoreError> {
+    pub fn add_digest(&mut self, d: &DigestRef<'_>, screen: &LeadScreen) -> Result<(), StoreError> {
         let index = u32::try_from(self.revs.len()).map_err(|_| StoreError::Corrupt {
             table: "records",
             key: d.record_id.to_string(),
@@ -395,7 +884,7 @@ impl FullScan {
         })?;
         self.revs.push(d.rev);
         self.ids.push(d.record_id);
-        self.may_lead.push(system_may_lead(d.system));
+        self.lead.push(screen.record(d.system, d.facets));
         for h in d.identifiers() {
             self.identifiers.push((h, index));
         }
@@ -407,9 +896,9 @@ impl FullScan {
     }
 
     /// Links records sharing an identifier into persons (the rule of
-    /// `person::group_key_lists`), keeps those a lead rule could apply to or with an open lead
-    /// (`has_open_lead(record id)`), and indexes the sweep keys by person.
-    pub fn group(mut self, has_open_lead: impl Fn(&str) -> bool) -> Grouped {
+    /// `person::group_key_lists`), keeps those a lead rule could apply to (`screen`) or with an
+    /// open lead (`has_open_lead(record id)`), and indexes the sweep keys by person.
+    pub fn group(mut self, has_open_lead: impl Fn(&str) -> bool, screen: &LeadScreen) -> Grouped {
         let n = self.revs.len();
         let mut parent: Vec<u32> = (0..n as u32).collect();
         fn find(parent: &mut [u32], mut i: u32) -> u32 {
@@ -460,7 +949,11 @@ impl FullScan {
         let mut persons = Vec::new();
         for g in 0..groups as usize {
             let m = &members[starts[g]..starts[g + 1]];
-            let wanted = m.iter().any(|&i| self.may_lead[i as usize])
+            let mut profile = LeadProfile::default();
+            for &i in m {
+                profile.add(self.lead[i as usize]);
+            }
+            let wanted = screen.could_lead(&profile)
                 || m.iter().any(|&i| has_open_lead(self.ids.get(i as usize)));
             if !wanted {
                 continue;
@@ -477,8 +970,10 @@ impl FullScan {
             });
         }
         persons.sort_by(|a, b| a.key.cmp(&b.key));
-        let citizen: HashSet<u64> = std::mem::take(&mut self.citizen).into_iter().collect();
-        let mut status: HashMap<u64, u32> = HashMap::with_capacity(self.status.len());
+        let citizen: HashSet<u64, KeyHashed> =
+            std::mem::take(&mut self.citizen).into_iter().collect();
+        let mut status: HashMap<u64, u32, KeyHashed> =
+            HashMap::with_capacity_and_hasher(self.status.len(), KeyHashed::default());
         for &(h, i) in &self.status {
             let g = group_of[i as usize];
             status
@@ -506,6 +1001,7 @@ pub(crate) fn scan_decoded(rev: i64, r: &SourceRecord) -> Scanned {
         record_id: r.record_id.clone(),
         system: r.system(),
         may_lead: may_lead(r),
+        facets: LeadFacets::of(r),
         keys: person::strong_keys(r),
         citizen_keys: if person::indicates_citizenship(r) {
             person::name_dob_keys(r)
@@ -552,7 +1048,13 @@ mod tests {
                 Vec::new()
             },
             status_keys: status.iter().map(|s| s.to_string()).collect(),
+            facets: LeadFacets::default(),
         }
+    }
+
+    /// The system test alone (these records have no facets a rule rests on).
+    fn by_system() -> LeadScreen {
+        LeadScreen::by_system(&person::LeadContext::load(None).unwrap())
     }
 
     #[test]
@@ -564,9 +1066,9 @@ mod tests {
             scanned(2, "ENF-2", Some("012345678"), &[key]),
             scanned(3, "TRV-7", None, &[key]),
         ] {
-            scan.add(&s).unwrap();
+            scan.add(&s, &by_system()).unwrap();
         }
-        let g = scan.group(|_| false);
+        let g = scan.group(|_| false, &by_system());
         assert_eq!(g.persons.len(), 2);
         for p in &g.persons {
             assert!(
@@ -587,10 +1089,10 @@ mod tests {
             scanned(3, "TRV-7", None, &["S|BOB|X|19700101|"]),
             scanned(4, "CIT-1", None, &[]),
         ] {
-            scan.add(&s).unwrap();
+            scan.add(&s, &by_system()).unwrap();
         }
         assert_eq!(scan.records(), 4);
-        let g = scan.group(|id| id == "CIT-1");
+        let g = scan.group(|id| id == "CIT-1", &by_system());
         assert_eq!(g.persons_total, 3);
         let keys: Vec<&str> = g.persons.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["NP-CIT-1", "NP-ENF-1", "NP-TRV-7"]);

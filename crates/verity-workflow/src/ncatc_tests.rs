@@ -94,6 +94,8 @@ async fn full_then_checks(store: &Store) -> Vec<(String, String, Option<String>,
     import(store).await;
     // Stop after two batches, then resume: the result must equal an uninterrupted run.
     let mut stopping = opts();
+    // Small batches: the screen leaves few persons to evaluate in a 400-person world.
+    stopping.batch_size = 10;
     stopping.stop_after_batches = Some(2);
     let err = run_leads(store, &ctx, &stopping, &|_| {})
         .await
@@ -275,8 +277,9 @@ fn the_hashed_full_scan_groups_records_as_the_union_find_on_strings() {
         let head = store.max_record_rev().await.unwrap();
         let raw = store.scan_record_json(0, head, 100_000).await.unwrap();
         let mut full = scan::FullScan::default();
+        let screen = LeadScreen::by_system(&LeadContext::load(None).unwrap());
         for r in &raw {
-            full.add(&scan::scan_raw(r).unwrap()).unwrap();
+            full.add(&scan::scan_raw(r).unwrap(), &screen).unwrap();
         }
         let records: Vec<SourceRecord> = raw.iter().map(|r| r.decode().unwrap()).collect();
         // The reference: every group, as its person key and sorted revs.
@@ -292,7 +295,7 @@ fn the_hashed_full_scan_groups_records_as_the_union_find_on_strings() {
         expected.sort();
         let total = expected.len() as u64;
         // With every record "having an open lead", every group is kept.
-        let grouped = full.group(|_| true);
+        let grouped = full.group(|_| true, &screen);
         assert_eq!(grouped.persons_total, total);
         let mut got: Vec<(String, Vec<i64>)> = grouped
             .persons
@@ -408,9 +411,9 @@ fn an_incremental_run_reaches_the_persons_and_outcomes_of_a_full_run() {
                     .any(|&i| copy_ids.contains(all[i].record_id.as_str()))
             })
             .filter(|g| {
-                g.iter().any(|&i| may_lead(&all[i]))
-                    || g.iter()
-                        .any(|&i| open_keys.contains_key(&format!("NP-{}", all[i].record_id)))
+                // The test both kinds of run apply to the persons they read whole.
+                let records: Vec<SourceRecord> = g.iter().map(|&i| all[i].clone()).collect();
+                worth_evaluating_records(&LeadScreen::new(&ctx), &records, &open_keys)
             })
             .count() as u64;
         assert!(
@@ -441,12 +444,14 @@ fn record_heads_give_the_identifier_keys_of_whole_records() {
         let head = store.max_record_rev().await.unwrap();
         let raw = store.scan_record_json(0, head, 1_000_000).await.unwrap();
         let revs: Vec<i64> = raw.iter().map(|r| r.rev).collect();
-        let heads = store.record_heads_by_revs(&revs).await.unwrap();
-        assert_eq!(heads.len(), raw.len());
+        let links = store.record_links_by_revs(&revs).await.unwrap();
+        assert_eq!(links.len(), raw.len());
         let mut linked = 0;
-        for (h, r) in heads.into_iter().zip(&raw) {
+        let mut enrollments = 0;
+        for (l, r) in links.into_iter().zip(&raw) {
             let record = r.decode().unwrap();
-            let reached = Reached::from_head(h).unwrap();
+            enrollments += usize::from(l.body_fin.is_some());
+            let reached = Reached::from_links(l).unwrap();
             let mut got = reached.keys.clone();
             let mut want = person::strong_keys(&record);
             got.sort();
@@ -457,6 +462,7 @@ fn record_heads_give_the_identifier_keys_of_whole_records() {
             linked += usize::from(!got.is_empty());
         }
         assert!(linked > 1_000);
+        assert!(enrollments > 100, "{enrollments} enrollments");
         store.close().await;
         let _ = std::fs::remove_dir_all(dir);
     });
@@ -533,10 +539,97 @@ fn identifiers_are_followed_through_an_enrollments_body_fin() {
         // From the FIN-only record: the enrollment is found by its body FIN, and through its
         // A-number the enforcement record.
         let start = vec![Reached::from_record(None, records[2].clone())];
-        let (reached, _) = follow_identifiers(&store, start).await.unwrap();
+        let (reached, _, _) = follow_identifiers(&store, start).await.unwrap();
         let mut ids: Vec<&str> = reached.iter().map(|r| r.record_id.as_str()).collect();
         ids.sort();
         assert_eq!(ids, ["BIO-BF-1", "CIT-BF-1", "ENF-BF-1"]);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    });
+}
+
+#[test]
+fn the_process_cpu_clock_reads_and_does_not_go_back() {
+    let first = process_cpu_seconds().expect("Linux /proc/self/stat");
+    // Some work, so the clock may move.
+    let mut x = 0u64;
+    for i in 0..2_000_000u64 {
+        x = x.wrapping_mul(31).wrapping_add(i);
+    }
+    assert_ne!(x, 1);
+    let second = process_cpu_seconds().expect("Linux /proc/self/stat");
+    assert!(first >= 0.0 && second >= first, "{first} then {second}");
+}
+
+#[test]
+fn a_rev_is_in_spans_only_between_a_first_and_last() {
+    let spans = [(1, 10), (11, 11), (20, 30)];
+    let inside: Vec<i64> = (0..35).filter(|&r| in_spans(&spans, r)).collect();
+    let want: Vec<i64> = (1..=11).chain(20..=30).collect();
+    assert_eq!(inside, want);
+    assert!(!in_spans(&[], 1));
+}
+
+#[test]
+fn an_incremental_run_stores_the_sweep_keys_of_changed_records_without_a_digest() {
+    rt().block_on(async {
+        let ctx = LeadContext::load(None).unwrap();
+        let dir = scratch("incr_keys");
+        let store = Store::open_data_dir(&dir).await.unwrap();
+        import(&store).await;
+        run_leads(&store, &ctx, &opts(), &|_| {}).await.unwrap();
+        let copies = touched_copies(&store, 7).await;
+        store.insert_records(&copies).await.unwrap();
+        // As if stored before migration 0008 (or by an insert stopped before its digest and
+        // keys): no digest, and no sweep keys of the copies.
+        store.clear_record_digests().await.unwrap();
+        store
+            .execute_raw_sql("DELETE FROM lead_status_hashes WHERE record_id LIKE '%-U1'")
+            .await
+            .unwrap();
+        store
+            .execute_raw_sql("DELETE FROM lead_citizen_hashes")
+            .await
+            .unwrap();
+        let status_rows = |rs: &[SourceRecord]| -> Vec<(String, String)> {
+            let mut rows: Vec<(String, String)> = rs
+                .iter()
+                .filter(|r| person::bears_on_status(r))
+                .flat_map(|r| {
+                    person::full_name_dob_keys(r)
+                        .into_iter()
+                        .map(|k| (k, r.record_id.clone()))
+                })
+                .collect();
+            rows.sort();
+            rows.dedup();
+            rows
+        };
+        let citizen: Vec<String> = copies
+            .iter()
+            .filter(|r| person::indicates_citizenship(r))
+            .flat_map(person::name_dob_keys)
+            .collect();
+        let wanted = status_rows(&copies);
+        assert!(wanted.len() > 50 && citizen.len() > 10);
+        let keys: Vec<String> = wanted.iter().map(|(k, _)| k.clone()).collect();
+        let holders = |rows: Vec<(String, String)>| -> HashSet<(String, String)> {
+            rows.into_iter().collect()
+        };
+        let before = holders(store.status_key_holders(&keys).await.unwrap());
+        assert!(wanted.iter().all(|row| !before.contains(row)));
+        assert!(store.citizen_keys_among(&citizen).await.unwrap().is_empty());
+
+        let inc = run_leads(&store, &ctx, &opts(), &|_| {}).await.unwrap();
+        assert_eq!(inc.kind, "incremental");
+        let after = holders(store.status_key_holders(&keys).await.unwrap());
+        for row in &wanted {
+            assert!(after.contains(row), "{row:?}");
+        }
+        assert_eq!(
+            store.citizen_keys_among(&citizen).await.unwrap().len(),
+            citizen.iter().collect::<HashSet<_>>().len()
+        );
         store.close().await;
         let _ = std::fs::remove_dir_all(dir);
     });
@@ -667,5 +760,132 @@ fn full_runs_from_digests_and_from_record_json_agree() {
         }
         digested.close().await;
         let _ = std::fs::remove_dir_all(dir);
+    });
+}
+
+/// Every record of a store, decoded, grouped into persons as a run links them.
+async fn all_persons(store: &Store) -> Vec<Vec<SourceRecord>> {
+    let records = all_records(store).await;
+    group_persons(&records)
+        .into_iter()
+        .map(|g| {
+            let mut rs: Vec<SourceRecord> = g.iter().map(|&i| records[i].clone()).collect();
+            rs.sort_by(|a, b| a.record_id.cmp(&b.record_id));
+            rs
+        })
+        .collect()
+}
+
+#[test]
+fn the_screen_turns_away_only_persons_no_rule_applies_to() {
+    rt().block_on(async {
+        let ctx = LeadContext::load(None).unwrap();
+        let screen = LeadScreen::new(&ctx);
+        assert!(screen.reads_rules(), "the embedded rules are read");
+        let dir = scratch("screen");
+        let store = Store::open_data_dir(&dir).await.unwrap();
+        import(&store).await;
+        let persons = all_persons(&store).await;
+        let (mut kept, mut by_system, mut applied) = (0, 0, 0);
+        // Any day, and whatever the sweeps and the store say of the person.
+        let days = [
+            today(),
+            today() - chrono::Days::new(5 * 365),
+            today() + chrono::Days::new(5 * 365),
+        ];
+        let contexts = [
+            PersonContext::default(),
+            PersonContext {
+                citizen_key_match: true,
+                ..PersonContext::default()
+            },
+            PersonContext {
+                unlinked_status_record: true,
+                ongoing: Ongoing {
+                    active_detainer: true,
+                    open_lead: true,
+                    open_citizenship_claim: false,
+                },
+                ..PersonContext::default()
+            },
+        ];
+        for records in &persons {
+            let could = screen.could_lead_records(records);
+            kept += usize::from(could);
+            by_system += usize::from(records.iter().any(may_lead));
+            // The screen implies the system test.
+            assert!(!could || records.iter().any(may_lead));
+            for day in days {
+                // Every fact the screen reads from facets has a record with those facets.
+                let facets = records
+                    .iter()
+                    .fold(0u8, |f, r| f | verity_store::scan::LeadFacets::of(r).flags);
+                for fact in verity_policy::derive_facts(records, day).keys() {
+                    let bits = scan::witness_bits_of(*fact);
+                    assert_eq!(
+                        facets & bits,
+                        bits,
+                        "{fact} of {} on {day}",
+                        person::person_key(records)
+                    );
+                }
+                for pc in &contexts {
+                    let r = evaluate_person(&ctx, records, pc, day);
+                    if r.outcome != LeadOutcome::None {
+                        applied += 1;
+                        assert!(
+                            could,
+                            "{} turned away, but evaluates to {:?} on {day}",
+                            r.person_key, r.outcome
+                        );
+                    }
+                }
+            }
+        }
+        // The world exercises the screen: rules apply to some, and it turns many away that
+        // the system test would have evaluated.
+        assert!(applied > 0);
+        assert!(kept * 2 < by_system, "{kept} of {by_system}");
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    });
+}
+
+#[test]
+fn a_screened_full_run_has_the_outcomes_of_evaluating_every_may_lead_person() {
+    rt().block_on(async {
+        let ctx = LeadContext::load(None).unwrap();
+        let mut runs = Vec::new();
+        for screened in [true, false] {
+            let dir = scratch("screened");
+            let store = Store::open_data_dir(&dir).await.unwrap();
+            import(&store).await;
+            let mut o = opts();
+            o.screen_by_policy = screened;
+            let run = run_leads(&store, &ctx, &o, &|_| {}).await.unwrap();
+            let leads = lead_set(&store).await;
+            let parks = park_set(&store, &run.run_id).await;
+            runs.push((run.stats, leads, parks));
+            store.close().await;
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let (screened, leads_s, parks_s) = &runs[0];
+        let (every, leads_e, parks_e) = &runs[1];
+        assert!(!leads_s.is_empty() && !parks_s.is_empty());
+        assert_eq!(leads_s, leads_e);
+        assert_eq!(parks_s, parks_e);
+        // Only fewer persons are evaluated, each of the others to "no rule".
+        assert!(screened.persons_evaluated < every.persons_evaluated);
+        let skipped = every.persons_evaluated - screened.persons_evaluated;
+        assert_eq!(every.no_rule - screened.no_rule, skipped);
+        let mut a = screened.clone();
+        let mut b = every.clone();
+        for s in [&mut a, &mut b] {
+            s.persons_evaluated = 0;
+            s.no_rule = 0;
+            s.records_read = 0;
+        }
+        assert_eq!(a, b);
+        assert!(screened.records_read < every.records_read);
     });
 }

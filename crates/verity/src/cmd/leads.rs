@@ -61,6 +61,10 @@ pub struct RunArgs {
     /// Print when each phase (scanning records, evaluating persons) started, for benchmarks
     #[arg(long, hide = true)]
     timing: bool,
+    /// Evaluate every person with a record of a system that may lead, not only those a lead
+    /// rule of the policy could apply to (same outcomes, slower: for comparisons)
+    #[arg(long, hide = true)]
+    no_screen: bool,
 }
 
 #[derive(Args)]
@@ -132,6 +136,7 @@ fn run_leads(a: RunArgs) -> anyhow::Result<()> {
     opts.force_full = a.full;
     opts.batch_size = usize::try_from(a.batch).unwrap_or(2_000);
     opts.stop_after_batches = a.stop_after_batches;
+    opts.screen_by_policy = !a.no_screen;
     let bar = if a.quiet {
         ProgressBar::hidden()
     } else {
