@@ -115,6 +115,22 @@ fn confident_routine_status_is_answered_automatically() {
 }
 
 #[test]
+fn a_noncitizen_status_on_name_and_birth_date_alone_goes_to_review() {
+    let (rules, policy) = setup();
+    let dec = decide(
+        &[cand("P1", 0.995, false, vec![lpr("B1")])],
+        &ctx(false),
+        &rules,
+        &policy,
+    );
+    assert!(!dec.automatic, "{:?}", dec.reviews);
+    assert!(dec
+        .reviews
+        .contains(&ReviewReason::NoncitizenOnBiographicOnly));
+    assert_eq!(dec.determination.status, ImmigrationStatus::Lpr);
+}
+
+#[test]
 fn removable_status_on_name_and_birth_date_alone_goes_to_review() {
     let (rules, policy) = setup();
     let dec = decide(

@@ -57,6 +57,8 @@ pub enum ReviewReason {
         conflicts: Vec<String>,
     },
     RemovableOnBiographicOnly,
+    /// A noncitizen status (not removable) on name and birth date alone.
+    NoncitizenOnBiographicOnly,
     StatusNotRoutine {
         status: ImmigrationStatus,
     },
@@ -467,6 +469,13 @@ pub fn decide(
     if removable && policy.removable_needs_identifier && !(best.strong_identifier || best.biometric)
     {
         reviews.push(ReviewReason::RemovableOnBiographicOnly);
+    } else {
+        let noncitizen_status = !determination.status.is_citizen_or_potential()
+            && !determination.status.is_non_answer();
+        let identified = best.strong_identifier || best.biometric;
+        if policy.noncitizen_needs_identifier && noncitizen_status && !identified {
+            reviews.push(ReviewReason::NoncitizenOnBiographicOnly);
+        }
     }
     Decision {
         automatic: reviews.is_empty(),

@@ -162,6 +162,10 @@ pub fn describe_review(r: &ReviewReason) -> String {
             "removable status on name and birth date alone: an identifier or fingerprints must agree"
                 .into()
         }
+        ReviewReason::NoncitizenOnBiographicOnly => {
+            "noncitizen status on name and birth date alone: an identifier or fingerprints must agree (a citizen namesake may be the subject)"
+                .into()
+        }
         ReviewReason::StatusNotRoutine { status } => {
             format!("status '{status}' is not answered automatically")
         }

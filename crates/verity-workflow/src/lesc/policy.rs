@@ -15,6 +15,7 @@ struct PolicyFile {
     plausible_min: f64,
     removable_needs_identifier: bool,
     removable_statuses: Vec<String>,
+    noncitizen_needs_identifier: bool,
     auto_answer_no_record: bool,
     no_record_weak_candidate_min: f64,
     lpr_citizenship_check_years: u32,
@@ -37,6 +38,8 @@ pub struct LescPolicy {
     pub plausible_min: f64,
     pub removable_needs_identifier: bool,
     pub removable_statuses: Vec<ImmigrationStatus>,
+    /// No noncitizen status goes out automatically on name and birth date alone.
+    pub noncitizen_needs_identifier: bool,
     pub auto_answer_no_record: bool,
     /// A candidate at least this probable keeps "no record found" from going out unreviewed.
     pub no_record_weak_candidate_min: f64,
@@ -134,6 +137,7 @@ impl LescPolicy {
             plausible_min: f.plausible_min,
             removable_needs_identifier: f.removable_needs_identifier,
             removable_statuses,
+            noncitizen_needs_identifier: f.noncitizen_needs_identifier,
             auto_answer_no_record: f.auto_answer_no_record,
             no_record_weak_candidate_min: f.no_record_weak_candidate_min,
             lpr_citizenship_check_years: f.lpr_citizenship_check_years,

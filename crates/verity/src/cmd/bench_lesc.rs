@@ -300,7 +300,8 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
             && routine.contains(&t.status)
             && (!policy.removable_statuses.contains(&t.status)
                 || !policy.removable_needs_identifier
-                || has_identifier);
+                || has_identifier)
+            && (!policy.noncitizen_needs_identifier || has_identifier);
         // Routine as the policy would have it if identity were resolved right, from the
         // generator's side only (never from the answer): the old definition, and the query
         // carries an identifier the person's own records hold (lesc.toml
@@ -615,7 +616,7 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
     print_row("ALL", &total);
     println!();
     println!(
-        "automatic: {:.1}% of all queries; {:.1}% of routine queries ({} of {}; routine = status in status-rules.toml `routine`, no citizenship claim, and for a removable status an identifier in the query as lesc.toml requires)",
+        "automatic: {:.1}% of all queries; {:.1}% of routine queries ({} of {}; routine = status in status-rules.toml `routine`, no citizenship claim, and an identifier in the query where lesc.toml requires one: removable_needs_identifier, noncitizen_needs_identifier)",
         pct(total.automatic, total.queries),
         pct(total.routine_auto, total.routine),
         total.routine_auto,
