@@ -8,7 +8,9 @@
 //! - any plausible candidate with citizenship indicia, or a claim in the query, gives "U.S.
 //!   citizen or potential U.S. citizen: no ICE action" and a citizenship review;
 //! - "no record found" is said as such and never carries an enforcement action;
-//! - a removable status is never answered automatically on name and birth date alone.
+//! - a removable status is never answered automatically on name and birth date alone, nor is
+//!   any other noncitizen status (lesc.toml `noncitizen_needs_identifier`): a citizen namesake
+//!   may be the subject.
 
 pub mod decision;
 pub mod engine;
