@@ -343,10 +343,7 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
             tally.routine_no_lookalike_auto += usize::from(d.automatic);
             if !d.automatic {
                 for r in &d.reviews {
-                    let name = serde_json::to_value(r)
-                        .ok()
-                        .and_then(|v| v.get("reason").and_then(|x| x.as_str()).map(String::from))
-                        .unwrap_or_default();
+                    let name = reason_name(r);
                     *no_lookalike_reviews.entry(name).or_default() += 1;
                 }
             }
@@ -356,10 +353,7 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
             tally.routine_policy_auto += usize::from(d.automatic);
             if !d.automatic {
                 for r in &d.reviews {
-                    let name = serde_json::to_value(r)
-                        .ok()
-                        .and_then(|v| v.get("reason").and_then(|x| x.as_str()).map(String::from))
-                        .unwrap_or_default();
+                    let name = reason_name(r);
                     *policy_routine_reviews.entry(name).or_default() += 1;
                 }
             }
@@ -401,10 +395,7 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
             if !d.automatic {
                 let mut names: Vec<String> = Vec::new();
                 for r in &d.reviews {
-                    let name = serde_json::to_value(r)
-                        .ok()
-                        .and_then(|v| v.get("reason").and_then(|x| x.as_str()).map(String::from))
-                        .unwrap_or_default();
+                    let name = reason_name(r);
                     *routine_reviews.entry(name.clone()).or_default() += 1;
                     names.push(name);
                 }
@@ -770,6 +761,14 @@ fn explain(
             }
         }
     }
+}
+
+/// A review reason's name as the IAR and console show it (its serde tag).
+fn reason_name(r: &verity_workflow::lesc::ReviewReason) -> String {
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v.get("reason").and_then(|x| x.as_str()).map(String::from))
+        .unwrap_or_default()
 }
 
 fn pct(a: usize, b: usize) -> f64 {
