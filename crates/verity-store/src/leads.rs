@@ -23,10 +23,11 @@
 use crate::backend::{with_pool, Backend, Store, StoreRow};
 use crate::error::{DbContext, StoreError};
 use crate::records::IdKind;
-use crate::scan::{placeholders, value_rows, RawRecord, VALUES_PER_QUERY};
+use crate::scan::{placeholders, value_rows, LeadFacets, RawRecord, VALUES_PER_QUERY};
 use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use verity_model::FieldError;
+use verity_model::record::RecordBody;
+use verity_model::{FieldError, Identity, RecordSystem, SourceRecord};
 
 /// The stored 64-bit hash of a sweep key (migration 0007): FNV-1a over the key's bytes, then
 /// MurmurHash3's 64-bit finalizer (FNV alone mixes the last bytes poorly). Stored on disk: it
@@ -83,19 +84,31 @@ pub struct RecordLinks {
     pub state_id: Option<String>,
     /// A fingerprint enrollment's body FIN (None for other systems).
     pub body_fin: Option<String>,
+    /// What a lead rule may rest on in the record: [`LeadFacets::of`] the stored record, as
+    /// its digest holds them.
+    pub facets: LeadFacets,
 }
+
+/// The systems whose records' lead facets may be set ([`LeadFacets::of`]): only their bodies
+/// are read for [`RecordLinks::facets`].
+const FACETED_SYSTEMS: [RecordSystem; 4] = [
+    RecordSystem::Enforcement,
+    RecordSystem::Court,
+    RecordSystem::Travel,
+    RecordSystem::Criminal,
+];
 
 /// Revs per statement of the reads that return their rows packed in one value: the list is
 /// one JSON parameter, so only the size of the returned value bounds it (some 20 MB of record
 /// JSON at 20,000 records).
-const REVS_PER_PACKED_READ: usize = 20_000;
+pub(crate) const REVS_PER_PACKED_READ: usize = 20_000;
 
 /// Sweep key hashes per look-up statement (one JSON parameter; the answer is one row).
 const HASHES_PER_LOOK_UP: usize = 50_000;
 
 /// A subquery listing the values of the JSON array bound as parameter `$n`, as integers or
 /// text: one parameter for any number of values (no limit on bound parameters, one statement).
-fn json_list(backend: crate::BackendKind, n: usize, integers: bool) -> String {
+pub(crate) fn json_list(backend: crate::BackendKind, n: usize, integers: bool) -> String {
     match (backend, integers) {
         (crate::BackendKind::Sqlite, _) => format!("SELECT value FROM json_each(${n})"),
         (crate::BackendKind::Postgres, false) => {
@@ -123,6 +136,43 @@ fn json_rows_agg(backend: crate::BackendKind, expr: &str) -> String {
     }
 }
 
+/// A JSON array of the given SQL expressions, per row (for [`json_rows_agg`]).
+fn json_row(backend: crate::BackendKind, expressions: &str) -> String {
+    match backend {
+        crate::BackendKind::Sqlite => format!("json_array({expressions})"),
+        crate::BackendKind::Postgres => format!("json_build_array({expressions})"),
+    }
+}
+
+/// The FIN in a fingerprint enrollment's body: the expression migration 0007 indexes
+/// (`records_body_fin`), so a statement comparing it reads that index.
+fn body_fin(backend: crate::BackendKind) -> &'static str {
+    match backend {
+        crate::BackendKind::Sqlite => "json_extract(record_json, '$.body.fin')",
+        crate::BackendKind::Postgres => "((record_json::jsonb) -> 'body' ->> 'fin')",
+    }
+}
+
+/// The start of a statement reading fingerprint enrollments by body FIN: `FROM` this, then
+/// `IN (...)`. SQLite is told to use the body-FIN index: left to itself it chose the index on
+/// `system` and read every enrollment (seconds at 1,000,000 people).
+fn enrollments_by_body_fin(backend: crate::BackendKind) -> String {
+    let indexed = match backend {
+        crate::BackendKind::Sqlite => " INDEXED BY records_body_fin",
+        crate::BackendKind::Postgres => "",
+    };
+    format!(
+        "records{indexed} WHERE system = 'biometrics' AND {}",
+        body_fin(backend)
+    )
+}
+
+/// A parameter of a statement answered in one packed value ([`Store::packed_value`]).
+pub(crate) enum Param<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
 /// A JSON array of strings.
 fn json_text_list<'a>(values: impl Iterator<Item = &'a String>) -> String {
     let values: Vec<&String> = values.collect();
@@ -131,7 +181,7 @@ fn json_text_list<'a>(values: impl Iterator<Item = &'a String>) -> String {
 }
 
 /// A JSON array of integers.
-fn json_int_list(values: impl Iterator<Item = i64>) -> String {
+pub(crate) fn json_int_list(values: impl Iterator<Item = i64>) -> String {
     let mut out = String::from("[");
     for (i, v) in values.enumerate() {
         if i > 0 {
@@ -168,7 +218,7 @@ fn parse_int_list(
 /// one text value: per record its rev, the byte lengths of its id and JSON (each followed by a
 /// space), then the id and the JSON. A row per record costs a hand-over between the database
 /// thread and the caller; one value per statement does not (read by [`unpack_records`]).
-fn packed_records_sql(backend: crate::BackendKind, select: &str) -> String {
+pub(crate) fn packed_records_sql(backend: crate::BackendKind, select: &str) -> String {
     match backend {
         crate::BackendKind::Sqlite => format!(
             "SELECT group_concat(rev || ' ' || octet_length(record_id) || ' ' || \
@@ -183,9 +233,9 @@ fn packed_records_sql(backend: crate::BackendKind, select: &str) -> String {
     }
 }
 
-/// Reads the packed records of [`Store::records_by_revs_packed`]: per record `rev`, the byte
-/// lengths of its id and JSON (each followed by a space), then the id and the JSON.
-fn unpack_records(text: &str, out: &mut Vec<RawRecord>) -> Result<(), StoreError> {
+/// Reads the records packed by [`packed_records_sql`]: per record `rev`, the byte lengths of
+/// its id and JSON (each followed by a space), then the id and the JSON.
+pub(crate) fn unpack_records(text: &str, out: &mut Vec<RawRecord>) -> Result<(), StoreError> {
     let corrupt = |at: usize, problem: &str| StoreError::Corrupt {
         table: "records",
         key: format!("packed read, byte {at}"),
@@ -499,6 +549,46 @@ pub const RESPONSE_BUCKETS: &[(&str, i64)] = &[
 ];
 
 impl Store {
+    /// The one value of a statement answered in one row: a packed list of rows (NULL over no
+    /// rows). A row per item costs a hand-over between the database thread and the caller;
+    /// one value per statement does not.
+    pub(crate) async fn packed_value(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        op: &'static str,
+    ) -> Result<Option<String>, StoreError> {
+        with_pool!(self, pool => {
+            let mut q = sqlx::query_scalar::<_, Option<String>>(sql);
+            for p in params {
+                q = match p {
+                    Param::Int(v) => q.bind(*v),
+                    Param::Text(t) => q.bind(*t),
+                };
+            }
+            Ok(q.fetch_one(pool).await.ctx(op)?)
+        })
+    }
+
+    /// [`Store::packed_value`] of `sql` for each `per` of `values` in turn, bound as one JSON
+    /// array (parameter `$1`): the values answered (statements over no rows give none).
+    pub(crate) async fn packed_values_by_ints(
+        &self,
+        sql: &str,
+        values: &[i64],
+        per: usize,
+        op: &'static str,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in values.chunks(per.max(1)) {
+            let param = json_int_list(chunk.iter().copied());
+            if let Some(text) = self.packed_value(sql, &[Param::Text(&param)], op).await? {
+                out.push(text);
+            }
+        }
+        Ok(out)
+    }
+
     /// Starts a run; its id is `LR` + a sequence number (zero-padded, so ids sort by age).
     pub async fn start_lead_run(
         &self,
@@ -1076,17 +1166,12 @@ impl Store {
             json_list(backend, 1, true)
         );
         let mut out = BTreeSet::new();
-        for chunk in sorted.chunks(HASHES_PER_LOOK_UP) {
-            let param = json_int_list(chunk.iter().copied());
-            let text: Option<String> = with_pool!(self, pool => {
-                sqlx::query_scalar::<_, Option<String>>(&sql)
-                    .bind(param.as_str())
-                    .fetch_one(pool)
-                    .await
-                    .ctx("look up citizen keys")?
-            });
+        for text in self
+            .packed_values_by_ints(&sql, &sorted, HASHES_PER_LOOK_UP, "look up citizen keys")
+            .await?
+        {
             out.extend(parse_int_list(
-                text.as_deref(),
+                Some(&text),
                 "lead_citizen_hashes",
                 "citizen key look-up",
             )?);
@@ -1163,34 +1248,23 @@ impl Store {
         sorted.sort_unstable();
         sorted.dedup();
         let backend = self.kind();
-        let pair = match backend {
-            crate::BackendKind::Sqlite => "json_array(key_hash, record_id)",
-            crate::BackendKind::Postgres => "json_build_array(key_hash, record_id)",
-        };
         let sql = format!(
             "SELECT {} AS holders FROM lead_status_hashes WHERE key_hash IN ({})",
-            json_rows_agg(backend, pair),
+            json_rows_agg(backend, &json_row(backend, "key_hash, record_id")),
             json_list(backend, 1, true)
         );
         let mut out = BTreeSet::new();
-        for chunk in sorted.chunks(HASHES_PER_LOOK_UP) {
-            let param = json_int_list(chunk.iter().copied());
-            let text: Option<String> = with_pool!(self, pool => {
-                sqlx::query_scalar::<_, Option<String>>(&sql)
-                    .bind(param.as_str())
-                    .fetch_one(pool)
-                    .await
-                    .ctx("look up status keys")?
-            });
-            if let Some(text) = text {
-                let rows: Vec<(i64, String)> =
-                    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-                        table: "lead_status_hashes",
-                        key: "status key look-up".into(),
-                        problem: e.to_string(),
-                    })?;
-                out.extend(rows);
-            }
+        for text in self
+            .packed_values_by_ints(&sql, &sorted, HASHES_PER_LOOK_UP, "look up status keys")
+            .await?
+        {
+            let rows: Vec<(i64, String)> =
+                serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                    table: "lead_status_hashes",
+                    key: "status key look-up".into(),
+                    problem: e.to_string(),
+                })?;
+            out.extend(rows);
         }
         Ok(out.into_iter().collect())
     }
@@ -1281,19 +1355,7 @@ impl Store {
             .collect();
         canonical.sort_unstable();
         canonical.dedup();
-        // The expression indexed by migration 0007. SQLite is told to use that index: left to
-        // itself it chose the index on `system` and read every enrollment (seconds at
-        // 1,000,000 people).
-        let body_fin = match self.kind() {
-            crate::BackendKind::Sqlite => {
-                "records INDEXED BY records_body_fin WHERE system = 'biometrics' \
-                 AND json_extract(record_json, '$.body.fin')"
-            }
-            crate::BackendKind::Postgres => {
-                "records WHERE system = 'biometrics' \
-                 AND ((record_json::jsonb) -> 'body' ->> 'fin')"
-            }
-        };
+        let enrollments = enrollments_by_body_fin(self.kind());
         let mut out = Vec::new();
         with_pool!(self, pool => {
             for chunk in canonical.chunks(VALUES_PER_QUERY) {
@@ -1304,7 +1366,7 @@ impl Store {
                     kind.code()
                 )];
                 if kind == IdKind::Fin {
-                    sqls.push(format!("SELECT rev FROM {body_fin} IN ({marks})"));
+                    sqls.push(format!("SELECT rev FROM {enrollments} IN ({marks})"));
                 }
                 for sql in &sqls {
                     let mut q = sqlx::query_scalar::<_, i64>(sql);
@@ -1391,18 +1453,10 @@ impl Store {
                 kind.code()
             ));
             if *kind == IdKind::Fin {
-                // As in `revs_by_identifiers`: SQLite is told to use the body-FIN index.
-                parts.push(match backend {
-                    crate::BackendKind::Sqlite => format!(
-                        "SELECT rev FROM records INDEXED BY records_body_fin \
-                         WHERE system = 'biometrics' \
-                         AND json_extract(record_json, '$.body.fin') IN ({list})"
-                    ),
-                    crate::BackendKind::Postgres => format!(
-                        "SELECT rev FROM records WHERE system = 'biometrics' \
-                         AND ((record_json::jsonb) -> 'body' ->> 'fin') IN ({list})"
-                    ),
-                });
+                parts.push(format!(
+                    "SELECT rev FROM {} IN ({list})",
+                    enrollments_by_body_fin(backend)
+                ));
             }
         }
         if parts.is_empty() {
@@ -1413,13 +1467,10 @@ impl Store {
             int_list_agg(backend, "rev"),
             parts.join(" UNION ALL ")
         );
-        let text: Option<String> = with_pool!(self, pool => {
-            let mut q = sqlx::query_scalar::<_, Option<String>>(&sql);
-            for p in &params {
-                q = q.bind(p.as_str());
-            }
-            q.fetch_one(pool).await.ctx("look up revs by identifier sets")?
-        });
+        let params: Vec<Param<'_>> = params.iter().map(|p| Param::Text(p)).collect();
+        let text = self
+            .packed_value(&sql, &params, "look up revs by identifier sets")
+            .await?;
         let mut out = parse_int_list(text.as_deref(), "records", "revs by identifiers")?;
         out.sort_unstable();
         out.dedup();
@@ -1427,33 +1478,37 @@ impl Store {
     }
 
     /// What links the records with these revs into persons ([`RecordLinks`]), in rev order
-    /// (absent revs are skipped): the identifier columns and, for a fingerprint enrollment,
-    /// the FIN in its body. A few statements of one row each, whatever the number of revs.
+    /// (absent revs are skipped): the identifier columns, for a fingerprint enrollment the FIN
+    /// in its body, and the record's lead facets (from its body, for the systems they rest
+    /// on). A few statements of one row each, whatever the number of revs.
     pub async fn record_links_by_revs(&self, revs: &[i64]) -> Result<Vec<RecordLinks>, StoreError> {
         let backend = self.kind();
-        let (body_fin, list) = match backend {
-            crate::BackendKind::Sqlite => (
-                "json_extract(record_json, '$.body.fin')",
-                json_list(backend, 1, true),
-            ),
-            crate::BackendKind::Postgres => (
-                "((record_json::jsonb) -> 'body' ->> 'fin')",
-                json_list(backend, 1, true),
-            ),
+        // Only the body of a record whose system a facet rests on is read: the others' facets
+        // are empty whatever their body (`LeadFacets::of`).
+        let body = match backend {
+            crate::BackendKind::Sqlite => "json_extract(record_json, '$.body')",
+            crate::BackendKind::Postgres => "((record_json::json) -> 'body')",
         };
-        let row = match backend {
-            crate::BackendKind::Sqlite => "json_array",
-            crate::BackendKind::Postgres => "json_build_array",
-        };
+        let faceted = FACETED_SYSTEMS
+            .iter()
+            .map(|s| format!("'{}'", s.code()))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
-            "SELECT {} AS links FROM records WHERE rev IN ({list})",
+            "SELECT {} AS links FROM records WHERE rev IN ({})",
             json_rows_agg(
                 backend,
-                &format!(
-                    "{row}(rev, record_id, system, a_number, fin, fbi_number, ssn, passport, \
-                     state_id, CASE WHEN system = 'biometrics' THEN {body_fin} END)"
+                &json_row(
+                    backend,
+                    &format!(
+                        "rev, record_id, system, a_number, fin, fbi_number, ssn, passport, \
+                         state_id, CASE WHEN system = 'biometrics' THEN {} END, \
+                         CASE WHEN system IN ({faceted}) THEN {body} END",
+                        body_fin(backend)
+                    )
                 )
-            )
+            ),
+            json_list(backend, 1, true)
         );
         type LinkRow = (
             i64,
@@ -1466,26 +1521,49 @@ impl Store {
             Option<String>,
             Option<String>,
             Option<String>,
+            Option<RecordBody>,
         );
         let mut out = Vec::with_capacity(revs.len());
-        for chunk in revs.chunks(REVS_PER_PACKED_READ) {
-            let param = json_int_list(chunk.iter().copied());
-            let text: Option<String> = with_pool!(self, pool => {
-                sqlx::query_scalar::<_, Option<String>>(&sql)
-                    .bind(param.as_str())
-                    .fetch_one(pool)
-                    .await
-                    .ctx("read record links by rev")?
-            });
-            let Some(text) = text else { continue };
+        for text in self
+            .packed_values_by_ints(&sql, revs, REVS_PER_PACKED_READ, "read record links by rev")
+            .await?
+        {
             let rows: Vec<LinkRow> =
                 serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
                     table: "records",
-                    key: format!("revs {}..", chunk.first().copied().unwrap_or_default()),
+                    key: format!("revs {}..", revs.first().copied().unwrap_or_default()),
                     problem: format!("record links: {e}"),
                 })?;
-            out.extend(rows.into_iter().map(
-                |(
+            for (
+                rev,
+                record_id,
+                system,
+                a_number,
+                fin,
+                fbi_number,
+                ssn,
+                passport,
+                state_id,
+                body_fin,
+                body,
+            ) in rows
+            {
+                let facets = match body {
+                    Some(body) => LeadFacets::of(&SourceRecord {
+                        record_id: String::new(),
+                        identity: Identity::default(),
+                        body,
+                    }),
+                    None if FACETED_SYSTEMS.iter().any(|s| s.code() == system) => {
+                        return Err(StoreError::Corrupt {
+                            table: "records",
+                            key: record_id,
+                            problem: "record links: no body".into(),
+                        })
+                    }
+                    None => LeadFacets::default(),
+                };
+                out.push(RecordLinks {
                     rev,
                     record_id,
                     system,
@@ -1496,83 +1574,11 @@ impl Store {
                     passport,
                     state_id,
                     body_fin,
-                )| {
-                    RecordLinks {
-                        rev,
-                        record_id,
-                        system,
-                        a_number,
-                        fin,
-                        fbi_number,
-                        ssn,
-                        passport,
-                        state_id,
-                        body_fin,
-                    }
-                },
-            ));
-        }
-        out.sort_by_key(|l| l.rev);
-        Ok(out)
-    }
-
-    /// The records with these revs (absent revs are skipped), in rev order, undecoded: the
-    /// same as [`Store::records_by_revs`], but each statement returns its records in one row
-    /// (see [`packed_records_sql`]), not one row per record.
-    pub async fn records_by_revs_packed(&self, revs: &[i64]) -> Result<Vec<RawRecord>, StoreError> {
-        let backend = self.kind();
-        let sql = packed_records_sql(
-            backend,
-            &format!(
-                "SELECT rev, record_id, record_json FROM records WHERE rev IN ({})",
-                json_list(backend, 1, true)
-            ),
-        );
-        let mut out = Vec::with_capacity(revs.len());
-        for chunk in revs.chunks(REVS_PER_PACKED_READ) {
-            let param = json_int_list(chunk.iter().copied());
-            let text: Option<String> = with_pool!(self, pool => {
-                sqlx::query_scalar::<_, Option<String>>(&sql)
-                    .bind(param.as_str())
-                    .fetch_one(pool)
-                    .await
-                    .ctx("read packed records by rev")?
-            });
-            if let Some(text) = text {
-                unpack_records(&text, &mut out)?;
+                    facets,
+                });
             }
         }
-        out.sort_by_key(|r| r.rev);
-        Ok(out)
-    }
-
-    /// Up to `limit` records with `after_rev < rev <= to_rev`, in rev order, undecoded: the
-    /// same as [`Store::scan_record_json`], in one row ([`packed_records_sql`]).
-    pub async fn scan_records_packed(
-        &self,
-        after_rev: i64,
-        to_rev: i64,
-        limit: u32,
-    ) -> Result<Vec<RawRecord>, StoreError> {
-        let sql = packed_records_sql(
-            self.kind(),
-            "SELECT rev, record_id, record_json FROM records WHERE rev > $1 AND rev <= $2 \
-             ORDER BY rev LIMIT $3",
-        );
-        let text: Option<String> = with_pool!(self, pool => {
-            sqlx::query_scalar::<_, Option<String>>(&sql)
-                .bind(after_rev)
-                .bind(to_rev)
-                .bind(i64::from(limit))
-                .fetch_one(pool)
-                .await
-                .ctx("scan packed records")?
-        });
-        let mut out = Vec::new();
-        if let Some(text) = text {
-            unpack_records(&text, &mut out)?;
-        }
-        out.sort_by_key(|r| r.rev);
+        out.sort_by_key(|l| l.rev);
         Ok(out)
     }
 

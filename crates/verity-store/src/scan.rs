@@ -137,58 +137,63 @@ pub(crate) fn value_rows(kind: BackendKind, rows: usize, width: usize) -> String
 }
 
 impl Store {
-    /// Up to `limit` records with `after_rev < rev <= to_rev`, in rev order, undecoded.
+    /// Up to `limit` records with `after_rev < rev <= to_rev`, in rev order, undecoded. Each
+    /// statement answers up to 20,000 records in one packed row (`leads::packed_records_sql`),
+    /// not a row per record.
     pub async fn scan_record_json(
         &self,
         after_rev: i64,
         to_rev: i64,
         limit: u32,
     ) -> Result<Vec<RawRecord>, StoreError> {
-        with_pool!(self, pool => {
-            let rows = sqlx::query(
-                "SELECT rev, record_id, record_json FROM records WHERE rev > $1 AND rev <= $2 \
-                 ORDER BY rev LIMIT $3",
-            )
-            .bind(after_rev)
-            .bind(to_rev)
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await
-            .ctx("scan record json")?;
-            rows.iter()
-                .map(|r| {
-                    Ok(RawRecord {
-                        rev: r.int("rev").ctx("read a record row")?,
-                        record_id: r.text("record_id").ctx("read a record row")?,
-                        json: r.text("record_json").ctx("read a record row")?,
-                    })
-                })
-                .collect()
-        })
+        use crate::leads::{packed_records_sql, unpack_records, Param, REVS_PER_PACKED_READ};
+        let sql = packed_records_sql(
+            self.kind(),
+            "SELECT rev, record_id, record_json FROM records WHERE rev > $1 AND rev <= $2 \
+             ORDER BY rev LIMIT $3",
+        );
+        let mut out = Vec::new();
+        let mut after = after_rev;
+        while out.len() < limit as usize {
+            let part = (limit as usize - out.len()).min(REVS_PER_PACKED_READ);
+            let before = out.len();
+            let params = [
+                Param::Int(after),
+                Param::Int(to_rev),
+                Param::Int(i64::try_from(part).unwrap_or(i64::MAX)),
+            ];
+            if let Some(text) = self.packed_value(&sql, &params, "scan record json").await? {
+                unpack_records(&text, &mut out)?;
+            }
+            out[before..].sort_by_key(|r| r.rev);
+            match out[before..].last() {
+                Some(last) if out.len() - before == part => after = last.rev,
+                // Fewer than asked: the range is done.
+                _ => break,
+            }
+        }
+        Ok(out)
     }
 
-    /// The records with these revs (absent revs are skipped), in rev order, undecoded.
+    /// The records with these revs (absent revs are skipped), in rev order, undecoded. Each
+    /// statement answers up to 20,000 revs in one packed row (`leads::packed_records_sql`).
     pub async fn records_by_revs(&self, revs: &[i64]) -> Result<Vec<RawRecord>, StoreError> {
+        use crate::leads::{json_list, packed_records_sql, unpack_records, REVS_PER_PACKED_READ};
+        let backend = self.kind();
+        let sql = packed_records_sql(
+            backend,
+            &format!(
+                "SELECT rev, record_id, record_json FROM records WHERE rev IN ({})",
+                json_list(backend, 1, true)
+            ),
+        );
         let mut out = Vec::with_capacity(revs.len());
-        with_pool!(self, pool => {
-            for chunk in revs.chunks(VALUES_PER_QUERY) {
-                let sql = format!(
-                    "SELECT rev, record_id, record_json FROM records WHERE rev IN ({})",
-                    placeholders(self.kind(), chunk.len())
-                );
-                let mut q = sqlx::query(&sql);
-                for rev in chunk {
-                    q = q.bind(*rev);
-                }
-                for r in q.fetch_all(pool).await.ctx("read records by rev")? {
-                    out.push(RawRecord {
-                        rev: r.int("rev").ctx("read a record row")?,
-                        record_id: r.text("record_id").ctx("read a record row")?,
-                        json: r.text("record_json").ctx("read a record row")?,
-                    });
-                }
-            }
-        });
+        for text in self
+            .packed_values_by_ints(&sql, revs, REVS_PER_PACKED_READ, "read records by rev")
+            .await?
+        {
+            unpack_records(&text, &mut out)?;
+        }
         out.sort_by_key(|r| r.rev);
         Ok(out)
     }

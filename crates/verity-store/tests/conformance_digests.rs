@@ -8,13 +8,15 @@
 mod common;
 
 use common::{gen, TestDb};
-use verity_model::SourceRecord;
+use verity_model::{RecordSystem, SourceRecord};
 use verity_store::scan::{RecordDigest, SweepKeys};
-use verity_store::Store;
+use verity_store::{BackendKind, Store};
 
 conformance!(
     inserts_store_digests_of_inserted_records_only,
     inserts_store_sweep_keys,
+    deleting_a_digest_chunk_drops_that_chunk_only,
+    a_backfill_stores_the_digests_and_keys_an_insert_would_have,
 );
 
 /// Every stored digest, in rev order.
@@ -34,6 +36,65 @@ async fn expected_digests(s: &Store) -> Vec<RecordDigest> {
         out.push(RecordDigest::of(rev, &r));
     }
     out
+}
+
+/// The digests as a chunk of format 1 (before lead facets were kept): per digest its rev,
+/// system number, record id, identifier, citizenship-key and status-key hashes, no facets.
+fn encode_format_1(digests: &[RecordDigest]) -> Vec<u8> {
+    // The system numbers of the stored format (`verity_store::scan`, fixed on disk).
+    let number = |s: RecordSystem| -> u8 {
+        match s {
+            RecordSystem::Benefits => 0,
+            RecordSystem::Travel => 1,
+            RecordSystem::Enforcement => 2,
+            RecordSystem::Court => 3,
+            RecordSystem::Criminal => 4,
+            RecordSystem::Custody => 5,
+            RecordSystem::Citizenship => 6,
+            RecordSystem::Biometrics => 7,
+        }
+    };
+    let mut out = vec![1u8];
+    for d in digests {
+        out.extend_from_slice(&d.rev.to_le_bytes());
+        out.push(number(d.system));
+        out.extend_from_slice(&(d.record_id.len() as u32).to_le_bytes());
+        out.extend_from_slice(d.record_id.as_bytes());
+        out.extend_from_slice(&(d.identifiers.len() as u32).to_le_bytes());
+        for h in &d.identifiers {
+            out.extend_from_slice(&h.to_le_bytes());
+        }
+        for keys in [&d.citizen_keys, &d.status_keys] {
+            out.extend_from_slice(&(keys.len() as u32).to_le_bytes());
+            for h in keys {
+                out.extend_from_slice(&h.to_le_bytes());
+            }
+        }
+    }
+    out
+}
+
+/// Stores a chunk with these bytes as written by an older build (raw SQL: the typed API writes
+/// the current format only).
+async fn store_raw_chunk(s: &Store, first: i64, last: i64, records: usize, bytes: &[u8]) {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let blob = match s.kind() {
+        BackendKind::Sqlite => format!("X'{hex}'"),
+        BackendKind::Postgres => format!("decode('{hex}', 'hex')"),
+    };
+    s.execute_raw_sql(&format!(
+        "INSERT INTO record_digests (first_rev, last_rev, records, digest) \
+         VALUES ({first}, {last}, {records}, {blob})"
+    ))
+    .await
+    .unwrap();
+}
+
+/// Inserts `recs` in `parts` inserts (one digest chunk each).
+async fn insert_in_parts(s: &Store, recs: &[SourceRecord], parts: usize) {
+    for part in recs.chunks(recs.len().div_ceil(parts)) {
+        assert_eq!(s.insert_records(part).await.unwrap(), part.len() as u64);
+    }
 }
 
 mod cases {
@@ -111,5 +172,153 @@ mod cases {
             }
         }
         assert!(citizen > 0 && status > 0, "{citizen} {status}");
+    }
+
+    pub async fn deleting_a_digest_chunk_drops_that_chunk_only(db: &TestDb) {
+        let s = &db.store;
+        insert_in_parts(s, &gen::records(11, 30), 3).await;
+        let head = s.max_record_rev().await.unwrap();
+        let before = s.record_digest_chunks(0, head, 100).await.unwrap();
+        assert_eq!(before.len(), 3);
+        s.delete_record_digest_chunk(before[1].first_rev)
+            .await
+            .unwrap();
+        let after = s.record_digest_chunks(0, head, 100).await.unwrap();
+        assert_eq!(after, vec![before[0].clone(), before[2].clone()]);
+        // Again, or a rev inside a chunk that does not start it, or past every chunk: nothing.
+        s.delete_record_digest_chunk(before[1].first_rev)
+            .await
+            .unwrap();
+        assert!(before[0].last_rev > before[0].first_rev);
+        s.delete_record_digest_chunk(before[0].first_rev + 1)
+            .await
+            .unwrap();
+        s.delete_record_digest_chunk(head + 1).await.unwrap();
+        assert_eq!(s.record_digest_chunks(0, head, 100).await.unwrap(), after);
+        // The records themselves are untouched.
+        assert_eq!(s.count_records().await.unwrap(), 30);
+    }
+
+    pub async fn a_backfill_stores_the_digests_and_keys_an_insert_would_have(db: &TestDb) {
+        let s = &db.store;
+        let mut recs = gen::records(12, 45);
+        // A U.S.-born record with a full birth date: citizenship keys for sure.
+        recs[2].identity.country_of_birth = "US".into();
+        recs[2].identity.dob = verity_model::PartialDate::full(1981, 5, 6).ok();
+        insert_in_parts(s, &recs, 3).await;
+        let head = s.max_record_rev().await.unwrap();
+        let expected = expected_digests(s).await;
+        assert_eq!(all_digests(s).await, expected);
+        let chunks = s.record_digest_chunks(0, head, 100).await.unwrap();
+        assert_eq!(chunks.len(), 3);
+
+        // The first chunk as an older build wrote it (format 1, no facets), the second lost (an
+        // insert stopped after its records), the third current.
+        let old: Vec<RecordDigest> = expected
+            .iter()
+            .filter(|d| d.rev >= chunks[0].first_rev && d.rev <= chunks[0].last_rev)
+            .cloned()
+            .collect();
+        s.delete_record_digest_chunk(chunks[0].first_rev)
+            .await
+            .unwrap();
+        store_raw_chunk(
+            s,
+            chunks[0].first_rev,
+            chunks[0].last_rev,
+            old.len(),
+            &encode_format_1(&old),
+        )
+        .await;
+        s.delete_record_digest_chunk(chunks[1].first_rev)
+            .await
+            .unwrap();
+        let stored = s.record_digest_chunks(0, head, 100).await.unwrap();
+        assert_eq!(stored.len(), 2);
+        assert!(stored[0].lacks_facets());
+        assert!(!stored[1].lacks_facets());
+        let mut read_old = Vec::new();
+        stored[0]
+            .for_each(|d| read_old.push(d.to_owned_digest()))
+            .unwrap();
+        let without_facets: Vec<RecordDigest> = old
+            .iter()
+            .map(|d| RecordDigest {
+                facets: None,
+                ..d.clone()
+            })
+            .collect();
+        assert_eq!(read_old, without_facets);
+
+        // The backfill, as a full lead run does it: drop the old chunk, then read the records
+        // without a digest from their JSON, a page at a time, and store each page's sweep keys
+        // and then its digests (twice for the first page: a run stopped after it and resumed).
+        s.delete_record_digest_chunk(stored[0].first_rev)
+            .await
+            .unwrap();
+        let gap_end = chunks[2].first_rev - 1;
+        let mut after = 0i64;
+        let mut pages = 0;
+        loop {
+            let page = s.scan_record_json(after, gap_end, 7).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.rev;
+            let mut digests = Vec::new();
+            let (mut citizen, mut status) = (Vec::new(), Vec::new());
+            for raw in &page {
+                let r = raw.decode().unwrap();
+                let keys = SweepKeys::of(&r);
+                let hash = verity_store::leads::sweep_key_hash;
+                citizen.extend(keys.citizen.iter().map(|k| hash(k)));
+                status.extend(keys.status.iter().map(|k| (hash(k), r.record_id.clone())));
+                digests.push(RecordDigest::of(raw.rev, &r));
+            }
+            let times = if pages == 0 { 2 } else { 1 };
+            for _ in 0..times {
+                s.add_citizen_key_hashes(&citizen).await.unwrap();
+                s.add_status_key_hashes(&status).await.unwrap();
+                s.add_record_digests(&digests).await.unwrap();
+            }
+            pages += 1;
+        }
+        assert_eq!(
+            pages,
+            (chunks[1].last_rev - chunks[0].first_rev + 1 + 6) / 7
+        );
+        // Every record has exactly one digest again, the one its insert stored.
+        assert_eq!(all_digests(s).await, expected);
+        let spans: Vec<(i64, i64)> = s
+            .record_digest_chunks(0, head, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| (c.first_rev, c.last_rev))
+            .collect();
+        assert_eq!(spans.len(), pages as usize + 1);
+        assert!(spans.windows(2).all(|w| w[0].1 < w[1].0), "{spans:?}");
+        // The keys stored twice are there once.
+        let hash = verity_store::leads::sweep_key_hash;
+        let us = SweepKeys::of(&recs[2]);
+        assert!(!us.citizen.is_empty());
+        let wanted: Vec<i64> = us.citizen.iter().map(|k| hash(k)).collect();
+        assert_eq!(
+            s.citizen_hashes_among(&wanted).await.unwrap().len(),
+            wanted.len()
+        );
+        let holder = recs
+            .iter()
+            .find(|r| !SweepKeys::of(r).status.is_empty())
+            .unwrap();
+        let wanted: Vec<i64> = SweepKeys::of(holder)
+            .status
+            .iter()
+            .map(|k| hash(k))
+            .collect();
+        let rows = s.status_hash_holders(&wanted).await.unwrap();
+        let mine: Vec<&(i64, String)> = rows
+            .iter()
+            .filter(|(_, id)| *id == holder.record_id)
+            .collect();
+        assert_eq!(mine.len(), wanted.len(), "{rows:?}");
     }
 }

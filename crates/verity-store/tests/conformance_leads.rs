@@ -24,7 +24,7 @@ conformance!(
     hashed_sweep_keys_agree_with_text_keys,
     text_sweep_keys_move_to_the_hashed_tables,
     identifiers_lead_to_revs_and_heads,
-    packed_reads_agree_with_the_row_by_row_reads,
+    packed_reads_return_the_stored_records,
 );
 
 fn new_run(kind: &str, from_rev: i64) -> NewLeadRun {
@@ -575,33 +575,51 @@ mod cases {
         assert!(s.record_heads_by_revs(&[]).await.unwrap().is_empty());
     }
 
-    pub async fn packed_reads_agree_with_the_row_by_row_reads(db: &TestDb) {
+    pub async fn packed_reads_return_the_stored_records(db: &TestDb) {
         use common::gen::records;
+        use verity_store::scan::LeadFacets;
         let s = &db.store;
         let mut all = records(17, 300);
         // Ids with a space and non-ASCII letters: the packed read frames by byte lengths.
         all[0].record_id = "ENF \u{e9}t\u{e9} 1".into();
         all[1].record_id = "BIO-\u{4e00}-2".into();
         s.insert_records(&all).await.unwrap();
+        let inserted: std::collections::HashMap<&str, &verity_model::SourceRecord> =
+            all.iter().map(|r| (r.record_id.as_str(), r)).collect();
         let head = s.max_record_rev().await.unwrap();
         let mut revs: Vec<i64> = (1..=head).collect();
         // Absent revs are skipped.
         revs.push(head + 1_000);
         let rows = s.records_by_revs(&revs).await.unwrap();
         assert_eq!(rows.len(), all.len());
-        assert_eq!(s.records_by_revs_packed(&revs).await.unwrap(), rows);
-        assert!(s.records_by_revs_packed(&[]).await.unwrap().is_empty());
-        assert!(s
-            .records_by_revs_packed(&[head + 1])
-            .await
-            .unwrap()
-            .is_empty());
-        // Pages by rev range, as the row-by-row scan.
-        for (after, limit) in [(0, 1_000), (10, 50), (head - 3, 10), (head, 10)] {
+        assert!(rows.windows(2).all(|w| w[0].rev < w[1].rev));
+        for r in &rows {
+            assert_eq!(&r.decode().unwrap(), inserted[r.record_id.as_str()]);
+        }
+        let some: Vec<i64> = rows.iter().step_by(3).map(|r| r.rev).rev().collect();
+        let want: Vec<_> = rows.iter().step_by(3).cloned().collect();
+        assert_eq!(s.records_by_revs(&some).await.unwrap(), want);
+        assert!(s.records_by_revs(&[]).await.unwrap().is_empty());
+        assert!(s.records_by_revs(&[head + 1]).await.unwrap().is_empty());
+        // Pages by rev range: the same records, in rev order.
+        for (after, to, limit) in [
+            (0, head, 1_000),
+            (10, head, 50),
+            (10, 30, 50),
+            (head - 3, head, 10),
+            (head, head, 10),
+            (0, head, 0),
+        ] {
+            let want: Vec<_> = rows
+                .iter()
+                .filter(|r| r.rev > after && r.rev <= to)
+                .take(limit as usize)
+                .cloned()
+                .collect();
             assert_eq!(
-                s.scan_records_packed(after, head, limit).await.unwrap(),
-                s.scan_record_json(after, head, limit).await.unwrap(),
-                "after {after}, limit {limit}"
+                s.scan_record_json(after, to, limit).await.unwrap(),
+                want,
+                "after {after}, to {to}, limit {limit}"
             );
         }
         // Every inserted record is in a digest chunk (its sweep keys are stored).
@@ -658,6 +676,15 @@ mod cases {
             }
         }
         assert!(enrollments > 10, "{enrollments} enrollments");
+        // Links carry each record's lead facets, as its digest holds them.
+        let mut faceted = 0;
+        for (l, r) in links.iter().zip(&rows) {
+            assert_eq!(l.rev, r.rev);
+            let facets = LeadFacets::of(&r.decode().unwrap());
+            faceted += usize::from(facets != LeadFacets::default());
+            assert_eq!(l.facets, facets, "{}", l.record_id);
+        }
+        assert!(faceted > 30, "{faceted} records with facets");
         assert!(s.record_links_by_revs(&[]).await.unwrap().is_empty());
 
         // One statement for all kinds finds what the per-kind look-ups find.

@@ -27,18 +27,21 @@ mod tests;
 #[path = "ncatc_scan.rs"]
 mod scan;
 
+#[cfg(test)]
+use scan::may_lead;
 pub use scan::LeadScreen;
-use scan::{may_lead, system_may_lead, FullScan, SweepIndex, SweepRows};
+use scan::{system_may_lead, FullScan, SweepIndex, SweepRows};
 
 pub use person::{evaluate_person, group_persons, LeadContext, PersonContext, PersonResult};
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use verity_model::{RecordSystem, SourceRecord};
 use verity_policy::{LeadOutcome, Ongoing};
 use verity_store::leads::{sweep_key_hash, LeadBatch, LeadRun, NewLead, NewLeadRun, RecordLinks};
-use verity_store::scan::{RawRecord, RecordDigest};
+use verity_store::scan::{LeadFacets, RawRecord, RecordDigest};
 use verity_store::{IdKind, Store, StoreError};
 
 /// Counters of a run, stored with it (and updated with each batch, so a resumed run continues
@@ -260,6 +263,69 @@ struct Population {
     sweep: Option<SweepIndex>,
 }
 
+/// Wall and CPU time per phase of a run, summed over its batches, on stderr at the end when
+/// `VERITY_NCATC_TIMING` is set (for benchmarks: tests never set it, and nothing depends on
+/// it). CPU time is the whole process's (every thread, the database's included), so phases that
+/// overlap share it.
+struct RunTimes {
+    on: bool,
+    started: std::time::Instant,
+    phases: Vec<(&'static str, std::time::Duration, f64)>,
+}
+
+/// When a timed phase began: its wall clock and the process's CPU seconds.
+type PhaseStart = Option<(std::time::Instant, Option<f64>)>;
+
+impl RunTimes {
+    fn new() -> RunTimes {
+        RunTimes {
+            on: std::env::var_os("VERITY_NCATC_TIMING").is_some(),
+            started: std::time::Instant::now(),
+            phases: Vec::new(),
+        }
+    }
+
+    fn begin(&self) -> PhaseStart {
+        self.on
+            .then(|| (std::time::Instant::now(), process_cpu_seconds()))
+    }
+
+    fn end(&mut self, phase: &'static str, begun: PhaseStart) {
+        let Some((at, cpu)) = begun else {
+            return;
+        };
+        let wall = at.elapsed();
+        let cpu = match (process_cpu_seconds(), cpu) {
+            (Some(now), Some(then)) => now - then,
+            _ => 0.0,
+        };
+        match self.phases.iter_mut().find(|(p, _, _)| *p == phase) {
+            Some(entry) => {
+                entry.1 += wall;
+                entry.2 += cpu;
+            }
+            None => self.phases.push((phase, wall, cpu)),
+        }
+    }
+
+    fn report(&self, kind: &str) {
+        if !self.on {
+            return;
+        }
+        let parts: Vec<String> = self
+            .phases
+            .iter()
+            .map(|(p, wall, cpu)| format!("{p} {:.3} s ({cpu:.2} CPU-s)", wall.as_secs_f64()))
+            .collect();
+        eprintln!(
+            "ncatc {kind} run phases: {:.3} s in all ({:.2} CPU-s of the process so far); {}",
+            self.started.elapsed().as_secs_f64(),
+            process_cpu_seconds().unwrap_or(0.0),
+            parts.join(", ")
+        );
+    }
+}
+
 async fn execute(
     store: &Store,
     ctx: &LeadContext,
@@ -268,20 +334,27 @@ async fn execute(
     run: &LeadRun,
     stats: &mut RunStats,
 ) -> Result<(), RunError> {
+    let mut times = RunTimes::new();
+    let begun = times.begin();
     // Every open lead by person key: small (one per open lead), and one read instead of a
     // query per record of every evaluated person.
     let open: HashMap<String, String> = store.open_lead_keys().await?.into_iter().collect();
+    times.end("open leads", begun);
+    let begun = times.begin();
     // Which persons a lead rule could apply to, read from the run's policy (both kinds of run).
     let screen = if opts.screen_by_policy {
         LeadScreen::new(ctx)
     } else {
         LeadScreen::by_system(ctx)
     };
+    times.end("screen", begun);
+    let begun = times.begin();
     let mut population = if run.kind == "full" {
         full_population(store, opts, progress, run, &open, &screen).await?
     } else {
         incremental_population(store, opts, progress, run, &open, &screen).await?
     };
+    times.end("population", begun);
     // Persons read whole (an incremental run's) pass the same screen as a full run's.
     population.persons.retain(|(_, m)| match m {
         Members::Loaded(records) => worth_evaluating_records(&screen, records, &open),
@@ -302,10 +375,38 @@ async fn execute(
         done: start as u64,
         total,
     });
-    for (done_batches, chunk) in population.persons[start..]
+    // A pipeline over batches: while batch k is evaluated on worker threads, batch k + 1 is
+    // read and swept, then batch k is saved while k + 1 is evaluated. Batches are saved in
+    // order, each with its cursor, as before.
+    let shared = Arc::new(ctx.clone());
+    let open = Arc::new(open);
+    let chunks: Vec<&[(String, Members)]> = population.persons[start..]
         .chunks(opts.batch_size.max(1))
-        .enumerate()
-    {
+        .collect();
+    let sweep = population.sweep.as_ref();
+    let mut evaluating: Option<BatchJob> = match chunks.first() {
+        Some(first) => {
+            let prepared = prepare_batch(store, first, sweep, &detainers, &mut times).await?;
+            Some(spawn_batch(&shared, &open, prepared, opts.today))
+        }
+        None => None,
+    };
+    for (done_batches, chunk) in chunks.iter().enumerate() {
+        let next = match chunks.get(done_batches + 1) {
+            Some(next) => Some(prepare_batch(store, next, sweep, &detainers, &mut times).await?),
+            None => None,
+        };
+        let begun = times.begin();
+        let Some(job) = evaluating.take() else {
+            break;
+        };
+        let results = match job.join() {
+            Ok(results) => results,
+            Err(p) => std::panic::resume_unwind(p),
+        };
+        times.end("wait for evaluation", begun);
+        evaluating = next.map(|prepared| spawn_batch(&shared, &open, prepared, opts.today));
+        let begun = times.begin();
         stats.records_read += chunk
             .iter()
             .map(|(_, m)| match m {
@@ -313,45 +414,8 @@ async fn execute(
                 Members::Loaded(_) => 0,
             })
             .sum::<u64>();
-        let people = load_members(store, chunk).await?;
-        let mut open_by_key: HashMap<String, String> = HashMap::new();
-        for (_, records) in &people {
-            for k in person::possible_keys(records) {
-                if let Some(id) = open.get(&k) {
-                    open_by_key.insert(k, id.clone());
-                }
-            }
-        }
-        let groups: Vec<Option<u32>> = chunk
-            .iter()
-            .map(|(_, m)| match m {
-                Members::Revs { group, .. } => Some(*group),
-                Members::Loaded(_) => None,
-            })
-            .collect();
-        let swept = sweep_matches(store, population.sweep.as_ref(), &people, &groups).await?;
-        let contexts: Vec<PersonContext> = people
-            .iter()
-            .zip(swept)
-            .map(|((key, records), (citizen, status))| PersonContext {
-                ongoing: Ongoing {
-                    open_lead: false,
-                    active_detainer: detainers.contains(key)
-                        || records
-                            .iter()
-                            .any(|r| detainers.contains(&format!("S-{}", r.record_id))),
-                    open_citizenship_claim: false,
-                },
-                citizen_key_match: citizen,
-                unlinked_status_record: status,
-            })
-            .collect();
-        let results = evaluate_parallel(ctx, &people, &contexts, opts.today);
         let mut batch = LeadBatch::default();
-        for ((_, records), result) in people.iter().zip(results) {
-            let existing: Option<String> = person::possible_keys(records)
-                .iter()
-                .find_map(|k| open_by_key.get(k).cloned());
+        for (result, existing) in results {
             apply_outcome(ctx, result, existing, &mut batch, stats);
         }
         stats.persons_evaluated += chunk.len() as u64;
@@ -360,19 +424,99 @@ async fn execute(
         store
             .save_lead_batch(&run.run_id, &batch, cursor, &json, now_micros())
             .await?;
+        times.end("save", begun);
         let batches = done_batches + 1;
         progress(Progress::Evaluating {
             done: stats.persons_evaluated.min(total),
             total,
         });
         if opts.stop_after_batches.is_some_and(|n| batches >= n) {
+            // The next batch's evaluation is dropped unsaved (a resumed run repeats it).
+            if let Some(job) = evaluating.take() {
+                let _ = job.join();
+            }
             return Err(RunError::Stopped {
                 run_id: run.run_id.clone(),
                 batches,
             });
         }
     }
+    times.report(&run.kind);
     Ok(())
+}
+
+/// A batch of persons read and swept, ready to evaluate: each with its records and context.
+struct PreparedBatch {
+    people: Vec<(String, Vec<SourceRecord>)>,
+    contexts: Vec<PersonContext>,
+}
+
+/// A batch being evaluated on worker threads: per person its result and the id of its open
+/// lead, if any.
+type BatchJob = std::thread::JoinHandle<Vec<(PersonResult, Option<String>)>>;
+
+/// Reads a batch's persons and finds their sweep matches and active detainers.
+async fn prepare_batch(
+    store: &Store,
+    chunk: &[(String, Members)],
+    sweep: Option<&SweepIndex>,
+    detainers: &BTreeSet<String>,
+    times: &mut RunTimes,
+) -> Result<PreparedBatch, RunError> {
+    let begun = times.begin();
+    let people = load_members(store, chunk).await?;
+    times.end("read persons", begun);
+    let begun = times.begin();
+    let groups: Vec<Option<u32>> = chunk
+        .iter()
+        .map(|(_, m)| match m {
+            Members::Revs { group, .. } => Some(*group),
+            Members::Loaded(_) => None,
+        })
+        .collect();
+    let swept = sweep_matches(store, sweep, &people, &groups).await?;
+    let contexts: Vec<PersonContext> = people
+        .iter()
+        .zip(swept)
+        .map(|((key, records), (citizen, status))| PersonContext {
+            ongoing: Ongoing {
+                open_lead: false,
+                active_detainer: detainers.contains(key)
+                    || records
+                        .iter()
+                        .any(|r| detainers.contains(&format!("S-{}", r.record_id))),
+                open_citizenship_claim: false,
+            },
+            citizen_key_match: citizen,
+            unlinked_status_record: status,
+        })
+        .collect();
+    times.end("sweep", begun);
+    Ok(PreparedBatch { people, contexts })
+}
+
+/// Evaluates a prepared batch on worker threads (the caller reads the next one meanwhile).
+fn spawn_batch(
+    ctx: &Arc<LeadContext>,
+    open: &Arc<HashMap<String, String>>,
+    prepared: PreparedBatch,
+    today: NaiveDate,
+) -> BatchJob {
+    let (ctx, open) = (Arc::clone(ctx), Arc::clone(open));
+    std::thread::spawn(move || {
+        let results = evaluate_parallel(&ctx, &prepared.people, &prepared.contexts, today);
+        prepared
+            .people
+            .iter()
+            .zip(results)
+            .map(|((_, records), result)| {
+                let existing = person::possible_keys(records)
+                    .iter()
+                    .find_map(|k| open.get(k).cloned());
+                (result, existing)
+            })
+            .collect()
+    })
 }
 
 /// The records of a batch of persons: read by rev in one go where not already in memory,
@@ -638,8 +782,37 @@ fn apply_outcome(
     }
 }
 
-/// Digest chunks read per statement (each holds up to one import batch: some 10,000 records).
-const DIGEST_CHUNKS_PER_READ: u32 = 8;
+/// Digest chunks read per statement by a full run (each holds up to one import batch: some
+/// 10,000 records): few, so that reading the next ones overlaps the workers adding these.
+const DIGEST_CHUNKS_PER_READ: u32 = 4;
+
+/// A digest chunk being added to a scan part on a worker thread.
+type ScanPart = std::thread::JoinHandle<Result<FullScan, StoreError>>;
+
+/// Appends the oldest parts to the scan until at most `keep` are still running (so they are
+/// appended in rev order); after the first, makes room for `total` records at once.
+fn join_parts(
+    scanned: &mut FullScan,
+    parts: &mut std::collections::VecDeque<ScanPart>,
+    keep: usize,
+    total: u64,
+) -> Result<(), StoreError> {
+    while parts.len() > keep {
+        let Some(handle) = parts.pop_front() else {
+            break;
+        };
+        let part = match handle.join() {
+            Ok(part) => part?,
+            Err(p) => std::panic::resume_unwind(p),
+        };
+        let first = scanned.records() == 0;
+        scanned.append(part)?;
+        if first {
+            scanned.reserve_for(usize::try_from(total).unwrap_or(usize::MAX));
+        }
+    }
+    Ok(())
+}
 
 /// Reads what the first pass needs of every record up to the run's head, links records by
 /// identifiers in memory, and keeps the persons a lead rule could apply to (or who have an
@@ -669,7 +842,11 @@ async fn full_population(
     let mut upgraded = 0u64;
     let total = store.count_records().await?;
     let mut scanned = FullScan::default();
-    // Every record with a rev up to `covered` is in `scanned`.
+    // Chunks being turned into scan parts on worker threads, oldest first (appended in rev
+    // order), while the next chunks are read.
+    let mut parts: std::collections::VecDeque<ScanPart> = std::collections::VecDeque::new();
+    let in_flight = worker_threads() + 1;
+    // Every record with a rev up to `covered` is in `scanned` or in `parts`.
     let mut covered = 0i64;
     let mut json_read = 0u64;
     let mut after_chunk = 0i64;
@@ -683,7 +860,7 @@ async fn full_population(
             break;
         };
         after_chunk = last.first_rev;
-        for chunk in &chunks {
+        for chunk in chunks {
             if chunk.lacks_facets() {
                 // Written before lead facets were kept: dropped, and its records digested
                 // again from their JSON below (once; the next run reads the new chunks).
@@ -692,6 +869,9 @@ async fn full_population(
                 continue;
             }
             if chunk.first_rev > covered + 1 {
+                let clock = std::time::Instant::now();
+                join_parts(&mut scanned, &mut parts, 0, total)?;
+                add_time += clock.elapsed();
                 let upto = (chunk.first_rev - 1).min(run.to_rev);
                 let clock = std::time::Instant::now();
                 json_read += scan_json_range(
@@ -709,15 +889,24 @@ async fn full_population(
                 covered = upto;
             }
             let clock = std::time::Instant::now();
-            scan::add_chunk(&mut scanned, chunk, covered, run.to_rev, screen)?;
-            add_time += clock.elapsed();
+            join_parts(&mut scanned, &mut parts, in_flight - 1, total)?;
+            let (after, to_rev, screen) = (covered, run.to_rev, screen.clone());
             covered = covered.max(chunk.last_rev.min(run.to_rev));
+            parts.push_back(std::thread::spawn(move || {
+                let mut part = FullScan::default();
+                scan::add_chunk(&mut part, &chunk, after, to_rev, &screen)?;
+                Ok(part)
+            }));
+            add_time += clock.elapsed();
             progress(Progress::Scanning {
                 done: scanned.records() as u64,
                 total,
             });
         }
     }
+    let clock = std::time::Instant::now();
+    join_parts(&mut scanned, &mut parts, 0, total)?;
+    add_time += clock.elapsed();
     if covered < run.to_rev {
         let clock = std::time::Instant::now();
         json_read += scan_json_range(
@@ -735,12 +924,16 @@ async fn full_population(
     }
     let records_scanned = scanned.records() as u64;
     let clock = std::time::Instant::now();
-    let grouped = scanned.group(|id| open.contains_key(&format!("NP-{id}")), screen);
+    // The record ids whose person key has an open lead: asked about every record of a person
+    // the screen turns away, so without a string built per record.
+    let open_ids: HashSet<&str> = open.keys().filter_map(|k| k.strip_prefix("NP-")).collect();
+    let grouped = scanned.group(|id| open_ids.contains(id), screen);
     if timing {
         eprintln!(
             "ncatc full scan: {:.3} s in all; digest reads {:.3} s, digests added {:.3} s, \
              record JSON {:.3} s ({json_read} records, {upgraded} of them in chunks without \
-             facets), grouping {:.3} s ({} persons, {} to evaluate; screen reads rules: {})",
+             facets), grouping {:.3} s ({} persons, {} to evaluate; screen reads rules: {}; \
+             {} citizenship and {} status keys distinct)",
             started.elapsed().as_secs_f64(),
             read_time.as_secs_f64(),
             add_time.as_secs_f64(),
@@ -748,7 +941,9 @@ async fn full_population(
             clock.elapsed().as_secs_f64(),
             grouped.persons_total,
             grouped.persons.len(),
-            screen.reads_rules()
+            screen.reads_rules(),
+            grouped.sweep.sizes().0,
+            grouped.sweep.sizes().1
         );
     }
     let persons = grouped
@@ -873,50 +1068,23 @@ pub(crate) fn worth_evaluating_records(
             .any(|r| open.contains_key(&format!("NP-{}", r.record_id)))
 }
 
-/// Keeps the persons (groups of `reached`) whose stored lead facets pass the run's screen, or
-/// who hold an open lead, or any of whose records has no facets to judge by: the same test
+/// Keeps the persons (groups of `reached`) whose lead facets pass the run's screen, or who
+/// hold an open lead, or any of whose records has no facets to judge by: the same test
 /// `execute` applies to the records read whole ([`worth_evaluating_records`]), taken before
-/// reading them (an incremental run reached ~5× more persons than pass it). The facets come
-/// from the record digests, written from the same records by the same function
-/// (`LeadFacets::of`), so a person dropped here is one `execute` would drop.
-async fn screen_by_digests(
-    store: &Store,
-    run: &LeadRun,
+/// reading them (an incremental run reached ~5× more persons than pass it). The facets of a
+/// record not read whole came with its links (`Store::record_links_by_revs`), from the stored
+/// record by the same function as its digest's and as `execute`'s (`LeadFacets::of`), so a
+/// person dropped here is one `execute` would drop.
+fn screen_by_facets(
     screen: &LeadScreen,
     reached: &[Reached],
     worth: Vec<Vec<usize>>,
     open: &HashMap<String, String>,
-) -> Result<Vec<Vec<usize>>, RunError> {
+) -> Vec<Vec<usize>> {
     if !screen.reads_rules() {
-        return Ok(worth);
+        return worth;
     }
-    let wanted: HashSet<i64> = worth
-        .iter()
-        .flatten()
-        .filter(|&&i| reached[i].record.is_none())
-        .filter_map(|&i| reached[i].rev)
-        .collect();
-    let mut lead_of_rev: HashMap<i64, scan::RecordLead> = HashMap::with_capacity(wanted.len());
-    if !wanted.is_empty() {
-        let mut after_chunk = 0i64;
-        loop {
-            let chunks = store
-                .record_digest_chunks(after_chunk, run.to_rev, DIGEST_CHUNKS_PER_READ)
-                .await?;
-            let Some(last) = chunks.last() else {
-                break;
-            };
-            after_chunk = last.first_rev;
-            for chunk in &chunks {
-                chunk.for_each(|d| {
-                    if d.facets.is_some() && wanted.contains(&d.rev) {
-                        lead_of_rev.insert(d.rev, screen.record(d.system, d.facets));
-                    }
-                })?;
-            }
-        }
-    }
-    Ok(worth
+    worth
         .into_iter()
         .filter(|group| {
             let mut profile = scan::LeadProfile::default();
@@ -925,16 +1093,18 @@ async fn screen_by_digests(
                 if open.contains_key(&format!("NP-{}", r.record_id)) {
                     return true;
                 }
-                match (&r.record, r.rev.and_then(|rev| lead_of_rev.get(&rev))) {
+                match (&r.record, &r.facets) {
                     (Some(record), _) => profile.add(screen.decoded(record)),
-                    (None, Some(lead)) => profile.add(*lead),
+                    (None, Some(facets)) => {
+                        profile.add(screen.record(r.system, Some(facets.as_facets_ref())))
+                    }
                     // Nothing to judge this record by: read the person whole.
                     (None, None) => return true,
                 }
             }
             screen.could_lead(&profile)
         })
-        .collect())
+        .collect()
 }
 
 /// Records an incremental run reads whole and decodes at a time.
@@ -1004,27 +1174,30 @@ fn process_cpu_seconds() -> Option<f64> {
 /// A record an incremental run reached: what links it, and the record itself once read.
 struct Reached {
     record_id: String,
-    /// Whether a lead rule could apply to its system ([`may_lead`]).
-    may_lead: bool,
+    system: RecordSystem,
     /// The rev, when read by rev or identifier (a record read by id has none until then).
     rev: Option<i64>,
     keys: Vec<(u8, String)>,
     record: Option<SourceRecord>,
+    /// Its lead facets, read with its links (a record read whole has its `record` instead).
+    facets: Option<LeadFacets>,
 }
 
 impl Reached {
     fn from_record(rev: Option<i64>, record: SourceRecord) -> Reached {
         Reached {
             record_id: record.record_id.clone(),
-            may_lead: may_lead(&record),
+            system: record.system(),
             rev,
             keys: person::strong_keys(&record),
             record: Some(record),
+            facets: None,
         }
     }
 
     /// From the record's links: its identifier columns and, for a fingerprint enrollment, the
-    /// FIN in its body, which links too (`person::strong_keys`); nothing is decoded.
+    /// FIN in its body, which links too (`person::strong_keys`), and its lead facets; the
+    /// record is not decoded.
     fn from_links(links: RecordLinks) -> Result<Reached, StoreError> {
         let system = RecordSystem::parse(&links.system).map_err(|e| StoreError::Corrupt {
             table: "records",
@@ -1051,10 +1224,11 @@ impl Reached {
         }
         Ok(Reached {
             record_id: links.record_id,
-            may_lead: system_may_lead(system),
+            system,
             rev: Some(links.rev),
             keys,
             record: None,
+            facets: Some(links.facets),
         })
     }
 }
@@ -1150,7 +1324,7 @@ async fn incremental_population(
     let mut after = run.from_rev;
     loop {
         let page = store
-            .scan_records_packed(after, run.to_rev, opts.page_size.max(1))
+            .scan_record_json(after, run.to_rev, opts.page_size.max(1))
             .await?;
         let Some(last) = page.last() else {
             break;
@@ -1286,17 +1460,20 @@ async fn incremental_population(
             continue;
         }
         persons_total += 1;
-        let members = group
-            .iter()
-            .map(|&i| (reached[i].may_lead, reached[i].record_id.as_str()));
+        let members = group.iter().map(|&i| {
+            (
+                system_may_lead(reached[i].system),
+                reached[i].record_id.as_str(),
+            )
+        });
         if worth_evaluating(members, open) {
             worth.push(group);
         }
     }
     drop(keys);
     let before_screen = worth.len();
-    let worth = screen_by_digests(store, run, screen, &reached, worth, open).await?;
-    clock.lap("screen by digests", || {
+    let worth = screen_by_facets(screen, &reached, worth, open);
+    clock.lap("screen by facets", || {
         format!(
             "{before_screen} persons of may-lead systems, {} pass",
             worth.len()
@@ -1312,7 +1489,7 @@ async fn incremental_population(
     // Read and decoded a part at a time, so the JSON of all of them is never held at once.
     let mut by_rev: HashMap<i64, SourceRecord> = HashMap::with_capacity(to_read.len());
     for part in to_read.chunks(WHOLE_READ_PART) {
-        let raw = store.records_by_revs_packed(part).await?;
+        let raw = store.records_by_revs(part).await?;
         records_read += raw.len() as u64;
         let decoded = decode_parallel(&raw)?;
         by_rev.extend(raw.iter().map(|r| r.rev).zip(decoded));

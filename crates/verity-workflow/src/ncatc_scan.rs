@@ -21,7 +21,6 @@ use crate::ncatc::person;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use verity_model::record::{
     CourtOutcome, CourtRecord, CriminalRecord, Disposition, EnforcementEvent, EnforcementRecord,
@@ -62,6 +61,7 @@ pub(crate) fn system_may_lead(system: RecordSystem) -> bool {
 }
 
 /// [`system_may_lead`] for a decoded record.
+#[cfg(test)]
 pub(crate) fn may_lead(r: &SourceRecord) -> bool {
     system_may_lead(r.system())
 }
@@ -680,9 +680,10 @@ impl IdArena {
     }
 }
 
-/// What a full run holds while scanning every record: per record its rev, id and whether it
-/// may lead; hashed identifiers for linking; hashed sweep keys. Some 30 bytes per record plus
-/// 32 per identifier and 8 or 16 per sweep key, instead of the strings themselves.
+/// What a full run holds while scanning every record: per record its rev, id and what the
+/// screen keeps of it; hashed identifiers for linking; hashed sweep keys. Some 40 bytes per
+/// record plus 20 per identifier, 8 per citizenship key and 12 per status key, instead of the
+/// strings themselves (and no hash tables: sorted arrays, built once the scan is complete).
 #[derive(Default)]
 pub(crate) struct FullScan {
     revs: Vec<i64>,
@@ -690,61 +691,221 @@ pub(crate) struct FullScan {
     /// What the screen keeps of each record.
     lead: Vec<RecordLead>,
     /// (identifier hash, record index), for every identifier of every record.
-    identifiers: Vec<(u128, u32)>,
+    identifiers: Parts<IdEntry>,
     /// Hashes of the citizenship sweep keys.
-    citizen: Vec<u64>,
+    citizen: Parts<u64>,
     /// (status sweep key hash, record index).
-    status: Vec<(u64, u32)>,
+    status: Parts<KeyEntry>,
 }
 
-/// The sweep keys of a full run, hashed, in hash tables (one probe per key: binary search
-/// over a million keys missed the cache some twenty times per key, 9% of a run's time), with
-/// each status key's holder given by its person (group) number, or [`HELD_BY_MANY`].
-pub(crate) struct SweepIndex {
-    citizen: HashSet<u64, KeyHashed>,
-    status: HashMap<u64, u32, KeyHashed>,
+/// A list kept in the parts it was built in (the workers' scans are appended whole) and put
+/// together once, at its final size, when the scan is complete: no array grows by doubling,
+/// which copies it each time and holds the old and the new copy at once.
+struct Parts<T> {
+    done: Vec<Vec<T>>,
+    last: Vec<T>,
 }
 
-/// Hashing for tables keyed by sweep-key hashes, which are SipHash outputs already (uniform):
-/// the key is its own hash, instead of hashing it a second time (SipHash again over tens of
-/// millions of keys at 1,000,000 people).
-#[derive(Default, Clone, Copy)]
-pub(crate) struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used for u64 keys; any other input is still hashed (FNV-1a).
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+impl<T> Default for Parts<T> {
+    fn default() -> Self {
+        Parts {
+            done: Vec::new(),
+            last: Vec::new(),
         }
     }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+}
+
+impl<T: Copy> Parts<T> {
+    fn push(&mut self, value: T) {
+        self.last.push(value);
+    }
+
+    fn extend(&mut self, values: impl IntoIterator<Item = T>) {
+        self.last.extend(values);
+    }
+
+    fn len(&self) -> usize {
+        self.done.iter().map(Vec::len).sum::<usize>() + self.last.len()
+    }
+
+    /// Takes `other`'s parts after these, each value passed through `adjust`.
+    fn append(&mut self, other: Parts<T>, adjust: impl Fn(T) -> T) {
+        if !self.last.is_empty() {
+            self.done.push(std::mem::take(&mut self.last));
+        }
+        for mut part in other.done.into_iter().chain(std::iter::once(other.last)) {
+            if part.is_empty() {
+                continue;
+            }
+            for v in &mut part {
+                *v = adjust(*v);
+            }
+            self.done.push(part);
+        }
+    }
+
+    /// The values in order, in one array of exactly their number (each part freed once
+    /// copied).
+    fn into_vec(self) -> Vec<T> {
+        let mut out = Vec::with_capacity(self.len());
+        for part in self.done {
+            out.extend_from_slice(&part);
+        }
+        out.extend_from_slice(&self.last);
+        out
     }
 }
 
-pub(crate) type KeyHashed = std::hash::BuildHasherDefault<KeyHasher>;
+/// An identifier hash and the index of a record holding it, in 20 bytes (a `(u128, u32)` takes
+/// 32 with its alignment): the hash's 32-bit words from the most significant, then the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IdEntry([u32; 5]);
+
+impl IdEntry {
+    fn new(hash: u128, record: u32) -> IdEntry {
+        // Truncating casts take each 32-bit word of the hash.
+        IdEntry([
+            (hash >> 96) as u32,
+            (hash >> 64) as u32,
+            (hash >> 32) as u32,
+            hash as u32,
+            record,
+        ])
+    }
+    fn hash(&self) -> u128 {
+        let w = &self.0;
+        (u128::from(w[0]) << 96)
+            | (u128::from(w[1]) << 64)
+            | (u128::from(w[2]) << 32)
+            | u128::from(w[3])
+    }
+    fn record(&self) -> u32 {
+        self.0[4]
+    }
+}
+
+/// A 64-bit key hash and a 32-bit number (a record index while scanning, a person's group
+/// number in the index) in 12 bytes (a `(u64, u32)` takes 16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KeyEntry([u32; 3]);
+
+impl KeyEntry {
+    fn new(hash: u64, value: u32) -> KeyEntry {
+        KeyEntry([(hash >> 32) as u32, hash as u32, value])
+    }
+    fn hash(&self) -> u64 {
+        (u64::from(self.0[0]) << 32) | u64::from(self.0[1])
+    }
+    fn value(&self) -> u32 {
+        self.0[2]
+    }
+}
+
+/// Where each run of keys with the same top bits starts in a sorted array of uniform hashes
+/// (SipHash outputs): a look-up reads one directory slot and a few neighbouring keys, about
+/// two cache misses, where a binary search over millions of keys missed some twenty times per
+/// key.
+#[derive(Debug, Default)]
+struct HashDirectory {
+    bits: u32,
+    starts: Vec<u32>,
+}
+
+impl HashDirectory {
+    /// The directory of `n` sorted hashes given by `hash_at`, about two keys per slot.
+    fn of(n: usize, hash_at: impl Fn(usize) -> u64) -> HashDirectory {
+        let mut bits = 0u32;
+        while bits < 32 && (1usize << bits) < n / 2 {
+            bits += 1;
+        }
+        let slots = 1usize << bits;
+        let mut starts = Vec::with_capacity(slots + 1);
+        let mut i = 0usize;
+        for slot in 0..slots {
+            while i < n && Self::slot_of(bits, hash_at(i)) < slot {
+                i += 1;
+            }
+            starts.push(u32::try_from(i).unwrap_or(u32::MAX));
+        }
+        starts.push(u32::try_from(n).unwrap_or(u32::MAX));
+        HashDirectory { bits, starts }
+    }
+
+    fn slot_of(bits: u32, hash: u64) -> usize {
+        if bits == 0 {
+            0
+        } else {
+            (hash >> (64 - bits)) as usize
+        }
+    }
+
+    /// The index range of the sorted array where `hash` can be.
+    fn range(&self, hash: u64) -> std::ops::Range<usize> {
+        let slot = Self::slot_of(self.bits, hash);
+        let at = |s: usize| self.starts.get(s).map_or(0, |&v| v as usize);
+        at(slot)..at(slot + 1)
+    }
+}
+
+/// The sweep keys of a full run, hashed, in sorted arrays with a [`HashDirectory`] each: the
+/// citizenship keys once each, and each status key with its holder: the person (group number)
+/// whose records hold it, or [`HELD_BY_MANY`]. Some 12 bytes per distinct status key (a hash
+/// table of every record's keys took over 40).
+pub(crate) struct SweepIndex {
+    citizen: Vec<u64>,
+    citizen_dir: HashDirectory,
+    status: Vec<KeyEntry>,
+    status_dir: HashDirectory,
+}
 
 /// A status key held by records of more than one person: outside any person.
 const HELD_BY_MANY: u32 = u32::MAX;
 
 impl SweepIndex {
+    /// The index of sorted, distinct citizenship key hashes and of status keys sorted by hash
+    /// with their holders (one entry per hash).
+    fn new(citizen: Vec<u64>, status: Vec<KeyEntry>) -> SweepIndex {
+        let citizen_dir = HashDirectory::of(citizen.len(), |i| citizen[i]);
+        let status_dir = HashDirectory::of(status.len(), |i| status[i].hash());
+        SweepIndex {
+            citizen,
+            citizen_dir,
+            status,
+            status_dir,
+        }
+    }
+
+    fn holder(&self, hash: u64) -> Option<u32> {
+        self.status
+            .get(self.status_dir.range(hash))?
+            .iter()
+            .find(|e| e.hash() == hash)
+            .map(KeyEntry::value)
+    }
+
     /// Whether any of `keys` (a person's name-and-birth-date keys) is a citizenship key.
     pub fn citizen_match(&self, keys: &[String]) -> bool {
-        keys.iter().any(|k| self.citizen.contains(&key_hash(k)))
+        keys.iter().any(|k| {
+            let h = key_hash(k);
+            self.citizen
+                .get(self.citizen_dir.range(h))
+                .is_some_and(|run| run.contains(&h))
+        })
     }
 
     /// Whether a record outside person `group` holds any of `keys` (full-name-and-birth-date
     /// keys).
     pub fn status_outside(&self, keys: &[String], group: u32) -> bool {
-        keys.iter().any(|k| match self.status.get(&key_hash(k)) {
-            Some(&HELD_BY_MANY) => true,
-            Some(&holder) => holder != group,
+        keys.iter().any(|k| match self.holder(key_hash(k)) {
+            Some(HELD_BY_MANY) => true,
+            Some(holder) => holder != group,
             None => false,
         })
+    }
+
+    /// Distinct citizenship and status keys, for the run's timing line.
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.citizen.len(), self.status.len())
     }
 }
 
@@ -837,7 +998,23 @@ impl FullScan {
         self.revs.len()
     }
 
-    /// Appends another scan's records (a page scanned on a worker thread) after these.
+    /// Makes room for `records` records in all (the per-record arrays; the ids' text sized
+    /// from their length so far): one allocation each instead of repeated doubling, each a
+    /// copy of the whole. The lists of keys need none ([`Parts`]).
+    pub fn reserve_for(&mut self, records: usize) {
+        let have = self.revs.len();
+        if have == 0 || records <= have {
+            return;
+        }
+        let more = records - have;
+        self.revs.reserve(more);
+        self.lead.reserve(more);
+        self.ids.ends.reserve(more);
+        let text = self.ids.text.len().saturating_mul(more).div_ceil(have);
+        self.ids.text.reserve(text + text / 16);
+    }
+
+    /// Appends another scan's records (a page or chunk scanned on a worker thread) after these.
     pub fn append(&mut self, other: FullScan) -> Result<(), StoreError> {
         let too_many = || StoreError::Corrupt {
             table: "records",
@@ -855,11 +1032,13 @@ impl FullScan {
         self.ids
             .ends
             .extend(other.ids.ends.iter().map(|e| e + text_offset));
-        self.identifiers
-            .extend(other.identifiers.iter().map(|&(h, i)| (h, i + offset)));
-        self.citizen.extend(other.citizen);
-        self.status
-            .extend(other.status.iter().map(|&(h, i)| (h, i + offset)));
+        self.identifiers.append(other.identifiers, |e| {
+            IdEntry::new(e.hash(), e.record() + offset)
+        });
+        self.citizen.append(other.citizen, |h| h);
+        self.status.append(other.status, |e| {
+            KeyEntry::new(e.hash(), e.value() + offset)
+        });
         Ok(())
     }
 
@@ -886,11 +1065,11 @@ impl FullScan {
         self.ids.push(d.record_id);
         self.lead.push(screen.record(d.system, d.facets));
         for h in d.identifiers() {
-            self.identifiers.push((h, index));
+            self.identifiers.push(IdEntry::new(h, index));
         }
         self.citizen.extend(d.citizen_keys());
         for h in d.status_keys() {
-            self.status.push((h, index));
+            self.status.push(KeyEntry::new(h, index));
         }
         Ok(())
     }
@@ -898,8 +1077,15 @@ impl FullScan {
     /// Links records sharing an identifier into persons (the rule of
     /// `person::group_key_lists`), keeps those a lead rule could apply to (`screen`) or with an
     /// open lead (`has_open_lead(record id)`), and indexes the sweep keys by person.
+    ///
+    /// On the machine's cores: the identifiers are sorted in two halves (split by the top bit
+    /// of their hash, so equal hashes share a half) while the sweep keys are sorted on another
+    /// thread; only the union of records and the numbering of groups run on one.
     pub fn group(mut self, has_open_lead: impl Fn(&str) -> bool, screen: &LeadScreen) -> Grouped {
         let n = self.revs.len();
+        let mut identifiers = std::mem::take(&mut self.identifiers).into_vec();
+        let citizen = std::mem::take(&mut self.citizen);
+        let status = std::mem::take(&mut self.status);
         let mut parent: Vec<u32> = (0..n as u32).collect();
         fn find(parent: &mut [u32], mut i: u32) -> u32 {
             while parent[i as usize] != i {
@@ -909,16 +1095,42 @@ impl FullScan {
             }
             i
         }
-        self.identifiers.sort_unstable();
-        for pair in self.identifiers.windows(2) {
-            if pair[0].0 == pair[1].0 {
-                let (a, b) = (find(&mut parent, pair[0].1), find(&mut parent, pair[1].1));
-                if a != b {
-                    parent[a.max(b) as usize] = a.min(b);
+        let (citizen, mut status) = std::thread::scope(|s| {
+            let keys = s.spawn(|| {
+                let mut citizen = citizen.into_vec();
+                citizen.sort_unstable();
+                citizen.dedup();
+                citizen.shrink_to_fit();
+                let mut status = status.into_vec();
+                status.sort_unstable_by_key(KeyEntry::hash);
+                (citizen, status)
+            });
+            let low = partition_by_top_bit(&mut identifiers);
+            std::thread::scope(|halves| {
+                let (lower, upper) = identifiers.split_at_mut(low);
+                let upper_sorted = halves.spawn(move || upper.sort_unstable_by_key(IdEntry::hash));
+                lower.sort_unstable_by_key(IdEntry::hash);
+                if let Err(p) = upper_sorted.join() {
+                    std::panic::resume_unwind(p);
+                }
+            });
+            for pair in identifiers.windows(2) {
+                if pair[0].hash() == pair[1].hash() {
+                    let (a, b) = (
+                        find(&mut parent, pair[0].record()),
+                        find(&mut parent, pair[1].record()),
+                    );
+                    if a != b {
+                        parent[a.max(b) as usize] = a.min(b);
+                    }
                 }
             }
-        }
-        self.identifiers = Vec::new();
+            match keys.join() {
+                Ok(keys) => keys,
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        });
+        drop(identifiers);
         // Group numbers in order of each group's first record.
         let mut group_of: Vec<u32> = vec![u32::MAX; n];
         let mut groups: u32 = 0;
@@ -931,9 +1143,64 @@ impl FullScan {
             group_of[i as usize] = group_of[root as usize];
         }
         drop(parent);
+        let sweep = std::thread::scope(|s| {
+            // The status keys, sorted by hash, become one entry per hash with its holder, in
+            // place, while the persons are picked.
+            let index = s.spawn(|| {
+                let mut kept = 0usize;
+                let mut i = 0usize;
+                while i < status.len() {
+                    let hash = status[i].hash();
+                    let first = group_of
+                        .get(status[i].value() as usize)
+                        .copied()
+                        .unwrap_or(HELD_BY_MANY);
+                    let mut holder = first;
+                    let mut j = i + 1;
+                    while j < status.len() && status[j].hash() == hash {
+                        let g = group_of
+                            .get(status[j].value() as usize)
+                            .copied()
+                            .unwrap_or(HELD_BY_MANY);
+                        if g != first {
+                            holder = HELD_BY_MANY;
+                        }
+                        j += 1;
+                    }
+                    status[kept] = KeyEntry::new(hash, holder);
+                    kept += 1;
+                    i = j;
+                }
+                status.truncate(kept);
+                status.shrink_to_fit();
+                SweepIndex::new(citizen, status)
+            });
+            let persons = self.pick_persons(&group_of, groups, &has_open_lead, screen);
+            match index.join() {
+                Ok(sweep) => (persons, sweep),
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        });
+        let (persons, sweep) = sweep;
+        Grouped {
+            persons,
+            persons_total: u64::from(groups),
+            sweep,
+        }
+    }
+
+    /// The persons (groups) a lead rule could apply to or with an open lead, sorted by key.
+    fn pick_persons(
+        &self,
+        group_of: &[u32],
+        groups: u32,
+        has_open_lead: &impl Fn(&str) -> bool,
+        screen: &LeadScreen,
+    ) -> Vec<ScannedPerson> {
+        let n = group_of.len();
         // Members of each group, by counting.
         let mut starts: Vec<usize> = vec![0; groups as usize + 1];
-        for &g in &group_of {
+        for &g in group_of {
             starts[g as usize + 1] += 1;
         }
         for g in 0..groups as usize {
@@ -970,26 +1237,29 @@ impl FullScan {
             });
         }
         persons.sort_by(|a, b| a.key.cmp(&b.key));
-        let citizen: HashSet<u64, KeyHashed> =
-            std::mem::take(&mut self.citizen).into_iter().collect();
-        let mut status: HashMap<u64, u32, KeyHashed> =
-            HashMap::with_capacity_and_hasher(self.status.len(), KeyHashed::default());
-        for &(h, i) in &self.status {
-            let g = group_of[i as usize];
-            status
-                .entry(h)
-                .and_modify(|holder| {
-                    if *holder != g {
-                        *holder = HELD_BY_MANY;
-                    }
-                })
-                .or_insert(g);
+        persons
+    }
+}
+
+/// Moves the identifiers whose hash has the top bit clear before the others (in place) and
+/// returns how many there are: equal hashes end up on the same side, so each side can be
+/// sorted on its own.
+fn partition_by_top_bit(entries: &mut [IdEntry]) -> usize {
+    let high = |e: &IdEntry| e.0[0] & 0x8000_0000 != 0;
+    let (mut i, mut j) = (0usize, entries.len());
+    loop {
+        while i < j && !high(&entries[i]) {
+            i += 1;
         }
-        Grouped {
-            persons,
-            persons_total: u64::from(groups),
-            sweep: SweepIndex { citizen, status },
+        while i < j && high(&entries[j - 1]) {
+            j -= 1;
         }
+        if i + 1 >= j {
+            return i;
+        }
+        entries.swap(i, j - 1);
+        i += 1;
+        j -= 1;
     }
 }
 
@@ -1016,9 +1286,44 @@ pub(crate) fn scan_decoded(rev: i64, r: &SourceRecord) -> Scanned {
     }
 }
 
+/// Digest chunks read per statement by [`for_each_digest_up_to`] (each holds up to one import
+/// batch: some 10,000 records).
+#[cfg(test)]
+const DIGEST_CHUNKS_PER_READ: u32 = 8;
+
+/// Calls `each` with every stored record digest of a rev up to `to_rev`, in rev order, reading
+/// a few chunks per statement. The one loop over digest chunks outside the full run, whose
+/// pipeline reads them on its own (`full_population`): today only tests need it (an
+/// incremental run gets the facets it needs with the records' links), hence `cfg(test)`.
+#[cfg(test)]
+pub(crate) async fn for_each_digest_up_to(
+    store: &verity_store::Store,
+    to_rev: i64,
+    mut each: impl FnMut(DigestRef<'_>),
+) -> Result<(), StoreError> {
+    let mut after_chunk = 0i64;
+    loop {
+        let chunks = store
+            .record_digest_chunks(after_chunk, to_rev, DIGEST_CHUNKS_PER_READ)
+            .await?;
+        let Some(last) = chunks.last() else {
+            return Ok(());
+        };
+        after_chunk = last.first_rev;
+        for chunk in &chunks {
+            chunk.for_each(|d| {
+                if d.rev <= to_rev {
+                    each(d)
+                }
+            })?;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::{HashMap, HashSet};
 
     #[test]
     fn a_row_that_is_no_record_is_corrupt_with_its_id() {
@@ -1109,5 +1414,123 @@ mod tests {
             .status_outside(&["S|NO|ONE|19990101|".to_string()], trv.group));
         assert!(g.sweep.citizen_match(&["F|LOPEZ|19800102".to_string()]));
         assert!(!g.sweep.citizen_match(&["G|ANA|19800102".to_string()]));
+    }
+
+    /// A small deterministic generator (xorshift), for reproducible made-up scans.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn the_sweep_index_and_groups_agree_with_a_plain_reference() {
+        for (records, seed) in [(0usize, 1u64), (1, 2), (37, 3), (1_500, 4)] {
+            let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let numbers: Vec<String> = (0..records / 3 + 1).map(|i| format!("A{i:08}")).collect();
+            let keys: Vec<String> = (0..records / 2 + 2)
+                .map(|i| format!("S|K{i}|X|19800101|"))
+                .collect();
+            let citizen_pool: Vec<String> = (0..records / 4 + 2)
+                .map(|i| format!("F|C{i}|19800101"))
+                .collect();
+            let mut scan = FullScan::default();
+            let mut all = Vec::new();
+            for i in 0..records {
+                let mut s = scanned(i as i64 + 1, &format!("REC-{i:06}"), None, &[]);
+                if !next(&mut state).is_multiple_of(4) {
+                    let n = &numbers[(next(&mut state) % numbers.len() as u64) as usize];
+                    s.keys.push((0, n.clone()));
+                }
+                for _ in 0..next(&mut state) % 3 {
+                    let k = &keys[(next(&mut state) % keys.len() as u64) as usize];
+                    if !s.status_keys.contains(k) {
+                        s.status_keys.push(k.clone());
+                    }
+                }
+                if next(&mut state).is_multiple_of(5) {
+                    let c = &citizen_pool[(next(&mut state) % citizen_pool.len() as u64) as usize];
+                    s.citizen_keys.push(c.clone());
+                }
+                // Scanned in parts now and then, as the workers do.
+                if i % 700 == 699 {
+                    let mut part = FullScan::default();
+                    part.add(&s, &by_system()).unwrap();
+                    scan.append(part).unwrap();
+                } else {
+                    scan.add(&s, &by_system()).unwrap();
+                }
+                all.push(s);
+            }
+            // The reference: persons by union-find on identifier strings, then for each status
+            // key the set of persons holding it.
+            let key_lists: Vec<Vec<(u8, String)>> = all.iter().map(|s| s.keys.clone()).collect();
+            let mut person_of = vec![usize::MAX; records];
+            for (p, members) in person::group_key_lists(&key_lists).iter().enumerate() {
+                for &i in members {
+                    person_of[i] = p;
+                }
+            }
+            let mut holders: HashMap<&str, HashSet<usize>> = HashMap::new();
+            for (i, s) in all.iter().enumerate() {
+                for k in &s.status_keys {
+                    holders.entry(k.as_str()).or_default().insert(person_of[i]);
+                }
+            }
+            let citizen: HashSet<&str> = all
+                .iter()
+                .flat_map(|s| s.citizen_keys.iter().map(String::as_str))
+                .collect();
+            let g = scan.group(|_| true, &by_system());
+            assert_eq!(g.persons.len(), person::group_key_lists(&key_lists).len());
+            // Every key for the first persons, then every 16th (a debug build hashes slowly).
+            for (n, p) in g.persons.iter().enumerate() {
+                let first_rev = p.revs.iter().copied().min().unwrap();
+                let me = person_of[(first_rev - 1) as usize];
+                let step = if n < 40 { 1 } else { 16 };
+                for k in keys.iter().skip(n % step).step_by(step) {
+                    let expected = holders
+                        .get(k.as_str())
+                        .is_some_and(|hs| hs.iter().any(|&h| h != me));
+                    assert_eq!(
+                        g.sweep.status_outside(std::slice::from_ref(k), p.group),
+                        expected,
+                        "{records} records: person {} key {k}",
+                        p.key
+                    );
+                }
+            }
+            for c in &citizen_pool {
+                assert_eq!(
+                    g.sweep.citizen_match(std::slice::from_ref(c)),
+                    citizen.contains(c.as_str()),
+                    "{c}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn partitioning_by_the_top_bit_keeps_every_entry_and_splits_them() {
+        let mut state = 99u64;
+        for n in [0usize, 1, 2, 3, 10, 1_000] {
+            let mut entries: Vec<IdEntry> = (0..n)
+                .map(|i| {
+                    let h = (u128::from(next(&mut state)) << 64) | u128::from(next(&mut state));
+                    IdEntry::new(h, i as u32)
+                })
+                .collect();
+            let mut before: Vec<(u128, u32)> =
+                entries.iter().map(|e| (e.hash(), e.record())).collect();
+            let low = partition_by_top_bit(&mut entries);
+            assert!(entries[..low].iter().all(|e| e.hash() >> 127 == 0));
+            assert!(entries[low..].iter().all(|e| e.hash() >> 127 == 1));
+            let mut after: Vec<(u128, u32)> =
+                entries.iter().map(|e| (e.hash(), e.record())).collect();
+            before.sort_unstable();
+            after.sort_unstable();
+            assert_eq!(before, after);
+        }
     }
 }

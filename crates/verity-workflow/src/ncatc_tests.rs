@@ -429,6 +429,53 @@ fn an_incremental_run_reaches_the_persons_and_outcomes_of_a_full_run() {
     });
 }
 
+#[test]
+fn a_screened_incremental_run_has_the_outcomes_of_an_unscreened_one() {
+    rt().block_on(async {
+        let ctx = LeadContext::load(None).unwrap();
+        let mut runs = Vec::new();
+        for screened in [true, false] {
+            let dir = scratch("incr_screened");
+            let store = Store::open_data_dir(&dir).await.unwrap();
+            import(&store).await;
+            run_leads(&store, &ctx, &opts(), &|_| {}).await.unwrap();
+            let copies = touched_copies(&store, 5).await;
+            store.insert_records(&copies).await.unwrap();
+            if screened {
+                // The incremental screen reads facets with the records' links, not from the
+                // digests: without any digest it turns away the same persons.
+                store.clear_record_digests().await.unwrap();
+            }
+            let mut o = opts();
+            o.screen_by_policy = screened;
+            let run = run_leads(&store, &ctx, &o, &|_| {}).await.unwrap();
+            assert_eq!(run.kind, "incremental");
+            let (open, parks) = outcomes(&store, &run.run_id).await;
+            runs.push((run.stats, open, parks));
+            store.close().await;
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let (screened, open_s, parks_s) = &runs[0];
+        let (every, open_e, parks_e) = &runs[1];
+        assert!(!open_s.is_empty() && !parks_s.is_empty());
+        assert_eq!(open_s, open_e);
+        assert_eq!(parks_s, parks_e);
+        // The screen only spares evaluations that end in "no rule", and their reads.
+        assert!(screened.persons_evaluated < every.persons_evaluated);
+        let skipped = every.persons_evaluated - screened.persons_evaluated;
+        assert_eq!(every.no_rule - screened.no_rule, skipped);
+        assert!(screened.records_read < every.records_read);
+        let mut a = screened.clone();
+        let mut b = every.clone();
+        for s in [&mut a, &mut b] {
+            s.persons_evaluated = 0;
+            s.no_rule = 0;
+            s.records_read = 0;
+        }
+        assert_eq!(a, b);
+    });
+}
+
 async fn all_records(store: &Store) -> Vec<SourceRecord> {
     let head = store.max_record_rev().await.unwrap();
     let raw = store.scan_record_json(0, head, 1_000_000).await.unwrap();
@@ -446,22 +493,47 @@ fn record_heads_give_the_identifier_keys_of_whole_records() {
         let revs: Vec<i64> = raw.iter().map(|r| r.rev).collect();
         let links = store.record_links_by_revs(&revs).await.unwrap();
         assert_eq!(links.len(), raw.len());
+        // The facets stored in the digests, which the full run screens by.
+        let mut digest_facets: HashMap<i64, LeadFacets> = HashMap::new();
+        scan::for_each_digest_up_to(&store, head, |d| {
+            let owned = d.to_owned_digest();
+            digest_facets.insert(owned.rev, owned.facets.unwrap());
+        })
+        .await
+        .unwrap();
+        assert_eq!(digest_facets.len(), raw.len());
         let mut linked = 0;
         let mut enrollments = 0;
+        let mut faceted = 0;
         for (l, r) in links.into_iter().zip(&raw) {
             let record = r.decode().unwrap();
             enrollments += usize::from(l.body_fin.is_some());
+            // The facets read with the links are the digest's (the incremental screen's
+            // and the full run's agree), and the decoded record's.
+            assert_eq!(
+                l.facets, digest_facets[&r.rev],
+                "record {}",
+                record.record_id
+            );
+            assert_eq!(
+                l.facets,
+                LeadFacets::of(&record),
+                "record {}",
+                record.record_id
+            );
+            faceted += usize::from(l.facets.flags != 0);
             let reached = Reached::from_links(l).unwrap();
             let mut got = reached.keys.clone();
             let mut want = person::strong_keys(&record);
             got.sort();
             want.sort();
             assert_eq!(got, want, "record {}", record.record_id);
-            assert_eq!(reached.may_lead, may_lead(&record));
+            assert_eq!(reached.system, record.system());
             assert_eq!(reached.rev, Some(r.rev));
             linked += usize::from(!got.is_empty());
         }
         assert!(linked > 1_000);
+        assert!(faceted > 100, "{faceted} records with facets");
         assert!(enrollments > 100, "{enrollments} enrollments");
         store.close().await;
         let _ = std::fs::remove_dir_all(dir);
@@ -672,9 +744,9 @@ fn full_runs_from_digests_and_from_record_json_agree() {
         let chunks = digested.record_digest_chunks(0, head, 1_000).await.unwrap();
         assert!(chunks.len() > 3, "{} chunks", chunks.len());
         let mut stored = Vec::new();
-        for c in &chunks {
-            c.for_each(|d| stored.push(d.to_owned_digest())).unwrap();
-        }
+        scan::for_each_digest_up_to(&digested, head, |d| stored.push(d.to_owned_digest()))
+            .await
+            .unwrap();
         let mut expected = Vec::new();
         let mut after_rev = 0;
         loop {
@@ -744,11 +816,10 @@ fn full_runs_from_digests_and_from_record_json_agree() {
                 "{missing}"
             );
             // That run stored the missing digests: the next full run reads no JSON to link.
-            let restored = store.record_digest_chunks(0, head, 1_000).await.unwrap();
             let mut count = 0u64;
-            for c in &restored {
-                c.for_each(|_| count += 1).unwrap();
-            }
+            scan::for_each_digest_up_to(&store, head, |_| count += 1)
+                .await
+                .unwrap();
             assert_eq!(count, total, "{missing}");
             let mut force = opts();
             force.force_full = true;
