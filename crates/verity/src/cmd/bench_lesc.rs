@@ -290,6 +290,19 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
 
         let d = &processed.decision;
         let t = &q.truth;
+        // Prints this query in full (only for the first few reviews / wrong answers asked for).
+        let explain_this = || {
+            explain(
+                q,
+                &processed,
+                &person_of,
+                &lookup,
+                (
+                    engine.model(),
+                    &verity_workflow::lesc::engine::query_identity(&input),
+                ),
+            )
+        };
         let status = d.determination.status;
         let tally = by_cat.entry(t.category.clone()).or_default();
         tally.queries += 1;
@@ -424,16 +437,7 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
                 if explained_reviews < args.explain_review {
                     explained_reviews += 1;
                     println!("REVIEW {} truth {}", t.category, t.status);
-                    explain(
-                        q,
-                        &processed,
-                        &person_of,
-                        &lookup,
-                        (
-                            engine.model(),
-                            &verity_workflow::lesc::engine::query_identity(&input),
-                        ),
-                    );
+                    explain_this();
                 }
             }
         }
@@ -526,16 +530,7 @@ pub fn run(args: LescBenchArgs) -> anyhow::Result<()> {
                 .or_default() += 1;
             if explained < args.explain_wrong {
                 explained += 1;
-                explain(
-                    q,
-                    &processed,
-                    &person_of,
-                    &lookup,
-                    (
-                        engine.model(),
-                        &verity_workflow::lesc::engine::query_identity(&input),
-                    ),
-                );
+                explain_this();
             }
             tally.wrong_status += 1;
             if status.is_citizen_or_potential() {
