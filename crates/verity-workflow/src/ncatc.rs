@@ -1351,17 +1351,7 @@ async fn incremental_population(
         .collect();
     new_citizen.sort();
     new_citizen.dedup();
-    let mut new_status: Vec<(String, String)> = changed
-        .iter()
-        .filter(|r| person::bears_on_status(r))
-        .flat_map(|r| {
-            person::full_name_dob_keys(r)
-                .into_iter()
-                .map(|k| (k, r.record_id.clone()))
-        })
-        .collect();
-    new_status.sort();
-    new_status.dedup();
+    let new_status = person::status_key_rows(&changed);
     // A record stored with a digest chunk had its sweep keys stored by the same insert
     // (migration 0008): only the other changed records' keys are added here.
     let spans = store.digest_spans(run.from_rev, run.to_rev).await?;

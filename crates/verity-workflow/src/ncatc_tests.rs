@@ -663,26 +663,12 @@ fn an_incremental_run_stores_the_sweep_keys_of_changed_records_without_a_digest(
             .execute_raw_sql("DELETE FROM lead_citizen_hashes")
             .await
             .unwrap();
-        let status_rows = |rs: &[SourceRecord]| -> Vec<(String, String)> {
-            let mut rows: Vec<(String, String)> = rs
-                .iter()
-                .filter(|r| person::bears_on_status(r))
-                .flat_map(|r| {
-                    person::full_name_dob_keys(r)
-                        .into_iter()
-                        .map(|k| (k, r.record_id.clone()))
-                })
-                .collect();
-            rows.sort();
-            rows.dedup();
-            rows
-        };
         let citizen: Vec<String> = copies
             .iter()
             .filter(|r| person::indicates_citizenship(r))
             .flat_map(person::name_dob_keys)
             .collect();
-        let wanted = status_rows(&copies);
+        let wanted = person::status_key_rows(&copies);
         assert!(wanted.len() > 50 && citizen.len() > 10);
         let keys: Vec<String> = wanted.iter().map(|(k, _)| k.clone()).collect();
         let holders = |rows: Vec<(String, String)>| -> HashSet<(String, String)> {
