@@ -9,9 +9,14 @@
 //! record ids already stored: an import that stops part-way (bad row, crash, Ctrl-C) leaves
 //! only whole batches behind, and running it again after fixing the cause completes it with
 //! no duplicates.
+//!
+//! Into a store that holds no records the writer bulk loads instead ([`crate::bulk`]): the
+//! records' secondary indexes are dropped first and built once at the end, and many batches
+//! share a transaction. The same batches, revs, sweep keys and digest chunks are stored.
 
 use crate::accounts::Agency;
 use crate::backend::Store;
+use crate::bulk::BulkLoader;
 use crate::error::StoreError;
 use crate::records::RecordRow;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -45,6 +50,18 @@ impl Default for ImportOptions {
     }
 }
 
+/// Which write path an import takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImportMode {
+    /// Bulk load when the store holds no records, or when an earlier bulk load stopped
+    /// part-way (it is resumed); otherwise insert batch by batch.
+    #[default]
+    Auto,
+    /// Insert batch by batch, each batch one transaction, indexes kept up to date. An
+    /// interrupted bulk load is finished first ([`Store::finish_interrupted_bulk_load`]).
+    Incremental,
+}
+
 /// What one file contributed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSummary {
@@ -65,6 +82,10 @@ pub struct ImportSummary {
     pub records_inserted: u64,
     pub agencies: u64,
     pub elapsed: Duration,
+    /// Whether the records went in by the bulk path.
+    pub bulk: bool,
+    /// Of `elapsed`, the bulk load's finish: staged sweep keys into place, indexes re-built.
+    pub finish_elapsed: Duration,
 }
 
 impl ImportSummary {
@@ -122,11 +143,28 @@ enum Msg {
 }
 
 /// Imports the world in `dir` into `store` and returns counts and timing. Writes an
-/// `ImportStarted` and (on success) an `ImportFinished` audit entry as actor `system`.
+/// `ImportStarted` and (on success) an `ImportFinished` audit entry as actor `system`. Bulk
+/// loads into a store without records ([`ImportMode::Auto`]).
 pub async fn import_world(
     store: &Store,
     dir: &Path,
     opts: &ImportOptions,
+) -> Result<ImportSummary, ImportError> {
+    import_world_with(store, dir, opts, ImportMode::Auto).await
+}
+
+/// The batch writer of an import: row by row with indexes, or a bulk load.
+enum Writer {
+    Incremental,
+    Bulk(BulkLoader),
+}
+
+/// [`import_world`] with the write path chosen by `mode`.
+pub async fn import_world_with(
+    store: &Store,
+    dir: &Path,
+    opts: &ImportOptions,
+    mode: ImportMode,
 ) -> Result<ImportSummary, ImportError> {
     let started = Instant::now();
     let mut missing_files = Vec::new();
@@ -167,6 +205,20 @@ pub async fn import_world(
     } else {
         missing_files.push(agencies_path.display().to_string());
         0
+    };
+
+    let pending = store.bulk_load_pending().await?.is_some();
+    let bulk = match mode {
+        ImportMode::Auto => pending || store.has_no_records().await?,
+        ImportMode::Incremental => {
+            store.finish_interrupted_bulk_load().await?;
+            false
+        }
+    };
+    let mut writer = if bulk {
+        Writer::Bulk(BulkLoader::start(store, &source).await?)
+    } else {
+        Writer::Incremental
     };
 
     let total_bytes: u64 = files.iter().map(|f| f.2).sum();
@@ -232,7 +284,11 @@ pub async fn import_world(
                 rows,
                 bytes_done,
             } => {
-                let inserted = match store.insert_rows(&rows).await {
+                let written = match &mut writer {
+                    Writer::Incremental => store.insert_rows(&rows).await,
+                    Writer::Bulk(loader) => loader.write_batch(&rows).await,
+                };
+                let inserted = match written {
                     Ok(n) => n,
                     Err(e) => {
                         failure = Some(ImportError::Store(e));
@@ -256,12 +312,29 @@ pub async fn import_world(
     }
     drop(rx);
     let joined = reader.await;
+    let failure = failure.or(joined.err().map(|e| ImportError::Reader(e.to_string())));
+    let finish_started = Instant::now();
+    if let Writer::Bulk(loader) = writer {
+        match failure {
+            // Whole batches stay stored and the flag stays set: the next import resumes.
+            Some(e) => {
+                bar.finish_and_clear();
+                let _ = loader.stop().await;
+                return Err(e);
+            }
+            None => {
+                bar.set_message("indexing");
+                if let Err(e) = loader.finish().await {
+                    bar.finish_and_clear();
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+    let finish_elapsed = finish_started.elapsed();
     bar.finish_and_clear();
     if let Some(e) = failure {
         return Err(e);
-    }
-    if let Err(e) = joined {
-        return Err(ImportError::Reader(e.to_string()));
     }
 
     let records = summaries.iter().map(|s| s.rows).sum();
@@ -279,6 +352,8 @@ pub async fn import_world(
         records_inserted,
         agencies,
         elapsed: started.elapsed(),
+        bulk,
+        finish_elapsed,
     })
 }
 

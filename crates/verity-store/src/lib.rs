@@ -17,6 +17,7 @@ mod accounts;
 mod audit;
 mod backend;
 pub mod bookings;
+pub mod bulk;
 mod error;
 pub mod import;
 pub mod leads;

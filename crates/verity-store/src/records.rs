@@ -190,7 +190,7 @@ impl RecordRow {
 
 /// How a statement numbers its parameters.
 #[derive(Clone, Copy)]
-enum Placeholders {
+pub(crate) enum Placeholders {
     /// `$1, $2, ...` (PostgreSQL).
     Numbered,
     /// `?, ?, ...` in order (SQLite). SQLite also accepts `$N`, but looking up a named
@@ -244,103 +244,21 @@ fn record_from_row(row: &impl StoreRow) -> Result<SourceRecord, StoreError> {
     decode_record(&id, &json)
 }
 
-impl Store {
-    /// Inserts records in one transaction; records whose `record_id` is already stored are
-    /// skipped (so re-running an interrupted import adds no duplicates). Returns how many
-    /// were inserted.
-    pub async fn insert_records(&self, records: &[SourceRecord]) -> Result<u64, StoreError> {
-        let rows = records
-            .iter()
-            .map(RecordRow::from_record)
-            .collect::<Result<Vec<_>, _>>()?;
-        self.insert_rows(&rows).await
-    }
+/// What an insert adds beside the records: the sweep-key hashes and the digest chunk of the
+/// rows actually inserted. The normal insert and the bulk load both derive them here, so both
+/// store the same rows.
+pub(crate) struct DerivedRows {
+    /// Citizenship sweep-key hashes, sorted, without duplicates.
+    pub(crate) citizen: Vec<i64>,
+    /// Status sweep rows (key hash, record id), sorted, without duplicates.
+    pub(crate) status: Vec<(i64, String)>,
+    /// One digest per inserted record, in rev order (the batch's chunk).
+    pub(crate) digests: Vec<RecordDigest>,
+}
 
-    /// [`Store::insert_records`] for rows already flattened (the import does that work on its
-    /// parsing thread).
-    pub(crate) async fn insert_rows(&self, rows: &[RecordRow]) -> Result<u64, StoreError> {
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let style = match self.kind() {
-            crate::BackendKind::Sqlite => Placeholders::Positional,
-            crate::BackendKind::Postgres => Placeholders::Numbered,
-        };
-        let full_sql = insert_sql(ROWS_PER_STATEMENT, style);
-        let (inserted, base, inserted_revs) = with_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.ctx("start a record insert")?;
-            let base: i64 = sqlx::query_scalar(
-                "UPDATE record_rev_head SET rev = rev WHERE id = 1 RETURNING rev",
-            )
-            .fetch_one(&mut *tx)
-            .await
-            .ctx("lock the record revision head")?;
-            let mut inserted = 0u64;
-            let mut inserted_revs: Vec<i64> = Vec::with_capacity(rows.len());
-            let mut rev = base;
-            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                let partial_sql;
-                let sql = if chunk.len() == ROWS_PER_STATEMENT {
-                    full_sql.as_str()
-                } else {
-                    partial_sql = insert_sql(chunk.len(), style);
-                    partial_sql.as_str()
-                };
-                let mut q = sqlx::query(sql);
-                for r in chunk {
-                    rev += 1;
-                    q = q
-                        .bind(rev)
-                        .bind(r.record_id.as_str())
-                        .bind(r.system)
-                        .bind(r.family_name.as_str())
-                        .bind(r.given_name.as_str())
-                        .bind(r.dob.as_deref())
-                        .bind(r.a_number.as_deref())
-                        .bind(r.fin.as_deref())
-                        .bind(r.fbi_number.as_deref())
-                        .bind(r.ssn.as_deref())
-                        .bind(r.passport.as_deref())
-                        .bind(r.state_id.as_deref())
-                        .bind(r.region.as_deref())
-                        .bind(r.county.as_deref())
-                        .bind(r.json.as_str());
-                }
-                let revs: Vec<i64> = q
-                    .fetch_all(&mut *tx)
-                    .await
-                    .ctx("insert records")?
-                    .iter()
-                    .map(|r| r.int("rev"))
-                    .collect::<Result<_, _>>()
-                    .ctx("read inserted revs")?;
-                inserted += revs.len() as u64;
-                inserted_revs.extend(revs);
-            }
-            // Revs of skipped duplicates stay unused: revs are increasing, not dense.
-            sqlx::query("UPDATE record_rev_head SET rev = $1 WHERE id = 1")
-                .bind(rev)
-                .execute(&mut *tx)
-                .await
-                .ctx("advance the record revision head")?;
-            tx.commit().await.ctx("commit a record insert")?;
-            (inserted, base, inserted_revs)
-        });
-        self.add_derived_rows(rows, base, inserted_revs).await?;
-        Ok(inserted)
-    }
-
-    /// After an insert commits: the inserted records' sweep keys (for incremental lead runs),
-    /// then their digest chunk (for full lead runs), in that order, so a chunk means its
-    /// records' keys are stored. Should this stop part-way, the records have no chunk and the
-    /// next full lead run reads their JSON and writes both (`verity_workflow::ncatc`). Row `i`
-    /// of `rows` got rev `base + 1 + i`.
-    async fn add_derived_rows(
-        &self,
-        rows: &[RecordRow],
-        base: i64,
-        mut inserted_revs: Vec<i64>,
-    ) -> Result<(), StoreError> {
+impl DerivedRows {
+    /// Row `i` of `rows` got rev `base + 1 + i`; only those in `inserted_revs` count.
+    pub(crate) fn of(rows: &[RecordRow], base: i64, mut inserted_revs: Vec<i64>) -> DerivedRows {
         inserted_revs.sort_unstable();
         let as_i64 = |h: u64| i64::from_ne_bytes(h.to_ne_bytes());
         let mut citizen: Vec<i64> = Vec::new();
@@ -366,9 +284,156 @@ impl Store {
         citizen.dedup();
         status.sort_unstable();
         status.dedup();
-        self.add_citizen_key_hashes(&citizen).await?;
-        self.add_status_key_hashes(&status).await?;
-        self.add_record_digests(&digests).await
+        DerivedRows {
+            citizen,
+            status,
+            digests,
+        }
+    }
+}
+
+/// The record-insert statements, run on a connection (or transaction) of either backend: the
+/// normal insert and the bulk load share them, so both hand out the same revs.
+pub(crate) trait RecordWriter {
+    /// Locks the single-row revision head and returns the last rev handed out.
+    async fn lock_rev_head(&mut self) -> Result<i64, StoreError>;
+    /// Sets the revision head (after the rows of an insert took their revs).
+    async fn set_rev_head(&mut self, rev: i64) -> Result<(), StoreError>;
+    /// Inserts `rows` with revs `base + 1 ..` in multi-row statements, skipping record ids
+    /// already stored; returns the revs of the rows inserted. Revs of skipped rows stay unused:
+    /// revs are increasing, not dense.
+    async fn insert_record_rows(
+        &mut self,
+        rows: &[RecordRow],
+        base: i64,
+        style: Placeholders,
+    ) -> Result<Vec<i64>, StoreError>;
+}
+
+macro_rules! impl_record_writer {
+    ($($conn:ty),*) => {$(
+        impl RecordWriter for $conn {
+            async fn lock_rev_head(&mut self) -> Result<i64, StoreError> {
+                sqlx::query_scalar(
+                    "UPDATE record_rev_head SET rev = rev WHERE id = 1 RETURNING rev",
+                )
+                .fetch_one(&mut *self)
+                .await
+                .ctx("lock the record revision head")
+            }
+
+            async fn set_rev_head(&mut self, rev: i64) -> Result<(), StoreError> {
+                sqlx::query("UPDATE record_rev_head SET rev = $1 WHERE id = 1")
+                    .bind(rev)
+                    .execute(&mut *self)
+                    .await
+                    .ctx("advance the record revision head")?;
+                Ok(())
+            }
+
+            async fn insert_record_rows(
+                &mut self,
+                rows: &[RecordRow],
+                base: i64,
+                style: Placeholders,
+            ) -> Result<Vec<i64>, StoreError> {
+                let full_sql = insert_sql(ROWS_PER_STATEMENT, style);
+                let mut inserted_revs: Vec<i64> = Vec::with_capacity(rows.len());
+                let mut rev = base;
+                for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                    let partial_sql;
+                    let sql = if chunk.len() == ROWS_PER_STATEMENT {
+                        full_sql.as_str()
+                    } else {
+                        partial_sql = insert_sql(chunk.len(), style);
+                        partial_sql.as_str()
+                    };
+                    let mut q = sqlx::query(sql);
+                    for r in chunk {
+                        rev += 1;
+                        q = q
+                            .bind(rev)
+                            .bind(r.record_id.as_str())
+                            .bind(r.system)
+                            .bind(r.family_name.as_str())
+                            .bind(r.given_name.as_str())
+                            .bind(r.dob.as_deref())
+                            .bind(r.a_number.as_deref())
+                            .bind(r.fin.as_deref())
+                            .bind(r.fbi_number.as_deref())
+                            .bind(r.ssn.as_deref())
+                            .bind(r.passport.as_deref())
+                            .bind(r.state_id.as_deref())
+                            .bind(r.region.as_deref())
+                            .bind(r.county.as_deref())
+                            .bind(r.json.as_str());
+                    }
+                    let rows = q.fetch_all(&mut *self).await.ctx("insert records")?;
+                    for r in &rows {
+                        inserted_revs.push(r.int("rev").ctx("read inserted revs")?);
+                    }
+                }
+                Ok(inserted_revs)
+            }
+        }
+    )*};
+}
+impl_record_writer!(sqlx::SqliteConnection, sqlx::PgConnection);
+
+/// The placeholder style of a backend's statements.
+pub(crate) fn placeholder_style(kind: crate::BackendKind) -> Placeholders {
+    match kind {
+        crate::BackendKind::Sqlite => Placeholders::Positional,
+        crate::BackendKind::Postgres => Placeholders::Numbered,
+    }
+}
+
+impl Store {
+    /// Inserts records in one transaction; records whose `record_id` is already stored are
+    /// skipped (so re-running an interrupted import adds no duplicates). Returns how many
+    /// were inserted.
+    pub async fn insert_records(&self, records: &[SourceRecord]) -> Result<u64, StoreError> {
+        let rows = records
+            .iter()
+            .map(RecordRow::from_record)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.insert_rows(&rows).await
+    }
+
+    /// [`Store::insert_records`] for rows already flattened (the import does that work on its
+    /// parsing thread).
+    pub(crate) async fn insert_rows(&self, rows: &[RecordRow]) -> Result<u64, StoreError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let style = placeholder_style(self.kind());
+        let (inserted, base, inserted_revs) = with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.ctx("start a record insert")?;
+            let base = tx.lock_rev_head().await?;
+            let inserted_revs = tx.insert_record_rows(rows, base, style).await?;
+            tx.set_rev_head(base + rows.len() as i64).await?;
+            tx.commit().await.ctx("commit a record insert")?;
+            (inserted_revs.len() as u64, base, inserted_revs)
+        });
+        self.add_derived_rows(rows, base, inserted_revs).await?;
+        Ok(inserted)
+    }
+
+    /// After an insert commits: the inserted records' sweep keys (for incremental lead runs),
+    /// then their digest chunk (for full lead runs), in that order, so a chunk means its
+    /// records' keys are stored. Should this stop part-way, the records have no chunk and the
+    /// next full lead run reads their JSON and writes both (`verity_workflow::ncatc`). Row `i`
+    /// of `rows` got rev `base + 1 + i`.
+    async fn add_derived_rows(
+        &self,
+        rows: &[RecordRow],
+        base: i64,
+        inserted_revs: Vec<i64>,
+    ) -> Result<(), StoreError> {
+        let d = DerivedRows::of(rows, base, inserted_revs);
+        self.add_citizen_key_hashes(&d.citizen).await?;
+        self.add_status_key_hashes(&d.status).await?;
+        self.add_record_digests(&d.digests).await
     }
 
     pub async fn get_record(&self, record_id: &str) -> Result<Option<SourceRecord>, StoreError> {
