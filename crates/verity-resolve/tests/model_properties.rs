@@ -71,6 +71,30 @@ fn field_weights_add_up_to_the_total() {
     }
 }
 
+/// The LESC engine ranks a query's records by `final_weight` (no explanation) and explains only
+/// each person's best record with `score_prepared`: the two must agree to the bit, or the
+/// chosen record and its probability could depend on which path computed them.
+#[test]
+fn the_fast_weight_is_the_explained_weight_to_the_bit() {
+    let (model, pp, gp) = trained(&[]);
+    let pairs = candidate_pairs(&pp, Some(&gp), 2000);
+    assert!(pairs.len() > 100);
+    for &(i, j) in pairs.iter().take(2000) {
+        let (a, b) = (&pp[i as usize], &gp[j as usize]);
+        let explained = model.score_prepared(a, b);
+        assert_eq!(
+            model.final_weight(a, b).to_bits(),
+            explained.match_weight.to_bits(),
+            "pair ({i}, {j})"
+        );
+        assert_eq!(
+            model.probability(a, b).to_bits(),
+            explained.probability.to_bits(),
+            "pair ({i}, {j})"
+        );
+    }
+}
+
 #[test]
 fn training_is_deterministic_and_json_round_trips() {
     let (a, pp, gp) = trained(&[]);

@@ -14,12 +14,17 @@ pub enum AppError {
     BadRequest(String),
     #[error("not found")]
     NotFound,
+    /// A failure inside the server itself (a task that stopped, a resource that closed).
+    #[error("internal failure: {0}")]
+    Internal(String),
 }
 
 impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
-            AppError::Store(_) | AppError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Store(_) | AppError::Render(_) | AppError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::NotFound => StatusCode::NOT_FOUND,
         }
@@ -32,6 +37,7 @@ impl AppError {
             AppError::Render(_) => "This page could not be drawn. The operator has the details in the server log.".into(),
             AppError::BadRequest(m) => m.clone(),
             AppError::NotFound => "No such page.".into(),
+            AppError::Internal(_) => "The server could not complete this request. The operator has the details in the server log.".into(),
         }
     }
 }

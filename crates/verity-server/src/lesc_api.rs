@@ -41,11 +41,14 @@ use verity_store::queries::{
     CasOutcome, DecidedIntake, HitRow, InsertOutcome, IssueIar, NewDelivery, NewHit, NewQuery,
     Processing, QueryRow,
 };
-use verity_store::{IdKind, Store, StoreError};
+use verity_store::{Store, StoreError};
 use verity_workflow::lesc::engine::{Engine, QueryInput, RecordLookup};
 use verity_workflow::lesc::hits::{HitAnswer, HitClock, HitPriority, HitRequest};
 use verity_workflow::lesc::iar::IarInput;
 use verity_workflow::lesc::intake::{self, Iaq, QueryPurpose};
+use verity_workflow::lesc::snapshot::{
+    lookup_identifiers, RecordSnapshot, SnapshotBuilder, SnapshotLookup,
+};
 use verity_workflow::lesc::{Iar, LescPolicy};
 use verity_workflow::{Permission, Principal};
 
@@ -104,7 +107,28 @@ pub struct LescRuntime {
     pub aors: AorTable,
     /// Wakes the recovery task (queries left `received`).
     pub recovery: Notify,
+    /// Every record up to one revision, in memory, built with the engine at start: the
+    /// engine's reads come from here instead of about ten store statements per query. `None`:
+    /// the engine reads from the store.
+    pub snapshot: Option<RecordSnapshot>,
+    /// Records stored after the snapshot (read from the store when its head moves).
+    pub newer: RwLock<NewerRecords>,
+    /// Engine runs over the snapshot at once: one per core.
+    pub engine_slots: tokio::sync::Semaphore,
 }
+
+/// Records stored after the snapshot was built, in rev order, up to `upto_rev`.
+#[derive(Debug, Default)]
+pub struct NewerRecords {
+    upto_rev: i64,
+    records: Vec<SourceRecord>,
+    /// More than [`NEWER_RECORDS_MAX`] were stored: the store answers until a restart.
+    too_many: bool,
+}
+
+/// Past this many records stored since start, queries read from the store again (each query
+/// would otherwise scan them all); a restart builds a new snapshot.
+const NEWER_RECORDS_MAX: usize = 20_000;
 
 impl LescRuntime {
     /// A runtime around `engine`, with the embedded offense and field-office tables.
@@ -116,7 +140,23 @@ impl LescRuntime {
             offenses: OffenseTable::embedded().map_err(|e| e.to_string())?,
             aors: AorTable::embedded(&states).map_err(|e| e.to_string())?,
             recovery: Notify::new(),
+            snapshot: None,
+            newer: RwLock::new(NewerRecords::default()),
+            engine_slots: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, usize::from),
+            ),
         })
+    }
+
+    /// The same runtime reading records from `snapshot` (built from the same records as the
+    /// engine's index) and, for records stored since, from the store.
+    pub fn with_snapshot(mut self, snapshot: RecordSnapshot) -> LescRuntime {
+        self.newer = RwLock::new(NewerRecords {
+            upto_rev: snapshot.upto_rev(),
+            ..NewerRecords::default()
+        });
+        self.snapshot = Some(snapshot);
+        self
     }
 
     /// An engine that knows no records yet, with the embedded rules and policy.
@@ -167,43 +207,54 @@ impl RecordLookup for StoreLookup<'_> {
         &self,
         identity: &Identity,
     ) -> Result<Vec<SourceRecord>, StoreError> {
-        let ids = &identity.ids;
-        let wanted: Vec<(IdKind, String)> = [
-            (
-                IdKind::ANumber,
-                ids.a_number.as_ref().map(ToString::to_string),
-            ),
-            (IdKind::Fin, ids.fin.as_ref().map(ToString::to_string)),
-            (
-                IdKind::FbiNumber,
-                ids.fbi_number.as_ref().map(ToString::to_string),
-            ),
-            (IdKind::Ssn, ids.ssn.as_ref().map(ToString::to_string)),
-            (
-                IdKind::Passport,
-                ids.passport.as_ref().map(ToString::to_string),
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect();
-        // One statement for all of them; a value the store's canonical form refuses finds
-        // nothing.
-        self.0.records_by_any_identifier(&wanted).await
+        // One statement for all of them.
+        self.0
+            .records_by_any_identifier(&lookup_identifiers(identity))
+            .await
     }
+}
+
+/// Reads every stored record once, in rev order: the (record id, identity) pairs the engine's
+/// index is built from, and the snapshot the engine then reads whole records from (the same
+/// records). `progress` is told how many records were read after each page.
+pub async fn read_records_for_engine(
+    store: &Store,
+    page: u32,
+    mut progress: impl FnMut(usize),
+) -> Result<(Vec<(String, Identity)>, RecordSnapshot), StoreError> {
+    // Every record up to this revision is committed, so the scan reads all of them.
+    let head = store.max_record_rev().await?;
+    let total = store.count_records().await?;
+    let mut identities: Vec<(String, Identity)> =
+        Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    let mut snapshot = SnapshotBuilder::new();
+    let mut after = 0i64;
+    loop {
+        let raws = store.scan_record_json(after, i64::MAX, page).await?;
+        let Some(last) = raws.last() else { break };
+        after = last.rev;
+        for raw in raws {
+            let record = raw.decode()?;
+            snapshot.push(raw.rev, &record, &raw.json);
+            identities.push((record.record_id, record.identity));
+        }
+        progress(identities.len());
+    }
+    snapshot.covers_up_to(head);
+    Ok((identities, snapshot.finish()))
 }
 
 /// [`StoreLookup`] that also adds up the wall time of its store reads, so an intake can tell
 /// the engine's own work from waiting on the store (connection pool, SQLite).
-struct TimedLookup<'a> {
-    inner: StoreLookup<'a>,
+struct TimedLookup<L> {
+    inner: L,
     spent: std::sync::Mutex<(Duration, u32)>,
 }
 
-impl<'a> TimedLookup<'a> {
-    fn new(store: &'a Store) -> Self {
+impl<L: RecordLookup<Error = StoreError>> TimedLookup<L> {
+    fn new(inner: L) -> Self {
         TimedLookup {
-            inner: StoreLookup(store),
+            inner,
             spent: std::sync::Mutex::new((Duration::ZERO, 0)),
         }
     }
@@ -222,7 +273,7 @@ impl<'a> TimedLookup<'a> {
     }
 }
 
-impl RecordLookup for TimedLookup<'_> {
+impl<L: RecordLookup<Error = StoreError>> RecordLookup for TimedLookup<L> {
     type Error = StoreError;
 
     async fn records(&self, record_ids: &[String]) -> Result<Vec<SourceRecord>, StoreError> {
@@ -552,6 +603,45 @@ async fn submit_stored_first(
     })
 }
 
+/// Brings the records stored after the snapshot up to the store's head (one statement when
+/// nothing new was stored), so an answer from the snapshot is as fresh as one read from the
+/// store. False when too many were stored since start: read from the store.
+async fn refresh_newer(state: &AppState, snapshot: &RecordSnapshot) -> Result<bool, AppError> {
+    let head = state.store.max_record_rev().await?;
+    {
+        let newer = state.lesc.newer.read().await;
+        if newer.too_many {
+            return Ok(false);
+        }
+        if newer.upto_rev >= head {
+            return Ok(true);
+        }
+    }
+    let mut newer = state.lesc.newer.write().await;
+    let mut after = newer.upto_rev.max(snapshot.upto_rev());
+    while after < head && !newer.too_many {
+        let page = state.store.scan_records(after, 1_000).await?;
+        let Some(&(last, _)) = page.last() else {
+            // Every record up to the head is read (the last revisions were skipped duplicates).
+            after = head;
+            break;
+        };
+        after = last;
+        newer.records.extend(page.into_iter().map(|(_, r)| r));
+        newer.too_many = newer.records.len() > NEWER_RECORDS_MAX;
+    }
+    newer.upto_rev = after;
+    if newer.too_many {
+        tracing::warn!(
+            records = newer.records.len(),
+            "over {NEWER_RECORDS_MAX} records stored since start: LESC queries read records from the store until a restart"
+        );
+        newer.records = Vec::new();
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 /// Runs the engine for query `row` (stored or not yet): the result to record and, when the
 /// decision is automatic, the IAR to issue. With a clock, the phase `decide` is marked and its
 /// parts (engine lock wait, store reads, the rest) recorded.
@@ -562,19 +652,69 @@ async fn decide(
     biometric_fin: Option<Fin>,
     clock: Option<&mut IntakeClock>,
 ) -> Result<(Processing, Option<Iar>), AppError> {
-    let input = QueryInput {
-        iaq,
-        biometric_fin,
-        today: Utc::now().date_naive(),
-    };
+    let today = Utc::now().date_naive();
     let started = Instant::now();
-    let engine = state.lesc.engine.read().await;
-    let lock_wait = started.elapsed();
-    let lookup = TimedLookup::new(&state.store);
-    let processed = engine.process(&input, &lookup).await?;
-    drop(engine);
+    let from_snapshot = match &state.lesc.snapshot {
+        Some(snapshot) => refresh_newer(state, snapshot).await?,
+        None => false,
+    };
+    let mut from_snapshot_run = None;
+    if from_snapshot {
+        // The run never waits on the store, so it is pure CPU: on a blocking thread, one per
+        // core at a time (an async worker running it would hold up every other intake's
+        // writes and responses until it ends).
+        let _slot = state
+            .lesc
+            .engine_slots
+            .acquire()
+            .await
+            .map_err(|e| AppError::Internal(format!("LESC engine slots: {e}")))?;
+        let lock_wait = started.elapsed();
+        let lesc = std::sync::Arc::clone(&state.lesc);
+        let iaq = iaq.clone();
+        let fin = biometric_fin.clone();
+        let handle = tokio::runtime::Handle::current();
+        let run = tokio::task::spawn_blocking(move || {
+            let engine = lesc.engine.blocking_read();
+            let newer = lesc.newer.blocking_read();
+            // Too many records were stored meanwhile: the caller reads from the store.
+            let snapshot = lesc.snapshot.as_ref().filter(|_| !newer.too_many)?;
+            let input = QueryInput {
+                iaq: &iaq,
+                biometric_fin: fin,
+                today,
+            };
+            let lookup = TimedLookup::new(SnapshotLookup {
+                snapshot,
+                newer: &newer.records,
+            });
+            // The snapshot's reads are ready at once: `block_on` never parks.
+            let processed = handle.block_on(engine.process(&input, &lookup));
+            Some(processed.map(|p| (p, lookup.spent().0)))
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("LESC engine run: {e}")))?;
+        if let Some(result) = run {
+            let (p, reads) = result?;
+            from_snapshot_run = Some((p, lock_wait, reads));
+        }
+    }
+    let (processed, lock_wait, reads) = match from_snapshot_run {
+        Some(run) => run,
+        None => {
+            let engine = state.lesc.engine.read().await;
+            let lock_wait = started.elapsed();
+            let input = QueryInput {
+                iaq,
+                biometric_fin,
+                today,
+            };
+            let lookup = TimedLookup::new(StoreLookup(&state.store));
+            let p = engine.process(&input, &lookup).await?;
+            (p, lock_wait, lookup.spent().0)
+        }
+    };
     if let Some(clock) = clock {
-        let (reads, _) = lookup.spent();
         let engine_time = started.elapsed().saturating_sub(lock_wait + reads);
         clock.record("decide_lock_wait", lock_wait);
         clock.record("decide_store_reads", reads);
@@ -864,6 +1004,22 @@ pub fn start_background(state: &AppState) {
             tick.tick().await;
             if let Err(e) = monitor_once(&st).await {
                 tracing::warn!(error = %e, "LESC monitor pass failed");
+            }
+        }
+    });
+    // SQLite's WAL is checkpointed here, a few times a second, rather than by whichever
+    // intake's commit finds it grown (with an fsync, while the intakes of that commit group
+    // wait for their answers).
+    let st = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match st.store.checkpoint_wal().await {
+                Ok(None) => return,
+                Ok(Some(_)) => {}
+                Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
             }
         }
     });

@@ -23,6 +23,7 @@ mod session;
 mod state;
 
 pub use config::ServerConfig;
+pub use lesc_api::{read_records_for_engine, StoreLookup};
 pub use routes::{agency_routes, protected_routes, router};
 pub use state::AppState;
 

@@ -6,6 +6,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 use verity_store::Store;
 use verity_workflow::lesc::engine::Engine;
+use verity_workflow::lesc::snapshot::RecordSnapshot;
 use verity_workflow::AccessPolicy;
 
 #[derive(Clone)]
@@ -40,6 +41,17 @@ impl AppState {
     /// The same state answering with `engine` (built from the store at start).
     pub fn with_engine(mut self, engine: Engine) -> Result<Self, String> {
         self.lesc = Arc::new(LescRuntime::new(engine)?);
+        Ok(self)
+    }
+
+    /// The same state answering with `engine` and reading records from `snapshot` (both
+    /// built from the same records at start), and from the store for records stored since.
+    pub fn with_engine_and_snapshot(
+        mut self,
+        engine: Engine,
+        snapshot: RecordSnapshot,
+    ) -> Result<Self, String> {
+        self.lesc = Arc::new(LescRuntime::new(engine)?.with_snapshot(snapshot));
         Ok(self)
     }
 

@@ -72,14 +72,10 @@ async fn harness() -> Harness {
         })
         .await
         .unwrap();
-    let mut records = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = store.scan_records(after, 1000).await.unwrap();
-        let Some((last, _)) = page.last() else { break };
-        after = *last;
-        records.extend(page.into_iter().map(|(_, r)| (r.record_id, r.identity)));
-    }
+    // As `verity up` does: the engine's index and the record snapshot it reads from.
+    let (records, snapshot) = verity_server::read_records_for_engine(&store, 1000, |_| {})
+        .await
+        .unwrap();
     let engine = Engine::build(
         records.into_iter(),
         None,
@@ -92,7 +88,7 @@ async fn harness() -> Harness {
         ..ServerConfig::default()
     };
     let state = AppState::new(store, AccessPolicy::embedded().unwrap(), config)
-        .with_engine(engine)
+        .with_engine_and_snapshot(engine, snapshot)
         .unwrap();
     Harness { state, _dir: dir }
 }
@@ -570,4 +566,123 @@ async fn hits_are_timed_listed_and_answered() {
         metrics.contains("verity_hits_answered_in_time"),
         "compliance is measured"
     );
+}
+
+/// The engine reads whole records from the in-memory snapshot in production: for generated
+/// queries of every category, its results equal those it gets reading from the store.
+#[tokio::test]
+async fn answers_from_the_record_snapshot_equal_answers_from_the_store() {
+    use verity_workflow::lesc::engine::QueryInput;
+    use verity_workflow::lesc::snapshot::SnapshotLookup;
+    let h = harness().await;
+    let ori = Ori::parse(MD).unwrap();
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+    let engine = h.state.lesc.engine.read().await;
+    let snapshot = h
+        .state
+        .lesc
+        .snapshot
+        .as_ref()
+        .expect("the harness has a snapshot");
+    assert!(!snapshot.is_empty());
+    let from_store = verity_server::StoreLookup(&h.state.store);
+    let from_snapshot = SnapshotLookup {
+        snapshot,
+        newer: &[],
+    };
+    let mut with_candidates = 0;
+    for body in generated(80) {
+        let iaq =
+            verity_workflow::lesc::intake::parse_json(body.to_string().as_bytes(), &ori, today)
+                .unwrap();
+        let input = QueryInput {
+            iaq: &iaq,
+            biometric_fin: None,
+            today,
+        };
+        let a = engine.process(&input, &from_store).await.unwrap();
+        let b = engine.process(&input, &from_snapshot).await.unwrap();
+        assert_eq!(a.to_stored(), b.to_stored(), "query {body}");
+        let records = |p: &verity_workflow::lesc::engine::Processed| {
+            p.candidates
+                .iter()
+                .map(|c| c.records.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(records(&a), records(&b), "query {body}");
+        with_candidates += usize::from(!a.candidates.is_empty());
+    }
+    assert!(
+        with_candidates > 40,
+        "only {with_candidates} queries found anyone"
+    );
+}
+
+/// A record stored after the snapshot was built (by an import, a booking or another process)
+/// counts in the next answer: citizenship evidence stored a moment ago blocks enforcement.
+#[tokio::test]
+async fn citizenship_stored_after_start_counts_in_the_next_answer() {
+    use verity_model::{ImmigrationStatus, SourceRecord};
+    let h = harness().await;
+    let store = &h.state.store;
+    let status_of = |row: &verity_store::queries::QueryRow| -> (ImmigrationStatus, Value) {
+        let result: Value = serde_json::from_str(row.result_json.as_deref().unwrap()).unwrap();
+        let status = serde_json::from_value(result["decision"]["status"].clone()).unwrap();
+        (status, result)
+    };
+    // A query answered with a noncitizen status, about a person whose record carries an
+    // identifier the engine follows.
+    let mut found: Option<(Value, SourceRecord)> = None;
+    'queries: for (i, mut body) in generated(150).into_iter().enumerate() {
+        body["message_id"] = json!(format!("before-{i}"));
+        let (_, v) = post_iaq(&h, &body).await;
+        let row = store
+            .get_query(v["query_id"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let (status, result) = status_of(&row);
+        if status.is_citizen_or_potential() || status == ImmigrationStatus::NoRecordFound {
+            continue;
+        }
+        let Some(chosen) = result["decision"]["chosen"].as_u64() else {
+            continue;
+        };
+        for id in result["candidates"][chosen as usize]["record_ids"]
+            .as_array()
+            .unwrap()
+        {
+            let r = store
+                .get_record(id.as_str().unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            if !verity_workflow::lesc::snapshot::lookup_identifiers(&r.identity).is_empty() {
+                found = Some((body, r));
+                break 'queries;
+            }
+        }
+    }
+    let (body, record) = found.expect("a noncitizen answer about a person with an identifier");
+    // Naturalization, stored now under the same identity.
+    let mut citizenship = serde_json::to_value(&record).unwrap();
+    citizenship["record_id"] = json!("CIT-STORED-AFTER-START");
+    citizenship["body"] = json!({"system": "citizenship", "evidence": "naturalization_certificate",
+        "document_number": "NC00000001", "issued": "2026-01-05"});
+    let citizenship: SourceRecord = serde_json::from_value(citizenship).unwrap();
+    store.insert_records(&[citizenship]).await.unwrap();
+    let mut again = body.clone();
+    again["message_id"] = json!("after-naturalization");
+    let (_, v) = post_iaq(&h, &again).await;
+    let row = store
+        .get_query(v["query_id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, result) = status_of(&row);
+    assert!(
+        status.is_citizen_or_potential(),
+        "{status:?} after naturalization was stored: {result}"
+    );
+    assert!(row.citizenship_review, "{result}");
 }

@@ -18,6 +18,7 @@ use verity_store::{
 
 conformance!(
     records_round_trip_every_system,
+    wal_checkpoint_copies_the_wal_on_sqlite_only,
     insert_is_idempotent,
     identifier_lookups_use_canonical_forms,
     batch_reads_match_one_at_a_time_reads,
@@ -185,6 +186,21 @@ mod cases {
             s.records_by_identifier(IdKind::Ssn, "12").await,
             Err(StoreError::Invalid(e)) if e.field == "ssn"
         ));
+    }
+
+    /// The server checkpoints SQLite's WAL in the background so commits need not: a pass
+    /// copies every frame when nobody reads; PostgreSQL has no such step.
+    pub async fn wal_checkpoint_copies_the_wal_on_sqlite_only(db: &TestDb) {
+        let s = &db.store;
+        s.insert_records(&gen::records(9, 300)).await.unwrap();
+        match (s.kind(), s.checkpoint_wal().await.unwrap()) {
+            (BackendKind::Sqlite, Some((frames, copied))) => {
+                assert!(frames > 0, "the insert went through the WAL");
+                assert_eq!(copied, frames, "no reader holds a frame back");
+            }
+            (BackendKind::Postgres, None) => {}
+            (kind, other) => panic!("{kind:?}: {other:?}"),
+        }
     }
 
     pub async fn batch_reads_match_one_at_a_time_reads(db: &TestDb) {

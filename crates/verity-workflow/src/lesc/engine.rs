@@ -546,21 +546,24 @@ impl Engine {
     ) -> Vec<Candidate> {
         let model = self.searcher.model();
         let q = Prepared::from_identity(query);
-        let scores: Vec<verity_resolve::Scored> = records
+        let prepared: Vec<Prepared> = records
             .iter()
-            .map(|r| model.score_prepared(&q, &Prepared::from_identity(&r.identity)))
+            .map(|r| Prepared::from_identity(&r.identity))
             .collect();
+        // Weights without explanations for every record; the explanation is written for each
+        // group's best record only (the same arithmetic: a test pins the two to the bit).
+        let weights: Vec<f64> = prepared.iter().map(|p| model.final_weight(&q, p)).collect();
         let query_ids = strong_keys(&query.ids);
         let mut out: Vec<Candidate> = group_records(records, model)
             .into_iter()
             .filter_map(|group| {
                 let best = group.iter().copied().max_by(|&a, &b| {
-                    scores[a]
-                        .match_weight
-                        .total_cmp(&scores[b].match_weight)
+                    weights[a]
+                        .total_cmp(&weights[b])
                         .then_with(|| records[b].record_id.cmp(&records[a].record_id))
                 })?;
-                let probability = scores[best].probability;
+                let scored = model.score_prepared(&q, &prepared[best]);
+                let probability = scored.probability;
                 let kept = group.iter().any(|&i| keep.contains(&records[i].record_id));
                 if probability < CANDIDATE_FLOOR && !kept {
                     return None;
@@ -587,7 +590,7 @@ impl Engine {
                     probability,
                     strong_identifier,
                     biometric,
-                    explanation: scores[best]
+                    explanation: scored
                         .fields
                         .iter()
                         .map(|f| FieldEvidence {

@@ -19,6 +19,7 @@ pub mod iar;
 pub mod intake;
 pub mod policy;
 pub mod queue;
+pub mod snapshot;
 
 pub use decision::{decide, Candidate, Decision, QueryContext, ReviewReason};
 pub use iar::{AgencyIar, Iar, IntendedAction};

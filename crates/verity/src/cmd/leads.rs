@@ -25,14 +25,16 @@ pub struct LeadStoreArgs {
 
 impl LeadStoreArgs {
     async fn open(&self) -> anyhow::Result<Store> {
-        match &self.database_url {
+        let store = match &self.database_url {
             Some(url) => Store::open(url)
                 .await
-                .context("opening the store named by --database-url"),
+                .context("opening the store named by --database-url")?,
             None => Store::open_data_dir(&self.data)
                 .await
-                .with_context(|| format!("opening the data dir {}", self.data.display())),
-        }
+                .with_context(|| format!("opening the data dir {}", self.data.display()))?,
+        };
+        super::serve::finish_pending_bulk_load(&store).await?;
+        Ok(store)
     }
 }
 

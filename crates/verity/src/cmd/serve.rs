@@ -138,6 +138,22 @@ async fn open_store(cfg: &ServerConfig) -> anyhow::Result<Store> {
     }
 }
 
+/// A bulk load that stopped part-way (an interrupted `verity import` into an empty store)
+/// leaves the store without its secondary indexes and its sweep keys staged: finish it before
+/// the store is served or swept. `verity import` itself resumes such a load instead.
+pub(crate) async fn finish_pending_bulk_load(store: &Store) -> anyhow::Result<()> {
+    if store
+        .finish_interrupted_bulk_load()
+        .await
+        .context("finishing an interrupted bulk load")?
+    {
+        eprintln!(
+            "Finished a bulk load that had stopped part-way (indexes re-created); import the world again to complete it"
+        );
+    }
+    Ok(())
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -287,9 +303,9 @@ async fn start(
     }
     let password = ensure_admin(&store).await?;
     let addr = cfg.addr;
-    let engine = build_engine(&store, &cfg).await?;
+    let (engine, snapshot) = build_engine(&store, &cfg).await?;
     let state = AppState::new(store.clone(), access, cfg.clone())
-        .with_engine(engine)
+        .with_engine_and_snapshot(engine, snapshot)
         .map_err(|e| anyhow::anyhow!("LESC runtime: {e}"))?;
     // Queries acknowledged but not processed before the last stop are processed first.
     let recovered = state.recover_lesc().await?;
@@ -333,24 +349,19 @@ const SCAN_PAGE: u32 = 50_000;
 async fn build_engine(
     store: &Store,
     cfg: &ServerConfig,
-) -> anyhow::Result<verity_workflow::lesc::engine::Engine> {
+) -> anyhow::Result<(
+    verity_workflow::lesc::engine::Engine,
+    verity_workflow::lesc::snapshot::RecordSnapshot,
+)> {
     use std::io::Write;
+    finish_pending_bulk_load(store).await?;
     let started = std::time::Instant::now();
     let total = store.count_records().await?;
-    let mut records: Vec<(String, verity_model::Identity)> =
-        Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-    let mut after = 0i64;
-    loop {
-        let page = store.scan_records(after, SCAN_PAGE).await?;
-        let Some((last, _)) = page.last() else { break };
-        after = *last;
-        records.extend(page.into_iter().map(|(_, r)| (r.record_id, r.identity)));
-        eprint!(
-            "\rBuilding the LESC index: {} of {total} records read",
-            records.len()
-        );
+    let (records, snapshot) = verity_server::read_records_for_engine(store, SCAN_PAGE, |read| {
+        eprint!("\rBuilding the LESC index: {read} of {total} records read");
         let _ = std::io::stderr().flush();
-    }
+    })
+    .await?;
     eprintln!();
     let model_path = cfg.data_dir.join(MODEL_FILE);
     let saved = std::fs::read_to_string(&model_path).ok();
@@ -386,15 +397,16 @@ async fn build_engine(
             .with_context(|| format!("saving the model to {}", model_path.display()))?;
     }
     eprintln!(
-        "LESC index ready: {count} records in {:.1} s ({})",
+        "LESC index ready: {count} records in {:.1} s ({}); records held in memory: {:.0} MB",
         started.elapsed().as_secs_f64(),
         if trained {
             "model trained and saved"
         } else {
             "saved model loaded"
-        }
+        },
+        snapshot.heap_bytes() as f64 / 1e6
     );
-    Ok(engine)
+    Ok((engine, snapshot))
 }
 
 const DEMO_QUERIES_FLAG: &str = "demo_queries_submitted";
@@ -514,9 +526,9 @@ pub fn worker(a: WorkerArgs) -> anyhow::Result<()> {
         let access = AccessPolicy::embedded()?;
         validate_data_files()?;
         let store = open_store(&cfg).await?;
-        let engine = build_engine(&store, &cfg).await?;
+        let (engine, snapshot) = build_engine(&store, &cfg).await?;
         let state = AppState::new(store, access, cfg.clone())
-            .with_engine(engine)
+            .with_engine_and_snapshot(engine, snapshot)
             .map_err(|e| anyhow::anyhow!("LESC runtime: {e}"))?;
         state.start_lesc();
         verity_server::bookings::start(&state);
