@@ -1858,18 +1858,6 @@ struct SubjectPage {
     from: String,
 }
 
-fn id_value(identity: &verity_model::Identity, kind: IdKind) -> Option<String> {
-    let ids = &identity.ids;
-    match kind {
-        IdKind::ANumber => ids.a_number.as_ref().map(ToString::to_string),
-        IdKind::Fin => ids.fin.as_ref().map(ToString::to_string),
-        IdKind::FbiNumber => ids.fbi_number.as_ref().map(ToString::to_string),
-        IdKind::Ssn => ids.ssn.as_ref().map(ToString::to_string),
-        IdKind::Passport => ids.passport.as_ref().map(ToString::to_string),
-        IdKind::StateId => ids.state_id.as_ref().map(ToString::to_string),
-    }
-}
-
 /// The records of a person: those the engine grouped under `person_key` in any stored result,
 /// then every record sharing one of their strong identifiers. Each with why it is here.
 async fn subject_records(
@@ -1913,7 +1901,7 @@ async fn subject_records(
         let identity = records[i].0.identity.clone();
         let from_id = records[i].0.record_id.clone();
         for &kind in LINKING_IDS {
-            let Some(value) = id_value(&identity, kind) else {
+            let Some(value) = kind.stored_value(&identity) else {
                 continue;
             };
             if !asked.insert((kind.code().to_string(), value.clone())) {
@@ -1989,7 +1977,7 @@ async fn subject_page(
             dobs.insert(d.to_string());
         }
         for &kind in IdKind::ALL {
-            if let Some(v) = id_value(&r.identity, kind) {
+            if let Some(v) = kind.stored_value(&r.identity) {
                 identifiers.insert((kind.code().replace('_', " "), v));
             }
         }

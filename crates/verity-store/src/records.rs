@@ -85,6 +85,19 @@ impl IdKind {
             })
     }
 
+    /// The value of this identifier a record with `identity` is stored (and looked up) under.
+    pub fn stored_value(self, identity: &verity_model::Identity) -> Option<String> {
+        let ids = &identity.ids;
+        match self {
+            IdKind::ANumber => ids.a_number.as_ref().map(ToString::to_string),
+            IdKind::Fin => ids.fin.as_ref().map(ToString::to_string),
+            IdKind::FbiNumber => ids.fbi_number.as_ref().map(ToString::to_string),
+            IdKind::Ssn => ids.ssn.as_ref().map(ToString::to_string),
+            IdKind::Passport => ids.passport.as_ref().map(ToString::to_string),
+            IdKind::StateId => ids.state_id.as_ref().map(ToString::to_string),
+        }
+    }
+
     /// The stored (canonical) form of `raw`, validated by the model's identifier parser, so
     /// that `A12-345-678` finds `012345678`.
     pub fn canonical(self, raw: &str) -> Result<String, FieldError> {

@@ -58,18 +58,6 @@ fn event(actor: &str, i: u64) -> AuditEvent {
     }
 }
 
-fn id_of(r: &SourceRecord, kind: IdKind) -> Option<String> {
-    let ids = &r.identity.ids;
-    match kind {
-        IdKind::ANumber => ids.a_number.as_ref().map(ToString::to_string),
-        IdKind::Fin => ids.fin.as_ref().map(ToString::to_string),
-        IdKind::FbiNumber => ids.fbi_number.as_ref().map(ToString::to_string),
-        IdKind::Ssn => ids.ssn.as_ref().map(ToString::to_string),
-        IdKind::Passport => ids.passport.as_ref().map(ToString::to_string),
-        IdKind::StateId => ids.state_id.as_ref().map(ToString::to_string),
-    }
-}
-
 async fn scan_all(store: &Store, page: u32) -> Vec<(i64, SourceRecord)> {
     let mut out: Vec<(i64, SourceRecord)> = Vec::new();
     loop {
@@ -161,11 +149,11 @@ mod cases {
         for &kind in IdKind::ALL {
             let value = recs
                 .iter()
-                .find_map(|r| id_of(r, kind))
+                .find_map(|r| kind.stored_value(&r.identity))
                 .unwrap_or_else(|| panic!("generator made no {kind}"));
             let expected: Vec<&SourceRecord> = recs
                 .iter()
-                .filter(|r| id_of(r, kind).as_deref() == Some(value.as_str()))
+                .filter(|r| kind.stored_value(&r.identity).as_deref() == Some(value.as_str()))
                 .collect();
             let got = s.records_by_identifier(kind, &value).await.unwrap();
             assert_eq!(got.iter().collect::<Vec<_>>(), expected, "{kind}");
@@ -222,7 +210,7 @@ mod cases {
         // first; an invalid value matches nothing instead of failing the lookup.
         let mut wanted: Vec<(IdKind, String)> = Vec::new();
         for &kind in IdKind::ALL {
-            if let Some(v) = recs.iter().find_map(|r| id_of(r, kind)) {
+            if let Some(v) = recs.iter().find_map(|r| kind.stored_value(&r.identity)) {
                 wanted.push((kind, v));
             }
         }

@@ -25,39 +25,13 @@ use super::engine::RecordLookup;
 /// in the store's canonical form; a value the canonical form refuses finds nothing. One
 /// definition for the store's lookup and the snapshot's.
 pub fn lookup_identifiers(identity: &Identity) -> Vec<(IdKind, String)> {
-    let ids = &identity.ids;
-    [
-        (
-            IdKind::ANumber,
-            ids.a_number.as_ref().map(ToString::to_string),
-        ),
-        (IdKind::Fin, ids.fin.as_ref().map(ToString::to_string)),
-        (
-            IdKind::FbiNumber,
-            ids.fbi_number.as_ref().map(ToString::to_string),
-        ),
-        (IdKind::Ssn, ids.ssn.as_ref().map(ToString::to_string)),
-        (
-            IdKind::Passport,
-            ids.passport.as_ref().map(ToString::to_string),
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(kind, v)| v.and_then(|v| kind.canonical(&v).ok().map(|c| (kind, c))))
-    .collect()
-}
-
-/// The value of identifier `kind` a record is stored under (the store's lookup column).
-fn stored_identifier(identity: &Identity, kind: IdKind) -> Option<String> {
-    let ids = &identity.ids;
-    match kind {
-        IdKind::ANumber => ids.a_number.as_ref().map(ToString::to_string),
-        IdKind::Fin => ids.fin.as_ref().map(ToString::to_string),
-        IdKind::FbiNumber => ids.fbi_number.as_ref().map(ToString::to_string),
-        IdKind::Ssn => ids.ssn.as_ref().map(ToString::to_string),
-        IdKind::Passport => ids.passport.as_ref().map(ToString::to_string),
-        IdKind::StateId => ids.state_id.as_ref().map(ToString::to_string),
-    }
+    LOOKUP_KINDS
+        .into_iter()
+        .filter_map(|kind| {
+            kind.stored_value(identity)
+                .and_then(|v| kind.canonical(&v).ok().map(|c| (kind, c)))
+        })
+        .collect()
 }
 
 /// The kinds [`lookup_identifiers`] asks about.
@@ -127,7 +101,7 @@ impl SnapshotBuilder {
         s.ids.push_str(&record.record_id);
         s.id_ends.push(s.ids.len());
         for kind in LOOKUP_KINDS {
-            if let Some(v) = stored_identifier(&record.identity, kind) {
+            if let Some(v) = kind.stored_value(&record.identity) {
                 s.by_identifier.push((identifier_hash(kind, &v), doc));
             }
         }
@@ -231,9 +205,10 @@ impl RecordSnapshot {
         for doc in docs {
             let r = self.decode(doc)?;
             // A hash collision decodes a record that holds none of the values: dropped here.
-            if wanted.iter().any(|(kind, value)| {
-                stored_identifier(&r.identity, *kind).as_deref() == Some(value)
-            }) {
+            if wanted
+                .iter()
+                .any(|(kind, value)| kind.stored_value(&r.identity).as_deref() == Some(value))
+            {
                 out.push((doc, r));
             }
         }
@@ -287,7 +262,7 @@ impl RecordLookup for SnapshotLookup<'_> {
                 .iter()
                 .filter(|r| {
                     wanted.iter().any(|(kind, value)| {
-                        stored_identifier(&r.identity, *kind).as_deref() == Some(value)
+                        kind.stored_value(&r.identity).as_deref() == Some(value)
                     })
                 })
                 .cloned(),
