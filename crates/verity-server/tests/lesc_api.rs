@@ -618,6 +618,28 @@ async fn answers_from_the_record_snapshot_equal_answers_from_the_store() {
     );
 }
 
+/// Posts `body` as MD and returns the stored query, its status and its stored result.
+async fn posted_query(
+    h: &Harness,
+    body: &Value,
+) -> (
+    verity_store::queries::QueryRow,
+    verity_model::ImmigrationStatus,
+    Value,
+) {
+    let (_, v) = post_iaq(h, body).await;
+    let row = h
+        .state
+        .store
+        .get_query(v["query_id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let result: Value = serde_json::from_str(row.result_json.as_deref().unwrap()).unwrap();
+    let status = serde_json::from_value(result["decision"]["status"].clone()).unwrap();
+    (row, status, result)
+}
+
 /// A record stored after the snapshot was built (by an import, a booking or another process)
 /// counts in the next answer: citizenship evidence stored a moment ago blocks enforcement.
 #[tokio::test]
@@ -625,23 +647,12 @@ async fn citizenship_stored_after_start_counts_in_the_next_answer() {
     use verity_model::{ImmigrationStatus, SourceRecord};
     let h = harness().await;
     let store = &h.state.store;
-    let status_of = |row: &verity_store::queries::QueryRow| -> (ImmigrationStatus, Value) {
-        let result: Value = serde_json::from_str(row.result_json.as_deref().unwrap()).unwrap();
-        let status = serde_json::from_value(result["decision"]["status"].clone()).unwrap();
-        (status, result)
-    };
     // A query answered with a noncitizen status, about a person whose record carries an
     // identifier the engine follows.
     let mut found: Option<(Value, SourceRecord)> = None;
     'queries: for (i, mut body) in generated(150).into_iter().enumerate() {
         body["message_id"] = json!(format!("before-{i}"));
-        let (_, v) = post_iaq(&h, &body).await;
-        let row = store
-            .get_query(v["query_id"].as_str().unwrap())
-            .await
-            .unwrap()
-            .unwrap();
-        let (status, result) = status_of(&row);
+        let (_, status, result) = posted_query(&h, &body).await;
         if status.is_citizen_or_potential() || status == ImmigrationStatus::NoRecordFound {
             continue;
         }
@@ -673,13 +684,7 @@ async fn citizenship_stored_after_start_counts_in_the_next_answer() {
     store.insert_records(&[citizenship]).await.unwrap();
     let mut again = body.clone();
     again["message_id"] = json!("after-naturalization");
-    let (_, v) = post_iaq(&h, &again).await;
-    let row = store
-        .get_query(v["query_id"].as_str().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let (status, result) = status_of(&row);
+    let (row, status, result) = posted_query(&h, &again).await;
     assert!(
         status.is_citizen_or_potential(),
         "{status:?} after naturalization was stored: {result}"
