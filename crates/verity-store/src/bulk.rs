@@ -79,7 +79,7 @@ pub(crate) const BATCHES_PER_TRANSACTION: usize = 20;
 pub const BULK_SQLITE_CACHE_MIB: u64 = 3072;
 
 /// Every migration of a backend, in version order (the same files `migrate` embeds).
-fn migrations(kind: BackendKind) -> [&'static str; 8] {
+fn migrations(kind: BackendKind) -> [&'static str; 9] {
     match kind {
         BackendKind::Sqlite => [
             include_str!("../migrations/sqlite/0001_initial.sql"),
@@ -90,6 +90,7 @@ fn migrations(kind: BackendKind) -> [&'static str; 8] {
             include_str!("../migrations/sqlite/0006_ncatc_sweep.sql"),
             include_str!("../migrations/sqlite/0007_ncatc_sweep_hashes.sql"),
             include_str!("../migrations/sqlite/0008_record_digests.sql"),
+            include_str!("../migrations/sqlite/0009_record_packs.sql"),
         ],
         BackendKind::Postgres => [
             include_str!("../migrations/postgres/0001_initial.sql"),
@@ -100,6 +101,7 @@ fn migrations(kind: BackendKind) -> [&'static str; 8] {
             include_str!("../migrations/postgres/0006_ncatc_sweep.sql"),
             include_str!("../migrations/postgres/0007_ncatc_sweep_hashes.sql"),
             include_str!("../migrations/postgres/0008_record_digests.sql"),
+            include_str!("../migrations/postgres/0009_record_packs.sql"),
         ],
     }
 }
@@ -312,13 +314,14 @@ impl BulkLoader {
             if let (Some(first), Some(last)) = (revs.clone().min(), revs.max()) {
                 // The statement of `Store::add_record_digests`.
                 sqlx::query(
-                    "INSERT INTO record_digests (first_rev, last_rev, records, digest) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (first_rev) DO NOTHING",
+                    "INSERT INTO record_digests (first_rev, last_rev, records, digest, records_packed) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (first_rev) DO NOTHING",
                 )
                 .bind(first)
                 .bind(last)
                 .bind(i64::try_from(derived.digests.len()).unwrap_or(i64::MAX))
                 .bind(encode_digests(&derived.digests))
+                .bind(derived.pack.as_slice())
                 .execute(&mut *c)
                 .await
                 .ctx("store record digests")?;

@@ -53,6 +53,11 @@ const SQLITE: Steps = &[
         "record digests",
         include_str!("../migrations/sqlite/0008_record_digests.sql"),
     ),
+    (
+        9,
+        "record packs",
+        include_str!("../migrations/sqlite/0009_record_packs.sql"),
+    ),
 ];
 
 const POSTGRES: Steps = &[
@@ -96,6 +101,11 @@ const POSTGRES: Steps = &[
         "record digests",
         include_str!("../migrations/postgres/0008_record_digests.sql"),
     ),
+    (
+        9,
+        "record packs",
+        include_str!("../migrations/postgres/0009_record_packs.sql"),
+    ),
 ];
 
 #[derive(Debug)]
@@ -136,7 +146,7 @@ pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
 }
 
 /// The newest schema version this build knows, per backend (they move together).
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 #[cfg(test)]
 mod tests {

@@ -267,6 +267,9 @@ pub(crate) struct DerivedRows {
     pub(crate) status: Vec<(i64, String)>,
     /// One digest per inserted record, in rev order (the batch's chunk).
     pub(crate) digests: Vec<RecordDigest>,
+    /// The inserted records as stored, packed (`scan::encode_record_pack`), stored with the
+    /// chunk.
+    pub(crate) pack: Vec<u8>,
 }
 
 impl DerivedRows {
@@ -277,10 +280,12 @@ impl DerivedRows {
         let mut citizen: Vec<i64> = Vec::new();
         let mut status: Vec<(i64, String)> = Vec::new();
         let mut digests: Vec<RecordDigest> = Vec::with_capacity(inserted_revs.len());
+        let mut packed: Vec<(i64, &str, &str)> = Vec::with_capacity(inserted_revs.len());
         for (rev, row) in (base + 1..).zip(rows) {
             if inserted_revs.binary_search(&rev).is_err() {
                 continue;
             }
+            packed.push((rev, row.record_id.as_str(), row.json.as_str()));
             // The digest's key hashes are the sweep tables' (`leads::sweep_key_hash`).
             citizen.extend(row.digest.citizen_keys.iter().map(|&h| as_i64(h)));
             status.extend(
@@ -301,6 +306,7 @@ impl DerivedRows {
             citizen,
             status,
             digests,
+            pack: crate::scan::encode_record_pack(packed),
         }
     }
 }
@@ -446,7 +452,7 @@ impl Store {
         let d = DerivedRows::of(rows, base, inserted_revs);
         self.add_citizen_key_hashes(&d.citizen).await?;
         self.add_status_key_hashes(&d.status).await?;
-        self.add_record_digests(&d.digests).await
+        self.add_record_digests(&d.digests, Some(&d.pack)).await
     }
 
     pub async fn get_record(&self, record_id: &str) -> Result<Option<SourceRecord>, StoreError> {

@@ -912,6 +912,9 @@ pub struct DigestChunk {
     pub last_rev: i64,
     pub records: i64,
     pub bytes: Vec<u8>,
+    /// The chunk's records as stored ([`encode_record_pack`]); `None` for a chunk written
+    /// before packs were kept (schema version 9), which a full lead run then fills in.
+    pub pack: Option<Vec<u8>>,
 }
 
 impl DigestChunk {
@@ -926,11 +929,128 @@ impl DigestChunk {
     }
 }
 
+/// Format of a record pack (its first byte).
+const PACK_FORMAT: u8 = 1;
+
+/// Bytes of a pack's header: the format byte and the uncompressed length (u64 LE).
+const PACK_HEADER: usize = 9;
+
+/// zstd level of record packs: level 1 already takes record JSON to about a tenth (keys and
+/// most values repeat from record to record), and it is the fastest to write on import.
+const PACK_LEVEL: i32 = 1;
+
+/// Packs records as stored, `(rev, record id, record JSON)` in rev order, into one
+/// zstd-compressed blob: the format byte, the uncompressed length, then per record its rev
+/// (i64 LE), id length (u32 LE), id, JSON length (u32 LE) and JSON.
+pub fn encode_record_pack<'a>(
+    records: impl IntoIterator<Item = (i64, &'a str, &'a str)>,
+) -> Vec<u8> {
+    let mut raw = Vec::new();
+    for (rev, id, json) in records {
+        raw.extend_from_slice(&rev.to_le_bytes());
+        for part in [id, json] {
+            let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+            raw.extend_from_slice(&len.to_le_bytes());
+            raw.extend_from_slice(part.as_bytes());
+        }
+    }
+    let mut out = Vec::with_capacity(PACK_HEADER + raw.len() / 8);
+    out.push(PACK_FORMAT);
+    out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
+    // Compressing into a growing Vec from a slice cannot fail but for memory; keep the raw
+    // bytes uncompressed then rather than lose the pack (format 0 below).
+    match zstd::bulk::compress(&raw, PACK_LEVEL) {
+        Ok(compressed) => out.extend_from_slice(&compressed),
+        Err(_) => {
+            out[0] = PACK_FORMAT_RAW;
+            out.extend_from_slice(&raw);
+        }
+    }
+    out
+}
+
+/// A pack stored uncompressed (written only if compression failed).
+const PACK_FORMAT_RAW: u8 = 0;
+
+/// Largest uncompressed pack a reader accepts (a chunk holds one import batch, some 10,000
+/// records of a few hundred bytes): a damaged length must not allocate without bound.
+const PACK_MAX_RAW: u64 = 1 << 31;
+
+/// Reads a record pack, calling `each` with every record in it, in order. A pack that does
+/// not parse is reported as corrupt with `chunk` (its first rev) and what is wrong.
+pub fn for_each_packed_record(
+    chunk: i64,
+    pack: &[u8],
+    mut each: impl FnMut(i64, &str, &str),
+) -> Result<(), StoreError> {
+    let corrupt = |problem: String| StoreError::Corrupt {
+        table: "record_digests",
+        key: format!("first_rev {chunk}"),
+        problem: format!("record pack: {problem}"),
+    };
+    let (Some(&format), Some(len)) = (pack.first(), pack.get(1..PACK_HEADER)) else {
+        return Err(corrupt("truncated header".into()));
+    };
+    let mut len_bytes = [0u8; 8];
+    len_bytes.copy_from_slice(len);
+    let raw_len = u64::from_le_bytes(len_bytes);
+    if raw_len > PACK_MAX_RAW {
+        return Err(corrupt(format!(
+            "uncompressed length {raw_len} is too large"
+        )));
+    }
+    let body = &pack[PACK_HEADER..];
+    let owned;
+    let raw: &[u8] = match format {
+        PACK_FORMAT => {
+            owned = zstd::bulk::decompress(body, raw_len as usize)
+                .map_err(|e| corrupt(format!("zstd: {e}")))?;
+            &owned
+        }
+        PACK_FORMAT_RAW => body,
+        other => return Err(corrupt(format!("unknown format {other}"))),
+    };
+    if raw.len() as u64 != raw_len {
+        return Err(corrupt(format!(
+            "{} bytes unpacked, the header says {raw_len}",
+            raw.len()
+        )));
+    }
+    fn take<'r>(raw: &'r [u8], at: &mut usize, n: usize) -> Option<&'r [u8]> {
+        let end = at.checked_add(n).filter(|&e| e <= raw.len())?;
+        let part = &raw[*at..end];
+        *at = end;
+        Some(part)
+    }
+    let mut at = 0usize;
+    while at < raw.len() {
+        let truncated = |at: usize, what: &str| corrupt(format!("byte {at}: truncated {what}"));
+        let mut rev = [0u8; 8];
+        rev.copy_from_slice(take(raw, &mut at, 8).ok_or_else(|| truncated(at, "rev"))?);
+        let mut parts: [&str; 2] = ["", ""];
+        for (slot, what) in parts.iter_mut().zip(["record id", "record JSON"]) {
+            let mut n = [0u8; 4];
+            n.copy_from_slice(take(raw, &mut at, 4).ok_or_else(|| truncated(at, what))?);
+            let bytes = take(raw, &mut at, u32::from_le_bytes(n) as usize)
+                .ok_or_else(|| truncated(at, what))?;
+            *slot = std::str::from_utf8(bytes)
+                .map_err(|_| corrupt(format!("byte {at}: {what} is not UTF-8")))?;
+        }
+        each(i64::from_le_bytes(rev), parts[0], parts[1]);
+    }
+    Ok(())
+}
+
 impl Store {
     /// Stores the digests of records already stored, as one chunk (idempotent: a chunk with
     /// the same first rev is kept). The caller writes the records' sweep keys first: a chunk
     /// means its records' keys are in the store (see [`Store::insert_records`]).
-    pub async fn add_record_digests(&self, digests: &[RecordDigest]) -> Result<(), StoreError> {
+    /// `pack` holds the same records as stored ([`encode_record_pack`]), for full lead runs.
+    pub async fn add_record_digests(
+        &self,
+        digests: &[RecordDigest],
+        pack: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
         let (Some(first), Some(last)) = (
             digests.iter().map(|d| d.rev).min(),
             digests.iter().map(|d| d.rev).max(),
@@ -941,13 +1061,14 @@ impl Store {
         let records = i64::try_from(digests.len()).unwrap_or(i64::MAX);
         with_pool!(self, pool => {
             sqlx::query(
-                "INSERT INTO record_digests (first_rev, last_rev, records, digest) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (first_rev) DO NOTHING",
+                "INSERT INTO record_digests (first_rev, last_rev, records, digest, records_packed) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (first_rev) DO NOTHING",
             )
             .bind(first)
             .bind(last)
             .bind(records)
             .bind(bytes.as_slice())
+            .bind(pack)
             .execute(pool)
             .await
             .ctx("store record digests")?;
@@ -964,7 +1085,7 @@ impl Store {
     ) -> Result<Vec<DigestChunk>, StoreError> {
         with_pool!(self, pool => {
             let rows = sqlx::query(
-                "SELECT first_rev, last_rev, records, digest FROM record_digests \
+                "SELECT first_rev, last_rev, records, digest, records_packed FROM record_digests \
                  WHERE first_rev > $1 AND first_rev <= $2 ORDER BY first_rev LIMIT $3",
             )
             .bind(after_first_rev)
@@ -982,10 +1103,25 @@ impl Store {
                         last_rev: r.int("last_rev").ctx(op)?,
                         records: r.int("records").ctx(op)?,
                         bytes: r.try_get::<Vec<u8>, _>("digest").ctx(op)?,
+                        pack: r.try_get::<Option<Vec<u8>>, _>("records_packed").ctx(op)?,
                     })
                 })
                 .collect()
         })
+    }
+
+    /// Stores the record pack of the digest chunk that starts at `first_rev` (a chunk written
+    /// before packs were kept). The pack must hold exactly the chunk's records as stored.
+    pub async fn set_record_pack(&self, first_rev: i64, pack: &[u8]) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE record_digests SET records_packed = $2 WHERE first_rev = $1")
+                .bind(first_rev)
+                .bind(pack)
+                .execute(pool)
+                .await
+                .ctx("store a record pack")?;
+        });
+        Ok(())
     }
 
     /// Drops the digest chunk that starts at `first_rev` (if any): a chunk written before
@@ -1012,6 +1148,104 @@ impl Store {
                 .ctx("clear record digests")?;
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod pack_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn unpack(pack: &[u8]) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let mut out = Vec::new();
+        for_each_packed_record(7, pack, |rev, id, json| {
+            out.push((rev, id.to_string(), json.to_string()))
+        })?;
+        Ok(out)
+    }
+
+    fn pack_of(records: &[(i64, String, String)]) -> Vec<u8> {
+        encode_record_pack(records.iter().map(|(r, i, j)| (*r, i.as_str(), j.as_str())))
+    }
+
+    proptest! {
+        #[test]
+        fn a_pack_gives_back_its_records(
+            records in proptest::collection::vec((any::<i64>(), ".{0,12}", ".{0,300}"), 0..40)
+        ) {
+            prop_assert_eq!(unpack(&pack_of(&records)).unwrap(), records);
+        }
+
+        #[test]
+        fn a_damaged_pack_is_an_error_or_other_records_never_a_panic(
+            cut in 0usize..200, flip in 0usize..200, byte in any::<u8>()
+        ) {
+            let records = vec![
+                (1, "BEN-1".to_string(), "{\"a\":1}".to_string()),
+                (2, "TRV-2".to_string(), "{\"b\":\"é\"}".to_string()),
+            ];
+            let mut pack = pack_of(&records);
+            if flip < pack.len() {
+                pack[flip] ^= byte;
+            }
+            pack.truncate(cut.max(1));
+            let _ = unpack(&pack);
+        }
+    }
+
+    #[test]
+    fn records_compress_to_a_fraction_of_their_json() {
+        let json = r#"{"record_id":"BEN-006F7EDA1EF02412","identity":{"name":{"given":"ANA","middle":"","family":"REYES","original":""},"aliases":[],"dob":"1996-10-05","sex":"F","country_of_birth":"HT","ids":{"a_number":null,"fin":null}},"body":{"system":"benefits","benefit":"naturalization","outcome":"granted"}}"#;
+        let records: Vec<(i64, String, String)> = (0..1_000)
+            .map(|i| {
+                (
+                    i,
+                    format!("BEN-{i:016X}"),
+                    json.replace("1996", &format!("{}", 1900 + i % 100)),
+                )
+            })
+            .collect();
+        let raw: usize = records.iter().map(|(_, i, j)| 16 + i.len() + j.len()).sum();
+        let pack = pack_of(&records);
+        assert!(pack.len() * 5 < raw, "{} of {raw} bytes", pack.len());
+        assert_eq!(unpack(&pack).unwrap(), records);
+    }
+
+    #[test]
+    fn a_damaged_pack_names_its_chunk() {
+        let pack = pack_of(&[(1, "A".into(), "{}".into())]);
+        for bad in [
+            Vec::new(),
+            vec![PACK_FORMAT],
+            [&[9u8][..], &pack[1..]].concat(),
+            pack[..pack.len() - 1].to_vec(),
+        ] {
+            let err = unpack(&bad).unwrap_err().to_string();
+            assert!(
+                err.contains("first_rev 7") && err.contains("record pack"),
+                "{err}"
+            );
+        }
+        // A header claiming more than a chunk can hold allocates nothing.
+        let mut huge = pack.clone();
+        huge[1..PACK_HEADER].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(unpack(&huge).unwrap_err().to_string().contains("too large"));
+        // Uncompressed packs (written only if compression failed) read too.
+        let mut raw = vec![PACK_FORMAT_RAW];
+        let body = [
+            &1i64.to_le_bytes()[..],
+            &1u32.to_le_bytes(),
+            b"A",
+            &2u32.to_le_bytes(),
+            b"{}",
+        ]
+        .concat();
+        raw.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        raw.extend_from_slice(&body);
+        assert_eq!(
+            unpack(&raw).unwrap(),
+            vec![(1, "A".to_string(), "{}".to_string())]
+        );
     }
 }
 

@@ -1,5 +1,5 @@
-//! Conformance of record digests (migration 0008): every insert stores its inserted records'
-//! sweep keys and digests, on SQLite and on PostgreSQL.
+//! Conformance of record digests (migration 0008) and record packs (0009): every insert stores
+//! its inserted records' sweep keys, digests and pack, on SQLite and on PostgreSQL.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -17,7 +17,23 @@ conformance!(
     inserts_store_sweep_keys,
     deleting_a_digest_chunk_drops_that_chunk_only,
     a_backfill_stores_the_digests_and_keys_an_insert_would_have,
+    every_digest_chunk_packs_its_inserted_records_as_stored,
 );
+
+/// Every record in the chunks' packs, in order: (rev, id, JSON).
+async fn all_packed(s: &Store) -> Vec<(i64, String, String)> {
+    let head = s.max_record_rev().await.unwrap();
+    let mut out = Vec::new();
+    for c in s.record_digest_chunks(0, head, 10_000).await.unwrap() {
+        let pack = c.pack.expect("a chunk written by an insert has its pack");
+        verity_store::scan::for_each_packed_record(c.first_rev, &pack, |rev, id, json| {
+            assert!(c.first_rev <= rev && rev <= c.last_rev);
+            out.push((rev, id.to_string(), json.to_string()));
+        })
+        .unwrap();
+    }
+    out
+}
 
 /// Every stored digest, in rev order.
 async fn all_digests(s: &Store) -> Vec<RecordDigest> {
@@ -100,6 +116,38 @@ async fn insert_in_parts(s: &Store, recs: &[SourceRecord], parts: usize) {
 mod cases {
     use super::*;
 
+    pub async fn every_digest_chunk_packs_its_inserted_records_as_stored(db: &TestDb) {
+        let s = &db.store;
+        let recs = gen::records(5, 60);
+        assert_eq!(s.insert_records(&recs[..30]).await.unwrap(), 30);
+        // Half skipped as already stored: the second chunk packs only the other half.
+        assert_eq!(s.insert_records(&recs[15..]).await.unwrap(), 30);
+        let head = s.max_record_rev().await.unwrap();
+        let stored: Vec<(i64, String, String)> = s
+            .scan_record_json(0, head, 1_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.rev, r.record_id, r.json))
+            .collect();
+        assert_eq!(stored.len(), 60);
+        assert_eq!(all_packed(s).await, stored);
+        // A chunk without its pack (written before schema version 9) reads as `None`; a pack
+        // stored for it later reads back as stored.
+        let chunks = s.record_digest_chunks(0, head, 100).await.unwrap();
+        s.execute_raw_sql("UPDATE record_digests SET records_packed = NULL")
+            .await
+            .unwrap();
+        let bare = s.record_digest_chunks(0, head, 100).await.unwrap();
+        assert!(bare.iter().all(|c| c.pack.is_none()));
+        for c in &chunks {
+            s.set_record_pack(c.first_rev, c.pack.as_deref().unwrap())
+                .await
+                .unwrap();
+        }
+        assert_eq!(all_packed(s).await, stored);
+    }
+
     pub async fn inserts_store_digests_of_inserted_records_only(db: &TestDb) {
         let s = &db.store;
         let recs = gen::records(3, 40);
@@ -135,7 +183,7 @@ mod cases {
             1
         );
         // Storing a chunk again is a no-op; clearing drops them all.
-        s.add_record_digests(&digests[..3]).await.unwrap();
+        s.add_record_digests(&digests[..3], None).await.unwrap();
         assert_eq!(all_digests(s).await.len(), 40);
         s.clear_record_digests().await.unwrap();
         assert!(all_digests(s).await.is_empty());
@@ -277,7 +325,7 @@ mod cases {
             for _ in 0..times {
                 s.add_citizen_key_hashes(&citizen).await.unwrap();
                 s.add_status_key_hashes(&status).await.unwrap();
-                s.add_record_digests(&digests).await.unwrap();
+                s.add_record_digests(&digests, None).await.unwrap();
             }
             pages += 1;
         }

@@ -41,7 +41,7 @@ use std::sync::Arc;
 use verity_model::{RecordSystem, SourceRecord};
 use verity_policy::{LeadOutcome, Ongoing};
 use verity_store::leads::{sweep_key_hash, LeadBatch, LeadRun, NewLead, NewLeadRun, RecordLinks};
-use verity_store::scan::{LeadFacets, RawRecord, RecordDigest};
+use verity_store::scan::{encode_record_pack, LeadFacets, RawRecord, RecordDigest};
 use verity_store::{IdKind, Store, StoreError};
 
 /// Counters of a run, stored with it (and updated with each batch, so a resumed run continues
@@ -261,6 +261,17 @@ struct Population {
     persons_total: u64,
     /// The sweep keys of a full run, held in memory (an incremental run asks the store).
     sweep: Option<SweepIndex>,
+    /// The records of the persons to evaluate, by rev, taken from the digest chunks' record
+    /// packs (a full run); records not found here are read from the store.
+    unpacked: HashMap<i64, RawRecord>,
+}
+
+/// A digest chunk's record pack, kept by a full run's scan until it knows which records the
+/// persons it evaluates hold.
+struct HeldPack {
+    first_rev: i64,
+    last_rev: i64,
+    bytes: Vec<u8>,
 }
 
 /// Wall and CPU time per phase of a run, summed over its batches, on stderr at the end when
@@ -366,6 +377,7 @@ async fn execute(
         stats.persons = population.persons_total;
     }
     let detainers = store.active_detainer_person_keys().await?;
+    let mut unpacked = std::mem::take(&mut population.unpacked);
     let start = match &run.cursor_key {
         Some(c) => population.persons.partition_point(|(k, _)| k <= c),
         None => 0,
@@ -386,14 +398,17 @@ async fn execute(
     let sweep = population.sweep.as_ref();
     let mut evaluating: Option<BatchJob> = match chunks.first() {
         Some(first) => {
-            let prepared = prepare_batch(store, first, sweep, &detainers, &mut times).await?;
+            let prepared =
+                prepare_batch(store, first, sweep, &detainers, &mut unpacked, &mut times).await?;
             Some(spawn_batch(&shared, &open, prepared, opts.today))
         }
         None => None,
     };
     for (done_batches, chunk) in chunks.iter().enumerate() {
         let next = match chunks.get(done_batches + 1) {
-            Some(next) => Some(prepare_batch(store, next, sweep, &detainers, &mut times).await?),
+            Some(next) => Some(
+                prepare_batch(store, next, sweep, &detainers, &mut unpacked, &mut times).await?,
+            ),
             None => None,
         };
         let begun = times.begin();
@@ -461,10 +476,11 @@ async fn prepare_batch(
     chunk: &[(String, Members)],
     sweep: Option<&SweepIndex>,
     detainers: &BTreeSet<String>,
+    unpacked: &mut HashMap<i64, RawRecord>,
     times: &mut RunTimes,
 ) -> Result<PreparedBatch, RunError> {
     let begun = times.begin();
-    let people = load_members(store, chunk).await?;
+    let people = load_members(store, chunk, unpacked).await?;
     times.end("read persons", begun);
     let begun = times.begin();
     let groups: Vec<Option<u32>> = chunk
@@ -519,21 +535,29 @@ fn spawn_batch(
     })
 }
 
-/// The records of a batch of persons: read by rev in one go where not already in memory,
-/// decoded on the machine's cores, each person's sorted by record id.
+/// The records of a batch of persons: taken from `unpacked` (the full run's record packs) or
+/// else read by rev in one go, decoded on the machine's cores, each person's sorted by record
+/// id.
 async fn load_members(
     store: &Store,
     chunk: &[(String, Members)],
+    unpacked: &mut HashMap<i64, RawRecord>,
 ) -> Result<Vec<(String, Vec<SourceRecord>)>, RunError> {
-    let revs: Vec<i64> = chunk
-        .iter()
-        .flat_map(|(_, m)| match m {
-            Members::Revs { revs, .. } => revs.as_slice(),
-            Members::Loaded(_) => &[],
-        })
-        .copied()
-        .collect();
-    let raw = store.records_by_revs(&revs).await?;
+    let mut raw = Vec::new();
+    let mut missing = Vec::new();
+    for (_, m) in chunk {
+        if let Members::Revs { revs, .. } = m {
+            for rev in revs {
+                match unpacked.remove(rev) {
+                    Some(r) => raw.push(r),
+                    None => missing.push(*rev),
+                }
+            }
+        }
+    }
+    if !missing.is_empty() {
+        raw.extend(store.records_by_revs(&missing).await?);
+    }
     let decoded = decode_parallel(&raw)?;
     let mut by_rev: HashMap<i64, SourceRecord> = raw.iter().map(|r| r.rev).zip(decoded).collect();
     Ok(chunk
@@ -555,24 +579,35 @@ async fn load_members(
 
 /// Decodes records on the machine's cores, keeping their order.
 fn decode_parallel(raw: &[RawRecord]) -> Result<Vec<SourceRecord>, StoreError> {
-    let per = raw.len().div_ceil(worker_threads()).max(1);
+    par_map(raw, |_, r| r.decode()).into_iter().collect()
+}
+
+/// `f(index, item)` for every item, on the machine's cores; results keep the input order.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+    let per = items.len().div_ceil(worker_threads()).max(1);
+    let f = &f;
     std::thread::scope(|s| {
-        let handles: Vec<_> = raw
+        let handles: Vec<_> = items
             .chunks(per)
-            .map(|part| s.spawn(move || part.iter().map(RawRecord::decode).collect::<Vec<_>>()))
+            .enumerate()
+            .map(|(part, chunk)| {
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(i, item)| f(part * per + i, item))
+                        .collect::<Vec<R>>()
+                })
+            })
             .collect();
-        let mut out = Vec::with_capacity(raw.len());
-        for h in handles {
-            match h.join() {
-                Ok(v) => {
-                    for r in v {
-                        out.push(r?);
-                    }
-                }
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(v) => v,
+                // A panic on a worker is a bug; re-raise it where it can be seen.
                 Err(p) => std::panic::resume_unwind(p),
-            }
-        }
-        Ok(out)
+            })
+            .collect()
     })
 }
 
@@ -592,6 +627,25 @@ async fn sweep_matches(
     people: &[(String, Vec<SourceRecord>)],
     groups: &[Option<u32>],
 ) -> Result<Vec<(bool, bool)>, RunError> {
+    if let Some(index) = sweep {
+        // In memory: each person on the machine's cores.
+        let matched = par_map(people, |i, (_, rs)| {
+            let citizen: Vec<String> = rs.iter().flat_map(person::name_dob_keys).collect();
+            let mut status: Vec<String> = rs.iter().flat_map(person::full_name_dob_keys).collect();
+            status.sort();
+            status.dedup();
+            (
+                index.citizen_match(&citizen),
+                // A person without a group number was not in the scan: every holder is
+                // outside it.
+                index.status_outside(
+                    &status,
+                    groups.get(i).copied().flatten().unwrap_or(u32::MAX),
+                ),
+            )
+        });
+        return Ok(matched);
+    }
     let citizen_keys: Vec<Vec<String>> = people
         .iter()
         .map(|(_, rs)| rs.iter().flat_map(person::name_dob_keys).collect())
@@ -605,21 +659,6 @@ async fn sweep_matches(
             k
         })
         .collect();
-    if let Some(index) = sweep {
-        return Ok(citizen_keys
-            .iter()
-            .zip(&status_keys)
-            .zip(groups)
-            .map(|((c, st), g)| {
-                (
-                    index.citizen_match(c),
-                    // A person without a group number was not in the scan: every holder is
-                    // outside it.
-                    index.status_outside(st, g.unwrap_or(u32::MAX)),
-                )
-            })
-            .collect());
-    }
     // The store keeps the keys hashed (migration 0007): look up hashes, one query per few
     // thousand.
     let clock = std::time::Instant::now();
@@ -672,29 +711,10 @@ fn evaluate_parallel(
     contexts: &[PersonContext],
     today: NaiveDate,
 ) -> Vec<PersonResult> {
-    let per = chunk.len().div_ceil(worker_threads()).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = chunk
-            .chunks(per)
-            .zip(contexts.chunks(per))
-            .map(|(persons, pcs)| {
-                s.spawn(move || {
-                    persons
-                        .iter()
-                        .zip(pcs)
-                        .map(|((_, records), pc)| evaluate_person(ctx, records, pc, today))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| match h.join() {
-                Ok(v) => v,
-                // A panic in evaluation is a bug; re-raise it where it can be seen.
-                Err(p) => std::panic::resume_unwind(p),
-            })
-            .collect()
+    par_map(chunk, |i, (_, records)| match contexts.get(i) {
+        Some(pc) => evaluate_person(ctx, records, pc, today),
+        // One context per person by construction (`prepare_batch`).
+        None => unreachable!("a person without its context"),
     })
 }
 
@@ -850,6 +870,10 @@ async fn full_population(
     let mut covered = 0i64;
     let mut json_read = 0u64;
     let mut after_chunk = 0i64;
+    // The chunks' record packs, in rev order, and how many records had to be packed now
+    // (chunks written before packs were kept).
+    let mut packs: Vec<HeldPack> = Vec::new();
+    let mut packed_now = 0u64;
     loop {
         let clock = std::time::Instant::now();
         let chunks = store
@@ -860,7 +884,7 @@ async fn full_population(
             break;
         };
         after_chunk = last.first_rev;
-        for chunk in chunks {
+        for mut chunk in chunks {
             if chunk.lacks_facets() {
                 // Written before lead facets were kept: dropped, and its records digested
                 // again from their JSON below (once; the next run reads the new chunks).
@@ -883,11 +907,34 @@ async fn full_population(
                     covered,
                     upto,
                     screen,
+                    &mut packs,
                 )
                 .await?;
                 json_time += clock.elapsed();
                 covered = upto;
             }
+            let pack = match chunk.pack.take() {
+                Some(bytes) => bytes,
+                None => {
+                    // Written before packs were kept: packed once from the records' JSON.
+                    let limit = u32::try_from(chunk.records.max(1)).unwrap_or(u32::MAX);
+                    let raw = store
+                        .scan_record_json(chunk.first_rev - 1, chunk.last_rev, limit)
+                        .await?;
+                    let bytes = encode_record_pack(
+                        raw.iter()
+                            .map(|r| (r.rev, r.record_id.as_str(), r.json.as_str())),
+                    );
+                    store.set_record_pack(chunk.first_rev, &bytes).await?;
+                    packed_now += raw.len() as u64;
+                    bytes
+                }
+            };
+            packs.push(HeldPack {
+                first_rev: chunk.first_rev,
+                last_rev: chunk.last_rev,
+                bytes: pack,
+            });
             let clock = std::time::Instant::now();
             join_parts(&mut scanned, &mut parts, in_flight - 1, total)?;
             let (after, to_rev, screen) = (covered, run.to_rev, screen.clone());
@@ -918,6 +965,7 @@ async fn full_population(
             covered,
             run.to_rev,
             screen,
+            &mut packs,
         )
         .await?;
         json_time += clock.elapsed();
@@ -932,7 +980,7 @@ async fn full_population(
         eprintln!(
             "ncatc full scan: {:.3} s in all; digest reads {:.3} s, digests added {:.3} s, \
              record JSON {:.3} s ({json_read} records, {upgraded} of them in chunks without \
-             facets), grouping {:.3} s ({} persons, {} to evaluate; screen reads rules: {}; \
+             facets; {packed_now} packed now), grouping {:.3} s ({} persons, {} to evaluate; screen reads rules: {}; \
              {} citizenship and {} status keys distinct)",
             started.elapsed().as_secs_f64(),
             read_time.as_secs_f64(),
@@ -946,7 +994,7 @@ async fn full_population(
             grouped.sweep.sizes().1
         );
     }
-    let persons = grouped
+    let persons: Vec<(String, Members)> = grouped
         .persons
         .into_iter()
         .map(|p| {
@@ -959,13 +1007,96 @@ async fn full_population(
             )
         })
         .collect();
+    let clock = std::time::Instant::now();
+    let mut needed: Vec<i64> = persons
+        .iter()
+        .flat_map(|(_, m)| match m {
+            Members::Revs { revs, .. } => revs.as_slice(),
+            Members::Loaded(_) => &[],
+        })
+        .copied()
+        .collect();
+    needed.sort_unstable();
+    needed.dedup();
+    let unpacked = unpack_needed(packs, &needed)?;
+    if timing {
+        eprintln!(
+            "ncatc full unpack: {:.3} s; {} of {} records to evaluate found in record packs",
+            clock.elapsed().as_secs_f64(),
+            unpacked.len(),
+            needed.len()
+        );
+    }
     Ok(Population {
         persons,
         records_scanned,
         records_read: json_read,
         persons_total: grouped.persons_total,
         sweep: Some(grouped.sweep),
+        unpacked,
     })
+}
+
+/// The records with these revs (sorted) found in `packs` (sorted by first rev, not
+/// overlapping), unpacked on the machine's cores; each pack is dropped once read.
+fn unpack_needed(
+    packs: Vec<HeldPack>,
+    needed: &[i64],
+) -> Result<HashMap<i64, RawRecord>, StoreError> {
+    let threads = worker_threads();
+    let total_bytes: usize = packs.iter().map(|p| p.bytes.len()).sum();
+    // Contiguous runs of packs of about equal size, one per thread.
+    let mut parts: Vec<Vec<HeldPack>> = (0..threads).map(|_| Vec::new()).collect();
+    let mut filled = 0usize;
+    for pack in packs {
+        let part = (filled * threads / total_bytes.max(1)).min(threads - 1);
+        filled += pack.bytes.len();
+        parts[part].push(pack);
+    }
+    let found: Vec<Result<Vec<RawRecord>, StoreError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    for pack in part {
+                        let from = needed.partition_point(|&r| r < pack.first_rev);
+                        let to = needed.partition_point(|&r| r <= pack.last_rev);
+                        let wanted = &needed[from..to];
+                        if wanted.is_empty() {
+                            continue;
+                        }
+                        verity_store::scan::for_each_packed_record(
+                            pack.first_rev,
+                            &pack.bytes,
+                            |rev, id, json| {
+                                if wanted.binary_search(&rev).is_ok() {
+                                    out.push(RawRecord {
+                                        rev,
+                                        record_id: id.to_string(),
+                                        json: json.to_string(),
+                                    });
+                                }
+                            },
+                        )?;
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(v) => v,
+                Err(p) => std::panic::resume_unwind(p),
+            })
+            .collect()
+    });
+    let mut out = HashMap::with_capacity(needed.len());
+    for part in found {
+        out.extend(part?.into_iter().map(|r| (r.rev, r)));
+    }
+    Ok(out)
 }
 
 /// Reads the records with `after < rev <= upto` from their JSON (records without a digest),
@@ -981,8 +1112,9 @@ async fn scan_json_range(
     mut after: i64,
     upto: i64,
     screen: &LeadScreen,
+    packs: &mut Vec<HeldPack>,
 ) -> Result<u64, RunError> {
-    type Part = Result<(FullScan, SweepRows, Vec<RecordDigest>), StoreError>;
+    type Part = Result<(FullScan, SweepRows, Vec<RecordDigest>, Vec<u8>), StoreError>;
     let mut pending: Option<std::thread::JoinHandle<Part>> = None;
     let mut read = 0u64;
     loop {
@@ -1001,15 +1133,30 @@ async fn scan_json_range(
             after = last;
             read += page.len() as u64;
             let screen = screen.clone();
-            pending = Some(std::thread::spawn(move || scan::scan_page(&page, &screen)));
+            pending = Some(std::thread::spawn(move || {
+                let (part, rows, digests) = scan::scan_page(&page, &screen)?;
+                let pack = encode_record_pack(
+                    page.iter()
+                        .map(|r| (r.rev, r.record_id.as_str(), r.json.as_str())),
+                );
+                Ok((part, rows, digests, pack))
+            }));
         }
         // While the worker scans the next page: keep this one and store its sweep keys, then
         // its digests (a digest means its record's sweep keys are stored).
-        if let Some((part, rows, digests)) = part {
+        if let Some((part, rows, digests, pack)) = part {
             scanned.append(part)?;
             store.add_citizen_key_hashes(&rows.citizen).await?;
             store.add_status_key_hashes(&rows.status).await?;
-            store.add_record_digests(&digests).await?;
+            store.add_record_digests(&digests, Some(&pack)).await?;
+            let revs = digests.iter().map(|d| d.rev);
+            if let (Some(first_rev), Some(last_rev)) = (revs.clone().min(), revs.max()) {
+                packs.push(HeldPack {
+                    first_rev,
+                    last_rev,
+                    bytes: pack,
+                });
+            }
             progress(Progress::Scanning {
                 done: scanned.records() as u64,
                 total,
@@ -1512,6 +1659,7 @@ async fn incremental_population(
         records_scanned,
         records_read,
         sweep: None,
+        unpacked: HashMap::new(),
     })
 }
 

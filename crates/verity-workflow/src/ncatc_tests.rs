@@ -757,12 +757,22 @@ fn full_runs_from_digests_and_from_record_json_agree() {
         // The same world with some digests missing (the first chunk, one in the middle, the
         // last: records stored before migration 0008 or by an interrupted insert), and with
         // none: the run reads those records' JSON and gives the same persons and outcomes.
-        for missing in ["some", "all"] {
+        // And with the digests but without record packs (chunks written before schema
+        // version 9): the run packs each chunk from its records' JSON and reads the persons
+        // from the packs, with the same outcomes.
+        for missing in ["some", "all", "packs"] {
             let dir2 = scratch("no_digests");
             let store = Store::open_data_dir(&dir2).await.unwrap();
             import_in_batches(&store, 250).await;
             let chunks = store.record_digest_chunks(0, head, 1_000).await.unwrap();
-            let (gone, json_records): (Vec<i64>, i64) = if missing == "all" {
+            assert!(chunks.iter().all(|c| c.pack.is_some()), "{missing}");
+            let (gone, json_records): (Vec<i64>, i64) = if missing == "packs" {
+                store
+                    .execute_raw_sql("UPDATE record_digests SET records_packed = NULL")
+                    .await
+                    .unwrap();
+                (Vec::new(), 0)
+            } else if missing == "all" {
                 store.clear_record_digests().await.unwrap();
                 (Vec::new(), total as i64)
             } else {
@@ -807,6 +817,27 @@ fn full_runs_from_digests_and_from_record_json_agree() {
                 .await
                 .unwrap();
             assert_eq!(count, total, "{missing}");
+            // And every chunk has its pack again, holding exactly its records as stored.
+            let mut packed = Vec::new();
+            for c in store.record_digest_chunks(0, head, 1_000).await.unwrap() {
+                let pack = c
+                    .pack
+                    .as_deref()
+                    .unwrap_or_else(|| panic!("{missing}: no pack"));
+                verity_store::scan::for_each_packed_record(c.first_rev, pack, |rev, id, json| {
+                    assert!(c.first_rev <= rev && rev <= c.last_rev, "{missing}");
+                    packed.push((rev, id.to_string(), json.to_string()));
+                })
+                .unwrap();
+            }
+            let stored: Vec<(i64, String, String)> = store
+                .scan_record_json(0, head, u32::MAX)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.rev, r.record_id, r.json))
+                .collect();
+            assert_eq!(packed, stored, "{missing}");
             let mut force = opts();
             force.force_full = true;
             let again = run_leads(&store, &ctx, &force, &|_| {}).await.unwrap();

@@ -131,7 +131,33 @@ fn load_context(policy: Option<&PathBuf>) -> anyhow::Result<LeadContext> {
     })
 }
 
+/// Keeps glibc from handing memory back to the kernel between a lead run's large reads.
+///
+/// SQLite (C, so glibc's malloc, not the Rust allocator) allocates each digest chunk and record
+/// pack it reads, 0.5-2 MB apiece, thousands of times in a run. Above glibc's mmap threshold,
+/// or once the freed top of the heap passes the trim threshold, that memory goes back to the
+/// kernel, and the next allocation takes freshly zeroed pages: at 1M people, 2.4 s of a 9 s
+/// run was kernel time, most of it zeroing pages (perf: `clear_page_erms`). With a 32 MB mmap
+/// threshold and a 1 GB trim threshold the run took 7.2 s and 0.6 s of kernel time
+/// (BENCHMARKS.md, session 10). A batch job may keep that memory; the server does not call this.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn keep_large_allocations() {
+    // SAFETY: `mallopt` only sets allocator tunables, under glibc's own arena locks (safe
+    // from any thread), and the values are within glibc's documented ranges (the mmap
+    // threshold at most 32 MB on 64-bit). A refused value (return 0) leaves glibc's defaults, which are
+    // correct, only slower.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_large_allocations() {}
+
 fn run_leads(a: RunArgs) -> anyhow::Result<()> {
+    keep_large_allocations();
     let ctx = load_context(a.policy.as_ref())?;
     let today = a.today.unwrap_or_else(|| chrono::Utc::now().date_naive());
     let mut opts = RunOptions::new("cli", today);
