@@ -312,11 +312,7 @@ impl BulkLoader {
             }
             let revs = derived.digests.iter().map(|d| d.rev);
             if let (Some(first), Some(last)) = (revs.clone().min(), revs.max()) {
-                // The statement of `Store::add_record_digests`.
-                sqlx::query(
-                    "INSERT INTO record_digests (first_rev, last_rev, records, digest, records_packed) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (first_rev) DO NOTHING",
-                )
+                sqlx::query(crate::scan::INSERT_DIGEST_CHUNK)
                 .bind(first)
                 .bind(last)
                 .bind(i64::try_from(derived.digests.len()).unwrap_or(i64::MAX))

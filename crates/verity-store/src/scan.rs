@@ -1041,6 +1041,13 @@ pub fn for_each_packed_record(
     Ok(())
 }
 
+/// The one statement that stores a digest chunk with its record pack (the normal insert and the
+/// bulk load both use it, so a column added to the chunk is added for both): first rev, last
+/// rev, records, digest bytes, pack.
+pub(crate) const INSERT_DIGEST_CHUNK: &str =
+    "INSERT INTO record_digests (first_rev, last_rev, records, digest, records_packed) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (first_rev) DO NOTHING";
+
 impl Store {
     /// Stores the digests of records already stored, as one chunk (idempotent: a chunk with
     /// the same first rev is kept). The caller writes the records' sweep keys first: a chunk
@@ -1060,10 +1067,7 @@ impl Store {
         let bytes = encode_digests(digests);
         let records = i64::try_from(digests.len()).unwrap_or(i64::MAX);
         with_pool!(self, pool => {
-            sqlx::query(
-                "INSERT INTO record_digests (first_rev, last_rev, records, digest, records_packed) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (first_rev) DO NOTHING",
-            )
+            sqlx::query(INSERT_DIGEST_CHUNK)
             .bind(first)
             .bind(last)
             .bind(records)
