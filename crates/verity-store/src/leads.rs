@@ -1592,8 +1592,15 @@ impl Store {
     ) -> Result<Vec<(i64, i64)>, StoreError> {
         with_pool!(self, pool => {
             let rows = sqlx::query(
+                // Chunks do not overlap: none before the last one starting at or before
+                // `after_rev` can reach past it. Bounding the key range from below lets the
+                // primary key skip the older chunks (reading every chunk row's page took
+                // 1.2 s at 10M people). Were chunks to overlap (concurrent inserts), one
+                // missed here only has its records' sweep keys added again: harmless.
                 "SELECT first_rev, last_rev FROM record_digests \
-                 WHERE first_rev <= $1 AND last_rev > $2 ORDER BY first_rev",
+                 WHERE first_rev <= $1 AND last_rev > $2 \
+                 AND first_rev >= COALESCE((SELECT MAX(first_rev) FROM record_digests \
+                 WHERE first_rev <= $2), 0) ORDER BY first_rev",
             )
             .bind(to_rev)
             .bind(after_rev)
@@ -1646,6 +1653,36 @@ impl Store {
 
     /// Open leads whose subject has one of these name-and-birth-date keys: (lead_id, person_key).
     /// One statement per [`HASHES_PER_LOOK_UP`] keys (passed as one JSON parameter).
+    /// Every subject key of every open lead, as (lead id, person key, key): for a caller
+    /// with more keys to look up than open leads have, which then matches in memory (the
+    /// answer of [`Store::open_leads_with_subject_keys`] for any keys, in one read; at 10M
+    /// people an incremental run's 1.1 million keys took 4.9 s to look up).
+    pub async fn open_lead_subject_keys(
+        &self,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let op = "read the open leads' subject keys";
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT l.lead_id AS lead_id, l.person_key AS person_key, \
+                 k.citizen_key AS citizen_key \
+                 FROM leads l JOIN lead_subject_keys k ON k.lead_id = l.lead_id \
+                 WHERE l.state = 'open' ORDER BY l.lead_id, k.citizen_key",
+            )
+            .fetch_all(pool)
+            .await
+            .ctx(op)?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.text("lead_id").ctx(op)?,
+                        r.text("person_key").ctx(op)?,
+                        r.text("citizen_key").ctx(op)?,
+                    ))
+                })
+                .collect()
+        })
+    }
+
     pub async fn open_leads_with_subject_keys(
         &self,
         keys: &[String],

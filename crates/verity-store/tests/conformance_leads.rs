@@ -280,6 +280,18 @@ mod cases {
                 "P3".to_string()
             )]
         );
+        // All open leads' subject keys, matched in memory, give the same answer.
+        let wanted = ["F|P3|19800101", "F|P1|19800101", "F|X|1"];
+        let mut in_memory: Vec<(String, String)> = s
+            .open_lead_subject_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|(_, _, k)| wanted.contains(&k.as_str()))
+            .map(|(lead, person, _)| (lead, person))
+            .collect();
+        in_memory.dedup();
+        assert_eq!(in_memory, found);
         s.add_citizen_keys(&["F|P3|19800101".into(), "F|P3|19800101".into()])
             .await
             .unwrap();
