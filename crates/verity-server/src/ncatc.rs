@@ -198,6 +198,10 @@ async fn start_run(
     .await?;
     let mut opts = RunOptions::new(&who.username, chrono::Utc::now().date_naive());
     opts.force_full = form.full.is_some();
+    // The embedded store's runs keep a person map beside it, as `verity leads run` does.
+    if state.config.database_url.is_none() {
+        opts.map_dir = Some(state.config.data_dir.join("ncatc"));
+    }
     let store = state.store.clone();
     tokio::spawn(async move {
         let result = ncatc::run_leads(&store, &ctx, &opts, &|_| {}).await;

@@ -27,6 +27,9 @@ mod tests;
 #[path = "ncatc_scan.rs"]
 mod scan;
 
+#[path = "ncatc_mapped.rs"]
+mod mapped;
+
 #[cfg(test)]
 use scan::may_lead;
 pub use scan::LeadScreen;
@@ -67,6 +70,10 @@ pub struct RunStats {
     /// the store.
     #[serde(default)]
     pub records_read: u64,
+    /// How the run found its persons when it could use the last full run's person map (a
+    /// full run: where it wrote the map; an incremental run: that it used it, or why not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person_map: Option<String>,
 }
 
 /// How to run.
@@ -88,6 +95,9 @@ pub struct RunOptions {
     /// false, every person with a record of a may-lead system (the test before the screen:
     /// for comparisons; outcomes are the same, more persons are evaluated to "no rule").
     pub screen_by_policy: bool,
+    /// Where a full run leaves its person map and incremental runs read it (`ncatc_map.rs`);
+    /// `None`: no map, incremental runs follow identifiers through the store.
+    pub map_dir: Option<std::path::PathBuf>,
 }
 
 impl RunOptions {
@@ -100,6 +110,7 @@ impl RunOptions {
             today,
             stop_after_batches: None,
             screen_by_policy: true,
+            map_dir: None,
         }
     }
 }
@@ -243,6 +254,11 @@ async fn audit_run(
 /// which keep only identifiers in memory while scanning).
 enum Members {
     Loaded(Vec<SourceRecord>),
+    /// Read whole by an incremental run with a person map, with the map groups it is made of.
+    Mapped {
+        records: Vec<SourceRecord>,
+        groups: Vec<u32>,
+    },
     /// The person's group number in the full scan, and the revs of its records.
     Revs {
         group: u32,
@@ -259,11 +275,46 @@ struct Population {
     records_read: u64,
     /// Persons in the store (a full run evaluates only those a lead rule could apply to).
     persons_total: u64,
-    /// The sweep keys of a full run, held in memory (an incremental run asks the store).
-    sweep: Option<SweepIndex>,
+    /// Where the sweep looks.
+    sweep: SweepSource,
     /// The records of the persons to evaluate, by rev, taken from the digest chunks' record
     /// packs (a full run); records not found here are read from the store.
     unpacked: HashMap<i64, RawRecord>,
+    /// What the run did with the person map (see [`RunStats::person_map`]).
+    person_map: Option<String>,
+}
+
+/// Where a run's sweep looks: a full run's index in memory, a person map's index with the
+/// records added since, or the store's sweep tables.
+enum SweepSource {
+    Full(SweepIndex),
+    Map(Box<mapped::MapSweep>),
+    Store,
+}
+
+/// The person map's validity key: the store it describes (a map left in a data dir whose
+/// database was replaced is not used), and the lead policy, the priority policy and the kind
+/// of screen (the screen values it keeps depend on them).
+async fn map_key(store: &Store, run: &LeadRun, opts: &RunOptions) -> Result<String, RunError> {
+    const STORE_ID: &str = "ncatc_map_store_id";
+    let store_id = match store.get_meta(STORE_ID).await? {
+        Some(id) => id,
+        None => {
+            let id = hex::encode(rand::random::<[u8; 16]>());
+            store.set_meta(STORE_ID, &id).await?;
+            id
+        }
+    };
+    Ok(format!(
+        "{store_id}|{}|{}|{}",
+        run.policy_version,
+        run.rules_version,
+        if opts.screen_by_policy {
+            "policy"
+        } else {
+            "system"
+        }
+    ))
 }
 
 /// A digest chunk's record pack, kept by a full run's scan until it knows which records the
@@ -368,9 +419,14 @@ async fn execute(
     times.end("population", begun);
     // Persons read whole (an incremental run's) pass the same screen as a full run's.
     population.persons.retain(|(_, m)| match m {
-        Members::Loaded(records) => worth_evaluating_records(&screen, records, &open),
+        Members::Loaded(records) | Members::Mapped { records, .. } => {
+            worth_evaluating_records(&screen, records, &open)
+        }
         Members::Revs { .. } => true,
     });
+    if stats.resumed == 0 || population.person_map.is_some() {
+        stats.person_map = population.person_map.take();
+    }
     stats.records_read += population.records_read;
     if stats.resumed == 0 {
         stats.records_scanned = population.records_scanned;
@@ -395,7 +451,7 @@ async fn execute(
     let chunks: Vec<&[(String, Members)]> = population.persons[start..]
         .chunks(opts.batch_size.max(1))
         .collect();
-    let sweep = population.sweep.as_ref();
+    let sweep = &population.sweep;
     let mut evaluating: Option<BatchJob> = match chunks.first() {
         Some(first) => {
             let prepared =
@@ -426,7 +482,7 @@ async fn execute(
             .iter()
             .map(|(_, m)| match m {
                 Members::Revs { revs, .. } => revs.len() as u64,
-                Members::Loaded(_) => 0,
+                Members::Loaded(_) | Members::Mapped { .. } => 0,
             })
             .sum::<u64>();
         let mut batch = LeadBatch::default();
@@ -474,7 +530,7 @@ type BatchJob = std::thread::JoinHandle<Vec<(PersonResult, Option<String>)>>;
 async fn prepare_batch(
     store: &Store,
     chunk: &[(String, Members)],
-    sweep: Option<&SweepIndex>,
+    sweep: &SweepSource,
     detainers: &BTreeSet<String>,
     unpacked: &mut HashMap<i64, RawRecord>,
     times: &mut RunTimes,
@@ -483,11 +539,12 @@ async fn prepare_batch(
     let people = load_members(store, chunk, unpacked).await?;
     times.end("read persons", begun);
     let begun = times.begin();
-    let groups: Vec<Option<u32>> = chunk
+    let groups: Vec<&[u32]> = chunk
         .iter()
         .map(|(_, m)| match m {
-            Members::Revs { group, .. } => Some(*group),
-            Members::Loaded(_) => None,
+            Members::Revs { group, .. } => std::slice::from_ref(group),
+            Members::Mapped { groups, .. } => groups.as_slice(),
+            Members::Loaded(_) => &[],
         })
         .collect();
     let swept = sweep_matches(store, sweep, &people, &groups).await?;
@@ -564,7 +621,7 @@ async fn load_members(
         .iter()
         .map(|(key, m)| {
             let records = match m {
-                Members::Loaded(rs) => rs.clone(),
+                Members::Loaded(rs) | Members::Mapped { records: rs, .. } => rs.clone(),
                 Members::Revs { revs, .. } => {
                     let mut rs: Vec<SourceRecord> =
                         revs.iter().filter_map(|r| by_rev.remove(r)).collect();
@@ -620,32 +677,77 @@ fn worker_threads() -> usize {
 
 /// Per person: (a citizenship sweep key matches, a status-bearing record outside the person
 /// has the person's full name and birth date). Full runs look in memory (`groups` gives each
-/// person's group number in the scan); incremental runs ask the store once per batch.
+/// person's group number in the scan), incremental runs with a person map in the map's index
+/// (`groups`: the map groups each person is made of), and the others ask the store once per
+/// batch.
 async fn sweep_matches(
     store: &Store,
-    sweep: Option<&SweepIndex>,
+    sweep: &SweepSource,
     people: &[(String, Vec<SourceRecord>)],
-    groups: &[Option<u32>],
+    groups: &[&[u32]],
 ) -> Result<Vec<(bool, bool)>, RunError> {
-    if let Some(index) = sweep {
-        // In memory: each person on the machine's cores.
-        let matched = par_map(people, |i, (_, rs)| {
-            let citizen: Vec<String> = rs.iter().flat_map(person::name_dob_keys).collect();
-            let mut status: Vec<String> = rs.iter().flat_map(person::full_name_dob_keys).collect();
-            status.sort();
-            status.dedup();
-            (
-                index.citizen_match(&citizen),
-                // A person without a group number was not in the scan: every holder is
-                // outside it.
-                index.status_outside(
-                    &status,
-                    groups.get(i).copied().flatten().unwrap_or(u32::MAX),
-                ),
-            )
-        });
-        return Ok(matched);
+    match sweep {
+        SweepSource::Full(index) => {
+            // In memory: each person on the machine's cores.
+            let matched = par_map(people, |i, (_, rs)| {
+                let citizen: Vec<String> = rs.iter().flat_map(person::name_dob_keys).collect();
+                let mut status: Vec<String> =
+                    rs.iter().flat_map(person::full_name_dob_keys).collect();
+                status.sort();
+                status.dedup();
+                (
+                    index.citizen_match(&citizen),
+                    // A person without a group number was not in the scan: every holder is
+                    // outside it.
+                    index.status_outside(
+                        &status,
+                        groups
+                            .get(i)
+                            .and_then(|g| g.first())
+                            .copied()
+                            .unwrap_or(u32::MAX),
+                    ),
+                )
+            });
+            Ok(matched)
+        }
+        SweepSource::Map(map) => {
+            let matched = par_map(people, |i, (_, rs)| {
+                map.matches(rs, groups.get(i).copied().unwrap_or(&[]))
+            });
+            // The few the map cannot tell are asked of the store, exactly.
+            let unsure: Vec<usize> = (0..matched.len())
+                .filter(|&i| matched[i].1.is_none())
+                .collect();
+            let mut exact: HashMap<usize, bool> = HashMap::new();
+            if !unsure.is_empty() {
+                let asked: Vec<(String, Vec<SourceRecord>)> =
+                    unsure.iter().map(|&i| people[i].clone()).collect();
+                let answers = store_sweep(store, &asked).await?;
+                for (&i, (_, status)) in unsure.iter().zip(answers) {
+                    exact.insert(i, status);
+                }
+            }
+            Ok(matched
+                .into_iter()
+                .enumerate()
+                .map(|(i, (citizen, status))| {
+                    (
+                        citizen,
+                        status.unwrap_or_else(|| exact.get(&i).copied().unwrap_or(true)),
+                    )
+                })
+                .collect())
+        }
+        SweepSource::Store => store_sweep(store, people).await,
     }
+}
+
+/// [`sweep_matches`] from the store's sweep tables.
+async fn store_sweep(
+    store: &Store,
+    people: &[(String, Vec<SourceRecord>)],
+) -> Result<Vec<(bool, bool)>, RunError> {
     let citizen_keys: Vec<Vec<String>> = people
         .iter()
         .map(|(_, rs)| rs.iter().flat_map(person::name_dob_keys).collect())
@@ -975,7 +1077,7 @@ async fn full_population(
     // The record ids whose person key has an open lead: asked about every record of a person
     // the screen turns away, so without a string built per record.
     let open_ids: HashSet<&str> = open.keys().filter_map(|k| k.strip_prefix("NP-")).collect();
-    let grouped = scanned.group(|id| open_ids.contains(id), screen);
+    let mut grouped = scanned.group(|id| open_ids.contains(id), screen, opts.map_dir.is_some());
     if timing {
         eprintln!(
             "ncatc full scan: {:.3} s in all; digest reads {:.3} s, digests added {:.3} s, \
@@ -994,6 +1096,39 @@ async fn full_population(
             grouped.sweep.sizes().1
         );
     }
+    // The person map for the incremental runs after this one. Not writing it costs only
+    // speed (they follow identifiers through the store instead), so a failure is reported in
+    // the run's stats, not raised.
+    let key = match &opts.map_dir {
+        Some(_) => map_key(store, run, opts).await?,
+        None => String::new(),
+    };
+    let mut map_written = false;
+    let mut person_map = match (&opts.map_dir, grouped.links.take()) {
+        (Some(dir), Some(links)) => {
+            let clock = std::time::Instant::now();
+            let written = scan::map::write_map(dir, run.to_rev, &key, &links, &grouped.sweep);
+            map_written = written.is_ok();
+            if timing {
+                eprintln!(
+                    "ncatc full person map: {:.3} s ({} groups, {} records)",
+                    clock.elapsed().as_secs_f64(),
+                    links.groups(),
+                    links.slots()
+                );
+            }
+            Some(match written {
+                Ok(bytes) => format!(
+                    "written: {} groups, {} records up to rev {}, {bytes} bytes",
+                    links.groups(),
+                    links.slots(),
+                    run.to_rev
+                ),
+                Err(e) => format!("not written: {e}"),
+            })
+        }
+        _ => None,
+    };
     let persons: Vec<(String, Members)> = grouped
         .persons
         .into_iter()
@@ -1012,7 +1147,7 @@ async fn full_population(
         .iter()
         .flat_map(|(_, m)| match m {
             Members::Revs { revs, .. } => revs.as_slice(),
-            Members::Loaded(_) => &[],
+            Members::Loaded(_) | Members::Mapped { .. } => &[],
         })
         .copied()
         .collect();
@@ -1027,13 +1162,52 @@ async fn full_population(
             needed.len()
         );
     }
+    // Beside the map, the records of the persons evaluated here, for the incremental runs
+    // (a person with a record not unpacked is left out: those runs read it by rev).
+    if let (Some(dir), true) = (&opts.map_dir, map_written) {
+        let clock = std::time::Instant::now();
+        let candidates: Vec<scan::map::CandidatePerson<'_>> = persons
+            .iter()
+            .filter_map(|(_, m)| match m {
+                Members::Revs { group, revs } => Some(scan::map::CandidatePerson {
+                    group: *group,
+                    records: revs
+                        .iter()
+                        .map(|rev| {
+                            unpacked
+                                .get(rev)
+                                .map(|r| (r.rev, r.record_id.as_str(), r.json.as_str()))
+                        })
+                        .collect::<Option<Vec<_>>>()?,
+                }),
+                _ => None,
+            })
+            .collect();
+        let written =
+            scan::map::write_candidates(dir, run.to_rev, &key, &candidates, worker_threads());
+        if timing {
+            eprintln!(
+                "ncatc full candidates: {:.3} s ({} persons)",
+                clock.elapsed().as_secs_f64(),
+                candidates.len()
+            );
+        }
+        let note = match written {
+            Ok(bytes) => format!("; candidates: {} persons, {bytes} bytes", candidates.len()),
+            Err(e) => format!("; candidates not written: {e}"),
+        };
+        if let Some(p) = &mut person_map {
+            p.push_str(&note);
+        }
+    }
     Ok(Population {
         persons,
         records_scanned,
         records_read: json_read,
         persons_total: grouped.persons_total,
-        sweep: Some(grouped.sweep),
+        sweep: SweepSource::Full(grouped.sweep),
         unpacked,
+        person_map,
     })
 }
 
@@ -1464,11 +1638,44 @@ async fn incremental_population(
     screen: &LeadScreen,
 ) -> Result<Population, RunError> {
     let mut clock = PhaseClock::start();
-    // Sweep keys a store written before migration 0007 keeps as text: hashed once, here.
+    // The last full run's person map, when there is one this run can use: its header first
+    // (where to start reading), the rest on another thread while the records are read.
+    let key = match &opts.map_dir {
+        Some(_) => map_key(store, run, opts).await?,
+        None => String::new(),
+    };
+    let usable = opts
+        .map_dir
+        .as_ref()
+        .map(|dir| match scan::map::read_map_head(dir) {
+            Ok(Some((head, k))) if k == key && head <= run.from_rev => Ok(head),
+            Ok(Some((head, k))) if k != key => Err(format!(
+                "not used: written at rev {head} under {k}, this run is {key}"
+            )),
+            Ok(Some((head, _))) => Err(format!(
+                "not used: written at rev {head}, after this run's start ({})",
+                run.from_rev
+            )),
+            Ok(None) => Err("none yet (a full run writes it)".to_string()),
+            Err(e) => Err(format!("not used: {e}")),
+        });
+    let mut map_note = usable.as_ref().and_then(|u| u.as_ref().err().cloned());
+    let map_head = usable.and_then(Result::ok);
+    let map_job = match (map_head, &opts.map_dir) {
+        (Some(_), Some(dir)) => {
+            let dir = dir.clone();
+            Some(std::thread::spawn(move || {
+                (scan::map::read_map(&dir), scan::map::read_candidates(&dir))
+            }))
+        }
+        _ => None,
+    };
+    // Sweep keys a store written before migration 0007 keep as text: hashed once, here.
     let moved = store.move_text_sweep_keys().await?;
     clock.lap("move text sweep keys", || format!("{moved} rows"));
+    let read_from = map_head.unwrap_or(run.from_rev);
     let mut raw: Vec<RawRecord> = Vec::new();
-    let mut after = run.from_rev;
+    let mut after = read_from;
     loop {
         let page = store
             .scan_record_json(after, run.to_rev, opts.page_size.max(1))
@@ -1480,16 +1687,24 @@ async fn incremental_population(
         raw.extend(page);
         progress(Progress::Scanning {
             done: raw.len() as u64,
-            total: u64::try_from(run.to_rev - run.from_rev).unwrap_or(0),
+            total: u64::try_from(run.to_rev - read_from).unwrap_or(0),
         });
     }
-    let changed = decode_parallel(&raw)?;
-    let changed_revs: Vec<i64> = raw.iter().map(|r| r.rev).collect();
+    let mut records = decode_parallel(&raw)?;
+    let mut revs: Vec<i64> = raw.iter().map(|r| r.rev).collect();
     drop(raw);
+    let mut records_read = records.len() as u64;
+    // Records after the map's head but not after the last run's: linked, not changed.
+    let first_changed = revs.partition_point(|&rev| rev <= run.from_rev);
+    let changed = records.split_off(first_changed);
+    let changed_revs = revs.split_off(first_changed);
+    let earlier: Vec<(i64, SourceRecord)> = revs.into_iter().zip(records).collect();
     let records_scanned = changed.len() as u64;
-    let mut records_read = records_scanned;
     clock.lap("read changed records", || {
-        format!("{records_scanned} records")
+        format!(
+            "{records_scanned} records, {} more since the person map",
+            earlier.len()
+        )
     });
     let mut new_citizen: Vec<String> = changed
         .iter()
@@ -1550,9 +1765,24 @@ async fn incremental_population(
     }
     bearing.sort();
     bearing.dedup();
-    let bearing_ids: Vec<String> = store
-        .open_leads_with_subject_keys(&bearing)
-        .await?
+    // Looked up key by key, or, when the changes bring more keys than the open leads hold
+    // (a few each), all open leads' keys read once and matched here: the same answer.
+    let matched: Vec<(String, String)> = if bearing.len() > 8 * open.len() {
+        let wanted: HashSet<&str> = bearing.iter().map(String::as_str).collect();
+        let mut m: Vec<(String, String)> = store
+            .open_lead_subject_keys()
+            .await?
+            .into_iter()
+            .filter(|(_, _, key)| wanted.contains(key.as_str()))
+            .map(|(lead, person, _)| (lead, person))
+            .collect();
+        m.sort();
+        m.dedup();
+        m
+    } else {
+        store.open_leads_with_subject_keys(&bearing).await?
+    };
+    let bearing_ids: Vec<String> = matched
         .into_iter()
         .filter_map(|(_, key)| key.strip_prefix("NP-").map(str::to_string))
         .collect();
@@ -1564,6 +1794,52 @@ async fn incremental_population(
     clock.lap("open leads the changes bear on", || {
         format!("{bearing_count} records")
     });
+    if let Some(job) = map_job {
+        let (map, candidates) = match job.join() {
+            Ok(read) => read,
+            Err(p) => std::panic::resume_unwind(p),
+        };
+        clock.lap("read the person map", String::new);
+        match map {
+            Ok(Some(map)) if map.head_rev == read_from && map.policy_version == key => {
+                // The candidates are used only with the map they were written with.
+                let (candidates, candidates_note) = match candidates {
+                    Ok(Some(c)) if c.head_rev == map.head_rev && c.key == map.policy_version => {
+                        (Some(c), "with its candidates".to_string())
+                    }
+                    Ok(Some(_)) => (None, "candidates of another map not used".to_string()),
+                    Ok(None) => (None, "no candidates".to_string()),
+                    Err(e) => (None, format!("candidates not used: {e}")),
+                };
+                let note = format!(
+                    "used: {} groups, {} records up to rev {}, {candidates_note}",
+                    map.links.groups(),
+                    map.links.slots(),
+                    map.head_rev
+                );
+                let changes = mapped::Changes {
+                    earlier,
+                    changed: changed_revs.into_iter().zip(changed).collect(),
+                    bearing: bearing_records,
+                    records_scanned,
+                    records_read,
+                };
+                let mut population =
+                    mapped::population(store, map, candidates, screen, open, changes, &mut clock)
+                        .await?;
+                population.person_map = Some(note);
+                return Ok(population);
+            }
+            Ok(Some(map)) => {
+                map_note = Some(format!(
+                    "not used: rewritten at rev {} while this run read from rev {read_from}",
+                    map.head_rev
+                ))
+            }
+            Ok(None) => map_note = Some("not used: removed while this run started".into()),
+            Err(e) => map_note = Some(format!("not used: {e}")),
+        }
+    }
     // Their subjects count as changed: the persons holding them are evaluated.
     let mut wanted_ids = changed_ids;
     wanted_ids.extend(bearing_records.iter().map(|r| r.record_id.clone()));
@@ -1658,8 +1934,9 @@ async fn incremental_population(
         persons,
         records_scanned,
         records_read,
-        sweep: None,
+        sweep: SweepSource::Store,
         unpacked: HashMap::new(),
+        person_map: map_note,
     })
 }
 

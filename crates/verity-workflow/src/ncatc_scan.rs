@@ -17,7 +17,11 @@
 //! could apply to those facets together. Digests written before facets were kept (format 1)
 //! are digested again from their records' JSON by the next full run.
 
+#[path = "ncatc_map.rs"]
+pub(crate) mod map;
+
 use crate::ncatc::person;
+use map::MapLinks;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -314,6 +318,20 @@ const FACETS_UNKNOWN: u8 = 0x80;
 pub(crate) struct RecordLead {
     flags: u8,
     class: u8,
+}
+
+impl RecordLead {
+    /// Its two bytes, for the person map.
+    pub(crate) fn to_bytes(self) -> [u8; 2] {
+        [self.flags, self.class]
+    }
+
+    pub(crate) fn from_bytes(b: [u8; 2]) -> RecordLead {
+        RecordLead {
+            flags: b[0],
+            class: b[1],
+        }
+    }
 }
 
 /// A person's records folded together for the screen.
@@ -859,7 +877,7 @@ pub(crate) struct SweepIndex {
 }
 
 /// A status key held by records of more than one person: outside any person.
-const HELD_BY_MANY: u32 = u32::MAX;
+pub(crate) const HELD_BY_MANY: u32 = u32::MAX;
 
 impl SweepIndex {
     /// The index of sorted, distinct citizenship key hashes and of status keys sorted by hash
@@ -875,7 +893,44 @@ impl SweepIndex {
         }
     }
 
-    fn holder(&self, hash: u64) -> Option<u32> {
+    /// Its sorted arrays, for the person map.
+    fn parts(&self) -> (&[u64], &[KeyEntry]) {
+        (&self.citizen, &self.status)
+    }
+
+    /// From the person map's arrays, checked to be sorted (the directories assume it).
+    fn from_parts(citizen: Vec<u64>, status: Vec<KeyEntry>) -> Result<SweepIndex, String> {
+        if citizen.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("citizenship keys are not sorted".into());
+        }
+        if status.windows(2).any(|w| w[0].hash() >= w[1].hash()) {
+            return Err("status keys are not sorted".into());
+        }
+        Ok(SweepIndex::new(citizen, status))
+    }
+
+    /// An index of these citizenship keys and (status key, holder) pairs (for tests).
+    #[cfg(test)]
+    pub(crate) fn for_tests(mut citizen: Vec<u64>, status: Vec<(u64, u32)>) -> SweepIndex {
+        citizen.sort_unstable();
+        citizen.dedup();
+        let mut status: Vec<KeyEntry> = status
+            .into_iter()
+            .map(|(h, v)| KeyEntry::new(h, v))
+            .collect();
+        status.sort_unstable_by_key(KeyEntry::hash);
+        SweepIndex::new(citizen, status)
+    }
+
+    /// Whether `hash` is a citizenship key.
+    pub(crate) fn is_citizen_key(&self, hash: u64) -> bool {
+        self.citizen
+            .get(self.citizen_dir.range(hash))
+            .is_some_and(|run| run.contains(&hash))
+    }
+
+    /// The holder of status key `hash`: a group number, or [`HELD_BY_MANY`].
+    pub(crate) fn holder(&self, hash: u64) -> Option<u32> {
         self.status
             .get(self.status_dir.range(hash))?
             .iter()
@@ -990,6 +1045,8 @@ pub(crate) struct Grouped {
     pub persons: Vec<ScannedPerson>,
     pub persons_total: u64,
     pub sweep: SweepIndex,
+    /// The groups for the person map, when asked for.
+    pub links: Option<MapLinks>,
 }
 
 impl FullScan {
@@ -1081,7 +1138,14 @@ impl FullScan {
     /// On the machine's cores: the identifiers are sorted in two halves (split by the top bit
     /// of their hash, so equal hashes share a half) while the sweep keys are sorted on another
     /// thread; only the union of records and the numbering of groups run on one.
-    pub fn group(mut self, has_open_lead: impl Fn(&str) -> bool, screen: &LeadScreen) -> Grouped {
+    ///
+    /// With `keep_links`, also the groups and identifiers for the person map ([`MapLinks`]).
+    pub fn group(
+        mut self,
+        has_open_lead: impl Fn(&str) -> bool,
+        screen: &LeadScreen,
+        keep_links: bool,
+    ) -> Grouped {
         let n = self.revs.len();
         let mut identifiers = std::mem::take(&mut self.identifiers).into_vec();
         let citizen = std::mem::take(&mut self.citizen);
@@ -1130,7 +1194,9 @@ impl FullScan {
                 Err(p) => std::panic::resume_unwind(p),
             }
         });
-        drop(identifiers);
+        if !keep_links {
+            identifiers = Vec::new();
+        }
         // Group numbers in order of each group's first record.
         let mut group_of: Vec<u32> = vec![u32::MAX; n];
         let mut groups: u32 = 0;
@@ -1175,46 +1241,44 @@ impl FullScan {
                 status.shrink_to_fit();
                 SweepIndex::new(citizen, status)
             });
-            let persons = self.pick_persons(&group_of, groups, &has_open_lead, screen);
+            let (starts, members) = group_members(&group_of, groups);
+            let persons = self.pick_persons(&starts, &members, &has_open_lead, screen);
+            let links = keep_links.then(|| {
+                MapLinks::new(
+                    &starts,
+                    &members,
+                    &group_of,
+                    std::mem::take(&mut identifiers),
+                    |i| self.revs[i as usize],
+                    |i| self.lead[i as usize],
+                    |i| map::record_id_hash(self.ids.get(i as usize)),
+                )
+            });
             match index.join() {
-                Ok(sweep) => (persons, sweep),
+                Ok(sweep) => (persons, sweep, links),
                 Err(p) => std::panic::resume_unwind(p),
             }
         });
-        let (persons, sweep) = sweep;
+        let (persons, sweep, links) = sweep;
         Grouped {
             persons,
             persons_total: u64::from(groups),
             sweep,
+            links,
         }
     }
 
     /// The persons (groups) a lead rule could apply to or with an open lead, sorted by key.
     fn pick_persons(
         &self,
-        group_of: &[u32],
-        groups: u32,
+        starts: &[usize],
+        members: &[u32],
         has_open_lead: &impl Fn(&str) -> bool,
         screen: &LeadScreen,
     ) -> Vec<ScannedPerson> {
-        let n = group_of.len();
-        // Members of each group, by counting.
-        let mut starts: Vec<usize> = vec![0; groups as usize + 1];
-        for &g in group_of {
-            starts[g as usize + 1] += 1;
-        }
-        for g in 0..groups as usize {
-            starts[g + 1] += starts[g];
-        }
-        let mut fill = starts.clone();
-        let mut members: Vec<u32> = vec![0; n];
-        for (i, &g) in group_of.iter().enumerate() {
-            members[fill[g as usize]] = i as u32;
-            fill[g as usize] += 1;
-        }
-        drop(fill);
+        let groups = starts.len().saturating_sub(1);
         let mut persons = Vec::new();
-        for g in 0..groups as usize {
+        for g in 0..groups {
             let m = &members[starts[g]..starts[g + 1]];
             let mut profile = LeadProfile::default();
             for &i in m {
@@ -1239,6 +1303,25 @@ impl FullScan {
         persons.sort_by(|a, b| a.key.cmp(&b.key));
         persons
     }
+}
+
+/// Each group's members (record indexes) listed group after group, and where each group
+/// starts (one more entry than groups), by counting.
+fn group_members(group_of: &[u32], groups: u32) -> (Vec<usize>, Vec<u32>) {
+    let mut starts: Vec<usize> = vec![0; groups as usize + 1];
+    for &g in group_of {
+        starts[g as usize + 1] += 1;
+    }
+    for g in 0..groups as usize {
+        starts[g + 1] += starts[g];
+    }
+    let mut fill = starts.clone();
+    let mut members: Vec<u32> = vec![0; group_of.len()];
+    for (i, &g) in group_of.iter().enumerate() {
+        members[fill[g as usize]] = i as u32;
+        fill[g as usize] += 1;
+    }
+    (starts, members)
 }
 
 /// Moves the identifiers whose hash has the top bit clear before the others (in place) and
@@ -1373,7 +1456,7 @@ mod tests {
         ] {
             scan.add(&s, &by_system()).unwrap();
         }
-        let g = scan.group(|_| false, &by_system());
+        let g = scan.group(|_| false, &by_system(), false);
         assert_eq!(g.persons.len(), 2);
         for p in &g.persons {
             assert!(
@@ -1397,7 +1480,7 @@ mod tests {
             scan.add(&s, &by_system()).unwrap();
         }
         assert_eq!(scan.records(), 4);
-        let g = scan.group(|id| id == "CIT-1", &by_system());
+        let g = scan.group(|id| id == "CIT-1", &by_system(), false);
         assert_eq!(g.persons_total, 3);
         let keys: Vec<&str> = g.persons.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["NP-CIT-1", "NP-ENF-1", "NP-TRV-7"]);
@@ -1482,7 +1565,7 @@ mod tests {
                 .iter()
                 .flat_map(|s| s.citizen_keys.iter().map(String::as_str))
                 .collect();
-            let g = scan.group(|_| true, &by_system());
+            let g = scan.group(|_| true, &by_system(), false);
             assert_eq!(g.persons.len(), person::group_key_lists(&key_lists).len());
             // Every key for the first persons, then every 16th (a debug build hashes slowly).
             for (n, p) in g.persons.iter().enumerate() {

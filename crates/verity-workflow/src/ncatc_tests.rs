@@ -295,7 +295,7 @@ fn the_hashed_full_scan_groups_records_as_the_union_find_on_strings() {
         expected.sort();
         let total = expected.len() as u64;
         // With every record "having an open lead", every group is kept.
-        let grouped = full.group(|_| true, &screen);
+        let grouped = full.group(|_| true, &screen, false);
         assert_eq!(grouped.persons_total, total);
         let mut got: Vec<(String, Vec<i64>)> = grouped
             .persons
@@ -976,4 +976,275 @@ fn a_screened_full_run_has_the_outcomes_of_evaluating_every_may_lead_person() {
         assert_eq!(a, b);
         assert!(screened.records_read < every.records_read);
     });
+}
+
+/// Changes that exercise every way a person map is used: copies of records (new records
+/// joining their persons), copies holding a second person's A-number (merging two persons),
+/// and U.S.-born records with an open lead subject's name and birth date and no identifier
+/// (new citizenship evidence the changes bear on, linked to no one).
+async fn map_changes(store: &Store, round: &str) -> Vec<SourceRecord> {
+    let mut out: Vec<SourceRecord> = touched_copies(store, 7)
+        .await
+        .into_iter()
+        .map(|mut r| {
+            r.record_id = r.record_id.replace("-U1", &format!("-{round}"));
+            r
+        })
+        .collect();
+    let with_a: Vec<SourceRecord> = out
+        .iter()
+        .filter(|r| r.identity.ids.a_number.is_some())
+        .cloned()
+        .collect();
+    for (i, pair) in with_a.chunks(2).take(15).enumerate() {
+        if let [a, b] = pair {
+            let mut merged = a.clone();
+            merged.record_id = format!("MERGE-{round}-{i}");
+            merged.identity.ids.a_number = b.identity.ids.a_number.clone();
+            out.push(merged);
+        }
+    }
+    let subjects: Vec<String> = store
+        .open_lead_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|(k, _)| k.strip_prefix("NP-").map(str::to_string))
+        .take(1)
+        .collect();
+    for (i, r) in store
+        .get_records(&subjects)
+        .await
+        .unwrap()
+        .into_iter()
+        .enumerate()
+    {
+        let mut c = r.clone();
+        c.record_id = format!("USB-{round}-{i}");
+        c.identity.country_of_birth = "US".into();
+        c.identity.ids = Default::default();
+        out.push(c);
+    }
+    // A new version of each shadowed person's records (see `shadows`): evaluated again, the
+    // status record outside them is found in the map's sweep index.
+    let all = all_records(store).await;
+    for (i, r) in all
+        .iter()
+        .filter(|r| r.record_id.starts_with("SHADOW-"))
+        .enumerate()
+    {
+        let Some(original) = all
+            .iter()
+            .find(|o| format!("SHADOW-{}", o.record_id) == r.record_id)
+        else {
+            continue;
+        };
+        let mut c = original.clone();
+        c.record_id = format!("TOUCH-{round}-{i}");
+        out.push(c);
+    }
+    out
+}
+
+/// For two persons with an open lead: a copy of one of their status-bearing records without
+/// identifiers (so linked to no one): an unlinked record with their full name and birth date,
+/// which parks their lead once a full run has it in its sweep index.
+async fn shadows(store: &Store) -> Vec<SourceRecord> {
+    let all = all_records(store).await;
+    let open: HashSet<String> = store
+        .open_lead_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|(k, _)| k.strip_prefix("NP-").map(str::to_string))
+        .collect();
+    group_persons(&all)
+        .into_iter()
+        .filter(|g| g.iter().any(|&i| open.contains(&all[i].record_id)))
+        .enumerate()
+        .filter_map(|(n, g)| {
+            let own = g
+                .iter()
+                .map(|&i| &all[i])
+                .find(|r| r.identity.dob.is_some())?;
+            // The first person's shadow copies one of its own status-bearing records (the
+            // key is then held by two groups); the second's is another person's record under
+            // its name (held by the shadow's group alone).
+            let source = if n % 2 == 0 {
+                g.iter()
+                    .map(|&i| &all[i])
+                    .find(|r| person::bears_on_status(r))?
+            } else {
+                all.iter()
+                    .enumerate()
+                    .find(|(i, r)| !g.contains(i) && person::bears_on_status(r))?
+                    .1
+            };
+            let mut c = source.clone();
+            c.record_id = format!("SHADOW-{}", own.record_id);
+            c.identity.name = own.identity.name.clone();
+            c.identity.dob = own.identity.dob;
+            c.identity.ids = Default::default();
+            Some(c)
+        })
+        .take(2)
+        .collect()
+}
+
+#[test]
+fn an_incremental_run_with_the_person_map_has_the_outcomes_of_one_without() {
+    rt().block_on(async {
+        let ctx = LeadContext::load(None).unwrap();
+        let mut results = Vec::new();
+        for mode in ["store", "map", "damaged map", "damaged candidates"] {
+            let dir = scratch("incr_map");
+            let store = Store::open_data_dir(&dir).await.unwrap();
+            import(&store).await;
+            let mut o = opts();
+            if mode != "store" {
+                o.map_dir = Some(dir.join("ncatc"));
+            }
+            run_leads(&store, &ctx, &o, &|_| {}).await.unwrap();
+            let shadowed = shadows(&store).await;
+            assert_eq!(shadowed.len(), 2);
+            store.insert_records(&shadowed).await.unwrap();
+            let mut full_again = o.clone();
+            full_again.force_full = true;
+            let full = run_leads(&store, &ctx, &full_again, &|_| {}).await.unwrap();
+            assert!(
+                full.stats.parked.contains_key("unlinked_status_record"),
+                "{:?}",
+                full.stats
+            );
+            match mode {
+                "store" => assert_eq!(full.stats.person_map, None),
+                _ => {
+                    let note = full.stats.person_map.clone().unwrap_or_default();
+                    assert!(note.starts_with("written"), "{note}");
+                }
+            }
+            if mode.starts_with("damaged") {
+                let file = match mode {
+                    "damaged map" => scan::map::MAP_FILE,
+                    _ => scan::map::CANDIDATES_FILE,
+                };
+                let path = dir.join("ncatc").join(file);
+                let mut bytes = std::fs::read(&path).unwrap();
+                let mid = bytes.len() / 2;
+                bytes[mid] ^= 0x40;
+                std::fs::write(&path, bytes).unwrap();
+            }
+            let mut per_round = Vec::new();
+            // Two rounds: the second reads the records added after the map's head twice over
+            // (once as earlier, once as changed).
+            for round in ["R1", "R2"] {
+                let changes = map_changes(&store, round).await;
+                store.insert_records(&changes).await.unwrap();
+                let inc = run_leads(&store, &ctx, &o, &|_| {}).await.unwrap();
+                assert_eq!(inc.kind, "incremental");
+                let note = inc.stats.person_map.clone();
+                match mode {
+                    "store" => assert_eq!(note, None),
+                    "map" => assert!(
+                        note.as_deref().is_some_and(
+                            |n| n.starts_with("used") && n.contains("with its candidates")
+                        ),
+                        "{note:?}"
+                    ),
+                    "damaged candidates" => assert!(
+                        note.as_deref().is_some_and(|n| n.starts_with("used")
+                            && n.contains("candidates not used")
+                            && n.contains("checksum")),
+                        "{note:?}"
+                    ),
+                    _ => assert!(
+                        note.as_deref().is_some_and(|n| n.contains("checksum")),
+                        "{note:?}"
+                    ),
+                }
+                let (open, parks) = outcomes(&store, &inc.run_id).await;
+                let mut stats = inc.stats.clone();
+                stats.person_map = None;
+                stats.records_read = 0;
+                per_round.push((stats, open, parks));
+            }
+            results.push(per_round);
+            store.close().await;
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let store_path = &results[0];
+        for (s, open, parks) in store_path {
+            assert!(
+                s.persons_evaluated > 0 && !parks.is_empty(),
+                "{s:?}, {} open, {} parks",
+                open.len(),
+                parks.len()
+            );
+        }
+        // The new evidence withdraws the open leads it bears on (all of them by round 2).
+        assert!(store_path[0].0.leads_withdrawn > 0);
+        assert!(
+            store_path[0].0.citizenship_reviews > 0,
+            "the changes include citizenship evidence"
+        );
+        for (i, other) in results.iter().enumerate().skip(1) {
+            for (round, (a, b)) in store_path.iter().zip(other).enumerate() {
+                assert_eq!(a.0, b.0, "mode {i}, round {round}: stats differ");
+                assert_eq!(a.1, b.1, "mode {i}, round {round}: open leads differ");
+                assert_eq!(a.2, b.2, "mode {i}, round {round}: parks differ");
+            }
+        }
+    });
+}
+
+#[test]
+fn the_map_sweep_finds_status_records_outside_the_person_and_defers_what_it_cannot_tell() {
+    let records = body_fin_person();
+    let r = &records[..1];
+    let status: Vec<u64> = person::full_name_dob_keys(&r[0])
+        .iter()
+        .map(|k| scan::key_hash(k))
+        .collect();
+    let citizen: Vec<u64> = person::name_dob_keys(&r[0])
+        .iter()
+        .map(|k| scan::key_hash(k))
+        .collect();
+    assert!(!status.is_empty() && !citizen.is_empty());
+    let sweep = |holder: u32, new_holder: Option<&str>, citizen_key: Option<u64>| {
+        let index = scan::SweepIndex::for_tests(
+            citizen_key.into_iter().collect(),
+            vec![(status[0], holder)],
+        );
+        let mut new_status = HashMap::new();
+        if let Some(id) = new_holder {
+            new_status.insert(status[0], vec![id.to_string()]);
+        }
+        mapped::MapSweep::new(index, HashSet::new(), new_status)
+    };
+    // Held by group 5 alone: outside a person not made of group 5.
+    assert_eq!(sweep(5, None, None).matches(r, &[5]), (false, Some(false)));
+    assert_eq!(sweep(5, None, None).matches(r, &[3]), (false, Some(true)));
+    assert_eq!(sweep(5, None, None).matches(r, &[]), (false, Some(true)));
+    // Held by several groups: outside a person of one group; unknown for one of several.
+    let many = scan::HELD_BY_MANY;
+    assert_eq!(
+        sweep(many, None, None).matches(r, &[3]),
+        (false, Some(true))
+    );
+    assert_eq!(sweep(many, None, None).matches(r, &[3, 5]), (false, None));
+    // Held by a record added since the map: outside unless it is the person's own.
+    let own = r[0].record_id.as_str();
+    assert_eq!(
+        sweep(5, Some(own), None).matches(r, &[5]),
+        (false, Some(false))
+    );
+    assert_eq!(
+        sweep(5, Some("OTHER-1"), None).matches(r, &[5]),
+        (false, Some(true))
+    );
+    // A citizenship key in the map's index.
+    assert_eq!(
+        sweep(5, None, Some(citizen[0])).matches(r, &[5]),
+        (true, Some(false))
+    );
 }

@@ -67,6 +67,13 @@ pub struct RunArgs {
     /// rule of the policy could apply to (same outcomes, slower: for comparisons)
     #[arg(long, hide = true)]
     no_screen: bool,
+    /// Where a full run leaves its person map and incremental runs read it (default: DATA/ncatc
+    /// for the embedded store; none with --database-url unless given)
+    #[arg(long)]
+    map_dir: Option<PathBuf>,
+    /// Do not use or write a person map: incremental runs follow identifiers through the store
+    #[arg(long, conflicts_with = "map_dir")]
+    no_map: bool,
 }
 
 #[derive(Args)]
@@ -82,7 +89,7 @@ pub struct ReportArgs {
 pub struct TouchArgs {
     #[command(flatten)]
     store: LeadStoreArgs,
-    /// Every Nth stored record gets a new version (100 = 1% of records)
+    /// Every record whose rev is a multiple of N gets a new version (100 = 1% of records)
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     every: u64,
     /// Suffix of the new versions' record ids (use a new one for each round)
@@ -165,6 +172,12 @@ fn run_leads(a: RunArgs) -> anyhow::Result<()> {
     opts.batch_size = usize::try_from(a.batch).unwrap_or(2_000);
     opts.stop_after_batches = a.stop_after_batches;
     opts.screen_by_policy = !a.no_screen;
+    opts.map_dir = match (&a.map_dir, a.no_map, &a.store.database_url) {
+        (_, true, _) => None,
+        (Some(dir), _, _) => Some(dir.clone()),
+        (None, false, None) => Some(a.store.data.join("ncatc")),
+        (None, false, Some(_)) => None,
+    };
     let bar = if a.quiet {
         ProgressBar::hidden()
     } else {
@@ -227,6 +240,9 @@ fn run_leads(a: RunArgs) -> anyhow::Result<()> {
             st.no_rule
         );
         println!("records read from the store {}", st.records_read);
+        if let Some(note) = &st.person_map {
+            println!("person map {note}");
+        }
         for (reason, n) in &st.parked {
             println!("parked {reason}: {n}");
         }
@@ -304,32 +320,29 @@ fn touch(a: TouchArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let store = a.store.open().await?;
         let head = store.max_record_rev().await?;
-        let mut after = 0i64;
-        let mut seen = 0u64;
+        // Records whose rev is a multiple of N, read by rev: revs are dense from 1 in a store
+        // that was only ever inserted into, so this is every Nth record without reading the
+        // others (reading them all took 400 s for 0.14% of a 10M-person store).
+        let every = i64::try_from(a.every).unwrap_or(i64::MAX);
+        let mut wanted = Vec::new();
+        let mut rev = every;
+        while rev <= head {
+            wanted.push(rev);
+            rev = rev.saturating_add(every);
+        }
         let mut added = 0u64;
-        loop {
-            let page = store.scan_records(after, 10_000).await?;
-            let Some((last, _)) = page.last() else { break };
-            after = *last;
-            let mut batch = Vec::new();
-            for (rev, mut r) in page {
-                if rev > head {
-                    break;
-                }
-                seen += 1;
-                if seen.is_multiple_of(a.every) {
-                    r.record_id = format!("{}-{}", r.record_id, a.suffix);
-                    batch.push(r);
-                }
+        for part in wanted.chunks(10_000) {
+            let mut batch = Vec::with_capacity(part.len());
+            for raw in store.records_by_revs(part).await? {
+                let mut r = raw.decode()?;
+                r.record_id = format!("{}-{}", r.record_id, a.suffix);
+                batch.push(r);
             }
             added += store.insert_records(&batch).await?;
-            if after >= head {
-                break;
-            }
         }
         store.close().await;
         println!(
-            "stored {added} new record versions (every {}th of {seen})",
+            "stored {added} new record versions (revs that are multiples of {}, up to {head})",
             a.every
         );
         Ok(())

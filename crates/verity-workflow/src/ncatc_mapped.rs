@@ -1,0 +1,372 @@
+//! An incremental run with the last full run's person map (`ncatc_map.rs`): the records added
+//! since the map are linked to the map's groups in memory, the persons are screened from the
+//! map's per-record screen values, and the sweep looks in the map's index. Only the records of
+//! the persons worth evaluating are read from the store, by rev.
+//!
+//! It reaches the same persons as following identifiers through the store (the other path,
+//! `follow_identifiers`): the map's groups are closed under shared identifiers and records are
+//! only added, so a person after the change is the union of the map's groups its new records
+//! hold identifiers of, with those new records.
+
+use super::scan::map::{record_id_hash, Candidates, PersonMap};
+use super::scan::{LeadProfile, SweepIndex, HELD_BY_MANY};
+use super::*;
+use verity_store::scan::RecordDigest;
+
+/// The sweep of an incremental run with a map: the map's index (records up to its head) and
+/// the keys of the records added since.
+pub(super) struct MapSweep {
+    index: SweepIndex,
+    new_citizen: HashSet<u64>,
+    /// Status key hash → ids of the records added since the map that hold it.
+    new_status: HashMap<u64, Vec<String>>,
+}
+
+impl MapSweep {
+    pub(super) fn new(
+        index: SweepIndex,
+        new_citizen: HashSet<u64>,
+        new_status: HashMap<u64, Vec<String>>,
+    ) -> MapSweep {
+        MapSweep {
+            index,
+            new_citizen,
+            new_status,
+        }
+    }
+
+    /// (a citizenship key matches, a record outside the person holds one of its status keys)
+    /// for a person made of map groups `groups` and `records`; the second is `None` when the
+    /// map cannot tell: a key held in several groups, and the person spans several (the
+    /// caller asks the store, exactly).
+    pub(super) fn matches(&self, records: &[SourceRecord], groups: &[u32]) -> (bool, Option<bool>) {
+        let citizen = records
+            .iter()
+            .flat_map(person::name_dob_keys)
+            .map(|k| scan::key_hash(&k))
+            .any(|h| self.new_citizen.contains(&h) || self.index.is_citizen_key(h));
+        let own: HashSet<&str> = records.iter().map(|r| r.record_id.as_str()).collect();
+        let mut unsure = false;
+        for k in records.iter().flat_map(person::full_name_dob_keys) {
+            let h = scan::key_hash(&k);
+            if self
+                .new_status
+                .get(&h)
+                .is_some_and(|ids| ids.iter().any(|id| !own.contains(id.as_str())))
+            {
+                return (citizen, Some(true));
+            }
+            match self.index.holder(h) {
+                None => {}
+                // Held in two groups or more: one is outside unless the person holds several.
+                Some(HELD_BY_MANY) if groups.len() <= 1 => return (citizen, Some(true)),
+                Some(HELD_BY_MANY) => unsure = true,
+                Some(g) if !groups.contains(&g) => return (citizen, Some(true)),
+                Some(_) => {}
+            }
+        }
+        (citizen, if unsure { None } else { Some(false) })
+    }
+}
+
+/// A record an incremental run with a map read whole: added since the map (with its rev), or
+/// an open lead's subject the changes bear on that the map does not place.
+struct Added {
+    record: SourceRecord,
+    /// Changed since the last run, or a subject the changes bear on: its person is evaluated.
+    wanted: bool,
+}
+
+fn find(parent: &mut [usize], mut i: usize) -> usize {
+    while parent[i] != i {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    i
+}
+
+fn union(parent: &mut [usize], a: usize, b: usize) {
+    let (ra, rb) = (find(parent, a), find(parent, b));
+    if ra != rb {
+        parent[ra.max(rb)] = ra.min(rb);
+    }
+}
+
+/// What both incremental paths read before finding the persons.
+pub(super) struct Changes {
+    /// Records added after the map's head up to the last run's head (not changed since the
+    /// last run, but not in the map either).
+    pub earlier: Vec<(i64, SourceRecord)>,
+    /// Records changed since the last run.
+    pub changed: Vec<(i64, SourceRecord)>,
+    /// Open leads' subjects the changes bear on (read by id).
+    pub bearing: Vec<SourceRecord>,
+    pub records_scanned: u64,
+    pub records_read: u64,
+}
+
+/// The persons of an incremental run, found with the map.
+pub(super) async fn population(
+    store: &Store,
+    map: PersonMap,
+    candidates: Option<Candidates>,
+    screen: &LeadScreen,
+    open: &HashMap<String, String>,
+    changes: Changes,
+    clock: &mut PhaseClock,
+) -> Result<Population, RunError> {
+    let links = &map.links;
+    let changed_records = changes.changed.len();
+    let mut added: Vec<Added> = changes
+        .earlier
+        .into_iter()
+        .map(|(_, record)| Added {
+            record,
+            wanted: false,
+        })
+        .chain(changes.changed.into_iter().map(|(_, record)| Added {
+            record,
+            wanted: true,
+        }))
+        .collect();
+    // The subjects the changes bear on: placed in the map by identifier, else (a record
+    // without one is a group of its own) by record-id hash; one the map does not place is
+    // taken as added.
+    let index_of: HashMap<String, usize> = added
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.record.record_id.clone(), i))
+        .collect();
+    let mut bearing_groups: Vec<u32> = Vec::new();
+    let mut unplaced: HashMap<u64, Vec<SourceRecord>> = HashMap::new();
+    for r in changes.bearing {
+        if let Some(&i) = index_of.get(&r.record_id) {
+            added[i].wanted = true;
+            continue;
+        }
+        let groups: Vec<u32> = person::strong_keys(&r)
+            .iter()
+            .filter_map(|(tag, v)| {
+                links.group_of_identifier(verity_store::scan::identifier_hash(*tag, v))
+            })
+            .collect();
+        if groups.is_empty() {
+            unplaced
+                .entry(record_id_hash(&r.record_id))
+                .or_default()
+                .push(r);
+        } else {
+            bearing_groups.extend(groups);
+        }
+    }
+    drop(index_of);
+    if !unplaced.is_empty() {
+        let hashes: HashSet<u64> = unplaced.keys().copied().collect();
+        for slot in links.slots_with_id_hashes(&hashes) {
+            if let Some(g) = links.group_of_slot(slot) {
+                unplaced.remove(&links.id_hash(slot));
+                bearing_groups.push(g);
+            }
+        }
+    }
+    added.extend(unplaced.into_values().flatten().map(|record| Added {
+        record,
+        wanted: true,
+    }));
+    // Their keys: for linking, and for the sweep (the map's index stops at its head).
+    let mut new_citizen: HashSet<u64> = HashSet::new();
+    let mut new_status: HashMap<u64, Vec<String>> = HashMap::new();
+    let digests: Vec<RecordDigest> = par_map(&added, |_, a| RecordDigest::of(0, &a.record));
+    for (a, d) in added.iter().zip(&digests) {
+        new_citizen.extend(d.citizen_keys.iter().copied());
+        for &h in &d.status_keys {
+            new_status
+                .entry(h)
+                .or_default()
+                .push(a.record.record_id.clone());
+        }
+    }
+    // Nodes: the added records (0..added.len()), then each map group reached.
+    let records_nodes = added.len();
+    let mut parent: Vec<usize> = (0..records_nodes).collect();
+    let mut node_of_group: HashMap<u32, usize> = HashMap::new();
+    let mut group_of_node: Vec<u32> = Vec::new();
+    let mut node = |g: u32, parent: &mut Vec<usize>| -> usize {
+        *node_of_group.entry(g).or_insert_with(|| {
+            parent.push(parent.len());
+            group_of_node.push(g);
+            parent.len() - 1
+        })
+    };
+    let mut key_owner: HashMap<u128, usize> = HashMap::new();
+    for (i, d) in digests.iter().enumerate() {
+        for &h in &d.identifiers {
+            if let Some(g) = links.group_of_identifier(h) {
+                let n = node(g, &mut parent);
+                union(&mut parent, i, n);
+            }
+            match key_owner.entry(h) {
+                std::collections::hash_map::Entry::Occupied(o) => union(&mut parent, i, *o.get()),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(i);
+                }
+            }
+        }
+    }
+    drop(digests);
+    drop(key_owner);
+    let wanted_nodes: Vec<usize> = bearing_groups
+        .into_iter()
+        .map(|g| node(g, &mut parent))
+        .collect();
+    let groups_reached = group_of_node.len();
+    clock.lap("link to the map", || {
+        format!(
+            "{} records added since the map ({changed_records} changed since the last run), \
+             {groups_reached} map groups reached",
+            added.len()
+        )
+    });
+
+    // Components holding a wanted node are the persons touched.
+    let mut wanted_roots: HashSet<usize> = HashSet::new();
+    for (i, a) in added.iter().enumerate() {
+        if a.wanted {
+            wanted_roots.insert(find(&mut parent, i));
+        }
+    }
+    for &n in &wanted_nodes {
+        wanted_roots.insert(find(&mut parent, n));
+    }
+    let mut components: HashMap<usize, (Vec<u32>, Vec<usize>)> = HashMap::new();
+    for n in 0..parent.len() {
+        let root = find(&mut parent, n);
+        if !wanted_roots.contains(&root) {
+            continue;
+        }
+        let entry = components.entry(root).or_default();
+        match n.checked_sub(records_nodes) {
+            None => entry.1.push(n),
+            Some(k) => entry.0.extend(group_of_node.get(k).copied()),
+        }
+    }
+    let persons_total = components.len() as u64;
+    let open_hashes: HashSet<u64> = open
+        .keys()
+        .filter_map(|k| k.strip_prefix("NP-"))
+        .map(record_id_hash)
+        .collect();
+    let mut worth: Vec<(Vec<u32>, Vec<usize>)> = components
+        .into_values()
+        .filter(|(groups, adds)| {
+            let mut profile = LeadProfile::default();
+            let mut has_open = false;
+            for &g in groups {
+                for slot in links.slots_of(g) {
+                    if let Some(lead) = links.lead(slot) {
+                        profile.add(lead);
+                    }
+                    has_open |= open_hashes.contains(&links.id_hash(slot));
+                }
+            }
+            for &i in adds {
+                let r = &added[i].record;
+                profile.add(screen.decoded(r));
+                has_open |= open.contains_key(&format!("NP-{}", r.record_id));
+            }
+            has_open || screen.could_lead(&profile)
+        })
+        .collect();
+    for (groups, _) in &mut worth {
+        groups.sort_unstable();
+    }
+    clock.lap("screen by the map", || {
+        format!("{persons_total} persons touched, {} pass", worth.len())
+    });
+
+    // Only the persons worth evaluating are read whole: from the candidates file when the
+    // full run evaluated them (the blocks they are in, unpacked on the machine's cores), else
+    // by rev from the store, a part at a time.
+    let mut blocks: BTreeSet<u32> = BTreeSet::new();
+    let mut in_blocks: HashSet<i64> = HashSet::new();
+    let mut to_read: Vec<i64> = Vec::new();
+    for (groups, _) in &worth {
+        for &g in groups {
+            let revs = links.slots_of(g).map(|slot| links.rev(slot));
+            match candidates.as_ref().and_then(|c| c.block_of(g)) {
+                Some(b) => {
+                    blocks.insert(b);
+                    in_blocks.extend(revs);
+                }
+                None => to_read.extend(revs),
+            }
+        }
+    }
+    let mut records_read = changes.records_read;
+    let mut by_rev: HashMap<i64, SourceRecord> =
+        HashMap::with_capacity(to_read.len() + in_blocks.len());
+    if let Some(c) = &candidates {
+        let blocks: Vec<u32> = blocks.into_iter().collect();
+        let unpacked = par_map(&blocks, |_, &b| {
+            let mut out = Vec::new();
+            c.for_each_record(b, |rev, id, json| {
+                if in_blocks.contains(&rev) {
+                    out.push(RawRecord {
+                        rev,
+                        record_id: id.to_string(),
+                        json: json.to_string(),
+                    });
+                }
+            })
+            .map(|()| out)
+        });
+        let mut raw = Vec::with_capacity(in_blocks.len());
+        for part in unpacked {
+            raw.extend(part?);
+        }
+        let decoded = decode_parallel(&raw)?;
+        by_rev.extend(raw.iter().map(|r| r.rev).zip(decoded));
+        // Anything the blocks lacked is read from the store.
+        to_read.extend(in_blocks.iter().filter(|rev| !by_rev.contains_key(rev)));
+    }
+    for part in to_read.chunks(WHOLE_READ_PART) {
+        let raw = store.records_by_revs(part).await?;
+        records_read += raw.len() as u64;
+        let decoded = decode_parallel(&raw)?;
+        by_rev.extend(raw.iter().map(|r| r.rev).zip(decoded));
+    }
+    let from_candidates = by_rev.len() - to_read.len().min(by_rev.len());
+    let mut persons: Vec<(String, Members)> = Vec::with_capacity(worth.len());
+    for (groups, adds) in worth {
+        let mut records: Vec<SourceRecord> = groups
+            .iter()
+            .flat_map(|&g| links.slots_of(g))
+            .filter_map(|slot| by_rev.remove(&links.rev(slot)))
+            .collect();
+        records.extend(adds.iter().map(|&i| added[i].record.clone()));
+        records.sort_by(|a, b| a.record_id.cmp(&b.record_id));
+        records.dedup_by(|a, b| a.record_id == b.record_id);
+        persons.push((
+            person::person_key(&records),
+            Members::Mapped { records, groups },
+        ));
+    }
+    persons.sort_by(|a, b| a.0.cmp(&b.0));
+    clock.lap("read persons", || {
+        format!(
+            "{} persons worth evaluating, {from_candidates} records from the candidates, {} \
+             read by rev",
+            persons.len(),
+            to_read.len()
+        )
+    });
+    Ok(Population {
+        persons_total,
+        persons,
+        records_scanned: changes.records_scanned,
+        records_read,
+        sweep: SweepSource::Map(Box::new(MapSweep::new(map.sweep, new_citizen, new_status))),
+        unpacked: HashMap::new(),
+        person_map: None,
+    })
+}
