@@ -945,28 +945,60 @@ const PACK_LEVEL: i32 = 1;
 pub fn encode_record_pack<'a>(
     records: impl IntoIterator<Item = (i64, &'a str, &'a str)>,
 ) -> Vec<u8> {
-    let mut raw = Vec::new();
-    for (rev, id, json) in records {
-        raw.extend_from_slice(&rev.to_le_bytes());
-        for part in [id, json] {
-            let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
-            raw.extend_from_slice(&len.to_le_bytes());
-            raw.extend_from_slice(part.as_bytes());
+    RecordPacker::new().pack(records)
+}
+
+/// Packs records as [`encode_record_pack`] does, reusing one zstd context and buffer: for many
+/// small packs (a lead run's candidates file: 16 KB blocks), where setting up a context for
+/// each pack costs about as much as compressing it.
+pub struct RecordPacker {
+    /// `None` if zstd could not set up a context: packs are then stored raw (format 0).
+    compressor: Option<zstd::bulk::Compressor<'static>>,
+    raw: Vec<u8>,
+}
+
+impl Default for RecordPacker {
+    fn default() -> Self {
+        RecordPacker::new()
+    }
+}
+
+impl RecordPacker {
+    pub fn new() -> RecordPacker {
+        RecordPacker {
+            compressor: zstd::bulk::Compressor::new(PACK_LEVEL).ok(),
+            raw: Vec::new(),
         }
     }
-    let mut out = Vec::with_capacity(PACK_HEADER + raw.len() / 8);
-    out.push(PACK_FORMAT);
-    out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
-    // Compressing into a growing Vec from a slice cannot fail but for memory; keep the raw
-    // bytes uncompressed then rather than lose the pack (format 0 below).
-    match zstd::bulk::compress(&raw, PACK_LEVEL) {
-        Ok(compressed) => out.extend_from_slice(&compressed),
-        Err(_) => {
-            out[0] = PACK_FORMAT_RAW;
-            out.extend_from_slice(&raw);
+
+    pub fn pack<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = (i64, &'a str, &'a str)>,
+    ) -> Vec<u8> {
+        let raw = &mut self.raw;
+        raw.clear();
+        for (rev, id, json) in records {
+            raw.extend_from_slice(&rev.to_le_bytes());
+            for part in [id, json] {
+                let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+                raw.extend_from_slice(&len.to_le_bytes());
+                raw.extend_from_slice(part.as_bytes());
+            }
         }
+        let mut out = Vec::with_capacity(PACK_HEADER + raw.len() / 8);
+        out.push(PACK_FORMAT);
+        out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
+        // Compressing into a growing Vec from a slice cannot fail but for memory; keep the raw
+        // bytes uncompressed then rather than lose the pack (format 0 below).
+        match self.compressor.as_mut().map(|c| c.compress(raw)) {
+            Some(Ok(compressed)) => out.extend_from_slice(&compressed),
+            _ => {
+                out[0] = PACK_FORMAT_RAW;
+                out.extend_from_slice(raw);
+            }
+        }
+        out
     }
-    out
 }
 
 /// A pack stored uncompressed (written only if compression failed).
@@ -981,64 +1013,97 @@ const PACK_MAX_RAW: u64 = 1 << 31;
 pub fn for_each_packed_record(
     chunk: i64,
     pack: &[u8],
-    mut each: impl FnMut(i64, &str, &str),
+    each: impl FnMut(i64, &str, &str),
 ) -> Result<(), StoreError> {
-    let corrupt = |problem: String| StoreError::Corrupt {
-        table: "record_digests",
-        key: format!("first_rev {chunk}"),
-        problem: format!("record pack: {problem}"),
-    };
-    let (Some(&format), Some(len)) = (pack.first(), pack.get(1..PACK_HEADER)) else {
-        return Err(corrupt("truncated header".into()));
-    };
-    let mut len_bytes = [0u8; 8];
-    len_bytes.copy_from_slice(len);
-    let raw_len = u64::from_le_bytes(len_bytes);
-    if raw_len > PACK_MAX_RAW {
-        return Err(corrupt(format!(
-            "uncompressed length {raw_len} is too large"
-        )));
+    RecordUnpacker::new().for_each(chunk, pack, each)
+}
+
+/// Reads record packs as [`for_each_packed_record`] does, reusing one zstd context: for many
+/// small packs.
+pub struct RecordUnpacker {
+    decompressor: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+impl Default for RecordUnpacker {
+    fn default() -> Self {
+        RecordUnpacker::new()
     }
-    let body = &pack[PACK_HEADER..];
-    let owned;
-    let raw: &[u8] = match format {
-        PACK_FORMAT => {
-            owned = zstd::bulk::decompress(body, raw_len as usize)
+}
+
+impl RecordUnpacker {
+    pub fn new() -> RecordUnpacker {
+        RecordUnpacker {
+            decompressor: zstd::bulk::Decompressor::new().ok(),
+        }
+    }
+
+    /// Calls `each` with every record of `pack` ([`for_each_packed_record`]).
+    pub fn for_each(
+        &mut self,
+        chunk: i64,
+        pack: &[u8],
+        mut each: impl FnMut(i64, &str, &str),
+    ) -> Result<(), StoreError> {
+        let corrupt = |problem: String| StoreError::Corrupt {
+            table: "record_digests",
+            key: format!("first_rev {chunk}"),
+            problem: format!("record pack: {problem}"),
+        };
+        let (Some(&format), Some(len)) = (pack.first(), pack.get(1..PACK_HEADER)) else {
+            return Err(corrupt("truncated header".into()));
+        };
+        let mut len_bytes = [0u8; 8];
+        len_bytes.copy_from_slice(len);
+        let raw_len = u64::from_le_bytes(len_bytes);
+        if raw_len > PACK_MAX_RAW {
+            return Err(corrupt(format!(
+                "uncompressed length {raw_len} is too large"
+            )));
+        }
+        let body = &pack[PACK_HEADER..];
+        let owned;
+        let raw: &[u8] = match format {
+            PACK_FORMAT => {
+                owned = match self.decompressor.as_mut() {
+                    Some(d) => d.decompress(body, raw_len as usize),
+                    None => zstd::bulk::decompress(body, raw_len as usize),
+                }
                 .map_err(|e| corrupt(format!("zstd: {e}")))?;
-            &owned
+                &owned
+            }
+            PACK_FORMAT_RAW => body,
+            other => return Err(corrupt(format!("unknown format {other}"))),
+        };
+        if raw.len() as u64 != raw_len {
+            return Err(corrupt(format!(
+                "{} bytes unpacked, the header says {raw_len}",
+                raw.len()
+            )));
         }
-        PACK_FORMAT_RAW => body,
-        other => return Err(corrupt(format!("unknown format {other}"))),
-    };
-    if raw.len() as u64 != raw_len {
-        return Err(corrupt(format!(
-            "{} bytes unpacked, the header says {raw_len}",
-            raw.len()
-        )));
-    }
-    fn take<'r>(raw: &'r [u8], at: &mut usize, n: usize) -> Option<&'r [u8]> {
-        let end = at.checked_add(n).filter(|&e| e <= raw.len())?;
-        let part = &raw[*at..end];
-        *at = end;
-        Some(part)
-    }
-    let mut at = 0usize;
-    while at < raw.len() {
-        let truncated = |at: usize, what: &str| corrupt(format!("byte {at}: truncated {what}"));
-        let mut rev = [0u8; 8];
-        rev.copy_from_slice(take(raw, &mut at, 8).ok_or_else(|| truncated(at, "rev"))?);
-        let mut parts: [&str; 2] = ["", ""];
-        for (slot, what) in parts.iter_mut().zip(["record id", "record JSON"]) {
-            let mut n = [0u8; 4];
-            n.copy_from_slice(take(raw, &mut at, 4).ok_or_else(|| truncated(at, what))?);
-            let bytes = take(raw, &mut at, u32::from_le_bytes(n) as usize)
-                .ok_or_else(|| truncated(at, what))?;
-            *slot = std::str::from_utf8(bytes)
-                .map_err(|_| corrupt(format!("byte {at}: {what} is not UTF-8")))?;
+        fn take<'r>(raw: &'r [u8], at: &mut usize, n: usize) -> Option<&'r [u8]> {
+            let end = at.checked_add(n).filter(|&e| e <= raw.len())?;
+            let part = &raw[*at..end];
+            *at = end;
+            Some(part)
         }
-        each(i64::from_le_bytes(rev), parts[0], parts[1]);
+        let mut at = 0usize;
+        while at < raw.len() {
+            let truncated = |at: usize, what: &str| corrupt(format!("byte {at}: truncated {what}"));
+            let mut rev = [0u8; 8];
+            rev.copy_from_slice(take(raw, &mut at, 8).ok_or_else(|| truncated(at, "rev"))?);
+            let mut parts: [&str; 2] = ["", ""];
+            for (slot, what) in parts.iter_mut().zip(["record id", "record JSON"]) {
+                let mut n = [0u8; 4];
+                n.copy_from_slice(take(raw, &mut at, 4).ok_or_else(|| truncated(at, what))?);
+                let bytes = take(raw, &mut at, u32::from_le_bytes(n) as usize)
+                    .ok_or_else(|| truncated(at, what))?;
+                *slot = std::str::from_utf8(bytes)
+                    .map_err(|_| corrupt(format!("byte {at}: {what} is not UTF-8")))?;
+            }
+            each(i64::from_le_bytes(rev), parts[0], parts[1]);
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The one statement that stores a digest chunk with its record pack (the normal insert and the
