@@ -1753,35 +1753,46 @@ async fn incremental_population(
     // New citizenship evidence bears on open leads with the same name and birth date, linked
     // by identifiers or not: their subjects are evaluated again. So does a new status-bearing
     // record (an executed removal, a grant) with the subject's full name and birth date.
-    let mut bearing: Vec<String> = new_citizen.clone();
-    for (k, _) in &new_status {
-        let parts: Vec<&str> = k.split('|').collect();
-        if let [_, a, b, date, _] = parts.as_slice() {
-            for (family, given) in [(a, b), (b, a)] {
-                bearing.push(format!("F|{family}|{date}"));
-                bearing.push(format!("G|{given}|{date}"));
-            }
-        }
-    }
-    bearing.sort();
-    bearing.dedup();
-    // Looked up key by key, or, when the changes bring more keys than the open leads hold
-    // (a few each), all open leads' keys read once and matched here: the same answer.
-    let matched: Vec<(String, String)> = if bearing.len() > 8 * open.len() {
-        let wanted: HashSet<&str> = bearing.iter().map(String::as_str).collect();
-        let mut m: Vec<(String, String)> = store
-            .open_lead_subject_keys()
-            .await?
-            .into_iter()
-            .filter(|(_, _, key)| wanted.contains(key.as_str()))
-            .map(|(lead, person, _)| (lead, person))
-            .collect();
-        m.sort();
-        m.dedup();
-        m
-    } else {
-        store.open_leads_with_subject_keys(&bearing).await?
+    let bearing_keys = || {
+        new_citizen
+            .iter()
+            .cloned()
+            .chain(new_status.iter().flat_map(|(k, _)| {
+                let parts: Vec<&str> = k.split('|').collect();
+                match parts.as_slice() {
+                    [_, a, b, date, _] => vec![
+                        format!("F|{a}|{date}"),
+                        format!("G|{b}|{date}"),
+                        format!("F|{b}|{date}"),
+                        format!("G|{a}|{date}"),
+                    ],
+                    _ => Vec::new(),
+                }
+            }))
     };
+    // Looked up key by key, or, when the changes bring more keys than the open leads hold (a
+    // few each), all open leads' keys read once and each key checked here: the same answer
+    // without sorting a million keys.
+    let matched: Vec<(String, String)> =
+        if new_citizen.len() + 4 * new_status.len() > 8 * open.len() {
+            let mut by_key: HashMap<String, Vec<(String, String)>> = HashMap::new();
+            for (lead, person, key) in store.open_lead_subject_keys().await? {
+                by_key.entry(key).or_default().push((lead, person));
+            }
+            let mut m: Vec<(String, String)> = bearing_keys()
+                .filter_map(|k| by_key.get(&k))
+                .flatten()
+                .cloned()
+                .collect();
+            m.sort();
+            m.dedup();
+            m
+        } else {
+            let mut bearing: Vec<String> = bearing_keys().collect();
+            bearing.sort();
+            bearing.dedup();
+            store.open_leads_with_subject_keys(&bearing).await?
+        };
     let bearing_ids: Vec<String> = matched
         .into_iter()
         .filter_map(|(_, key)| key.strip_prefix("NP-").map(str::to_string))

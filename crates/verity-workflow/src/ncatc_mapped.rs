@@ -256,26 +256,30 @@ pub(super) async fn population(
         .filter_map(|k| k.strip_prefix("NP-"))
         .map(record_id_hash)
         .collect();
-    let mut worth: Vec<(Vec<u32>, Vec<usize>)> = components
-        .into_values()
-        .filter(|(groups, adds)| {
-            let mut profile = LeadProfile::default();
-            let mut has_open = false;
-            for &g in groups {
-                for slot in links.slots_of(g) {
-                    if let Some(lead) = links.lead(slot) {
-                        profile.add(lead);
-                    }
-                    has_open |= open_hashes.contains(&links.id_hash(slot));
+    let components: Vec<(Vec<u32>, Vec<usize>)> = components.into_values().collect();
+    // The screen, on the machine's cores.
+    let keep = par_map(&components, |_, (groups, adds)| {
+        let mut profile = LeadProfile::default();
+        let mut has_open = false;
+        for &g in groups {
+            for slot in links.slots_of(g) {
+                if let Some(lead) = links.lead(slot) {
+                    profile.add(lead);
                 }
+                has_open |= open_hashes.contains(&links.id_hash(slot));
             }
-            for &i in adds {
-                let r = &added[i].record;
-                profile.add(screen.decoded(r));
-                has_open |= open.contains_key(&format!("NP-{}", r.record_id));
-            }
-            has_open || screen.could_lead(&profile)
-        })
+        }
+        for &i in adds {
+            let r = &added[i].record;
+            profile.add(screen.decoded(r));
+            has_open |= open.contains_key(&format!("NP-{}", r.record_id));
+        }
+        has_open || screen.could_lead(&profile)
+    });
+    let mut worth: Vec<(Vec<u32>, Vec<usize>)> = components
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(c, k)| k.then_some(c))
         .collect();
     for (groups, _) in &mut worth {
         groups.sort_unstable();
@@ -307,18 +311,25 @@ pub(super) async fn population(
         HashMap::with_capacity(to_read.len() + in_blocks.len());
     if let Some(c) = &candidates {
         let blocks: Vec<u32> = blocks.into_iter().collect();
-        let unpacked = par_map(&blocks, |_, &b| {
+        // A part of the blocks per core, each with one zstd context.
+        let parts: Vec<&[u32]> = blocks
+            .chunks(blocks.len().div_ceil(worker_threads()).max(1))
+            .collect();
+        let unpacked = par_map(&parts, |_, part| {
+            let mut unpacker = verity_store::scan::RecordUnpacker::new();
             let mut out = Vec::new();
-            c.for_each_record(b, |rev, id, json| {
-                if in_blocks.contains(&rev) {
-                    out.push(RawRecord {
-                        rev,
-                        record_id: id.to_string(),
-                        json: json.to_string(),
-                    });
-                }
-            })
-            .map(|()| out)
+            for &b in *part {
+                c.for_each_record(&mut unpacker, b, |rev, id, json| {
+                    if in_blocks.contains(&rev) {
+                        out.push(RawRecord {
+                            rev,
+                            record_id: id.to_string(),
+                            json: json.to_string(),
+                        });
+                    }
+                })?;
+            }
+            Ok::<_, StoreError>(out)
         });
         let mut raw = Vec::with_capacity(in_blocks.len());
         for part in unpacked {
