@@ -282,6 +282,8 @@ struct Population {
     unpacked: HashMap<i64, RawRecord>,
     /// What the run did with the person map (see [`RunStats::person_map`]).
     person_map: Option<String>,
+    /// A full run's candidates file, written as its batches are read.
+    candidates: Option<scan::map::CandidateWriter>,
 }
 
 /// Where a run's sweep looks: a full run's index in memory, a person map's index with the
@@ -434,6 +436,7 @@ async fn execute(
     }
     let detainers = store.active_detainer_person_keys().await?;
     let mut unpacked = std::mem::take(&mut population.unpacked);
+    let candidates = population.candidates.take();
     let start = match &run.cursor_key {
         Some(c) => population.persons.partition_point(|(k, _)| k <= c),
         None => 0,
@@ -454,8 +457,16 @@ async fn execute(
     let sweep = &population.sweep;
     let mut evaluating: Option<BatchJob> = match chunks.first() {
         Some(first) => {
-            let prepared =
-                prepare_batch(store, first, sweep, &detainers, &mut unpacked, &mut times).await?;
+            let prepared = prepare_batch(
+                store,
+                first,
+                sweep,
+                &detainers,
+                &mut unpacked,
+                candidates.as_ref(),
+                &mut times,
+            )
+            .await?;
             Some(spawn_batch(&shared, &open, prepared, opts.today))
         }
         None => None,
@@ -463,7 +474,16 @@ async fn execute(
     for (done_batches, chunk) in chunks.iter().enumerate() {
         let next = match chunks.get(done_batches + 1) {
             Some(next) => Some(
-                prepare_batch(store, next, sweep, &detainers, &mut unpacked, &mut times).await?,
+                prepare_batch(
+                    store,
+                    next,
+                    sweep,
+                    &detainers,
+                    &mut unpacked,
+                    candidates.as_ref(),
+                    &mut times,
+                )
+                .await?,
             ),
             None => None,
         };
@@ -512,6 +532,17 @@ async fn execute(
             });
         }
     }
+    if let Some(writer) = candidates {
+        let begun = times.begin();
+        let note = match writer.finish() {
+            Ok(bytes) => format!("; candidates: {bytes} bytes"),
+            Err(e) => format!("; candidates not written: {e}"),
+        };
+        if let Some(p) = &mut stats.person_map {
+            p.push_str(&note);
+        }
+        times.end("candidates", begun);
+    }
     times.report(&run.kind);
     Ok(())
 }
@@ -533,10 +564,11 @@ async fn prepare_batch(
     sweep: &SweepSource,
     detainers: &BTreeSet<String>,
     unpacked: &mut HashMap<i64, RawRecord>,
+    candidates: Option<&scan::map::CandidateWriter>,
     times: &mut RunTimes,
 ) -> Result<PreparedBatch, RunError> {
     let begun = times.begin();
-    let people = load_members(store, chunk, unpacked).await?;
+    let people = load_members(store, chunk, unpacked, candidates).await?;
     times.end("read persons", begun);
     let begun = times.begin();
     let groups: Vec<&[u32]> = chunk
@@ -599,6 +631,7 @@ async fn load_members(
     store: &Store,
     chunk: &[(String, Members)],
     unpacked: &mut HashMap<i64, RawRecord>,
+    candidates: Option<&scan::map::CandidateWriter>,
 ) -> Result<Vec<(String, Vec<SourceRecord>)>, RunError> {
     let mut raw = Vec::new();
     let mut missing = Vec::new();
@@ -617,6 +650,24 @@ async fn load_members(
     }
     let decoded = decode_parallel(&raw)?;
     let mut by_rev: HashMap<i64, SourceRecord> = raw.iter().map(|r| r.rev).zip(decoded).collect();
+    // The records as stored go on to the candidates file (a full run's), person by person.
+    if let Some(writer) = candidates {
+        let mut raw_by_rev: HashMap<i64, RawRecord> = raw.into_iter().map(|r| (r.rev, r)).collect();
+        let persons: Vec<scan::map::CandidatePerson> = chunk
+            .iter()
+            .filter_map(|(_, m)| match m {
+                Members::Revs { group, revs } => Some(scan::map::CandidatePerson {
+                    group: *group,
+                    records: revs
+                        .iter()
+                        .map(|rev| raw_by_rev.remove(rev))
+                        .collect::<Option<Vec<RawRecord>>>()?,
+                }),
+                _ => None,
+            })
+            .collect();
+        writer.send(persons);
+    }
     Ok(chunk
         .iter()
         .map(|(key, m)| {
@@ -1162,44 +1213,20 @@ async fn full_population(
             needed.len()
         );
     }
-    // Beside the map, the records of the persons evaluated here, for the incremental runs
-    // (a person with a record not unpacked is left out: those runs read it by rev).
-    if let (Some(dir), true) = (&opts.map_dir, map_written) {
-        let clock = std::time::Instant::now();
-        let candidates: Vec<scan::map::CandidatePerson<'_>> = persons
-            .iter()
-            .filter_map(|(_, m)| match m {
-                Members::Revs { group, revs } => Some(scan::map::CandidatePerson {
-                    group: *group,
-                    records: revs
-                        .iter()
-                        .map(|rev| {
-                            unpacked
-                                .get(rev)
-                                .map(|r| (r.rev, r.record_id.as_str(), r.json.as_str()))
-                        })
-                        .collect::<Option<Vec<_>>>()?,
-                }),
-                _ => None,
-            })
-            .collect();
-        let written =
-            scan::map::write_candidates(dir, run.to_rev, &key, &candidates, worker_threads());
-        if timing {
-            eprintln!(
-                "ncatc full candidates: {:.3} s ({} persons)",
-                clock.elapsed().as_secs_f64(),
-                candidates.len()
-            );
-        }
-        let note = match written {
-            Ok(bytes) => format!("; candidates: {} persons, {bytes} bytes", candidates.len()),
-            Err(e) => format!("; candidates not written: {e}"),
-        };
-        if let Some(p) = &mut person_map {
-            p.push_str(&note);
-        }
-    }
+    // Beside the map, the records of the persons evaluated here, for the incremental runs:
+    // written by a thread as the batches are read for evaluation.
+    let candidates = match (&opts.map_dir, map_written) {
+        (Some(dir), true) => match scan::map::CandidateWriter::start(dir, run.to_rev, &key) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                if let Some(p) = &mut person_map {
+                    p.push_str(&format!("; candidates not written: {e}"));
+                }
+                None
+            }
+        },
+        _ => None,
+    };
     Ok(Population {
         persons,
         records_scanned,
@@ -1208,6 +1235,7 @@ async fn full_population(
         sweep: SweepSource::Full(grouped.sweep),
         unpacked,
         person_map,
+        candidates,
     })
 }
 
@@ -1948,6 +1976,7 @@ async fn incremental_population(
         sweep: SweepSource::Store,
         unpacked: HashMap::new(),
         person_map: map_note,
+        candidates: None,
     })
 }
 

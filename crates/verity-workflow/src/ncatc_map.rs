@@ -22,6 +22,7 @@
 use super::{HashDirectory, IdEntry, KeyEntry, RecordLead, SweepIndex};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use verity_store::scan::RawRecord;
 
 /// The map's file name in the map directory.
 pub(crate) const MAP_FILE: &str = "person-map.bin";
@@ -537,122 +538,188 @@ const CANDIDATES_MAGIC: &[u8; 8] = b"VNCATCCR";
 /// unpacks about a quarter of the blocks.
 const CANDIDATE_BLOCK_BYTES: usize = 16 * 1024;
 
-/// One person of the full run for the candidates file: its map group and its records.
-pub(crate) struct CandidatePerson<'a> {
+/// The candidates file's layout version (its own: it changes apart from the map's).
+const CANDIDATES_FORMAT: u32 = 2;
+
+/// One person for the candidates file: its map group and its records as stored.
+pub(crate) struct CandidatePerson {
     pub group: u32,
-    pub records: Vec<(i64, &'a str, &'a str)>,
+    pub records: Vec<RawRecord>,
 }
 
-/// Writes the candidates file (temporary file, then renamed): blocks of persons packed as the
-/// store packs records (`verity_store::scan::encode_record_pack`) on the machine's cores, then
-/// the blocks' offsets and (group, block) sorted by group, then a checksum.
+/// Writes the candidates file while a full run evaluates: each batch's persons are sent, as
+/// their records are read for evaluation, to a thread that packs them into blocks (one zstd
+/// context) and appends them to a temporary file. [`CandidateWriter::finish`] appends the
+/// blocks' offsets and (group, block) sorted by group, then a checksum, and renames the file
+/// into place; dropped unfinished (a stopped run), it leaves no file behind.
+///
+/// Layout: magic, format, head rev, key; the blocks; block offsets; the index; the offsets'
+/// position (u64); the checksum of everything before it.
+pub(crate) struct CandidateWriter {
+    sender: Option<std::sync::mpsc::SyncSender<Vec<CandidatePerson>>>,
+    thread: Option<std::thread::JoinHandle<Result<u64, MapError>>>,
+    /// Set by `finish` before it closes the channel: the thread puts the file in place only
+    /// then (closed without it, the run stopped, and the temporary file is removed).
+    complete: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CandidateWriter {
+    pub(crate) fn start(dir: &Path, head_rev: i64, key: &str) -> Result<CandidateWriter, MapError> {
+        let path = dir.join(CANDIDATES_FILE);
+        let tmp = dir.join(format!("{CANDIDATES_FILE}.tmp"));
+        let io = |source| MapError::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let file = std::fs::File::create(&tmp).map_err(io)?;
+        // A few batches in flight at most: the run's memory stays bounded if packing is slow.
+        let (sender, batches) = std::sync::mpsc::sync_channel::<Vec<CandidatePerson>>(2);
+        let key = key.to_string();
+        let tmp_path = tmp.clone();
+        let complete = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = std::sync::Arc::clone(&complete);
+        let thread = std::thread::spawn(move || {
+            let io = |source| MapError::Io {
+                path: path.clone(),
+                source,
+            };
+            let mut out = Out {
+                inner: std::io::BufWriter::with_capacity(1 << 20, file),
+                sum: Checksum::default(),
+                buf: Vec::new(),
+            };
+            out.bytes(CANDIDATES_MAGIC).map_err(io)?;
+            out.bytes(&CANDIDATES_FORMAT.to_le_bytes()).map_err(io)?;
+            out.u64(head_rev as u64).map_err(io)?;
+            out.section(key.as_bytes(), 1, |b, buf| buf.push(*b))
+                .map_err(io)?;
+            let mut packer = verity_store::scan::RecordPacker::new();
+            let mut offsets: Vec<u64> = vec![0];
+            let mut index: Vec<(u32, u32)> = Vec::new();
+            let mut block: Vec<CandidatePerson> = Vec::new();
+            let mut size = 0usize;
+            let mut flush = |block: &mut Vec<CandidatePerson>,
+                             out: &mut Out<_>,
+                             offsets: &mut Vec<u64>,
+                             index: &mut Vec<(u32, u32)>|
+             -> std::io::Result<()> {
+                if block.is_empty() {
+                    return Ok(());
+                }
+                let number = u32::try_from(offsets.len() - 1).unwrap_or(u32::MAX);
+                let packed = packer.pack(block.iter().flat_map(|p| {
+                    p.records
+                        .iter()
+                        .map(|r| (r.rev, r.record_id.as_str(), r.json.as_str()))
+                }));
+                out.bytes(&packed)?;
+                let last = offsets.last().copied().unwrap_or(0);
+                offsets.push(last + packed.len() as u64);
+                index.extend(block.iter().map(|p| (p.group, number)));
+                block.clear();
+                Ok(())
+            };
+            for batch in batches {
+                for person in batch {
+                    size += person
+                        .records
+                        .iter()
+                        .map(|r| 16 + r.record_id.len() + r.json.len())
+                        .sum::<usize>();
+                    block.push(person);
+                    if size >= CANDIDATE_BLOCK_BYTES {
+                        flush(&mut block, &mut out, &mut offsets, &mut index).map_err(io)?;
+                        size = 0;
+                    }
+                }
+            }
+            if !done.load(std::sync::atomic::Ordering::SeqCst) {
+                drop(out);
+                let _ = std::fs::remove_file(&tmp_path);
+                return Err(MapError::Invalid {
+                    path: tmp_path.clone(),
+                    problem: "the run stopped before every batch was written".into(),
+                });
+            }
+            flush(&mut block, &mut out, &mut offsets, &mut index).map_err(io)?;
+            index.sort_unstable();
+            let at = offsets.last().copied().unwrap_or(0);
+            out.section(&offsets, 8, |v, buf| {
+                buf.extend_from_slice(&v.to_le_bytes())
+            })
+            .map_err(io)?;
+            out.section(&index, 8, |(g, b), buf| {
+                buf.extend_from_slice(&g.to_le_bytes());
+                buf.extend_from_slice(&b.to_le_bytes());
+            })
+            .map_err(io)?;
+            out.u64(at).map_err(io)?;
+            let sum = std::mem::take(&mut out.sum).finish();
+            out.inner.write_all(&sum.to_le_bytes()).map_err(io)?;
+            // Not synced: see `write_map`.
+            let file = out.inner.into_inner().map_err(|e| io(e.into_error()))?;
+            let bytes = file.metadata().map_err(io)?.len();
+            drop(file);
+            std::fs::rename(&tmp_path, &path).map_err(io)?;
+            Ok(bytes)
+        });
+        Ok(CandidateWriter {
+            sender: Some(sender),
+            thread: Some(thread),
+            complete,
+        })
+    }
+
+    /// Sends a batch's persons to the writer (false if it has stopped, with an error that
+    /// `finish` reports).
+    pub(crate) fn send(&self, persons: Vec<CandidatePerson>) -> bool {
+        self.sender
+            .as_ref()
+            .is_some_and(|s| s.send(persons).is_ok())
+    }
+
+    /// Writes the index and puts the file in place: its size in bytes.
+    pub(crate) fn finish(mut self) -> Result<u64, MapError> {
+        self.complete
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        drop(self.sender.take());
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(p)) => std::panic::resume_unwind(p),
+            // `finish` takes the writer: the thread is always there.
+            None => Ok(0),
+        }
+    }
+}
+
+impl Drop for CandidateWriter {
+    fn drop(&mut self) {
+        // Unfinished (a stopped run): the thread removes its temporary file.
+        drop(self.sender.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Writes a candidates file in one go (tests; a run streams it with [`CandidateWriter`]).
+#[cfg(test)]
 pub(crate) fn write_candidates(
     dir: &Path,
     head_rev: i64,
     key: &str,
-    persons: &[CandidatePerson<'_>],
-    threads: usize,
+    persons: Vec<CandidatePerson>,
 ) -> Result<u64, MapError> {
-    let path = dir.join(CANDIDATES_FILE);
-    let io = |source| MapError::Io {
-        path: path.clone(),
-        source,
-    };
-    // Persons into blocks of about CANDIDATE_BLOCK_BYTES.
-    let mut blocks: Vec<std::ops::Range<usize>> = Vec::new();
-    let mut start = 0usize;
-    let mut size = 0usize;
-    for (i, p) in persons.iter().enumerate() {
-        size += p
-            .records
-            .iter()
-            .map(|(_, id, j)| 16 + id.len() + j.len())
-            .sum::<usize>();
-        if size >= CANDIDATE_BLOCK_BYTES {
-            blocks.push(start..i + 1);
-            start = i + 1;
-            size = 0;
-        }
+    let writer = CandidateWriter::start(dir, head_rev, key)?;
+    // In batches of three persons, as a run sends them.
+    let mut persons = persons;
+    while !persons.is_empty() {
+        let rest = persons.split_off(persons.len().min(3));
+        writer.send(persons);
+        persons = rest;
     }
-    if start < persons.len() {
-        blocks.push(start..persons.len());
-    }
-    let per = blocks.len().div_ceil(threads.max(1)).max(1);
-    let packed: Vec<Vec<u8>> = std::thread::scope(|s| {
-        let handles: Vec<_> = blocks
-            .chunks(per)
-            .map(|part| {
-                s.spawn(move || {
-                    let mut packer = verity_store::scan::RecordPacker::new();
-                    part.iter()
-                        .map(|range| {
-                            packer.pack(
-                                persons[range.clone()]
-                                    .iter()
-                                    .flat_map(|p| p.records.iter().copied()),
-                            )
-                        })
-                        .collect::<Vec<Vec<u8>>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| match h.join() {
-                Ok(v) => v,
-                Err(p) => std::panic::resume_unwind(p),
-            })
-            .collect()
-    });
-    let mut index: Vec<(u32, u32)> = Vec::with_capacity(persons.len());
-    for (b, range) in blocks.iter().enumerate() {
-        let block = u32::try_from(b).unwrap_or(u32::MAX);
-        index.extend(persons[range.clone()].iter().map(|p| (p.group, block)));
-    }
-    index.sort_unstable();
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let tmp = dir.join(format!("{CANDIDATES_FILE}.tmp"));
-    let file = std::fs::File::create(&tmp).map_err(io)?;
-    let mut out = Out {
-        inner: std::io::BufWriter::with_capacity(1 << 20, file),
-        sum: Checksum::default(),
-        buf: Vec::new(),
-    };
-    let write = |out: &mut Out<_>| -> std::io::Result<()> {
-        out.bytes(CANDIDATES_MAGIC)?;
-        out.bytes(&FORMAT.to_le_bytes())?;
-        out.u64(head_rev as u64)?;
-        out.section(key.as_bytes(), 1, |b, buf| buf.push(*b))?;
-        let mut offsets = Vec::with_capacity(packed.len() + 1);
-        let mut at = 0u64;
-        for p in &packed {
-            offsets.push(at);
-            at += p.len() as u64;
-        }
-        offsets.push(at);
-        out.section(&offsets, 8, |v, buf| {
-            buf.extend_from_slice(&v.to_le_bytes())
-        })?;
-        out.section(&index, 8, |(g, b), buf| {
-            buf.extend_from_slice(&g.to_le_bytes());
-            buf.extend_from_slice(&b.to_le_bytes());
-        })?;
-        out.u64(at)?;
-        for p in &packed {
-            out.bytes(p)?;
-        }
-        Ok(())
-    };
-    write(&mut out).map_err(io)?;
-    let sum = std::mem::take(&mut out.sum).finish();
-    out.inner.write_all(&sum.to_le_bytes()).map_err(io)?;
-    // Not synced: the file is a cache, and a write the machine loses is caught by the checksum
-    // (the run then takes the store path). Syncing 2.5 GB at 10M people held the full run up.
-    let file = out.inner.into_inner().map_err(|e| io(e.into_error()))?;
-    let size = file.metadata().map_err(io)?.len();
-    drop(file);
-    std::fs::rename(&tmp, &path).map_err(io)?;
-    Ok(size)
+    writer.finish()
 }
 
 /// The candidates file, read back.
@@ -711,7 +778,7 @@ pub(crate) fn read_candidates(dir: &Path) -> Result<Option<Candidates>, MapError
         path: path.clone(),
         problem,
     };
-    if bytes.len() < CANDIDATES_MAGIC.len() + 12
+    if bytes.len() < CANDIDATES_MAGIC.len() + 20
         || &bytes[..CANDIDATES_MAGIC.len()] != CANDIDATES_MAGIC
     {
         return Err(invalid("not a candidates file".into()));
@@ -723,27 +790,40 @@ pub(crate) fn read_candidates(dir: &Path) -> Result<Option<Candidates>, MapError
         return Err(invalid("checksum mismatch (damaged or truncated)".into()));
     }
     let format = u32_at(&body[CANDIDATES_MAGIC.len()..], 0);
-    if format != FORMAT {
+    if format != CANDIDATES_FORMAT {
         return Err(invalid(format!(
-            "format {format}, this build reads {FORMAT}"
+            "format {format}, this build reads {CANDIDATES_FORMAT}"
         )));
     }
-    let mut r = In {
-        bytes: body,
-        at: CANDIDATES_MAGIC.len() + 4,
-    };
-    let parse = |r: &mut In<'_>| -> Result<Candidates, String> {
-        let head_rev = r.u64()? as i64;
-        let key = String::from_utf8(r.section(1, |b| b[0])?)
+    let parse = || -> Result<Candidates, String> {
+        let mut head = In {
+            bytes: body,
+            at: CANDIDATES_MAGIC.len() + 4,
+        };
+        let head_rev = head.u64()? as i64;
+        let key = String::from_utf8(head.section(1, |b| b[0])?)
             .map_err(|_| "key is not UTF-8".to_string())?;
-        let offsets = r.section(8, u64_of)?;
-        let index = r.section(8, |b| (u32_at(b, 0), u32_at(b, 1)))?;
-        let len = usize::try_from(r.u64()?).map_err(|_| "blocks too long".to_string())?;
-        let blocks = r.take(len)?.to_vec();
-        if r.at != r.bytes.len() {
-            return Err(format!("{} bytes after the blocks", r.bytes.len() - r.at));
+        let blocks_start = head.at;
+        let (rest, index_at) = body.split_at(body.len() - 8);
+        let blocks_len =
+            usize::try_from(u64_of(index_at)).map_err(|_| "blocks too long".to_string())?;
+        let index_start = blocks_start
+            .checked_add(blocks_len)
+            .filter(|&e| e <= rest.len())
+            .ok_or_else(|| "the blocks run past the index".to_string())?;
+        let mut tail = In {
+            bytes: rest,
+            at: index_start,
+        };
+        let offsets = tail.section(8, u64_of)?;
+        let index = tail.section(8, |b| (u32_at(b, 0), u32_at(b, 1)))?;
+        if tail.at != rest.len() {
+            return Err(format!("{} bytes after the index", rest.len() - tail.at));
         }
-        if offsets.windows(2).any(|w| w[0] > w[1]) || offsets.last().copied() != Some(len as u64) {
+        if offsets.first() != Some(&0)
+            || offsets.windows(2).any(|w| w[0] > w[1])
+            || offsets.last().copied() != Some(blocks_len as u64)
+        {
             return Err("block offsets are not an ordered cover of the blocks".into());
         }
         if index.windows(2).any(|w| w[0] >= w[1]) {
@@ -754,10 +834,10 @@ pub(crate) fn read_candidates(dir: &Path) -> Result<Option<Candidates>, MapError
             key,
             offsets,
             index,
-            blocks,
+            blocks: rest[blocks_start..index_start].to_vec(),
         })
     };
-    parse(&mut r).map(Some).map_err(invalid)
+    parse().map(Some).map_err(invalid)
 }
 
 #[cfg(test)]
@@ -875,24 +955,41 @@ mod tests {
             .map(|i| format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(900)))
             .collect();
         let ids: Vec<String> = (0..40).map(|i| format!("R-{i}")).collect();
-        // Groups 7, 3, 9, ... with two records each; blocks of about 16 KB hold several.
-        let persons: Vec<CandidatePerson<'_>> = (0..20)
+        // Groups 3, 10, 17, ... with two records each; blocks of about 16 KB hold several.
+        let persons: Vec<CandidatePerson> = (0..20)
             .map(|p: usize| CandidatePerson {
                 group: ((p * 7 + 3) % 41) as u32,
                 records: (0..2)
                     .map(|k| {
                         let i = p * 2 + k;
-                        (i as i64 + 1, ids[i].as_str(), json[i].as_str())
+                        RawRecord {
+                            rev: i as i64 + 1,
+                            record_id: ids[i].clone(),
+                            json: json[i].clone(),
+                        }
                     })
                     .collect(),
             })
             .collect();
-        write_candidates(&dir, 40, "key", &persons, 2).unwrap();
+        type Stored = Vec<(i64, String, String)>;
+        let expected: Vec<(u32, Stored)> = persons
+            .iter()
+            .map(|p| {
+                (
+                    p.group,
+                    p.records
+                        .iter()
+                        .map(|r| (r.rev, r.record_id.clone(), r.json.clone()))
+                        .collect(),
+                )
+            })
+            .collect();
+        write_candidates(&dir, 40, "key", persons).unwrap();
         let c = read_candidates(&dir).unwrap().unwrap();
         assert_eq!((c.head_rev, c.key.as_str()), (40, "key"));
         assert!(c.offsets.len() > 2, "several blocks");
-        for p in &persons {
-            let b = c.block_of(p.group).unwrap();
+        for (group, records) in &expected {
+            let b = c.block_of(*group).unwrap();
             let mut found = Vec::new();
             c.for_each_record(
                 &mut verity_store::scan::RecordUnpacker::new(),
@@ -900,8 +997,8 @@ mod tests {
                 |rev, id, json| found.push((rev, id.to_string(), json.to_string())),
             )
             .unwrap();
-            for (rev, id, json) in &p.records {
-                assert!(found.contains(&(*rev, id.to_string(), json.to_string())));
+            for r in records {
+                assert!(found.contains(r));
             }
         }
         assert_eq!(c.block_of(1000), None);
@@ -915,6 +1012,25 @@ mod tests {
             err.contains("checksum") && err.contains(CANDIDATES_FILE),
             "{err}"
         );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_candidates_writer_dropped_unfinished_leaves_no_file() {
+        let dir = scratch("candidates_stopped");
+        let writer = CandidateWriter::start(&dir, 1, "key").unwrap();
+        assert!(writer.send(vec![CandidatePerson {
+            group: 0,
+            records: vec![RawRecord {
+                rev: 1,
+                record_id: "R-1".into(),
+                json: "{}".into(),
+            }],
+        }]));
+        drop(writer);
+        assert!(!dir.join(CANDIDATES_FILE).exists());
+        assert!(!dir.join(format!("{CANDIDATES_FILE}.tmp")).exists());
+        assert!(read_candidates(&dir).unwrap().is_none());
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -379,5 +379,6 @@ pub(super) async fn population(
         sweep: SweepSource::Map(Box::new(MapSweep::new(map.sweep, new_citizen, new_status))),
         unpacked: HashMap::new(),
         person_map: None,
+        candidates: None,
     })
 }
