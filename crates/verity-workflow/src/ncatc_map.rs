@@ -238,6 +238,22 @@ struct Out<W: Write> {
     buf: Vec<u8>,
 }
 
+impl Out<std::io::BufWriter<std::fs::File>> {
+    /// Appends the checksum, closes the temporary file `tmp` and renames it to `path`: its
+    /// size. Not synced: the file is a cache, and a write the machine loses is caught by the
+    /// checksum (the run then takes the store path); syncing 2.5 GB at 10M people held the
+    /// full run up.
+    fn finish_into(mut self, tmp: &Path, path: &Path) -> std::io::Result<u64> {
+        let sum = std::mem::take(&mut self.sum).finish();
+        self.inner.write_all(&sum.to_le_bytes())?;
+        let file = self.inner.into_inner().map_err(|e| e.into_error())?;
+        let size = file.metadata()?.len();
+        drop(file);
+        std::fs::rename(tmp, path)?;
+        Ok(size)
+    }
+}
+
 impl<W: Write> Out<W> {
     fn bytes(&mut self, b: &[u8]) -> std::io::Result<()> {
         self.sum.add(b);
@@ -324,15 +340,7 @@ pub(crate) fn write_map(
         Ok(())
     };
     write(&mut out).map_err(io)?;
-    let sum = std::mem::take(&mut out.sum).finish();
-    out.inner.write_all(&sum.to_le_bytes()).map_err(io)?;
-    // Not synced: the file is a cache, and a write the machine loses is caught by the checksum
-    // (the run then takes the store path). Syncing 2.5 GB at 10M people held the full run up.
-    let file = out.inner.into_inner().map_err(|e| io(e.into_error()))?;
-    let size = file.metadata().map_err(io)?.len();
-    drop(file);
-    std::fs::rename(&tmp, &path).map_err(io)?;
-    Ok(size)
+    out.finish_into(&tmp, &path).map_err(io)
 }
 
 /// Reads sections back from the file's bytes.
@@ -380,40 +388,60 @@ fn u64_of(b: &[u8]) -> u64 {
     u64::from_le_bytes(w)
 }
 
+/// A map or candidates file read whole, its magic, checksum and format checked: the bytes
+/// before the checksum (`Ok(None)` when there is no file).
+fn read_checked(
+    path: &Path,
+    magic: &[u8; 8],
+    format: u32,
+    what: &str,
+) -> Result<Option<Vec<u8>>, MapError> {
+    // One read into a buffer of the file's size.
+    let mut bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(MapError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let invalid = |problem: String| MapError::Invalid {
+        path: path.to_path_buf(),
+        problem,
+    };
+    if bytes.len() < magic.len() + 4 + 8 || &bytes[..magic.len()] != magic {
+        return Err(invalid(format!("not {what}")));
+    }
+    let body_len = bytes.len() - 8;
+    let mut sum = Checksum::default();
+    sum.add(&bytes[..body_len]);
+    if sum.finish() != u64_of(&bytes[body_len..]) {
+        return Err(invalid("checksum mismatch (damaged or truncated)".into()));
+    }
+    let found = u32_at(&bytes[magic.len()..], 0);
+    if found != format {
+        return Err(invalid(format!(
+            "format {found}, this build reads {format}"
+        )));
+    }
+    bytes.truncate(body_len);
+    Ok(Some(bytes))
+}
+
 /// Reads the map in `dir`: `Ok(None)` when there is none, an error when it is damaged or of
 /// another format (the caller then runs without it).
 pub(crate) fn read_map(dir: &Path) -> Result<Option<PersonMap>, MapError> {
     let path = dir.join(MAP_FILE);
-    let mut file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(MapError::Io { path, source }),
+    let Some(body) = read_checked(&path, MAGIC, FORMAT, "a person map")? else {
+        return Ok(None);
     };
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .map_err(|source| MapError::Io {
-            path: path.clone(),
-            source,
-        })?;
+    let body = body.as_slice();
     let invalid = |problem: String| MapError::Invalid {
         path: path.clone(),
         problem,
     };
-    if bytes.len() < MAGIC.len() + 4 + 8 || &bytes[..MAGIC.len()] != MAGIC {
-        return Err(invalid("not a person map".into()));
-    }
-    let (body, sum_bytes) = bytes.split_at(bytes.len() - 8);
-    let mut sum = Checksum::default();
-    sum.add(body);
-    if sum.finish() != u64_of(sum_bytes) {
-        return Err(invalid("checksum mismatch (damaged or truncated)".into()));
-    }
-    let format = u32_at(&body[MAGIC.len()..], 0);
-    if format != FORMAT {
-        return Err(invalid(format!(
-            "format {format}, this build reads {FORMAT}"
-        )));
-    }
     let mut r = In {
         bytes: body,
         at: MAGIC.len() + 4,
@@ -655,14 +683,7 @@ impl CandidateWriter {
             })
             .map_err(io)?;
             out.u64(at).map_err(io)?;
-            let sum = std::mem::take(&mut out.sum).finish();
-            out.inner.write_all(&sum.to_le_bytes()).map_err(io)?;
-            // Not synced: see `write_map`.
-            let file = out.inner.into_inner().map_err(|e| io(e.into_error()))?;
-            let bytes = file.metadata().map_err(io)?.len();
-            drop(file);
-            std::fs::rename(&tmp_path, &path).map_err(io)?;
-            Ok(bytes)
+            out.finish_into(&tmp_path, &path).map_err(io)
         });
         Ok(CandidateWriter {
             sender: Some(sender),
@@ -769,32 +790,20 @@ impl Candidates {
 /// Reads the candidates file in `dir`: `Ok(None)` when there is none.
 pub(crate) fn read_candidates(dir: &Path) -> Result<Option<Candidates>, MapError> {
     let path = dir.join(CANDIDATES_FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(MapError::Io { path, source }),
+    let Some(body) = read_checked(
+        &path,
+        CANDIDATES_MAGIC,
+        CANDIDATES_FORMAT,
+        "a candidates file",
+    )?
+    else {
+        return Ok(None);
     };
+    let body = body.as_slice();
     let invalid = |problem: String| MapError::Invalid {
         path: path.clone(),
         problem,
     };
-    if bytes.len() < CANDIDATES_MAGIC.len() + 20
-        || &bytes[..CANDIDATES_MAGIC.len()] != CANDIDATES_MAGIC
-    {
-        return Err(invalid("not a candidates file".into()));
-    }
-    let (body, sum_bytes) = bytes.split_at(bytes.len() - 8);
-    let mut sum = Checksum::default();
-    sum.add(body);
-    if sum.finish() != u64_of(sum_bytes) {
-        return Err(invalid("checksum mismatch (damaged or truncated)".into()));
-    }
-    let format = u32_at(&body[CANDIDATES_MAGIC.len()..], 0);
-    if format != CANDIDATES_FORMAT {
-        return Err(invalid(format!(
-            "format {format}, this build reads {CANDIDATES_FORMAT}"
-        )));
-    }
     let parse = || -> Result<Candidates, String> {
         let mut head = In {
             bytes: body,
