@@ -69,8 +69,8 @@ impl MapSweep {
     }
 }
 
-/// A record an incremental run with a map read whole: added since the map (with its rev), or
-/// an open lead's subject the changes bear on that the map does not place.
+/// A record an incremental run with a map read whole: added since the map, or an open lead's
+/// subject the changes bear on that the map does not place.
 struct Added {
     record: SourceRecord,
     /// Changed since the last run, or a subject the changes bear on: its person is evaluated.
@@ -92,7 +92,7 @@ fn union(parent: &mut [usize], a: usize, b: usize) {
     }
 }
 
-/// What both incremental paths read before finding the persons.
+/// What an incremental run has read before it finds the persons with the map.
 pub(super) struct Changes {
     /// Records added after the map's head up to the last run's head (not changed since the
     /// last run, but not in the map either).
