@@ -253,17 +253,14 @@ async fn audit_run(
 /// A person's records: already read (incremental runs) or to be read by rev (full runs,
 /// which keep only identifiers in memory while scanning).
 enum Members {
-    Loaded(Vec<SourceRecord>),
-    /// Read whole by an incremental run with a person map, with the map groups it is made of.
-    Mapped {
+    /// Read whole by an incremental run, with the person map's groups it is made of (none
+    /// without a map).
+    Loaded {
         records: Vec<SourceRecord>,
         groups: Vec<u32>,
     },
     /// The person's group number in the full scan, and the revs of its records.
-    Revs {
-        group: u32,
-        revs: Vec<i64>,
-    },
+    Revs { group: u32, revs: Vec<i64> },
 }
 
 /// The persons a run evaluates, with what it knows about the rest of the store.
@@ -421,9 +418,7 @@ async fn execute(
     times.end("population", begun);
     // Persons read whole (an incremental run's) pass the same screen as a full run's.
     population.persons.retain(|(_, m)| match m {
-        Members::Loaded(records) | Members::Mapped { records, .. } => {
-            worth_evaluating_records(&screen, records, &open)
-        }
+        Members::Loaded { records, .. } => worth_evaluating_records(&screen, records, &open),
         Members::Revs { .. } => true,
     });
     if stats.resumed == 0 || population.person_map.is_some() {
@@ -502,7 +497,7 @@ async fn execute(
             .iter()
             .map(|(_, m)| match m {
                 Members::Revs { revs, .. } => revs.len() as u64,
-                Members::Loaded(_) | Members::Mapped { .. } => 0,
+                Members::Loaded { .. } => 0,
             })
             .sum::<u64>();
         let mut batch = LeadBatch::default();
@@ -575,8 +570,7 @@ async fn prepare_batch(
         .iter()
         .map(|(_, m)| match m {
             Members::Revs { group, .. } => std::slice::from_ref(group),
-            Members::Mapped { groups, .. } => groups.as_slice(),
-            Members::Loaded(_) => &[],
+            Members::Loaded { groups, .. } => groups.as_slice(),
         })
         .collect();
     let swept = sweep_matches(store, sweep, &people, &groups).await?;
@@ -672,7 +666,7 @@ async fn load_members(
         .iter()
         .map(|(key, m)| {
             let records = match m {
-                Members::Loaded(rs) | Members::Mapped { records: rs, .. } => rs.clone(),
+                Members::Loaded { records, .. } => records.clone(),
                 Members::Revs { revs, .. } => {
                     let mut rs: Vec<SourceRecord> =
                         revs.iter().filter_map(|r| by_rev.remove(r)).collect();
@@ -1198,7 +1192,7 @@ async fn full_population(
         .iter()
         .flat_map(|(_, m)| match m {
             Members::Revs { revs, .. } => revs.as_slice(),
-            Members::Loaded(_) | Members::Mapped { .. } => &[],
+            Members::Loaded { .. } => &[],
         })
         .copied()
         .collect();
@@ -1958,7 +1952,13 @@ async fn incremental_population(
             })
             .collect();
         records.sort_by(|a, b| a.record_id.cmp(&b.record_id));
-        persons.push((person::person_key(&records), Members::Loaded(records)));
+        persons.push((
+            person::person_key(&records),
+            Members::Loaded {
+                records,
+                groups: Vec::new(),
+            },
+        ));
     }
     persons.sort_by(|a, b| a.0.cmp(&b.0));
     clock.lap("group and read persons", || {

@@ -8,6 +8,7 @@
 //! only added, so a person after the change is the union of the map's groups its new records
 //! hold identifiers of, with those new records.
 
+use super::person::{find, union};
 use super::scan::map::{record_id_hash, Candidates, PersonMap};
 use super::scan::{LeadProfile, SweepIndex, HELD_BY_MANY};
 use super::*;
@@ -75,21 +76,6 @@ struct Added {
     record: SourceRecord,
     /// Changed since the last run, or a subject the changes bear on: its person is evaluated.
     wanted: bool,
-}
-
-fn find(parent: &mut [usize], mut i: usize) -> usize {
-    while parent[i] != i {
-        parent[i] = parent[parent[i]];
-        i = parent[i];
-    }
-    i
-}
-
-fn union(parent: &mut [usize], a: usize, b: usize) {
-    let (ra, rb) = (find(parent, a), find(parent, b));
-    if ra != rb {
-        parent[ra.max(rb)] = ra.min(rb);
-    }
 }
 
 /// What an incremental run has read before it finds the persons with the map.
@@ -359,7 +345,7 @@ pub(super) async fn population(
         records.dedup_by(|a, b| a.record_id == b.record_id);
         persons.push((
             person::person_key(&records),
-            Members::Mapped { records, groups },
+            Members::Loaded { records, groups },
         ));
     }
     persons.sort_by(|a, b| a.0.cmp(&b.0));

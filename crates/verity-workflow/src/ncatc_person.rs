@@ -63,27 +63,33 @@ pub fn group_persons(records: &[SourceRecord]) -> Vec<Vec<usize>> {
     group_key_lists(&keys)
 }
 
+/// The root of `i` in a union-find forest (`parent[root] == root`), halving the path.
+pub(crate) fn find(parent: &mut [usize], mut i: usize) -> usize {
+    while parent[i] != i {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    i
+}
+
+/// Joins the sets of `a` and `b`; the smaller root stays the root, so each set's root is its
+/// smallest member.
+pub(crate) fn union(parent: &mut [usize], a: usize, b: usize) {
+    let (ra, rb) = (find(parent, a), find(parent, b));
+    if ra != rb {
+        parent[ra.max(rb)] = ra.min(rb);
+    }
+}
+
 /// [`group_persons`] over each record's [`strong_keys`]: records sharing any key are one
 /// person. Groups are sorted, ordered by their first index.
 pub fn group_key_lists(keys: &[Vec<(u8, String)>]) -> Vec<Vec<usize>> {
     let mut parent: Vec<usize> = (0..keys.len()).collect();
-    fn find(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
     let mut first_with: HashMap<&(u8, String), usize> = HashMap::new();
     for (i, ks) in keys.iter().enumerate() {
         for key in ks {
             match first_with.get(key) {
-                Some(&j) => {
-                    let (a, b) = (find(&mut parent, i), find(&mut parent, j));
-                    if a != b {
-                        parent[a.max(b)] = a.min(b);
-                    }
-                }
+                Some(&j) => union(&mut parent, i, j),
                 None => {
                     first_with.insert(key, i);
                 }
