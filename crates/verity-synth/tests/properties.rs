@@ -64,3 +64,20 @@ fn death_dates_are_real_dates_after_coming_of_age() {
         "only {deaths} deaths in 20,000 people: the test says nothing"
     );
 }
+
+/// Regression: a typo that deleted the only letter of "A" in a given name "A BERT" once left
+/// " BERT", which the CSV form trims, so the record did not round-trip.
+#[test]
+fn a_one_letter_token_survives_name_noise() {
+    let (_, records) = generate_person(6_607_964_266_795_181_311, 32_540_346);
+    for r in &records {
+        for part in [
+            &r.identity.name.given,
+            &r.identity.name.middle,
+            &r.identity.name.family,
+        ] {
+            assert_eq!(part.trim(), part, "{}: {part:?}", r.record_id);
+            assert!(!part.contains("  "), "{}: {part:?}", r.record_id);
+        }
+    }
+}
