@@ -4,6 +4,7 @@
 //! reference tables embedded at build time). It knows nothing about storage, HTTP or matching.
 
 pub mod audit;
+pub mod compact;
 pub mod date;
 pub mod error;
 pub mod ids;

@@ -31,6 +31,11 @@ proptest! {
             a.identity.aliases.clear();
             b.identity.aliases.clear();
             prop_assert_eq!(a, b);
+            // The compact form of the NCATC candidates file keeps every field, aliases too.
+            let mut compact = Vec::new();
+            prop_assert!(r.write_compact(&mut compact).is_ok());
+            let back = SourceRecord::read_compact(&compact).map(|(rec, rest)| (rec, rest.len()));
+            prop_assert_eq!(back.ok(), Some((r.clone(), 0)));
         }
     }
 }

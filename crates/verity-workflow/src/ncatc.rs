@@ -642,25 +642,48 @@ async fn load_members(
     if !missing.is_empty() {
         raw.extend(store.records_by_revs(&missing).await?);
     }
-    let decoded = decode_parallel(&raw)?;
-    let mut by_rev: HashMap<i64, SourceRecord> = raw.iter().map(|r| r.rev).zip(decoded).collect();
-    // The records as stored go on to the candidates file (a full run's), person by person.
-    if let Some(writer) = candidates {
-        let mut raw_by_rev: HashMap<i64, RawRecord> = raw.into_iter().map(|r| (r.rev, r)).collect();
-        let persons: Vec<scan::map::CandidatePerson> = chunk
-            .iter()
-            .filter_map(|(_, m)| match m {
-                Members::Revs { group, revs } => Some(scan::map::CandidatePerson {
-                    group: *group,
-                    records: revs
-                        .iter()
-                        .map(|rev| raw_by_rev.remove(rev))
-                        .collect::<Option<Vec<RawRecord>>>()?,
-                }),
-                _ => None,
-            })
-            .collect();
-        writer.send(persons);
+    let mut by_rev: HashMap<i64, SourceRecord> = HashMap::with_capacity(raw.len());
+    match candidates {
+        None => by_rev.extend(raw.iter().map(|r| r.rev).zip(decode_parallel(&raw)?)),
+        Some(writer) => {
+            // A full run's candidates file gets each record's compact form, made on the
+            // decoding threads, person by person.
+            let decoded = par_map(&raw, |_, r| {
+                let record = r.decode()?;
+                let mut entry = Vec::new();
+                scan::map::push_candidate_record(&mut entry, r.rev, &record).map_err(|e| {
+                    StoreError::Corrupt {
+                        table: "records",
+                        key: r.record_id.clone(),
+                        problem: e.to_string(),
+                    }
+                })?;
+                Ok::<_, StoreError>((record, entry))
+            });
+            let mut entries: HashMap<i64, Vec<u8>> = HashMap::with_capacity(raw.len());
+            for (r, d) in raw.iter().zip(decoded) {
+                let (record, entry) = d?;
+                by_rev.insert(r.rev, record);
+                entries.insert(r.rev, entry);
+            }
+            let persons: Vec<scan::map::CandidatePerson> = chunk
+                .iter()
+                .filter_map(|(_, m)| match m {
+                    Members::Revs { group, revs } => {
+                        let mut person = scan::map::CandidatePerson {
+                            group: *group,
+                            entries: Vec::new(),
+                        };
+                        for rev in revs {
+                            person.entries.extend(entries.remove(rev)?);
+                        }
+                        Some(person)
+                    }
+                    _ => None,
+                })
+                .collect();
+            writer.send(persons);
+        }
     }
     Ok(chunk
         .iter()
@@ -1651,6 +1674,63 @@ async fn follow_identifiers(
 /// Reads the records changed since the last finished run and every record linked to them by
 /// identifiers (identifier columns only), groups them into persons, and keeps the persons
 /// holding a changed record that are worth evaluating, read whole.
+/// The records an incremental run reads since its start (or since the person map's head).
+enum Since {
+    /// Decoded from their JSON, by rev (no map to use).
+    Json(Vec<(i64, SourceRecord)>),
+    /// As digests, decoded only where needed (a map to use).
+    Digests {
+        new: Vec<mapped::NewRecord>,
+        packs: mapped::NewPacks,
+        json_read: u64,
+    },
+}
+
+impl Since {
+    fn count(&self) -> usize {
+        match self {
+            Since::Json(r) => r.len(),
+            Since::Digests { new, .. } => new.len(),
+        }
+    }
+
+    /// Records changed since the run's start (after `from_rev`).
+    fn changed_count(&self, from_rev: i64) -> u64 {
+        let n = match self {
+            Since::Json(r) => r.iter().filter(|(rev, _)| *rev > from_rev).count(),
+            Since::Digests { new, .. } => new.iter().filter(|n| n.rev > from_rev).count(),
+        };
+        n as u64
+    }
+
+    /// Records decoded so far.
+    fn records_read(&self) -> u64 {
+        match self {
+            Since::Json(r) => r.len() as u64,
+            Since::Digests { new, json_read, .. } => {
+                (*json_read).max(new.iter().filter(|n| n.record.is_some()).count() as u64)
+            }
+        }
+    }
+
+    /// The changed records decoded so far: all of them from JSON; from digests, every one
+    /// that bears on citizenship or status (and any read as JSON).
+    fn decoded_changed(&self, from_rev: i64) -> Vec<&SourceRecord> {
+        match self {
+            Since::Json(r) => r
+                .iter()
+                .filter(|(rev, _)| *rev > from_rev)
+                .map(|(_, r)| r)
+                .collect(),
+            Since::Digests { new, .. } => new
+                .iter()
+                .filter(|n| n.rev > from_rev)
+                .filter_map(|n| n.record.as_ref())
+                .collect(),
+        }
+    }
+}
+
 async fn incremental_population(
     store: &Store,
     opts: &RunOptions,
@@ -1696,55 +1776,76 @@ async fn incremental_population(
     let moved = store.move_text_sweep_keys().await?;
     clock.lap("move text sweep keys", || format!("{moved} rows"));
     let read_from = map_head.unwrap_or(run.from_rev);
-    let mut raw: Vec<RawRecord> = Vec::new();
-    let mut after = read_from;
-    loop {
-        let page = store
-            .scan_record_json(after, run.to_rev, opts.page_size.max(1))
-            .await?;
-        let Some(last) = page.last() else {
-            break;
-        };
-        after = last.rev;
-        raw.extend(page);
-        progress(Progress::Scanning {
-            done: raw.len() as u64,
-            total: u64::try_from(run.to_rev - read_from).unwrap_or(0),
-        });
-    }
-    let mut records = decode_parallel(&raw)?;
-    let mut revs: Vec<i64> = raw.iter().map(|r| r.rev).collect();
-    drop(raw);
-    let mut records_read = records.len() as u64;
-    // Records after the map's head but not after the last run's: linked, not changed.
-    let first_changed = revs.partition_point(|&rev| rev <= run.from_rev);
-    let changed = records.split_off(first_changed);
-    let changed_revs = revs.split_off(first_changed);
-    let earlier: Vec<(i64, SourceRecord)> = revs.into_iter().zip(records).collect();
-    let records_scanned = changed.len() as u64;
+    // With a map to use, the records since it are read as digests (decoded only where the run
+    // needs them); without one, as JSON.
+    let since = match map_head {
+        Some(_) => {
+            let (new, packs, json_read) =
+                mapped::read_new_records(store, read_from, run.to_rev, opts.page_size, progress)
+                    .await?;
+            Since::Digests {
+                new,
+                packs,
+                json_read,
+            }
+        }
+        None => {
+            let mut raw: Vec<RawRecord> = Vec::new();
+            let mut after = read_from;
+            loop {
+                let page = store
+                    .scan_record_json(after, run.to_rev, opts.page_size.max(1))
+                    .await?;
+                let Some(last) = page.last() else {
+                    break;
+                };
+                after = last.rev;
+                raw.extend(page);
+                progress(Progress::Scanning {
+                    done: raw.len() as u64,
+                    total: u64::try_from(run.to_rev - read_from).unwrap_or(0),
+                });
+            }
+            let records = decode_parallel(&raw)?;
+            Since::Json(raw.iter().map(|r| r.rev).zip(records).collect())
+        }
+    };
+    let mut records_read = since.records_read();
+    let records_scanned = since.changed_count(run.from_rev);
     clock.lap("read changed records", || {
         format!(
-            "{records_scanned} records, {} more since the person map",
-            earlier.len()
+            "{records_scanned} records, {} more since the person map, {records_read} decoded",
+            since.count() - records_scanned as usize
         )
     });
+    // The changed records read whole (every one bearing on citizenship or status is).
+    let changed: Vec<&SourceRecord> = since.decoded_changed(run.from_rev);
     let mut new_citizen: Vec<String> = changed
         .iter()
         .filter(|r| person::indicates_citizenship(r))
-        .flat_map(person::name_dob_keys)
+        .flat_map(|r| person::name_dob_keys(r))
         .collect();
     new_citizen.sort();
     new_citizen.dedup();
-    let new_status = person::status_key_rows(&changed);
+    let new_status = person::status_key_rows(changed.iter().copied());
     // A record stored with a digest chunk had its sweep keys stored by the same insert
     // (migration 0008): only the other changed records' keys are added here.
-    let spans = store.digest_spans(run.from_rev, run.to_rev).await?;
-    let unkeyed: Vec<&SourceRecord> = changed
-        .iter()
-        .zip(&changed_revs)
-        .filter(|(_, &rev)| !in_spans(&spans, rev))
-        .map(|(r, _)| r)
-        .collect();
+    let unkeyed: Vec<&SourceRecord> = match &since {
+        Since::Json(records) => {
+            let spans = store.digest_spans(run.from_rev, run.to_rev).await?;
+            records
+                .iter()
+                .filter(|(rev, _)| *rev > run.from_rev && !in_spans(&spans, *rev))
+                .map(|(_, r)| r)
+                .collect()
+        }
+        Since::Digests { new, .. } => new
+            .iter()
+            .filter(|n| n.rev > run.from_rev && !n.keyed)
+            .filter_map(|n| n.record.as_ref())
+            .collect(),
+    };
+    // (A record without a digest chunk was read as JSON, so `unkeyed` holds all of them.)
     let citizen_hashes: Vec<i64> = unkeyed
         .iter()
         .filter(|r| person::indicates_citizenship(r))
@@ -1770,8 +1871,8 @@ async fn incremental_population(
             unkeyed.len()
         )
     });
-
-    let changed_ids: HashSet<String> = changed.iter().map(|r| r.record_id.clone()).collect();
+    drop(unkeyed);
+    drop(changed);
     // New citizenship evidence bears on open leads with the same name and birth date, linked
     // by identifiers or not: their subjects are evaluated again. So does a new status-bearing
     // record (an executed removal, a grant) with the subject's full name and birth date.
@@ -1850,9 +1951,16 @@ async fn incremental_population(
                     map.links.slots(),
                     map.head_rev
                 );
+                let Since::Digests { new, packs, .. } = since else {
+                    // A map job runs only when the records were read as digests.
+                    unreachable!("a person map read without digests");
+                };
+                let (earlier, changed): (Vec<_>, Vec<_>) =
+                    new.into_iter().partition(|n| n.rev <= run.from_rev);
                 let changes = mapped::Changes {
                     earlier,
-                    changed: changed_revs.into_iter().zip(changed).collect(),
+                    changed,
+                    packs,
                     bearing: bearing_records,
                     records_scanned,
                     records_read,
@@ -1873,13 +1981,33 @@ async fn incremental_population(
             Err(e) => map_note = Some(format!("not used: {e}")),
         }
     }
+    // The store path: every changed record read whole.
+    let changed: Vec<(i64, SourceRecord)> = match since {
+        Since::Json(records) => records,
+        Since::Digests { new, packs, .. } => {
+            let need: HashSet<i64> = new
+                .iter()
+                .filter(|n| n.rev > run.from_rev && n.record.is_none())
+                .map(|n| n.rev)
+                .collect();
+            records_read += need.len() as u64;
+            let (mut decoded, _) = packs.decode(store, &need).await?;
+            new.into_iter()
+                .filter(|n| n.rev > run.from_rev)
+                .filter_map(|n| Some((n.rev, n.record.or_else(|| decoded.remove(&n.rev))?)))
+                .collect()
+        }
+    }
+    .into_iter()
+    .filter(|(rev, _)| *rev > run.from_rev)
+    .collect();
     // Their subjects count as changed: the persons holding them are evaluated.
-    let mut wanted_ids = changed_ids;
+    let mut wanted_ids: HashSet<String> =
+        changed.iter().map(|(_, r)| r.record_id.clone()).collect();
     wanted_ids.extend(bearing_records.iter().map(|r| r.record_id.clone()));
-    let start: Vec<Reached> = changed_revs
+    let start: Vec<Reached> = changed
         .into_iter()
-        .map(Some)
-        .zip(changed)
+        .map(|(rev, r)| (Some(rev), r))
         .chain(bearing_records.into_iter().map(|r| (None, r)))
         .map(|(rev, r)| Reached::from_record(rev, r))
         .collect();

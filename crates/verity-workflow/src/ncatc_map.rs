@@ -19,17 +19,19 @@
 //! another lead policy, a head past the run's start, a damaged file) takes the store path,
 //! and tests check that both paths give the same leads.
 
+use super::column::{Column, Fixed, MappedFile};
 use super::{HashDirectory, IdEntry, KeyEntry, RecordLead, SweepIndex};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use verity_store::scan::RawRecord;
+use std::sync::Arc;
+use verity_model::SourceRecord;
 
 /// The map's file name in the map directory.
 pub(crate) const MAP_FILE: &str = "person-map.bin";
 const MAGIC: &[u8; 8] = b"VNCATCPM";
 /// Bumped whenever the layout or the meaning of a field changes: a map of another format is
 /// not used (the next full run writes a new one).
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum MapError {
@@ -45,12 +47,12 @@ pub(crate) enum MapError {
 /// The groups of a full run and their identifiers (the map without its sweep index).
 pub(crate) struct MapLinks {
     /// Where each group's slots start; one more entry than groups.
-    group_starts: Vec<u32>,
-    slot_rev: Vec<i64>,
-    slot_lead: Vec<RecordLead>,
-    slot_id_hash: Vec<u64>,
+    group_starts: Column<u32>,
+    slot_rev: Column<i64>,
+    slot_lead: Column<RecordLead>,
+    slot_id_hash: Column<u64>,
     /// (identifier hash, group), sorted by hash, one entry per hash.
-    ids: Vec<IdEntry>,
+    ids: Column<IdEntry>,
     id_dir: HashDirectory,
 }
 
@@ -109,11 +111,11 @@ impl MapLinks {
             }
         });
         MapLinks {
-            group_starts,
-            slot_rev,
-            slot_lead,
-            slot_id_hash,
-            ids,
+            group_starts: Column::Owned(group_starts),
+            slot_rev: Column::Owned(slot_rev),
+            slot_lead: Column::Owned(slot_lead),
+            slot_id_hash: Column::Owned(slot_id_hash),
+            ids: Column::Owned(ids),
             id_dir,
         }
     }
@@ -132,40 +134,39 @@ impl MapLinks {
     pub fn group_of_identifier(&self, hash: u128) -> Option<u32> {
         let top = (hash >> 64) as u64;
         self.ids
-            .get(self.id_dir.range(top))?
-            .iter()
+            .iter_range(self.id_dir.range(top))
             .find(|e| e.hash() == hash)
-            .map(IdEntry::record)
+            .map(|e| e.record())
     }
 
     /// The slot range of group `g` (empty for a group not in the map).
     pub fn slots_of(&self, g: u32) -> std::ops::Range<usize> {
-        let at = |i: usize| self.group_starts.get(i).map_or(0, |&v| v as usize);
+        let at = |i: usize| self.group_starts.get(i).map_or(0, |v| v as usize);
         let g = g as usize;
         if g + 1 >= self.group_starts.len() {
             return 0..0;
         }
-        at(g)..at(g + 1)
+        at(g)..at(g + 1).max(at(g))
     }
 
     /// The group of a slot.
     pub fn group_of_slot(&self, slot: usize) -> Option<u32> {
         let slot = u32::try_from(slot).ok()?;
-        let after = self.group_starts.partition_point(|&s| s <= slot);
+        let after = self.group_starts.partition_point(|s| s <= slot);
         let g = after.checked_sub(1)?;
         (g < self.groups()).then_some(g as u32)
     }
 
     pub fn rev(&self, slot: usize) -> i64 {
-        self.slot_rev.get(slot).copied().unwrap_or(0)
+        self.slot_rev.get(slot).unwrap_or(0)
     }
 
     pub fn lead(&self, slot: usize) -> Option<RecordLead> {
-        self.slot_lead.get(slot).copied()
+        self.slot_lead.get(slot)
     }
 
     pub fn id_hash(&self, slot: usize) -> u64 {
-        self.slot_id_hash.get(slot).copied().unwrap_or(0)
+        self.slot_id_hash.get(slot).unwrap_or(0)
     }
 
     /// Slots whose record-id hash is one of `hashes`: one pass over the map, for the few
@@ -264,6 +265,30 @@ impl<W: Write> Out<W> {
         self.bytes(&v.to_le_bytes())
     }
 
+    /// A column: its element count, then each element's bytes.
+    fn column<T: Fixed>(&mut self, column: &Column<T>) -> std::io::Result<()> {
+        self.u64(column.len() as u64)?;
+        let mut i = 0usize;
+        while i < column.len() {
+            let end = (i + 64 * 1024).min(column.len());
+            self.buf.clear();
+            for v in column.iter_range(i..end) {
+                v.write(&mut self.buf);
+            }
+            let buf = std::mem::take(&mut self.buf);
+            self.bytes(&buf)?;
+            self.buf = buf;
+            i = end;
+        }
+        Ok(())
+    }
+
+    /// A hash directory: its bits, then its starts as a column.
+    fn directory(&mut self, dir: &HashDirectory) -> std::io::Result<()> {
+        self.u64(u64::from(dir.bits))?;
+        self.column(&dir.starts)
+    }
+
     /// A section: its element count, then each element's bytes.
     fn section<T>(
         &mut self,
@@ -313,30 +338,16 @@ pub(crate) fn write_map(
         out.bytes(&FORMAT.to_le_bytes())?;
         out.u64(head_rev as u64)?;
         out.section(policy_version.as_bytes(), 1, |b, buf| buf.push(*b))?;
-        out.section(&links.group_starts, 4, |v, buf| {
-            buf.extend_from_slice(&v.to_le_bytes())
-        })?;
-        out.section(&links.slot_rev, 8, |v, buf| {
-            buf.extend_from_slice(&v.to_le_bytes())
-        })?;
-        out.section(&links.slot_lead, 2, |v, buf| {
-            buf.extend_from_slice(&v.to_bytes())
-        })?;
-        out.section(&links.slot_id_hash, 8, |v, buf| {
-            buf.extend_from_slice(&v.to_le_bytes())
-        })?;
-        out.section(&links.ids, 20, |e, buf| {
-            for w in e.0 {
-                buf.extend_from_slice(&w.to_le_bytes());
-            }
-        })?;
-        let (citizen, status) = sweep.parts();
-        out.section(citizen, 8, |v, buf| buf.extend_from_slice(&v.to_le_bytes()))?;
-        out.section(status, 12, |e, buf| {
-            for w in e.0 {
-                buf.extend_from_slice(&w.to_le_bytes());
-            }
-        })?;
+        out.column(&links.group_starts)?;
+        out.column(&links.slot_rev)?;
+        out.column(&links.slot_lead)?;
+        out.column(&links.slot_id_hash)?;
+        out.column(&links.ids)?;
+        out.directory(&links.id_dir)?;
+        out.column(&sweep.citizen)?;
+        out.directory(&sweep.citizen_dir)?;
+        out.column(&sweep.status)?;
+        out.directory(&sweep.status_dir)?;
         Ok(())
     };
     write(&mut out).map_err(io)?;
@@ -376,6 +387,26 @@ impl<'a> In<'a> {
     }
 }
 
+impl In<'_> {
+    /// A column read in place from `file` (whose bytes these are).
+    fn column<T: Fixed>(&mut self, file: &Arc<MappedFile>) -> Result<Column<T>, String> {
+        let n = usize::try_from(self.u64()?).map_err(|_| "section too long".to_string())?;
+        let start = self.at;
+        let len = n
+            .checked_mul(T::WIDTH)
+            .ok_or_else(|| "section too long".to_string())?;
+        self.take(len)?;
+        Column::mapped(file, start, n).ok_or_else(|| "section past the end".to_string())
+    }
+
+    /// A hash directory over `n` keys, read in place.
+    fn directory(&mut self, file: &Arc<MappedFile>, n: usize) -> Result<HashDirectory, String> {
+        let bits = u32::try_from(self.u64()?).map_err(|_| "directory too large".to_string())?;
+        let starts = self.column::<u32>(file)?;
+        HashDirectory::from_column(bits, starts, n)
+    }
+}
+
 fn u32_at(b: &[u8], i: usize) -> u32 {
     let mut w = [0u8; 4];
     w.copy_from_slice(&b[i * 4..i * 4 + 4]);
@@ -388,18 +419,17 @@ fn u64_of(b: &[u8]) -> u64 {
     u64::from_le_bytes(w)
 }
 
-/// A map or candidates file read whole, its magic, checksum and format checked: the bytes
-/// before the checksum (`Ok(None)` when there is no file).
-fn read_checked(
+/// A map or candidates file, mapped, its magic, checksum and format checked: the file and the
+/// length of its bytes before the checksum (`Ok(None)` when there is no file).
+fn open_checked(
     path: &Path,
     magic: &[u8; 8],
     format: u32,
     what: &str,
-) -> Result<Option<Vec<u8>>, MapError> {
-    // One read into a buffer of the file's size.
-    let mut bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+) -> Result<Option<(Arc<MappedFile>, usize)>, MapError> {
+    let file = match MappedFile::open(path) {
+        Ok(Some(f)) => Arc::new(f),
+        Ok(None) => return Ok(None),
         Err(source) => {
             return Err(MapError::Io {
                 path: path.to_path_buf(),
@@ -407,6 +437,7 @@ fn read_checked(
             })
         }
     };
+    let bytes = file.bytes();
     let invalid = |problem: String| MapError::Invalid {
         path: path.to_path_buf(),
         problem,
@@ -426,24 +457,22 @@ fn read_checked(
             "format {found}, this build reads {format}"
         )));
     }
-    bytes.truncate(body_len);
-    Ok(Some(bytes))
+    Ok(Some((file, body_len)))
 }
 
-/// Reads the map in `dir`: `Ok(None)` when there is none, an error when it is damaged or of
-/// another format (the caller then runs without it).
+/// Reads the map in `dir` in place (mapped): `Ok(None)` when there is none, an error when it
+/// is damaged or of another format (the caller then runs without it).
 pub(crate) fn read_map(dir: &Path) -> Result<Option<PersonMap>, MapError> {
     let path = dir.join(MAP_FILE);
-    let Some(body) = read_checked(&path, MAGIC, FORMAT, "a person map")? else {
+    let Some((file, body_len)) = open_checked(&path, MAGIC, FORMAT, "a person map")? else {
         return Ok(None);
     };
-    let body = body.as_slice();
     let invalid = |problem: String| MapError::Invalid {
         path: path.clone(),
         problem,
     };
     let mut r = In {
-        bytes: body,
+        bytes: &file.bytes()[..body_len],
         at: MAGIC.len() + 4,
     };
     let parse = |r: &mut In<'_>| -> Result<PersonMap, String> {
@@ -451,21 +480,16 @@ pub(crate) fn read_map(dir: &Path) -> Result<Option<PersonMap>, MapError> {
         let policy = r.section(1, |b| b[0])?;
         let policy_version =
             String::from_utf8(policy).map_err(|_| "policy version is not UTF-8".to_string())?;
-        let group_starts = r.section(4, |b| u32_at(b, 0))?;
-        let slot_rev = r.section(8, |b| u64_of(b) as i64)?;
-        let slot_lead = r.section(2, |b| RecordLead::from_bytes([b[0], b[1]]))?;
-        let slot_id_hash = r.section(8, u64_of)?;
-        let ids = r.section(20, |b| {
-            IdEntry([
-                u32_at(b, 0),
-                u32_at(b, 1),
-                u32_at(b, 2),
-                u32_at(b, 3),
-                u32_at(b, 4),
-            ])
-        })?;
-        let citizen = r.section(8, u64_of)?;
-        let status = r.section(12, |b| KeyEntry([u32_at(b, 0), u32_at(b, 1), u32_at(b, 2)]))?;
+        let group_starts = r.column::<u32>(&file)?;
+        let slot_rev = r.column::<i64>(&file)?;
+        let slot_lead = r.column::<RecordLead>(&file)?;
+        let slot_id_hash = r.column::<u64>(&file)?;
+        let ids = r.column::<IdEntry>(&file)?;
+        let id_dir = r.directory(&file, ids.len())?;
+        let citizen = r.column::<u64>(&file)?;
+        let citizen_dir = r.directory(&file, citizen.len())?;
+        let status = r.column::<KeyEntry>(&file)?;
+        let status_dir = r.directory(&file, status.len())?;
         if r.at != r.bytes.len() {
             return Err(format!(
                 "{} bytes after the last section",
@@ -476,21 +500,23 @@ pub(crate) fn read_map(dir: &Path) -> Result<Option<PersonMap>, MapError> {
         if slot_lead.len() != slots || slot_id_hash.len() != slots {
             return Err("slot sections differ in length".into());
         }
-        if group_starts.first() != Some(&0)
-            || group_starts.last().map(|&s| s as usize) != Some(slots)
-            || group_starts.windows(2).any(|w| w[0] > w[1])
+        // The checksum held, so these only guard against a writer's bug: the cheap checks
+        // (the sorted arrays are not walked, which would read every page of the file).
+        let mut last = 0u32;
+        let ordered = group_starts.iter().all(|s| {
+            let ok = s >= last;
+            last = s;
+            ok
+        });
+        if group_starts.get(0) != Some(0)
+            || group_starts
+                .get(group_starts.len().saturating_sub(1))
+                .map(|s| s as usize)
+                != Some(slots)
+            || !ordered
         {
             return Err("group starts are not an ordered cover of the slots".into());
         }
-        let groups = group_starts.len() - 1;
-        if ids.iter().any(|e| e.record() as usize >= groups) {
-            return Err("an identifier names a group past the last".into());
-        }
-        if ids.windows(2).any(|w| w[0].hash() >= w[1].hash()) {
-            return Err("identifiers are not sorted".into());
-        }
-        let id_dir = HashDirectory::of(ids.len(), |i| (ids[i].hash() >> 64) as u64);
-        let sweep = SweepIndex::from_parts(citizen, status)?;
         Ok(PersonMap {
             head_rev,
             policy_version,
@@ -502,7 +528,12 @@ pub(crate) fn read_map(dir: &Path) -> Result<Option<PersonMap>, MapError> {
                 ids,
                 id_dir,
             },
-            sweep,
+            sweep: SweepIndex {
+                citizen,
+                citizen_dir,
+                status,
+                status_dir,
+            },
         })
     };
     parse(&mut r).map(Some).map_err(invalid)
@@ -564,15 +595,44 @@ pub(crate) const CANDIDATES_FILE: &str = "candidates.bin";
 const CANDIDATES_MAGIC: &[u8; 8] = b"VNCATCCR";
 /// Raw bytes of records per block: a few persons, so that a run needing a tenth of the persons
 /// unpacks about a quarter of the blocks.
-const CANDIDATE_BLOCK_BYTES: usize = 16 * 1024;
+const CANDIDATE_BLOCK_BYTES: usize = 8 * 1024;
 
-/// The candidates file's layout version (its own: it changes apart from the map's).
-const CANDIDATES_FORMAT: u32 = 2;
+/// The largest raw block a reader accepts (a damaged length must not allocate gigabytes).
+const CANDIDATE_BLOCK_MAX: usize = 64 << 20;
 
-/// One person for the candidates file: its map group and its records as stored.
+/// zstd level of the candidates' blocks (the fastest: the file is written during a full run).
+const CANDIDATE_LEVEL: i32 = 1;
+
+/// The candidates file's layout version (its own: it changes apart from the map's). Format 3
+/// keeps records in their compact binary form (`SourceRecord::write_compact`), not as JSON:
+/// decoding JSON was most of an incremental run's reading.
+const CANDIDATES_FORMAT: u32 = 3;
+
+/// One person for the candidates file: its map group and its records, each as its rev (i64
+/// LE), its compact form's length (u32 LE) and the compact form ([`push_candidate_record`]).
 pub(crate) struct CandidatePerson {
     pub group: u32,
-    pub records: Vec<RawRecord>,
+    pub entries: Vec<u8>,
+}
+
+/// Appends one record to a [`CandidatePerson`]'s entries.
+pub(crate) fn push_candidate_record(
+    entries: &mut Vec<u8>,
+    rev: i64,
+    record: &SourceRecord,
+) -> Result<(), MapError> {
+    let start = entries.len();
+    entries.extend_from_slice(&rev.to_le_bytes());
+    entries.extend_from_slice(&[0; 4]);
+    record
+        .write_compact(entries)
+        .map_err(|e| MapError::Invalid {
+            path: PathBuf::from(CANDIDATES_FILE),
+            problem: format!("record {}: {e}", record.record_id),
+        })?;
+    let len = u32::try_from(entries.len() - start - 12).unwrap_or(u32::MAX);
+    entries[start + 8..start + 12].copy_from_slice(&len.to_le_bytes());
+    Ok(())
 }
 
 /// Writes the candidates file while a full run evaluates: each batch's persons are sent, as
@@ -622,43 +682,39 @@ impl CandidateWriter {
             out.u64(head_rev as u64).map_err(io)?;
             out.section(key.as_bytes(), 1, |b, buf| buf.push(*b))
                 .map_err(io)?;
-            let mut packer = verity_store::scan::RecordPacker::new();
+            let mut compressor = zstd::bulk::Compressor::new(CANDIDATE_LEVEL).map_err(io)?;
             let mut offsets: Vec<u64> = vec![0];
             let mut index: Vec<(u32, u32)> = Vec::new();
-            let mut block: Vec<CandidatePerson> = Vec::new();
-            let mut size = 0usize;
-            let mut flush = |block: &mut Vec<CandidatePerson>,
+            let mut groups: Vec<u32> = Vec::new();
+            let mut raw: Vec<u8> = Vec::new();
+            let mut flush = |raw: &mut Vec<u8>,
+                             groups: &mut Vec<u32>,
                              out: &mut Out<_>,
                              offsets: &mut Vec<u64>,
                              index: &mut Vec<(u32, u32)>|
              -> std::io::Result<()> {
-                if block.is_empty() {
+                if groups.is_empty() {
                     return Ok(());
                 }
                 let number = u32::try_from(offsets.len() - 1).unwrap_or(u32::MAX);
-                let packed = packer.pack(block.iter().flat_map(|p| {
-                    p.records
-                        .iter()
-                        .map(|r| (r.rev, r.record_id.as_str(), r.json.as_str()))
-                }));
+                let packed = compressor.compress(raw)?;
+                let raw_len = u32::try_from(raw.len()).unwrap_or(u32::MAX);
+                out.bytes(&raw_len.to_le_bytes())?;
                 out.bytes(&packed)?;
                 let last = offsets.last().copied().unwrap_or(0);
-                offsets.push(last + packed.len() as u64);
-                index.extend(block.iter().map(|p| (p.group, number)));
-                block.clear();
+                offsets.push(last + 4 + packed.len() as u64);
+                index.extend(groups.iter().map(|&g| (g, number)));
+                groups.clear();
+                raw.clear();
                 Ok(())
             };
             for batch in batches {
                 for person in batch {
-                    size += person
-                        .records
-                        .iter()
-                        .map(|r| 16 + r.record_id.len() + r.json.len())
-                        .sum::<usize>();
-                    block.push(person);
-                    if size >= CANDIDATE_BLOCK_BYTES {
-                        flush(&mut block, &mut out, &mut offsets, &mut index).map_err(io)?;
-                        size = 0;
+                    raw.extend_from_slice(&person.entries);
+                    groups.push(person.group);
+                    if raw.len() >= CANDIDATE_BLOCK_BYTES {
+                        flush(&mut raw, &mut groups, &mut out, &mut offsets, &mut index)
+                            .map_err(io)?;
                     }
                 }
             }
@@ -670,7 +726,7 @@ impl CandidateWriter {
                     problem: "the run stopped before every batch was written".into(),
                 });
             }
-            flush(&mut block, &mut out, &mut offsets, &mut index).map_err(io)?;
+            flush(&mut raw, &mut groups, &mut out, &mut offsets, &mut index).map_err(io)?;
             index.sort_unstable();
             let at = offsets.last().copied().unwrap_or(0);
             out.section(&offsets, 8, |v, buf| {
@@ -749,48 +805,108 @@ pub(crate) struct Candidates {
     pub key: String,
     offsets: Vec<u64>,
     /// (group, block), sorted.
-    index: Vec<(u32, u32)>,
-    blocks: Vec<u8>,
+    index: Column<(u32, u32)>,
+    /// The mapped file and where its blocks are in it.
+    file: Arc<MappedFile>,
+    blocks: std::ops::Range<usize>,
+}
+
+impl Fixed for (u32, u32) {
+    const WIDTH: usize = 8;
+    fn read(b: &[u8]) -> (u32, u32) {
+        (u32::read(b), u32::read(&b[4..]))
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        self.0.write(out);
+        self.1.write(out);
+    }
 }
 
 impl Candidates {
     /// The block holding group `g`'s records, if the full run evaluated it.
     pub fn block_of(&self, g: u32) -> Option<u32> {
-        let i = self.index.partition_point(|&(group, _)| group < g);
+        let i = self.index.partition_point(|(group, _)| group < g);
         self.index
             .get(i)
-            .filter(|&&(group, _)| group == g)
-            .map(|&(_, b)| b)
+            .filter(|&(group, _)| group == g)
+            .map(|(_, b)| b)
     }
 
-    /// Calls `each` with every record of block `b`.
+    /// Calls `each` with the rev and compact form of every record of block `b` (read it with
+    /// `SourceRecord::read_compact`).
     pub fn for_each_record(
         &self,
-        unpacker: &mut verity_store::scan::RecordUnpacker,
+        decompressor: &mut zstd::bulk::Decompressor<'_>,
         b: u32,
-        each: impl FnMut(i64, &str, &str),
-    ) -> Result<(), verity_store::StoreError> {
-        let b = b as usize;
-        let (from, to) = match (self.offsets.get(b), self.offsets.get(b + 1)) {
-            (Some(&f), Some(&t)) if f <= t && (t as usize) <= self.blocks.len() => {
-                (f as usize, t as usize)
-            }
-            _ => {
-                return Err(verity_store::StoreError::Corrupt {
-                    table: "candidates",
-                    key: format!("block {b}"),
-                    problem: "no such block".into(),
-                })
-            }
+        mut each: impl FnMut(i64, &[u8]) -> Result<(), MapError>,
+    ) -> Result<(), MapError> {
+        let damaged = |problem: String| MapError::Invalid {
+            path: PathBuf::from(CANDIDATES_FILE),
+            problem: format!("block {b}: {problem}"),
         };
-        unpacker.for_each(b as i64, &self.blocks[from..to], each)
+        let i = b as usize;
+        let blocks = &self.file.bytes()[self.blocks.clone()];
+        let block = match (self.offsets.get(i), self.offsets.get(i + 1)) {
+            (Some(&f), Some(&t)) if f + 4 <= t && (t as usize) <= blocks.len() => {
+                &blocks[f as usize..t as usize]
+            }
+            _ => return Err(damaged("no such block".into())),
+        };
+        let raw_len = u32_at(block, 0) as usize;
+        if raw_len > CANDIDATE_BLOCK_MAX {
+            return Err(damaged(format!("{raw_len} bytes unpacked is too large")));
+        }
+        let raw = decompressor
+            .decompress(&block[4..], raw_len)
+            .map_err(|e| damaged(format!("zstd: {e}")))?;
+        if raw.len() != raw_len {
+            return Err(damaged(format!(
+                "{} bytes unpacked, the block says {raw_len}",
+                raw.len()
+            )));
+        }
+        let mut at = 0usize;
+        while at < raw.len() {
+            let head = raw
+                .get(at..at + 12)
+                .ok_or_else(|| damaged(format!("byte {at}: truncated entry")))?;
+            let rev = u64_of(&head[..8]) as i64;
+            let len = u32_at(&head[8..], 0) as usize;
+            let body = raw
+                .get(at + 12..at + 12 + len)
+                .ok_or_else(|| damaged(format!("byte {at}: truncated record")))?;
+            each(rev, body)?;
+            at += 12 + len;
+        }
+        Ok(())
+    }
+
+    /// The records of block `b` whose revs `want` accepts, read from their compact form.
+    pub fn records_in(
+        &self,
+        decompressor: &mut zstd::bulk::Decompressor<'_>,
+        b: u32,
+        want: impl Fn(i64) -> bool,
+        out: &mut Vec<(i64, SourceRecord)>,
+    ) -> Result<(), MapError> {
+        self.for_each_record(decompressor, b, |rev, bytes| {
+            if want(rev) {
+                let (record, _) =
+                    SourceRecord::read_compact(bytes).map_err(|e| MapError::Invalid {
+                        path: PathBuf::from(CANDIDATES_FILE),
+                        problem: format!("block {b}, rev {rev}: {e}"),
+                    })?;
+                out.push((rev, record));
+            }
+            Ok(())
+        })
     }
 }
 
 /// Reads the candidates file in `dir`: `Ok(None)` when there is none.
 pub(crate) fn read_candidates(dir: &Path) -> Result<Option<Candidates>, MapError> {
     let path = dir.join(CANDIDATES_FILE);
-    let Some(body) = read_checked(
+    let Some((file, body_len)) = open_checked(
         &path,
         CANDIDATES_MAGIC,
         CANDIDATES_FORMAT,
@@ -799,7 +915,7 @@ pub(crate) fn read_candidates(dir: &Path) -> Result<Option<Candidates>, MapError
     else {
         return Ok(None);
     };
-    let body = body.as_slice();
+    let body = &file.bytes()[..body_len];
     let invalid = |problem: String| MapError::Invalid {
         path: path.clone(),
         problem,
@@ -825,7 +941,7 @@ pub(crate) fn read_candidates(dir: &Path) -> Result<Option<Candidates>, MapError
             at: index_start,
         };
         let offsets = tail.section(8, u64_of)?;
-        let index = tail.section(8, |b| (u32_at(b, 0), u32_at(b, 1)))?;
+        let index = tail.column::<(u32, u32)>(&file)?;
         if tail.at != rest.len() {
             return Err(format!("{} bytes after the index", rest.len() - tail.at));
         }
@@ -835,15 +951,13 @@ pub(crate) fn read_candidates(dir: &Path) -> Result<Option<Candidates>, MapError
         {
             return Err("block offsets are not an ordered cover of the blocks".into());
         }
-        if index.windows(2).any(|w| w[0] >= w[1]) {
-            return Err("group index is not sorted".into());
-        }
         Ok(Candidates {
             head_rev,
             key,
             offsets,
             index,
-            blocks: rest[blocks_start..index_start].to_vec(),
+            file: Arc::clone(&file),
+            blocks: blocks_start..index_start,
         })
     };
     parse().map(Some).map_err(invalid)
@@ -885,11 +999,7 @@ mod tests {
     }
 
     fn sweep() -> SweepIndex {
-        SweepIndex::from_parts(
-            vec![1, 5, 9],
-            vec![KeyEntry::new(4, 2), KeyEntry::new(8, 0)],
-        )
-        .unwrap()
+        SweepIndex::for_tests(vec![1, 5, 9], vec![(4, 2), (8, 0)])
     }
 
     #[test]
@@ -960,55 +1070,60 @@ mod tests {
     #[test]
     fn candidates_read_back_by_group_and_a_damaged_file_is_refused() {
         let dir = scratch("candidates");
-        let json: Vec<String> = (0..40)
-            .map(|i| format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(900)))
-            .collect();
-        let ids: Vec<String> = (0..40).map(|i| format!("R-{i}")).collect();
-        // Groups 3, 10, 17, ... with two records each; blocks of about 16 KB hold several.
-        let persons: Vec<CandidatePerson> = (0..20)
-            .map(|p: usize| CandidatePerson {
-                group: ((p * 7 + 3) % 41) as u32,
-                records: (0..2)
-                    .map(|k| {
-                        let i = p * 2 + k;
-                        RawRecord {
-                            rev: i as i64 + 1,
-                            record_id: ids[i].clone(),
-                            json: json[i].clone(),
-                        }
-                    })
-                    .collect(),
+        let record = |i: usize| SourceRecord {
+            record_id: format!("R-{i}"),
+            identity: verity_model::Identity {
+                name: verity_model::PersonName::new(&"X".repeat(300 + i), "", "DOE"),
+                ..Default::default()
+            },
+            body: verity_model::RecordBody::Citizenship(verity_model::record::CitizenshipRecord {
+                evidence: verity_model::record::CitizenshipEvidence::UsPassport,
+                document_number: format!("P{i}"),
+                issued: None,
+            }),
+        };
+        // Groups 3, 10, 17, ... with two records each; blocks of about 8 KB hold several.
+        let expected: Vec<(u32, Vec<(i64, SourceRecord)>)> = (0..60)
+            .map(|p: usize| {
+                let group = ((p * 7 + 3) % 61) as u32;
+                let records = (0..2)
+                    .map(|k| ((p * 2 + k) as i64 + 1, record(p * 2 + k)))
+                    .collect();
+                (group, records)
             })
             .collect();
-        type Stored = Vec<(i64, String, String)>;
-        let expected: Vec<(u32, Stored)> = persons
+        let persons: Vec<CandidatePerson> = expected
             .iter()
-            .map(|p| {
-                (
-                    p.group,
-                    p.records
-                        .iter()
-                        .map(|r| (r.rev, r.record_id.clone(), r.json.clone()))
-                        .collect(),
-                )
+            .map(|(group, records)| {
+                let mut entries = Vec::new();
+                for (rev, r) in records {
+                    push_candidate_record(&mut entries, *rev, r).unwrap();
+                }
+                CandidatePerson {
+                    group: *group,
+                    entries,
+                }
             })
             .collect();
         write_candidates(&dir, 40, "key", persons).unwrap();
         let c = read_candidates(&dir).unwrap().unwrap();
         assert_eq!((c.head_rev, c.key.as_str()), (40, "key"));
         assert!(c.offsets.len() > 2, "several blocks");
+        let mut decompressor = zstd::bulk::Decompressor::new().unwrap();
         for (group, records) in &expected {
             let b = c.block_of(*group).unwrap();
             let mut found = Vec::new();
-            c.for_each_record(
-                &mut verity_store::scan::RecordUnpacker::new(),
-                b,
-                |rev, id, json| found.push((rev, id.to_string(), json.to_string())),
-            )
-            .unwrap();
+            c.records_in(&mut decompressor, b, |_| true, &mut found)
+                .unwrap();
             for r in records {
                 assert!(found.contains(r));
             }
+            // Only the revs asked for are read.
+            let first = records[0].0;
+            let mut one = Vec::new();
+            c.records_in(&mut decompressor, b, |rev| rev == first, &mut one)
+                .unwrap();
+            assert_eq!(one, vec![records[0].clone()]);
         }
         assert_eq!(c.block_of(1000), None);
         let path = dir.join(CANDIDATES_FILE);
@@ -1028,14 +1143,24 @@ mod tests {
     fn a_candidates_writer_dropped_unfinished_leaves_no_file() {
         let dir = scratch("candidates_stopped");
         let writer = CandidateWriter::start(&dir, 1, "key").unwrap();
-        assert!(writer.send(vec![CandidatePerson {
-            group: 0,
-            records: vec![RawRecord {
-                rev: 1,
+        let mut entries = Vec::new();
+        push_candidate_record(
+            &mut entries,
+            1,
+            &SourceRecord {
                 record_id: "R-1".into(),
-                json: "{}".into(),
-            }],
-        }]));
+                identity: Default::default(),
+                body: verity_model::RecordBody::Citizenship(
+                    verity_model::record::CitizenshipRecord {
+                        evidence: verity_model::record::CitizenshipEvidence::UsPassport,
+                        document_number: "P1".into(),
+                        issued: None,
+                    },
+                ),
+            },
+        )
+        .unwrap();
+        assert!(writer.send(vec![CandidatePerson { group: 0, entries }]));
         drop(writer);
         assert!(!dir.join(CANDIDATES_FILE).exists());
         assert!(!dir.join(format!("{CANDIDATES_FILE}.tmp")).exists());

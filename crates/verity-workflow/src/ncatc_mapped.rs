@@ -12,7 +12,7 @@ use super::person::{find, union};
 use super::scan::map::{record_id_hash, Candidates, PersonMap};
 use super::scan::{LeadProfile, SweepIndex, HELD_BY_MANY};
 use super::*;
-use verity_store::scan::RecordDigest;
+use verity_store::scan::{LeadFacets, RawRecord, RecordDigest};
 
 /// The sweep of an incremental run with a map: the map's index (records up to its head) and
 /// the keys of the records added since.
@@ -70,10 +70,205 @@ impl MapSweep {
     }
 }
 
-/// A record an incremental run with a map read whole: added since the map, or an open lead's
+/// A record added since the map, as an incremental run with the map reads it: its digest,
+/// from its insert's digest chunk (or made here from its JSON when it has none), and the
+/// record itself once decoded. Most are never decoded: linking and the screen need only the
+/// digest, and only the persons worth evaluating are read whole.
+pub(super) struct NewRecord {
+    pub rev: i64,
+    pub digest: RecordDigest,
+    pub record: Option<SourceRecord>,
+    /// Its insert stored its digest chunk, and with it its sweep keys.
+    pub keyed: bool,
+}
+
+/// The record packs of the digest chunks an incremental run read: where the records it did not
+/// decode up front are read from when a person holding them is evaluated.
+#[derive(Default)]
+pub(super) struct NewPacks {
+    chunks: Vec<PackChunk>,
+}
+
+/// One digest chunk's revs and record pack (none in chunks stored before packs were).
+struct PackChunk {
+    first: i64,
+    last: i64,
+    pack: Option<Vec<u8>>,
+}
+
+impl NewPacks {
+    /// The records with these revs, from the packs on the machine's cores (the store for
+    /// any a pack lacks), and how many were read from the store.
+    pub(super) async fn decode(
+        &self,
+        store: &Store,
+        revs: &HashSet<i64>,
+    ) -> Result<(HashMap<i64, SourceRecord>, u64), RunError> {
+        if revs.is_empty() {
+            return Ok((HashMap::new(), 0));
+        }
+        let chunks: Vec<&PackChunk> = self
+            .chunks
+            .iter()
+            .filter(|c| c.pack.is_some() && revs.iter().any(|r| (c.first..=c.last).contains(r)))
+            .collect();
+        let parts: Vec<&[&PackChunk]> = chunks
+            .chunks(chunks.len().div_ceil(worker_threads()).max(1))
+            .collect();
+        let unpacked = par_map(&parts, |_, part| {
+            let mut unpacker = verity_store::scan::RecordUnpacker::new();
+            let mut out = Vec::new();
+            for chunk in part.iter() {
+                let Some(pack) = &chunk.pack else { continue };
+                let mut raw = Vec::new();
+                unpacker.for_each(chunk.first, pack, |rev, id, json| {
+                    if revs.contains(&rev) {
+                        raw.push(RawRecord {
+                            rev,
+                            record_id: id.to_string(),
+                            json: json.to_string(),
+                        });
+                    }
+                })?;
+                for r in raw {
+                    out.push((r.rev, r.decode()?));
+                }
+            }
+            Ok::<_, StoreError>(out)
+        });
+        let mut by_rev: HashMap<i64, SourceRecord> = HashMap::with_capacity(revs.len());
+        for part in unpacked {
+            by_rev.extend(part?);
+        }
+        let missing: Vec<i64> = revs
+            .iter()
+            .copied()
+            .filter(|r| !by_rev.contains_key(r))
+            .collect();
+        let mut from_store = 0u64;
+        for part in missing.chunks(WHOLE_READ_PART) {
+            let raw = store.records_by_revs(part).await?;
+            from_store += raw.len() as u64;
+            by_rev.extend(raw.iter().map(|r| r.rev).zip(decode_parallel(&raw)?));
+        }
+        Ok((by_rev, from_store))
+    }
+}
+
+/// Digest chunks an incremental run reads at a time.
+const CHUNKS_PER_READ: u32 = 16;
+
+/// The records with `after < rev <= to_rev` as digests: from the digest chunks their inserts
+/// stored (one sequential read of a few bytes a record, where their JSON is ten times that
+/// and decoding it was most of an incremental run), and from their JSON for any record
+/// without one. Decoded up front: the records that bear on citizenship or status (their
+/// sweep keys say so), whose name keys the run matches against open leads. Also returns the
+/// packs, and how many records were read as JSON.
+pub(super) async fn read_new_records(
+    store: &Store,
+    after: i64,
+    to_rev: i64,
+    page_size: u32,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<(Vec<NewRecord>, NewPacks, u64), RunError> {
+    let mut new: Vec<NewRecord> = Vec::new();
+    let mut packs = NewPacks::default();
+    // Chunks do not straddle a run's head, but should one hold `after + 1`, start at it.
+    let mut first_after = match store.digest_spans(after, after + 1).await?.first() {
+        Some(&(first, _)) if first <= after => first - 1,
+        _ => after,
+    };
+    loop {
+        let chunks = store
+            .record_digest_chunks(first_after, to_rev, CHUNKS_PER_READ)
+            .await?;
+        let Some(last) = chunks.last() else { break };
+        first_after = last.first_rev;
+        for chunk in chunks {
+            chunk.for_each(|d| {
+                if d.rev > after && d.rev <= to_rev {
+                    new.push(NewRecord {
+                        rev: d.rev,
+                        digest: d.to_owned_digest(),
+                        record: None,
+                        keyed: true,
+                    });
+                }
+            })?;
+            packs.chunks.push(PackChunk {
+                first: chunk.first_rev,
+                last: chunk.last_rev,
+                pack: chunk.pack,
+            });
+        }
+        progress(Progress::Scanning {
+            done: new.len() as u64,
+            total: u64::try_from(to_rev - after).unwrap_or(0),
+        });
+    }
+    new.sort_by_key(|n| n.rev);
+    new.dedup_by_key(|n| n.rev);
+    // Revs no chunk holds (an insert that stopped before its chunk): read as JSON.
+    let mut gaps: Vec<(i64, i64)> = Vec::new();
+    let mut next = after + 1;
+    for n in &new {
+        if n.rev > next {
+            gaps.push((next - 1, n.rev - 1));
+        }
+        next = n.rev + 1;
+    }
+    if next <= to_rev {
+        gaps.push((next - 1, to_rev));
+    }
+    let mut json_read = 0u64;
+    for (mut from, upto) in gaps {
+        loop {
+            let page = store.scan_record_json(from, upto, page_size.max(1)).await?;
+            let Some(last) = page.last() else { break };
+            from = last.rev;
+            json_read += page.len() as u64;
+            let decoded = decode_parallel(&page)?;
+            new.extend(page.iter().zip(decoded).map(|(raw, record)| NewRecord {
+                rev: raw.rev,
+                digest: RecordDigest::of(raw.rev, &record),
+                record: Some(record),
+                keyed: false,
+            }));
+        }
+    }
+    new.sort_by_key(|n| n.rev);
+    let bearing: HashSet<i64> = new
+        .iter()
+        .filter(|n| {
+            n.record.is_none()
+                && !(n.digest.citizen_keys.is_empty() && n.digest.status_keys.is_empty())
+        })
+        .map(|n| n.rev)
+        .collect();
+    let (mut decoded, from_store) = packs.decode(store, &bearing).await?;
+    json_read += from_store;
+    for n in &mut new {
+        if n.record.is_none() {
+            n.record = decoded.remove(&n.rev);
+            if n.record.is_none() && bearing.contains(&n.rev) {
+                return Err(StoreError::Corrupt {
+                    table: "record_digests",
+                    key: format!("rev {}", n.rev),
+                    problem: "a digest of a record that is not stored".into(),
+                }
+                .into());
+            }
+        }
+    }
+    Ok((new, packs, json_read))
+}
+
+/// A record an incremental run with a map links: added since the map, or an open lead's
 /// subject the changes bear on that the map does not place.
 struct Added {
-    record: SourceRecord,
+    digest: RecordDigest,
+    /// `None` until read: only the records of the persons worth evaluating are.
+    record: Option<SourceRecord>,
     /// Changed since the last run, or a subject the changes bear on: its person is evaluated.
     wanted: bool,
 }
@@ -82,9 +277,11 @@ struct Added {
 pub(super) struct Changes {
     /// Records added after the map's head up to the last run's head (not changed since the
     /// last run, but not in the map either).
-    pub earlier: Vec<(i64, SourceRecord)>,
+    pub earlier: Vec<NewRecord>,
     /// Records changed since the last run.
-    pub changed: Vec<(i64, SourceRecord)>,
+    pub changed: Vec<NewRecord>,
+    /// Where the records of both not yet decoded are read from.
+    pub packs: NewPacks,
     /// Open leads' subjects the changes bear on (read by id).
     pub bearing: Vec<SourceRecord>,
     pub records_scanned: u64,
@@ -106,28 +303,28 @@ pub(super) async fn population(
     let mut added: Vec<Added> = changes
         .earlier
         .into_iter()
-        .map(|(_, record)| Added {
-            record,
-            wanted: false,
+        .map(|n| (n, false))
+        .chain(changes.changed.into_iter().map(|n| (n, true)))
+        .map(|(n, wanted)| Added {
+            digest: n.digest,
+            record: n.record,
+            wanted,
         })
-        .chain(changes.changed.into_iter().map(|(_, record)| Added {
-            record,
-            wanted: true,
-        }))
         .collect();
     // The subjects the changes bear on: placed in the map by identifier, else (a record
     // without one is a group of its own) by record-id hash; one the map does not place is
     // taken as added.
-    let index_of: HashMap<String, usize> = added
+    let index_of: HashMap<&str, usize> = added
         .iter()
         .enumerate()
-        .map(|(i, a)| (a.record.record_id.clone(), i))
+        .map(|(i, a)| (a.digest.record_id.as_str(), i))
         .collect();
     let mut bearing_groups: Vec<u32> = Vec::new();
+    let mut already: Vec<usize> = Vec::new();
     let mut unplaced: HashMap<u64, Vec<SourceRecord>> = HashMap::new();
     for r in changes.bearing {
-        if let Some(&i) = index_of.get(&r.record_id) {
-            added[i].wanted = true;
+        if let Some(&i) = index_of.get(r.record_id.as_str()) {
+            already.push(i);
             continue;
         }
         let groups: Vec<u32> = person::strong_keys(&r)
@@ -146,6 +343,11 @@ pub(super) async fn population(
         }
     }
     drop(index_of);
+    for i in already {
+        if let Some(a) = added.get_mut(i) {
+            a.wanted = true;
+        }
+    }
     if !unplaced.is_empty() {
         let hashes: HashSet<u64> = unplaced.keys().copied().collect();
         for slot in links.slots_with_id_hashes(&hashes) {
@@ -156,20 +358,18 @@ pub(super) async fn population(
         }
     }
     added.extend(unplaced.into_values().flatten().map(|record| Added {
-        record,
+        digest: RecordDigest::of(0, &record),
+        record: Some(record),
         wanted: true,
     }));
     // Their keys: for linking, and for the sweep (the map's index stops at its head).
     let mut new_citizen: HashSet<u64> = HashSet::new();
     let mut new_status: HashMap<u64, Vec<String>> = HashMap::new();
-    let digests: Vec<RecordDigest> = par_map(&added, |_, a| RecordDigest::of(0, &a.record));
-    for (a, d) in added.iter().zip(&digests) {
+    for a in &added {
+        let d = &a.digest;
         new_citizen.extend(d.citizen_keys.iter().copied());
         for &h in &d.status_keys {
-            new_status
-                .entry(h)
-                .or_default()
-                .push(a.record.record_id.clone());
+            new_status.entry(h).or_default().push(d.record_id.clone());
         }
     }
     // Nodes: the added records (0..added.len()), then each map group reached.
@@ -185,8 +385,8 @@ pub(super) async fn population(
         })
     };
     let mut key_owner: HashMap<u128, usize> = HashMap::new();
-    for (i, d) in digests.iter().enumerate() {
-        for &h in &d.identifiers {
+    for (i, a) in added.iter().enumerate() {
+        for &h in &a.digest.identifiers {
             if let Some(g) = links.group_of_identifier(h) {
                 let n = node(g, &mut parent);
                 union(&mut parent, i, n);
@@ -199,7 +399,6 @@ pub(super) async fn population(
             }
         }
     }
-    drop(digests);
     drop(key_owner);
     let wanted_nodes: Vec<usize> = bearing_groups
         .into_iter()
@@ -256,9 +455,11 @@ pub(super) async fn population(
             }
         }
         for &i in adds {
-            let r = &added[i].record;
-            profile.add(screen.decoded(r));
-            has_open |= open.contains_key(&format!("NP-{}", r.record_id));
+            // The digest's facets are the record's (`LeadFacets::of`, when it was stored):
+            // the same screen as `LeadScreen::decoded` of the record.
+            let d = &added[i].digest;
+            profile.add(screen.record(d.system, d.facets.as_ref().map(LeadFacets::as_facets_ref)));
+            has_open |= open.contains_key(&format!("NP-{}", d.record_id));
         }
         has_open || screen.could_lead(&profile)
     });
@@ -293,6 +494,7 @@ pub(super) async fn population(
         }
     }
     let mut records_read = changes.records_read;
+    let mut unreadable: Vec<String> = Vec::new();
     let mut by_rev: HashMap<i64, SourceRecord> =
         HashMap::with_capacity(to_read.len() + in_blocks.len());
     if let Some(c) = &candidates {
@@ -301,28 +503,28 @@ pub(super) async fn population(
         let parts: Vec<&[u32]> = blocks
             .chunks(blocks.len().div_ceil(worker_threads()).max(1))
             .collect();
+        // A block that cannot be read (the checksum held, so a bug rather than damage) costs
+        // only speed: its records are read from the store below.
         let unpacked = par_map(&parts, |_, part| {
-            let mut unpacker = verity_store::scan::RecordUnpacker::new();
             let mut out = Vec::new();
-            for &b in *part {
-                c.for_each_record(&mut unpacker, b, |rev, id, json| {
-                    if in_blocks.contains(&rev) {
-                        out.push(RawRecord {
-                            rev,
-                            record_id: id.to_string(),
-                            json: json.to_string(),
-                        });
+            let mut problems = Vec::new();
+            match zstd::bulk::Decompressor::new() {
+                Ok(mut decompressor) => {
+                    for &b in *part {
+                        let want = |rev| in_blocks.contains(&rev);
+                        if let Err(e) = c.records_in(&mut decompressor, b, want, &mut out) {
+                            problems.push(e.to_string());
+                        }
                     }
-                })?;
+                }
+                Err(e) => problems.push(format!("zstd: {e}")),
             }
-            Ok::<_, StoreError>(out)
+            (out, problems)
         });
-        let mut raw = Vec::with_capacity(in_blocks.len());
-        for part in unpacked {
-            raw.extend(part?);
+        for (part, problems) in unpacked {
+            by_rev.extend(part);
+            unreadable.extend(problems);
         }
-        let decoded = decode_parallel(&raw)?;
-        by_rev.extend(raw.iter().map(|r| r.rev).zip(decoded));
         // Anything the blocks lacked is read from the store.
         to_read.extend(in_blocks.iter().filter(|rev| !by_rev.contains_key(rev)));
     }
@@ -333,6 +535,21 @@ pub(super) async fn population(
         by_rev.extend(raw.iter().map(|r| r.rev).zip(decoded));
     }
     let from_candidates = by_rev.len() - to_read.len().min(by_rev.len());
+    // The added records of these persons, from their chunks' packs.
+    let need: HashSet<i64> = worth
+        .iter()
+        .flat_map(|(_, adds)| adds)
+        .filter_map(|&i| added.get(i))
+        .filter(|a| a.record.is_none())
+        .map(|a| a.digest.rev)
+        .collect();
+    let added_decoded = need.len();
+    let (mut decoded, from_store) = changes.packs.decode(store, &need).await?;
+    records_read += from_store;
+    for a in added.iter_mut().filter(|a| a.record.is_none()) {
+        a.record = decoded.remove(&a.digest.rev);
+    }
+    drop(decoded);
     let mut persons: Vec<(String, Members)> = Vec::with_capacity(worth.len());
     for (groups, adds) in worth {
         let mut records: Vec<SourceRecord> = groups
@@ -340,7 +557,21 @@ pub(super) async fn population(
             .flat_map(|&g| links.slots_of(g))
             .filter_map(|slot| by_rev.remove(&links.rev(slot)))
             .collect();
-        records.extend(adds.iter().map(|&i| added[i].record.clone()));
+        for &i in &adds {
+            let a = added.get_mut(i);
+            match a.as_ref().map(|a| (a.record.is_some(), a.digest.rev)) {
+                Some((true, _)) => records.extend(a.and_then(|a| a.record.take())),
+                Some((false, rev)) => {
+                    return Err(StoreError::Corrupt {
+                        table: "records",
+                        key: format!("rev {rev}"),
+                        problem: "in a digest chunk but not stored".into(),
+                    }
+                    .into())
+                }
+                None => {}
+            }
+        }
         records.sort_by(|a, b| a.record_id.cmp(&b.record_id));
         records.dedup_by(|a, b| a.record_id == b.record_id);
         persons.push((
@@ -352,10 +583,13 @@ pub(super) async fn population(
     clock.lap("read persons", || {
         format!(
             "{} persons worth evaluating, {from_candidates} records from the candidates, {} \
-             read by rev",
+             read by rev, {added_decoded} added records decoded",
             persons.len(),
             to_read.len()
-        )
+        ) + &unreadable
+            .first()
+            .map(|p| format!("; {} blocks unreadable, e.g. {p}", unreadable.len()))
+            .unwrap_or_default()
     });
     Ok(Population {
         persons_total,

@@ -184,9 +184,11 @@ pub fn full_name_dob_keys(r: &SourceRecord) -> Vec<String> {
 
 /// The status sweep rows of `records`: each [`full_name_dob_keys`] key of a record that
 /// [`bears_on_status`], with that record's id; sorted, each once (`lead_status_keys`).
-pub fn status_key_rows(records: &[SourceRecord]) -> Vec<(String, String)> {
+pub fn status_key_rows<'a>(
+    records: impl IntoIterator<Item = &'a SourceRecord>,
+) -> Vec<(String, String)> {
     let mut rows: Vec<(String, String)> = records
-        .iter()
+        .into_iter()
         .filter(|r| bears_on_status(r))
         .flat_map(|r| {
             full_name_dob_keys(r)

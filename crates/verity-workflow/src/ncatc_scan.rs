@@ -20,6 +20,10 @@
 #[path = "ncatc_map.rs"]
 pub(crate) mod map;
 
+#[path = "ncatc_column.rs"]
+pub(crate) mod column;
+use column::{Column, Fixed};
+
 use crate::ncatc::person;
 use map::MapLinks;
 use serde::Deserialize;
@@ -807,6 +811,42 @@ impl IdEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct KeyEntry([u32; 3]);
 
+impl Fixed for IdEntry {
+    const WIDTH: usize = 20;
+    fn read(b: &[u8]) -> IdEntry {
+        let w = |i: usize| u32::read(&b[i * 4..]);
+        IdEntry([w(0), w(1), w(2), w(3), w(4)])
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        for w in self.0 {
+            w.write(out);
+        }
+    }
+}
+
+impl Fixed for KeyEntry {
+    const WIDTH: usize = 12;
+    fn read(b: &[u8]) -> KeyEntry {
+        let w = |i: usize| u32::read(&b[i * 4..]);
+        KeyEntry([w(0), w(1), w(2)])
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        for w in self.0 {
+            w.write(out);
+        }
+    }
+}
+
+impl Fixed for RecordLead {
+    const WIDTH: usize = 2;
+    fn read(b: &[u8]) -> RecordLead {
+        RecordLead::from_bytes([b[0], b[1]])
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_bytes());
+    }
+}
+
 impl KeyEntry {
     fn new(hash: u64, value: u32) -> KeyEntry {
         KeyEntry([(hash >> 32) as u32, hash as u32, value])
@@ -823,10 +863,10 @@ impl KeyEntry {
 /// (SipHash outputs): a look-up reads one directory slot and a few neighbouring keys, about
 /// two cache misses, where a binary search over millions of keys missed some twenty times per
 /// key.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct HashDirectory {
     bits: u32,
-    starts: Vec<u32>,
+    starts: Column<u32>,
 }
 
 impl HashDirectory {
@@ -846,7 +886,23 @@ impl HashDirectory {
             starts.push(u32::try_from(i).unwrap_or(u32::MAX));
         }
         starts.push(u32::try_from(n).unwrap_or(u32::MAX));
-        HashDirectory { bits, starts }
+        HashDirectory {
+            bits,
+            starts: Column::Owned(starts),
+        }
+    }
+
+    /// A directory read back from the person map: `2^bits + 1` starts, the last `n`, none
+    /// decreasing (checked: a look-up trusts them).
+    fn from_column(bits: u32, starts: Column<u32>, n: usize) -> Result<HashDirectory, String> {
+        let slots = 1usize
+            .checked_shl(bits)
+            .filter(|_| bits <= 32)
+            .ok_or_else(|| format!("a directory of {bits} bits"))?;
+        if starts.len() != slots + 1 || starts.get(slots).map(|v| v as usize) != Some(n) {
+            return Err("a directory does not cover its keys".into());
+        }
+        Ok(HashDirectory { bits, starts })
     }
 
     fn slot_of(bits: u32, hash: u64) -> usize {
@@ -860,8 +916,8 @@ impl HashDirectory {
     /// The index range of the sorted array where `hash` can be.
     fn range(&self, hash: u64) -> std::ops::Range<usize> {
         let slot = Self::slot_of(self.bits, hash);
-        let at = |s: usize| self.starts.get(s).map_or(0, |&v| v as usize);
-        at(slot)..at(slot + 1)
+        let at = |s: usize| self.starts.get(s).map_or(0, |v| v as usize);
+        at(slot)..at(slot + 1).max(at(slot))
     }
 }
 
@@ -870,9 +926,9 @@ impl HashDirectory {
 /// whose records hold it, or [`HELD_BY_MANY`]. Some 12 bytes per distinct status key (a hash
 /// table of every record's keys took over 40).
 pub(crate) struct SweepIndex {
-    citizen: Vec<u64>,
+    citizen: Column<u64>,
     citizen_dir: HashDirectory,
-    status: Vec<KeyEntry>,
+    status: Column<KeyEntry>,
     status_dir: HashDirectory,
 }
 
@@ -886,27 +942,11 @@ impl SweepIndex {
         let citizen_dir = HashDirectory::of(citizen.len(), |i| citizen[i]);
         let status_dir = HashDirectory::of(status.len(), |i| status[i].hash());
         SweepIndex {
-            citizen,
+            citizen: Column::Owned(citizen),
             citizen_dir,
-            status,
+            status: Column::Owned(status),
             status_dir,
         }
-    }
-
-    /// Its sorted arrays, for the person map.
-    fn parts(&self) -> (&[u64], &[KeyEntry]) {
-        (&self.citizen, &self.status)
-    }
-
-    /// From the person map's arrays, checked to be sorted (the directories assume it).
-    fn from_parts(citizen: Vec<u64>, status: Vec<KeyEntry>) -> Result<SweepIndex, String> {
-        if citizen.windows(2).any(|w| w[0] >= w[1]) {
-            return Err("citizenship keys are not sorted".into());
-        }
-        if status.windows(2).any(|w| w[0].hash() >= w[1].hash()) {
-            return Err("status keys are not sorted".into());
-        }
-        Ok(SweepIndex::new(citizen, status))
     }
 
     /// An index of these citizenship keys and (status key, holder) pairs (for tests).
@@ -925,27 +965,21 @@ impl SweepIndex {
     /// Whether `hash` is a citizenship key.
     pub(crate) fn is_citizen_key(&self, hash: u64) -> bool {
         self.citizen
-            .get(self.citizen_dir.range(hash))
-            .is_some_and(|run| run.contains(&hash))
+            .iter_range(self.citizen_dir.range(hash))
+            .any(|h| h == hash)
     }
 
     /// The holder of status key `hash`: a group number, or [`HELD_BY_MANY`].
     pub(crate) fn holder(&self, hash: u64) -> Option<u32> {
         self.status
-            .get(self.status_dir.range(hash))?
-            .iter()
+            .iter_range(self.status_dir.range(hash))
             .find(|e| e.hash() == hash)
-            .map(KeyEntry::value)
+            .map(|e| e.value())
     }
 
     /// Whether any of `keys` (a person's name-and-birth-date keys) is a citizenship key.
     pub fn citizen_match(&self, keys: &[String]) -> bool {
-        keys.iter().any(|k| {
-            let h = key_hash(k);
-            self.citizen
-                .get(self.citizen_dir.range(h))
-                .is_some_and(|run| run.contains(&h))
-        })
+        keys.iter().any(|k| self.is_citizen_key(key_hash(k)))
     }
 
     /// Whether a record outside person `group` holds any of `keys` (full-name-and-birth-date
