@@ -77,7 +77,9 @@ impl MapSweep {
 pub(super) struct NewRecord {
     pub rev: i64,
     pub digest: RecordDigest,
-    pub record: Option<SourceRecord>,
+    /// Boxed: a record is some 700 bytes inline, and a run holds hundreds of thousands of
+    /// these, most without one.
+    pub record: Option<Box<SourceRecord>>,
     /// Its insert stored its digest chunk, and with it its sweep keys.
     pub keyed: bool,
 }
@@ -231,7 +233,7 @@ pub(super) async fn read_new_records(
             new.extend(page.iter().zip(decoded).map(|(raw, record)| NewRecord {
                 rev: raw.rev,
                 digest: RecordDigest::of(raw.rev, &record),
-                record: Some(record),
+                record: Some(Box::new(record)),
                 keyed: false,
             }));
         }
@@ -249,7 +251,7 @@ pub(super) async fn read_new_records(
     json_read += from_store;
     for n in &mut new {
         if n.record.is_none() {
-            n.record = decoded.remove(&n.rev);
+            n.record = decoded.remove(&n.rev).map(Box::new);
             if n.record.is_none() && bearing.contains(&n.rev) {
                 return Err(StoreError::Corrupt {
                     table: "record_digests",
@@ -268,7 +270,7 @@ pub(super) async fn read_new_records(
 struct Added {
     digest: RecordDigest,
     /// `None` until read: only the records of the persons worth evaluating are.
-    record: Option<SourceRecord>,
+    record: Option<Box<SourceRecord>>,
     /// Changed since the last run, or a subject the changes bear on: its person is evaluated.
     wanted: bool,
 }
@@ -359,7 +361,7 @@ pub(super) async fn population(
     }
     added.extend(unplaced.into_values().flatten().map(|record| Added {
         digest: RecordDigest::of(0, &record),
-        record: Some(record),
+        record: Some(Box::new(record)),
         wanted: true,
     }));
     // Their keys: for linking, and for the sweep (the map's index stops at its head).
@@ -547,7 +549,7 @@ pub(super) async fn population(
     let (mut decoded, from_store) = changes.packs.decode(store, &need).await?;
     records_read += from_store;
     for a in added.iter_mut().filter(|a| a.record.is_none()) {
-        a.record = decoded.remove(&a.digest.rev);
+        a.record = decoded.remove(&a.digest.rev).map(Box::new);
     }
     drop(decoded);
     let mut persons: Vec<(String, Members)> = Vec::with_capacity(worth.len());
@@ -560,7 +562,7 @@ pub(super) async fn population(
         for &i in &adds {
             let a = added.get_mut(i);
             match a.as_ref().map(|a| (a.record.is_some(), a.digest.rev)) {
-                Some((true, _)) => records.extend(a.and_then(|a| a.record.take())),
+                Some((true, _)) => records.extend(a.and_then(|a| a.record.take()).map(|b| *b)),
                 Some((false, rev)) => {
                     return Err(StoreError::Corrupt {
                         table: "records",

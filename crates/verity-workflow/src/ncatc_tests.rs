@@ -1265,3 +1265,35 @@ fn the_map_sweep_finds_status_records_outside_the_person_and_defers_what_it_cann
         (true, Some(false))
     );
 }
+
+#[test]
+fn open_leads_a_change_bears_on_are_the_same_matched_in_memory_or_by_key() {
+    let new_citizen = vec!["F|ROSA|1990-01-02".to_string()];
+    let new_status = vec![
+        "S|DIAZ|LUIS|1980-05-06|".to_string(),
+        "not a status key".to_string(),
+    ];
+    let open_keys: Vec<(String, String, String)> = [
+        ("L1", "P1", "F|ROSA|1990-01-02"),
+        ("L2", "P2", "G|LUIS|1980-05-06"),
+        ("L3", "P3", "F|LUIS|1980-05-06"),
+        ("L4", "P4", "F|DIAZ|1980-05-06"),
+        ("L5", "P5", "G|DIAZ|1980-05-06"),
+        ("L6", "P6", "F|DIAZ|1980-05-07"),
+        ("L7", "P7", "G|ROSA|1990-01-02"),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    let keys = bearing_keys(&new_citizen, &new_status);
+    let mut by_key: Vec<(String, String)> = open_keys
+        .iter()
+        .filter(|(_, _, k)| keys.contains(k))
+        .map(|(l, p, _)| (l.clone(), p.clone()))
+        .collect();
+    by_key.sort();
+    let in_memory = open_leads_bearing(open_keys, &new_citizen, &new_status);
+    assert_eq!(in_memory, by_key);
+    let leads: Vec<&str> = in_memory.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(leads, ["L1", "L2", "L3", "L4", "L5"]);
+}

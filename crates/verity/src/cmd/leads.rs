@@ -163,8 +163,33 @@ fn keep_large_allocations() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_large_allocations() {}
 
+/// Turns transparent huge pages off for this process, for runs not asked to be full.
+///
+/// mimalloc asks for huge pages on its arenas, and with the kernel's `defrag=madvise` each
+/// first touch of a 2 MB page may compact memory and always zeroes 2 MB. An incremental run
+/// allocates and frees a few GB once: at 10M people it spent 3.0–3.6 s of 5.4–6.1 s in the
+/// kernel, and 1.7–2.3 s of 3.9–4.9 s with huge pages off (BENCHMARKS.md, session 12). A full
+/// run sorts arrays of gigabytes, where huge pages may help; it was not measured both ways, so
+/// it keeps them.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn no_huge_pages() {
+    // SAFETY: `PR_SET_THP_DISABLE` only sets a flag of this process that the kernel reads when
+    // it backs new memory; the other arguments must be 0. A refusal (an old kernel) leaves
+    // huge pages on, which is correct, only slower.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn no_huge_pages() {}
+
 fn run_leads(a: RunArgs) -> anyhow::Result<()> {
     keep_large_allocations();
+    if !a.full {
+        no_huge_pages();
+    }
     let ctx = load_context(a.policy.as_ref())?;
     let today = a.today.unwrap_or_else(|| chrono::Utc::now().date_naive());
     let mut opts = RunOptions::new("cli", today);
