@@ -18,41 +18,24 @@ pub(crate) trait Fixed: Copy {
     fn write(&self, out: &mut Vec<u8>);
 }
 
-fn word<const N: usize>(b: &[u8]) -> [u8; N] {
-    let mut w = [0u8; N];
-    w.copy_from_slice(&b[..N]);
-    w
+/// `Fixed` for little-endian integers.
+macro_rules! fixed_int {
+    ($($t:ty),*) => {$(
+        impl Fixed for $t {
+            const WIDTH: usize = std::mem::size_of::<$t>();
+            fn read(b: &[u8]) -> $t {
+                let mut w = [0u8; std::mem::size_of::<$t>()];
+                w.copy_from_slice(&b[..Self::WIDTH]);
+                <$t>::from_le_bytes(w)
+            }
+            fn write(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+        }
+    )*};
 }
 
-impl Fixed for u32 {
-    const WIDTH: usize = 4;
-    fn read(b: &[u8]) -> u32 {
-        u32::from_le_bytes(word(b))
-    }
-    fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-}
-
-impl Fixed for u64 {
-    const WIDTH: usize = 8;
-    fn read(b: &[u8]) -> u64 {
-        u64::from_le_bytes(word(b))
-    }
-    fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-}
-
-impl Fixed for i64 {
-    const WIDTH: usize = 8;
-    fn read(b: &[u8]) -> i64 {
-        i64::from_le_bytes(word(b))
-    }
-    fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-}
+fixed_int!(u32, u64, i64);
 
 /// A file mapped read-only into memory.
 pub(crate) struct MappedFile(memmap2::Mmap);
