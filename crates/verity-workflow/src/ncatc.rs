@@ -65,8 +65,8 @@ pub struct RunStats {
     pub leads_by_aor: BTreeMap<String, u64>,
     /// Times the run was resumed after a stop.
     pub resumed: u64,
-    /// Records read from the store (scan pages, identifier expansion, re-reads by rev): the
-    /// run's main cost. An incremental run's grows with the changed persons' records, not with
+    /// Records read whole from the store (scan pages, identifier expansion, re-reads by rev,
+    /// records unpacked from their insert's record pack): the run's main cost. An incremental run's grows with the changed persons' records, not with
     /// the store.
     #[serde(default)]
     pub records_read: u64,
@@ -118,6 +118,9 @@ impl RunOptions {
 /// Where a run is, for a progress bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
+    /// The run is known: a new or resumed one, incremental or full (before any record is
+    /// read, so a caller can set up the process for it).
+    Started { incremental: bool },
     /// Reading records: done so far, total expected.
     Scanning { done: u64, total: u64 },
     /// Evaluating persons: done so far, total.
@@ -200,6 +203,9 @@ pub async fn run_leads(
     if resumed {
         stats.resumed += 1;
     }
+    progress(Progress::Started {
+        incremental: run.kind != "full",
+    });
     audit_run(
         store,
         opts,
@@ -1745,13 +1751,20 @@ fn open_leads_bearing(
 enum Since {
     /// Decoded from their JSON, by rev (no map to use).
     Json(Vec<(i64, SourceRecord)>),
-    /// As digests, decoded only where needed (a map to use).
+    /// As digests, decoded only where needed (a map to use), with the map being read.
     Digests {
         new: Vec<mapped::NewRecord>,
         packs: mapped::NewPacks,
-        json_read: u64,
+        /// Taken when the map is joined.
+        map_job: Option<MapJob>,
     },
 }
+
+/// The person map and its candidates, read on another thread.
+type MapJob = std::thread::JoinHandle<(
+    Result<Option<scan::map::PersonMap>, scan::map::MapError>,
+    Result<Option<scan::map::Candidates>, scan::map::MapError>,
+)>;
 
 impl Since {
     fn count(&self) -> usize {
@@ -1770,13 +1783,12 @@ impl Since {
         n as u64
     }
 
-    /// Records decoded so far.
+    /// Records read whole so far (from their JSON or their insert's record pack): see
+    /// [`RunStats::records_read`].
     fn records_read(&self) -> u64 {
         match self {
             Since::Json(r) => r.len() as u64,
-            Since::Digests { new, json_read, .. } => {
-                (*json_read).max(new.iter().filter(|n| n.record.is_some()).count() as u64)
-            }
+            Since::Digests { new, .. } => new.iter().filter(|n| n.record.is_some()).count() as u64,
         }
     }
 
@@ -1830,7 +1842,8 @@ async fn incremental_population(
         });
     let mut map_note = usable.as_ref().and_then(|u| u.as_ref().err().cloned());
     let map_head = usable.and_then(Result::ok);
-    let map_job = match (map_head, &opts.map_dir) {
+    // Read on another thread while the records since the map are read.
+    let map_job: Option<MapJob> = match (map_head, &opts.map_dir) {
         (Some(_), Some(dir)) => {
             let dir = dir.clone();
             Some(std::thread::spawn(move || {
@@ -1845,15 +1858,15 @@ async fn incremental_population(
     let read_from = map_head.unwrap_or(run.from_rev);
     // With a map to use, the records since it are read as digests (decoded only where the run
     // needs them); without one, as JSON.
-    let since = match map_head {
-        Some(_) => {
-            let (new, packs, json_read) =
+    let since = match map_job {
+        Some(map_job) => {
+            let (new, packs) =
                 mapped::read_new_records(store, read_from, run.to_rev, opts.page_size, progress)
                     .await?;
             Since::Digests {
                 new,
                 packs,
-                json_read,
+                map_job: Some(map_job),
             }
         }
         None => {
@@ -1982,59 +1995,72 @@ async fn incremental_population(
     clock.lap("open leads the changes bear on", || {
         format!("{bearing_count} records")
     });
-    if let Some(job) = map_job {
-        let (map, candidates) = match job.join() {
-            Ok(read) => read,
-            Err(p) => std::panic::resume_unwind(p),
-        };
-        clock.lap("read the person map", String::new);
-        match map {
-            Ok(Some(map)) if map.head_rev == read_from && map.policy_version == key => {
-                // The candidates are used only with the map they were written with.
-                let (candidates, candidates_note) = match candidates {
-                    Ok(Some(c)) if c.head_rev == map.head_rev && c.key == map.policy_version => {
-                        (Some(c), "with its candidates".to_string())
-                    }
-                    Ok(Some(_)) => (None, "candidates of another map not used".to_string()),
-                    Ok(None) => (None, "no candidates".to_string()),
-                    Err(e) => (None, format!("candidates not used: {e}")),
-                };
-                let note = format!(
-                    "used: {} groups, {} records up to rev {}, {candidates_note}",
-                    map.links.groups(),
-                    map.links.slots(),
-                    map.head_rev
-                );
-                let Since::Digests { new, packs, .. } = since else {
-                    // A map job runs only when the records were read as digests.
-                    unreachable!("a person map read without digests");
-                };
-                let (earlier, changed): (Vec<_>, Vec<_>) =
-                    new.into_iter().partition(|n| n.rev <= run.from_rev);
-                let changes = mapped::Changes {
-                    earlier,
-                    changed,
-                    packs,
-                    bearing: bearing_records,
-                    records_scanned,
-                    records_read,
-                };
-                let mut population =
-                    mapped::population(store, map, candidates, screen, open, changes, &mut clock)
-                        .await?;
-                population.person_map = Some(note);
-                return Ok(population);
+    // The person map, when it was read and is the one this run started from, finds the
+    // persons; otherwise the store path below does.
+    let since = match since {
+        Since::Digests {
+            new,
+            packs,
+            map_job: Some(job),
+        } => {
+            let (map, candidates) = match job.join() {
+                Ok(read) => read,
+                Err(p) => std::panic::resume_unwind(p),
+            };
+            clock.lap("read the person map", String::new);
+            match map {
+                Ok(Some(map)) if map.head_rev == read_from && map.policy_version == key => {
+                    // The candidates are used only with the map they were written with.
+                    let (candidates, candidates_note) = match candidates {
+                        Ok(Some(c))
+                            if c.head_rev == map.head_rev && c.key == map.policy_version =>
+                        {
+                            (Some(c), "with its candidates".to_string())
+                        }
+                        Ok(Some(_)) => (None, "candidates of another map not used".to_string()),
+                        Ok(None) => (None, "no candidates".to_string()),
+                        Err(e) => (None, format!("candidates not used: {e}")),
+                    };
+                    let note = format!(
+                        "used: {} groups, {} records up to rev {}, {candidates_note}",
+                        map.links.groups(),
+                        map.links.slots(),
+                        map.head_rev
+                    );
+                    let (earlier, changed): (Vec<_>, Vec<_>) =
+                        new.into_iter().partition(|n| n.rev <= run.from_rev);
+                    let changes = mapped::Changes {
+                        earlier,
+                        changed,
+                        packs,
+                        bearing: bearing_records,
+                        records_scanned,
+                        records_read,
+                    };
+                    let mut population = mapped::population(
+                        store, map, candidates, screen, open, changes, &mut clock,
+                    )
+                    .await?;
+                    population.person_map = Some(note);
+                    return Ok(population);
+                }
+                Ok(Some(map)) => {
+                    map_note = Some(format!(
+                        "not used: rewritten at rev {} while this run read from rev {read_from}",
+                        map.head_rev
+                    ))
+                }
+                Ok(None) => map_note = Some("not used: removed while this run started".into()),
+                Err(e) => map_note = Some(format!("not used: {e}")),
             }
-            Ok(Some(map)) => {
-                map_note = Some(format!(
-                    "not used: rewritten at rev {} while this run read from rev {read_from}",
-                    map.head_rev
-                ))
+            Since::Digests {
+                new,
+                packs,
+                map_job: None,
             }
-            Ok(None) => map_note = Some("not used: removed while this run started".into()),
-            Err(e) => map_note = Some(format!("not used: {e}")),
         }
-    }
+        since => since,
+    };
     // The store path: every changed record read whole.
     let changed: Vec<(i64, SourceRecord)> = match since {
         Since::Json(records) => records,
@@ -2048,13 +2074,17 @@ async fn incremental_population(
             let (mut decoded, _) = packs.decode(store, &need).await?;
             new.into_iter()
                 .filter(|n| n.rev > run.from_rev)
-                .filter_map(|n| {
-                    Some((
-                        n.rev,
-                        n.record.map(|b| *b).or_else(|| decoded.remove(&n.rev))?,
-                    ))
-                })
-                .collect()
+                .map(
+                    |n| match n.record.map(|b| *b).or_else(|| decoded.remove(&n.rev)) {
+                        Some(r) => Ok((n.rev, r)),
+                        None => Err(StoreError::Corrupt {
+                            table: "records",
+                            key: format!("rev {}", n.rev),
+                            problem: "in a digest chunk but not stored".into(),
+                        }),
+                    },
+                )
+                .collect::<Result<Vec<_>, StoreError>>()?
         }
     }
     .into_iter()

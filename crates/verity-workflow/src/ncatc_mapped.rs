@@ -109,10 +109,16 @@ impl NewPacks {
         if revs.is_empty() {
             return Ok((HashMap::new(), 0));
         }
+        // The chunks holding one of the revs, found by binary search (a chunk a rev).
+        let mut sorted: Vec<i64> = revs.iter().copied().collect();
+        sorted.sort_unstable();
         let chunks: Vec<&PackChunk> = self
             .chunks
             .iter()
-            .filter(|c| c.pack.is_some() && revs.iter().any(|r| (c.first..=c.last).contains(r)))
+            .filter(|c| {
+                let i = sorted.partition_point(|&r| r < c.first);
+                c.pack.is_some() && sorted.get(i).is_some_and(|&r| r <= c.last)
+            })
             .collect();
         let parts: Vec<&[&PackChunk]> = chunks
             .chunks(chunks.len().div_ceil(worker_threads()).max(1))
@@ -165,14 +171,14 @@ const CHUNKS_PER_READ: u32 = 16;
 /// and decoding it was most of an incremental run), and from their JSON for any record
 /// without one. Decoded up front: the records that bear on citizenship or status (their
 /// sweep keys say so), whose name keys the run matches against open leads. Also returns the
-/// packs, and how many records were read as JSON.
+/// packs.
 pub(super) async fn read_new_records(
     store: &Store,
     after: i64,
     to_rev: i64,
     page_size: u32,
     progress: &(dyn Fn(Progress) + Sync),
-) -> Result<(Vec<NewRecord>, NewPacks, u64), RunError> {
+) -> Result<(Vec<NewRecord>, NewPacks), RunError> {
     let mut new: Vec<NewRecord> = Vec::new();
     let mut packs = NewPacks::default();
     // Chunks do not straddle a run's head, but should one hold `after + 1`, start at it.
@@ -222,13 +228,11 @@ pub(super) async fn read_new_records(
     if next <= to_rev {
         gaps.push((next - 1, to_rev));
     }
-    let mut json_read = 0u64;
     for (mut from, upto) in gaps {
         loop {
             let page = store.scan_record_json(from, upto, page_size.max(1)).await?;
             let Some(last) = page.last() else { break };
             from = last.rev;
-            json_read += page.len() as u64;
             let decoded = decode_parallel(&page)?;
             new.extend(page.iter().zip(decoded).map(|(raw, record)| NewRecord {
                 rev: raw.rev,
@@ -247,8 +251,7 @@ pub(super) async fn read_new_records(
         })
         .map(|n| n.rev)
         .collect();
-    let (mut decoded, from_store) = packs.decode(store, &bearing).await?;
-    json_read += from_store;
+    let (mut decoded, _) = packs.decode(store, &bearing).await?;
     for n in &mut new {
         if n.record.is_none() {
             n.record = decoded.remove(&n.rev).map(Box::new);
@@ -262,7 +265,7 @@ pub(super) async fn read_new_records(
             }
         }
     }
-    Ok((new, packs, json_read))
+    Ok((new, packs))
 }
 
 /// A record an incremental run with a map links: added since the map, or an open lead's

@@ -182,25 +182,6 @@ pub fn full_name_dob_keys(r: &SourceRecord) -> Vec<String> {
     full_name_dob_keys_from(names_of(r), r.identity.dob)
 }
 
-/// The status sweep rows of `records`: each [`full_name_dob_keys`] key of a record that
-/// [`bears_on_status`], with that record's id; sorted, each once (`lead_status_keys`).
-pub fn status_key_rows<'a>(
-    records: impl IntoIterator<Item = &'a SourceRecord>,
-) -> Vec<(String, String)> {
-    let mut rows: Vec<(String, String)> = records
-        .into_iter()
-        .filter(|r| bears_on_status(r))
-        .flat_map(|r| {
-            full_name_dob_keys(r)
-                .into_iter()
-                .map(|k| (k, r.record_id.clone()))
-        })
-        .collect();
-    rows.sort();
-    rows.dedup();
-    rows
-}
-
 /// [`full_name_dob_keys`] from a record's (family, given) names and birth date.
 pub(crate) fn full_name_dob_keys_from<'a>(
     names: impl Iterator<Item = (&'a str, &'a str)>,

@@ -11,6 +11,25 @@ use verity_store::leads::LeadFilter;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The status sweep rows of `records`: each `person::full_name_dob_keys` key of a record
+/// that `person::bears_on_status`, with that record's id; sorted, each once (`lead_status_keys`).
+fn status_key_rows<'a>(
+    records: impl IntoIterator<Item = &'a SourceRecord>,
+) -> Vec<(String, String)> {
+    let mut rows: Vec<(String, String)> = records
+        .into_iter()
+        .filter(|r| person::bears_on_status(r))
+        .flat_map(|r| {
+            person::full_name_dob_keys(r)
+                .into_iter()
+                .map(|k| (k, r.record_id.clone()))
+        })
+        .collect();
+    rows.sort();
+    rows.dedup();
+    rows
+}
+
 fn scratch(prefix: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!(
         "verity_ncatc_{prefix}_{}_{}",
@@ -103,9 +122,18 @@ async fn full_then_checks(store: &Store) -> Vec<(String, String, Option<String>,
     assert!(matches!(err, RunError::Stopped { .. }), "{err}");
     let running = store.latest_lead_run("running").await.unwrap().unwrap();
     assert!(running.cursor_key.is_some());
-    let resumed = run_leads(store, &ctx, &opts(), &|_| {}).await.unwrap();
+    // The progress callback learns the run's kind before any record is read (the command
+    // sets the process up for it), a resumed run's from the run it resumes.
+    let started = std::sync::Mutex::new(Vec::new());
+    let on_start = |p: Progress| {
+        if let Progress::Started { incremental } = p {
+            started.lock().unwrap().push(incremental);
+        }
+    };
+    let resumed = run_leads(store, &ctx, &opts(), &on_start).await.unwrap();
     assert!(resumed.resumed);
     assert_eq!(resumed.kind, "full");
+    assert_eq!(*started.lock().unwrap(), vec![false]);
     // Only persons a lead rule could apply to are evaluated (criminal, custody and
     // citizenship records alone give no removable status).
     assert!(resumed.stats.persons_evaluated > 0);
@@ -136,8 +164,9 @@ async fn full_then_checks(store: &Store) -> Vec<(String, String, Option<String>,
     assert_eq!(rep.correct, rep.leads, "{rep:?}");
 
     // A re-run with no change touches nobody.
-    let again = run_leads(store, &ctx, &opts(), &|_| {}).await.unwrap();
+    let again = run_leads(store, &ctx, &opts(), &on_start).await.unwrap();
     assert_eq!(again.kind, "incremental");
+    assert_eq!(*started.lock().unwrap(), vec![false, true]);
     assert_eq!(again.stats.persons_evaluated, 0);
     assert_eq!(lead_set(store).await, leads);
 
@@ -668,7 +697,7 @@ fn an_incremental_run_stores_the_sweep_keys_of_changed_records_without_a_digest(
             .filter(|r| person::indicates_citizenship(r))
             .flat_map(person::name_dob_keys)
             .collect();
-        let wanted = person::status_key_rows(&copies);
+        let wanted = status_key_rows(&copies);
         assert!(wanted.len() > 50 && citizen.len() > 10);
         let keys: Vec<String> = wanted.iter().map(|(k, _)| k.clone()).collect();
         let holders = |rows: Vec<(String, String)>| -> HashSet<(String, String)> {

@@ -163,14 +163,15 @@ fn keep_large_allocations() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_large_allocations() {}
 
-/// Turns transparent huge pages off for this process, for runs not asked to be full.
+/// Turns transparent huge pages off for this process, once the run is known to be incremental
+/// (`Progress::Started`).
 ///
 /// mimalloc asks for huge pages on its arenas, and with the kernel's `defrag=madvise` each
 /// first touch of a 2 MB page may compact memory and always zeroes 2 MB. An incremental run
 /// allocates and frees a few GB once: at 10M people it spent 3.0–3.6 s of 5.4–6.1 s in the
 /// kernel, and 1.7–2.3 s of 3.9–4.9 s with huge pages off (BENCHMARKS.md, session 12). A full
-/// run sorts arrays of gigabytes, where huge pages may help; it was not measured both ways, so
-/// it keeps them.
+/// run sorts arrays of gigabytes and keeps them: its grouping took 19.0–20.5 s with them and
+/// 25.4 s without (session 12, one run each).
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn no_huge_pages() {
@@ -187,9 +188,6 @@ fn no_huge_pages() {}
 
 fn run_leads(a: RunArgs) -> anyhow::Result<()> {
     keep_large_allocations();
-    if !a.full {
-        no_huge_pages();
-    }
     let ctx = load_context(a.policy.as_ref())?;
     let today = a.today.unwrap_or_else(|| chrono::Utc::now().date_naive());
     let mut opts = RunOptions::new("cli", today);
@@ -218,6 +216,14 @@ fn run_leads(a: RunArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let on_progress = |p: Progress| {
         let (name, done, total) = match p {
+            Progress::Started { incremental } => {
+                // By the run's kind, not by `--full`: a run without it is full when there is
+                // no finished run to continue from.
+                if incremental {
+                    no_huge_pages();
+                }
+                return;
+            }
             Progress::Scanning { done, total } => ("records", done, total),
             Progress::Evaluating { done, total } => ("persons", done, total),
         };
