@@ -33,7 +33,7 @@ impl LeadStoreArgs {
                 .await
                 .with_context(|| format!("opening the data dir {}", self.data.display()))?,
         };
-        super::serve::finish_pending_bulk_load(&store).await?;
+        super::store::finish_pending_bulk_load(&store).await?;
         Ok(store)
     }
 }

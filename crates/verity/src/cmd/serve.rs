@@ -138,22 +138,6 @@ async fn open_store(cfg: &ServerConfig) -> anyhow::Result<Store> {
     }
 }
 
-/// A bulk load that stopped part-way (an interrupted `verity import` into an empty store)
-/// leaves the store without its secondary indexes and its sweep keys staged: finish it before
-/// the store is served or swept. `verity import` itself resumes such a load instead.
-pub(crate) async fn finish_pending_bulk_load(store: &Store) -> anyhow::Result<()> {
-    if store
-        .finish_interrupted_bulk_load()
-        .await
-        .context("finishing an interrupted bulk load")?
-    {
-        eprintln!(
-            "Finished a bulk load that had stopped part-way (indexes re-created); import the world again to complete it"
-        );
-    }
-    Ok(())
-}
-
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -354,7 +338,7 @@ async fn build_engine(
     verity_workflow::lesc::snapshot::RecordSnapshot,
 )> {
     use std::io::Write;
-    finish_pending_bulk_load(store).await?;
+    super::store::finish_pending_bulk_load(store).await?;
     let started = std::time::Instant::now();
     let total = store.count_records().await?;
     let (records, snapshot) = verity_server::read_records_for_engine(store, SCAN_PAGE, |read| {

@@ -59,6 +59,22 @@ pub enum AuditCommand {
     },
 }
 
+/// A bulk load that stopped part-way (an interrupted `verity import` into an empty store)
+/// leaves the store without its secondary indexes and its sweep keys staged: finish it before
+/// the store is served or swept. `verity import` itself resumes such a load instead.
+pub(crate) async fn finish_pending_bulk_load(store: &Store) -> anyhow::Result<()> {
+    if store
+        .finish_interrupted_bulk_load()
+        .await
+        .context("finishing an interrupted bulk load")?
+    {
+        eprintln!(
+            "Finished a bulk load that had stopped part-way (indexes re-created); import the world again to complete it"
+        );
+    }
+    Ok(())
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
