@@ -315,26 +315,54 @@ pub fn name_dob_keys_from<'a>(
     names: impl Iterator<Item = (&'a str, &'a str)>,
     dob: Option<PartialDate>,
 ) -> Vec<String> {
+    let mut out = Vec::new();
+    each_name_dob_key(names, dob, |k| out.push(k.to_string()));
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// [`digest_key_hash`] of each of [`name_dob_keys_from`], sorted, each once, without building a
+/// string per key (a lead run's sweep hashes millions).
+pub fn name_dob_key_hashes_from<'a>(
+    names: impl Iterator<Item = (&'a str, &'a str)>,
+    dob: Option<PartialDate>,
+) -> Vec<u64> {
+    let mut out = Vec::new();
+    each_name_dob_key(names, dob, |k| out.push(digest_key_hash(k)));
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Calls `each` with every name-and-birth-date key (unsorted, maybe repeated), written into one
+/// buffer: the one definition of the key forms, for their text and their hashes alike.
+fn each_name_dob_key<'a>(
+    names: impl Iterator<Item = (&'a str, &'a str)>,
+    dob: Option<PartialDate>,
+    mut each: impl FnMut(&str),
+) {
     let dates = full_birth_dates(dob);
     if dates.is_empty() {
-        return Vec::new();
+        return;
     }
-    let mut out = Vec::new();
+    let mut key = String::new();
     for (family, given) in names {
         let family = letters(family);
         let given = letters(given);
         for date in &dates {
-            if !family.is_empty() {
-                out.push(format!("F|{family}|{date}"));
-            }
-            if !given.is_empty() {
-                out.push(format!("G|{given}|{date}"));
+            for (kind, name) in [("F|", &family), ("G|", &given)] {
+                if !name.is_empty() {
+                    key.clear();
+                    key.push_str(kind);
+                    key.push_str(name);
+                    key.push('|');
+                    key.push_str(date);
+                    each(&key);
+                }
             }
         }
     }
-    out.sort();
-    out.dedup();
-    out
 }
 
 /// Full-name-and-birth-date keys (`S|name|name|date|`, the two names sorted; the year in
@@ -344,11 +372,39 @@ pub fn full_name_dob_keys_from<'a>(
     names: impl Iterator<Item = (&'a str, &'a str)>,
     dob: Option<PartialDate>,
 ) -> Vec<String> {
+    let mut out = Vec::new();
+    each_full_name_dob_key(names, dob, |k| out.push(k.to_string()));
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// [`digest_key_hash`] of each of [`full_name_dob_keys_from`], sorted, each once, without
+/// building a string per key.
+pub fn full_name_dob_key_hashes_from<'a>(
+    names: impl Iterator<Item = (&'a str, &'a str)>,
+    dob: Option<PartialDate>,
+) -> Vec<u64> {
+    let mut out = Vec::new();
+    each_full_name_dob_key(names, dob, |k| out.push(digest_key_hash(k)));
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Calls `each` with every full-name-and-birth-date key (unsorted, maybe repeated), written
+/// into one buffer: the one definition of the status keys' forms.
+fn each_full_name_dob_key<'a>(
+    names: impl Iterator<Item = (&'a str, &'a str)>,
+    dob: Option<PartialDate>,
+    mut each: impl FnMut(&str),
+) {
+    use std::fmt::Write;
     let dates = full_birth_dates(dob);
     if dates.is_empty() {
-        return Vec::new();
+        return;
     }
-    let mut out = Vec::new();
+    let mut key = String::new();
     for (family, given) in names {
         let family = letters(family);
         let given = letters(given);
@@ -377,21 +433,22 @@ pub fn full_name_dob_keys_from<'a>(
             // naturalized citizen's group reading as an overstay at 1,000,000 people).
             if let (Ok(year), Some(month_day)) = (date[..4].parse::<u16>(), date.get(4..)) {
                 for bucket in [year / 2, year.div_ceil(2)] {
-                    out.push(format!("{STATUS_KEY_PREFIX}{a}|{b}|Y{bucket}|{month_day}|"));
+                    key.clear();
+                    let _ = write!(key, "{STATUS_KEY_PREFIX}{a}|{b}|Y{bucket}|{month_day}|");
+                    each(&key);
                 }
             }
-            out.push(format!("{STATUS_KEY_PREFIX}{a}|{b}|{date}|"));
-            out.push(format!(
-                "{STATUS_KEY_PREFIX}~{family}|{given_initial}|{date}|"
-            ));
-            out.push(format!(
-                "{STATUS_KEY_PREFIX}~{given}|{family_initial}|{date}|"
-            ));
+            key.clear();
+            let _ = write!(key, "{STATUS_KEY_PREFIX}{a}|{b}|{date}|");
+            each(&key);
+            key.clear();
+            let _ = write!(key, "{STATUS_KEY_PREFIX}~{family}|{given_initial}|{date}|");
+            each(&key);
+            key.clear();
+            let _ = write!(key, "{STATUS_KEY_PREFIX}~{given}|{family_initial}|{date}|");
+            each(&key);
         }
     }
-    out.sort();
-    out.dedup();
-    out
 }
 
 /// Whether a record on its own indicates U.S. citizenship (U.S. birth, a citizenship record,
@@ -1658,5 +1715,75 @@ mod tests {
             .replace("IDENT", &serde_json::to_string(&identity).unwrap());
         assert!(serde_json::from_str::<FastRecord>(&moved).is_err());
         assert_eq!(decode("R-2", &moved).unwrap().record_id, "R-2");
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn hashes_of(keys: &[String]) -> Vec<u64> {
+        let mut h: Vec<u64> = keys.iter().map(|k| digest_key_hash(k)).collect();
+        h.sort_unstable();
+        h.dedup();
+        h
+    }
+
+    #[test]
+    fn the_key_forms_are_as_stored() {
+        let dob = Some(PartialDate {
+            year: 1980,
+            month: Some(1),
+            day: Some(2),
+        });
+        let names = [("López", "Ana María")];
+        assert_eq!(
+            name_dob_keys_from(names.iter().copied(), dob),
+            [
+                "F|LÓPEZ|19800102",
+                "F|LÓPEZ|19800201",
+                "G|ANAMARÍA|19800102",
+                "G|ANAMARÍA|19800201"
+            ]
+        );
+        let status = full_name_dob_keys_from(names.iter().copied(), dob);
+        assert!(status.contains(&"S|ANAMARÍA|LÓPEZ|19800102|".to_string()));
+        assert!(status.contains(&"S|ANAMARÍA|LÓPEZ|Y990|0102|".to_string()));
+        assert!(status.contains(&"S|~LÓPEZ|A|19800201|".to_string()));
+        assert!(status.contains(&"S|~ANAMARÍA|L|19800102|".to_string()));
+        // Per date: the bucket key (1980 is even, so both buckets are 990), the exact key and
+        // the two initial keys; two dates (the day/month swap).
+        assert_eq!(status.len(), 8);
+        // A partial birth date is no key.
+        let partial = Some(PartialDate {
+            year: 1980,
+            month: None,
+            day: None,
+        });
+        assert!(name_dob_key_hashes_from(names.iter().copied(), partial).is_empty());
+        assert!(full_name_dob_key_hashes_from(names.iter().copied(), None).is_empty());
+    }
+
+    proptest! {
+        /// The hashes a lead run matches are the stored hashes of the keys' text.
+        #[test]
+        fn key_hashes_are_the_hashes_of_the_keys(
+            names in proptest::collection::vec(("\\PC{0,8}", "\\PC{0,8}"), 0..4),
+            year in 0u16..3000,
+            month in proptest::option::of(1u8..=12),
+            day in proptest::option::of(1u8..=31),
+        ) {
+            let dob = Some(PartialDate { year, month, day });
+            let pairs = || names.iter().map(|(f, g)| (f.as_str(), g.as_str()));
+            prop_assert_eq!(
+                name_dob_key_hashes_from(pairs(), dob),
+                hashes_of(&name_dob_keys_from(pairs(), dob))
+            );
+            prop_assert_eq!(
+                full_name_dob_key_hashes_from(pairs(), dob),
+                hashes_of(&full_name_dob_keys_from(pairs(), dob))
+            );
+        }
     }
 }

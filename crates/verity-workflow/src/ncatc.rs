@@ -764,10 +764,12 @@ async fn sweep_matches(
         SweepSource::Full(index) => {
             // In memory: each person on the machine's cores.
             let matched = par_map(people, |i, (_, rs)| {
-                let citizen: Vec<String> = rs.iter().flat_map(person::name_dob_keys).collect();
-                let mut status: Vec<String> =
-                    rs.iter().flat_map(person::full_name_dob_keys).collect();
-                status.sort();
+                let citizen: Vec<u64> = rs.iter().flat_map(person::name_dob_key_hashes).collect();
+                let mut status: Vec<u64> = rs
+                    .iter()
+                    .flat_map(person::full_name_dob_key_hashes)
+                    .collect();
+                status.sort_unstable();
                 status.dedup();
                 (
                     index.citizen_match(&citizen),
@@ -822,29 +824,32 @@ async fn store_sweep(
     store: &Store,
     people: &[(String, Vec<SourceRecord>)],
 ) -> Result<Vec<(bool, bool)>, RunError> {
-    let citizen_keys: Vec<Vec<String>> = people
-        .iter()
-        .map(|(_, rs)| rs.iter().flat_map(person::name_dob_keys).collect())
-        .collect();
-    let status_keys: Vec<Vec<String>> = people
+    // The store keeps the keys hashed (migration 0007, the same hash as the digests'): look
+    // up hashes, one query per few thousand.
+    let stored = |h: u64| i64::from_ne_bytes(h.to_ne_bytes());
+    let citizen_keys: Vec<Vec<i64>> = people
         .iter()
         .map(|(_, rs)| {
-            let mut k: Vec<String> = rs.iter().flat_map(person::full_name_dob_keys).collect();
-            k.sort();
+            rs.iter()
+                .flat_map(person::name_dob_key_hashes)
+                .map(stored)
+                .collect()
+        })
+        .collect();
+    let status_keys: Vec<Vec<i64>> = people
+        .iter()
+        .map(|(_, rs)| {
+            let mut k: Vec<i64> = rs
+                .iter()
+                .flat_map(person::full_name_dob_key_hashes)
+                .map(stored)
+                .collect();
+            k.sort_unstable();
             k.dedup();
             k
         })
         .collect();
-    // The store keeps the keys hashed (migration 0007): look up hashes, one query per few
-    // thousand.
     let clock = std::time::Instant::now();
-    let hashed = |keys: &[Vec<String>]| -> Vec<Vec<i64>> {
-        keys.iter()
-            .map(|ks| ks.iter().map(|k| sweep_key_hash(k)).collect())
-            .collect()
-    };
-    let citizen_keys = hashed(&citizen_keys);
-    let status_keys = hashed(&status_keys);
     let all: Vec<i64> = citizen_keys.iter().flatten().copied().collect();
     let citizen = store.citizen_hashes_among(&all).await?;
     let looked_up_citizen = clock.elapsed();

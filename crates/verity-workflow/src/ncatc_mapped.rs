@@ -43,13 +43,11 @@ impl MapSweep {
     pub(super) fn matches(&self, records: &[SourceRecord], groups: &[u32]) -> (bool, Option<bool>) {
         let citizen = records
             .iter()
-            .flat_map(person::name_dob_keys)
-            .map(|k| scan::key_hash(&k))
+            .flat_map(person::name_dob_key_hashes)
             .any(|h| self.new_citizen.contains(&h) || self.index.is_citizen_key(h));
         let own: HashSet<&str> = records.iter().map(|r| r.record_id.as_str()).collect();
         let mut unsure = false;
-        for k in records.iter().flat_map(person::full_name_dob_keys) {
-            let h = scan::key_hash(&k);
+        for h in records.iter().flat_map(person::full_name_dob_key_hashes) {
             if self
                 .new_status
                 .get(&h)

@@ -156,6 +156,11 @@ pub fn name_dob_keys(r: &SourceRecord) -> Vec<String> {
     name_dob_keys_from(names_of(r), r.identity.dob)
 }
 
+/// The sweep's hashes of [`name_dob_keys`] (sorted, each once), without a string per key.
+pub fn name_dob_key_hashes(r: &SourceRecord) -> Vec<u64> {
+    verity_store::scan::name_dob_key_hashes_from(names_of(r), r.identity.dob)
+}
+
 /// [`name_dob_keys`] from a record's (family, given) names and birth date.
 pub(crate) fn name_dob_keys_from<'a>(
     names: impl Iterator<Item = (&'a str, &'a str)>,
@@ -180,6 +185,11 @@ pub fn bears_on_status(r: &SourceRecord) -> bool {
 /// (`lead_status_keys`).
 pub fn full_name_dob_keys(r: &SourceRecord) -> Vec<String> {
     full_name_dob_keys_from(names_of(r), r.identity.dob)
+}
+
+/// The sweep's hashes of [`full_name_dob_keys`] (sorted, each once), without a string per key.
+pub fn full_name_dob_key_hashes(r: &SourceRecord) -> Vec<u64> {
+    verity_store::scan::full_name_dob_key_hashes_from(names_of(r), r.identity.dob)
 }
 
 /// [`full_name_dob_keys`] from a record's (family, given) names and birth date.
