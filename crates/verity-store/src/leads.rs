@@ -35,17 +35,36 @@ use verity_model::{FieldError, Identity, RecordSystem, SourceRecord};
 /// make a sweep match that is not there, which parks a lead or sends it to citizenship
 /// review: never a lead that should not be.
 pub fn sweep_key_hash(key: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in key.as_bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    let mut h = SweepKeyHasher::new();
+    h.piece(key);
+    h.finish()
+}
+
+/// [`sweep_key_hash`] of a key given in pieces: the hash of their concatenation, without
+/// building it (FNV-1a reads the bytes in order, so pieces hash as their concatenation does).
+pub(crate) struct SweepKeyHasher(u64);
+
+impl SweepKeyHasher {
+    pub(crate) fn new() -> SweepKeyHasher {
+        SweepKeyHasher(0xcbf2_9ce4_8422_2325)
     }
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^= h >> 33;
-    i64::from_ne_bytes(h.to_ne_bytes())
+
+    pub(crate) fn piece(&mut self, piece: &str) {
+        for &b in piece.as_bytes() {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    pub(crate) fn finish(self) -> i64 {
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^= h >> 33;
+        i64::from_ne_bytes(h.to_ne_bytes())
+    }
 }
 
 /// What an incremental lead run needs of a record to link it into its person without reading
@@ -1681,41 +1700,6 @@ impl Store {
                 })
                 .collect()
         })
-    }
-
-    pub async fn open_leads_with_subject_keys(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        let mut out = BTreeSet::new();
-        let backend = self.kind();
-        let sql = format!(
-            // CROSS JOIN: SQLite then reads the keys first (one index search per key, then
-            // the lead by id). With a plain JOIN it chose to walk every open lead and search
-            // all the keys for each: open leads x keys index searches, which took most of an
-            // incremental run at 1,000,000 people.
-            "SELECT DISTINCT l.lead_id AS lead_id, l.person_key AS person_key \
-             FROM lead_subject_keys k CROSS JOIN leads l WHERE l.lead_id = k.lead_id \
-             AND l.state = 'open' AND k.citizen_key IN ({})",
-            json_list(backend, 1, false)
-        );
-        for chunk in keys.chunks(HASHES_PER_LOOK_UP) {
-            let param = json_text_list(chunk.iter());
-            with_pool!(self, pool => {
-                let rows = sqlx::query(&sql)
-                    .bind(param.as_str())
-                    .fetch_all(pool)
-                    .await
-                    .ctx("find leads by subject key")?;
-                for r in &rows {
-                    out.insert((
-                        r.text("lead_id").ctx("read leads by subject key")?,
-                        r.text("person_key").ctx("read leads by subject key")?,
-                    ));
-                }
-            });
-        }
-        Ok(out.into_iter().collect())
     }
 
     /// Whether a table exists (the dashboard reads other areas' tables only when present).

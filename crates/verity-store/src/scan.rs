@@ -316,7 +316,7 @@ pub fn name_dob_keys_from<'a>(
     dob: Option<PartialDate>,
 ) -> Vec<String> {
     let mut out = Vec::new();
-    each_name_dob_key(names, dob, |k| out.push(k.to_string()));
+    each_name_dob_key(names, dob, |pieces| out.push(pieces.concat()));
     out.sort();
     out.dedup();
     out
@@ -329,36 +329,40 @@ pub fn name_dob_key_hashes_from<'a>(
     dob: Option<PartialDate>,
 ) -> Vec<u64> {
     let mut out = Vec::new();
-    each_name_dob_key(names, dob, |k| out.push(digest_key_hash(k)));
+    each_name_dob_key(names, dob, |pieces| out.push(hash_of_pieces(pieces)));
     out.sort_unstable();
     out.dedup();
     out
 }
 
-/// Calls `each` with every name-and-birth-date key (unsorted, maybe repeated), written into one
-/// buffer: the one definition of the key forms, for their text and their hashes alike.
+/// [`digest_key_hash`] of the concatenation of `pieces`.
+fn hash_of_pieces(pieces: &[&str]) -> u64 {
+    let mut h = crate::leads::SweepKeyHasher::new();
+    for p in pieces {
+        h.piece(p);
+    }
+    u64::from_ne_bytes(h.finish().to_ne_bytes())
+}
+
+/// Calls `each` with every name-and-birth-date key (unsorted, maybe repeated) as the pieces it
+/// is the concatenation of: the one definition of the key forms, for their text and their
+/// hashes alike.
 fn each_name_dob_key<'a>(
     names: impl Iterator<Item = (&'a str, &'a str)>,
     dob: Option<PartialDate>,
-    mut each: impl FnMut(&str),
+    mut each: impl FnMut(&[&str]),
 ) {
     let dates = full_birth_dates(dob);
     if dates.is_empty() {
         return;
     }
-    let mut key = String::new();
     for (family, given) in names {
         let family = letters(family);
         let given = letters(given);
         for date in &dates {
             for (kind, name) in [("F|", &family), ("G|", &given)] {
                 if !name.is_empty() {
-                    key.clear();
-                    key.push_str(kind);
-                    key.push_str(name);
-                    key.push('|');
-                    key.push_str(date);
-                    each(&key);
+                    each(&[kind, name, "|", date]);
                 }
             }
         }
@@ -373,7 +377,7 @@ pub fn full_name_dob_keys_from<'a>(
     dob: Option<PartialDate>,
 ) -> Vec<String> {
     let mut out = Vec::new();
-    each_full_name_dob_key(names, dob, |k| out.push(k.to_string()));
+    each_full_name_dob_key(names, dob, |pieces| out.push(pieces.concat()));
     out.sort();
     out.dedup();
     out
@@ -386,69 +390,178 @@ pub fn full_name_dob_key_hashes_from<'a>(
     dob: Option<PartialDate>,
 ) -> Vec<u64> {
     let mut out = Vec::new();
-    each_full_name_dob_key(names, dob, |k| out.push(digest_key_hash(k)));
+    each_full_name_dob_key(names, dob, |pieces| out.push(hash_of_pieces(pieces)));
     out.sort_unstable();
     out.dedup();
     out
 }
 
-/// Calls `each` with every full-name-and-birth-date key (unsorted, maybe repeated), written
-/// into one buffer: the one definition of the status keys' forms.
+/// Calls `each` with every full-name-and-birth-date key (unsorted, maybe repeated), in pieces.
 fn each_full_name_dob_key<'a>(
     names: impl Iterator<Item = (&'a str, &'a str)>,
     dob: Option<PartialDate>,
-    mut each: impl FnMut(&str),
+    mut each: impl FnMut(&[&str]),
 ) {
-    use std::fmt::Write;
-    let dates = full_birth_dates(dob);
+    let dates: Vec<StatusDate> = full_birth_dates(dob)
+        .iter()
+        .map(|d| StatusDate::new(d))
+        .collect();
     if dates.is_empty() {
         return;
     }
-    let mut key = String::new();
     for (family, given) in names {
         let family = letters(family);
         let given = letters(given);
-        if family.is_empty() || given.is_empty() {
-            continue;
+        for date in &dates {
+            each_status_key_of(&family, &given, date, &mut each);
         }
-        let (a, b) = if family <= given {
-            (&family, &given)
-        } else {
-            (&given, &family)
+    }
+}
+
+/// A full birth date (`YYYYMMDD`) as the status keys write it: whole, and as its year's two
+/// two-year buckets with the month and day.
+struct StatusDate {
+    date: String,
+    /// The buckets (`year / 2` and `year / 2` rounded up) and the month and day, when the date
+    /// starts with a year.
+    buckets: Option<([String; 2], String)>,
+}
+
+impl StatusDate {
+    fn new(date: &str) -> StatusDate {
+        let buckets = match (date.get(..4).map(str::parse::<u16>), date.get(4..)) {
+            (Some(Ok(year)), Some(month_day)) => Some((
+                [(year / 2).to_string(), year.div_ceil(2).to_string()],
+                month_day.to_string(),
+            )),
+            _ => None,
         };
-        // One name part with the other's initial, in both directions: a typo or a different
-        // spelling in one part (the other part and its initial kept) still meets. Found at
-        // 1,000,000 people: naturalized citizens whose permanent-residence grant was written
-        // with a slightly different name read as overstays and got leads. A namesake with the
-        // same birth date, one same name part and the same initial of the other is rare, and
-        // costs only a parked lead, never a wrong one.
-        let (Some(family_initial), Some(given_initial)) =
-            (family.chars().next(), given.chars().next())
+        StatusDate {
+            date: date.to_string(),
+            buckets,
+        }
+    }
+}
+
+/// The status keys of one name (family and given, as [`letters`] gives them) on one full birth
+/// date, in pieces: the one definition of the status keys' forms.
+fn each_status_key_of(
+    family: &str,
+    given: &str,
+    date: &StatusDate,
+    each: &mut impl FnMut(&[&str]),
+) {
+    if family.is_empty() || given.is_empty() {
+        return;
+    }
+    let (a, b) = if family <= given {
+        (family, given)
+    } else {
+        (given, family)
+    };
+    // One name part with the other's initial, in both directions: a typo or a different
+    // spelling in one part (the other part and its initial kept) still meets. Found at
+    // 1,000,000 people: naturalized citizens whose permanent-residence grant was written
+    // with a slightly different name read as overstays and got leads. A namesake with the
+    // same birth date, one same name part and the same initial of the other is rare, and
+    // costs only a parked lead, never a wrong one.
+    let initial = |s: &'_ str| -> usize { s.chars().next().map_or(0, char::len_utf8) };
+    let (family_initial, given_initial) = (&family[..initial(family)], &given[..initial(given)]);
+    // Both names with the month and day, the year in two-year buckets offset by one: birth
+    // years one apart always share a bucket (a year typo on the grant left a naturalized
+    // citizen's group reading as an overstay at 1,000,000 people).
+    if let Some((buckets, month_day)) = &date.buckets {
+        for bucket in buckets {
+            each(&[
+                STATUS_KEY_PREFIX,
+                a,
+                "|",
+                b,
+                "|Y",
+                bucket,
+                "|",
+                month_day,
+                "|",
+            ]);
+        }
+    }
+    let d = date.date.as_str();
+    each(&[STATUS_KEY_PREFIX, a, "|", b, "|", d, "|"]);
+    each(&[
+        STATUS_KEY_PREFIX,
+        "~",
+        family,
+        "|",
+        given_initial,
+        "|",
+        d,
+        "|",
+    ]);
+    each(&[
+        STATUS_KEY_PREFIX,
+        "~",
+        given,
+        "|",
+        family_initial,
+        "|",
+        d,
+        "|",
+    ]);
+}
+
+/// Calls `each` with the hash of every status key (maybe repeated) a person may hold whose
+/// name-and-birth-date keys ([`name_dob_keys_from`] of all its records) are `keys`: on each
+/// date, those of every family name with every given name. A superset of the person's own
+/// status keys, which pair each record's names, since these keys do not say which names went
+/// together. Keys of another form are skipped. Stops when `each` returns `true`, and says
+/// whether it did.
+pub fn any_status_key_hash_of_name_dob_keys<'a>(
+    keys: impl IntoIterator<Item = &'a str>,
+    mut each: impl FnMut(u64) -> bool,
+) -> bool {
+    let mut by_date: std::collections::BTreeMap<&str, (Vec<&str>, Vec<&str>)> =
+        std::collections::BTreeMap::new();
+    for k in keys {
+        let mut parts = k.split('|');
+        let (Some(kind), Some(name), Some(date), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             continue;
         };
-        for date in &dates {
-            // Both names with the month and day, the year in two-year buckets offset by one:
-            // birth years one apart always share a bucket (a year typo on the grant left a
-            // naturalized citizen's group reading as an overstay at 1,000,000 people).
-            if let (Ok(year), Some(month_day)) = (date[..4].parse::<u16>(), date.get(4..)) {
-                for bucket in [year / 2, year.div_ceil(2)] {
-                    key.clear();
-                    let _ = write!(key, "{STATUS_KEY_PREFIX}{a}|{b}|Y{bucket}|{month_day}|");
-                    each(&key);
-                }
-            }
-            key.clear();
-            let _ = write!(key, "{STATUS_KEY_PREFIX}{a}|{b}|{date}|");
-            each(&key);
-            key.clear();
-            let _ = write!(key, "{STATUS_KEY_PREFIX}~{family}|{given_initial}|{date}|");
-            each(&key);
-            key.clear();
-            let _ = write!(key, "{STATUS_KEY_PREFIX}~{given}|{family_initial}|{date}|");
-            each(&key);
+        let entry = by_date.entry(date).or_default();
+        match kind {
+            "F" => entry.0.push(name),
+            "G" => entry.1.push(name),
+            _ => {}
         }
     }
+    for (date, (families, givens)) in &by_date {
+        let date = StatusDate::new(date);
+        for family in families {
+            for given in givens {
+                let mut hit = false;
+                each_status_key_of(family, given, &date, &mut |pieces| {
+                    hit = hit || each(hash_of_pieces(pieces));
+                });
+                if hit {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// Every hash [`any_status_key_hash_of_name_dob_keys`] gives, sorted, each once.
+pub fn status_key_hashes_of_name_dob_keys<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<u64> {
+    let mut out = Vec::new();
+    any_status_key_hash_of_name_dob_keys(keys, |h| {
+        out.push(h);
+        false
+    });
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// Whether a record on its own indicates U.S. citizenship (U.S. birth, a citizenship record,
@@ -1784,6 +1897,30 @@ mod key_tests {
                 full_name_dob_key_hashes_from(pairs(), dob),
                 hashes_of(&full_name_dob_keys_from(pairs(), dob))
             );
+        }
+
+        /// The status keys derived from a person's name-and-birth-date keys hold every status
+        /// key of its records: an open lead's subject keys find every status record its sweep
+        /// would match.
+        #[test]
+        fn status_keys_from_name_keys_cover_the_records_own(
+            records in proptest::collection::vec(
+                (proptest::collection::vec(("[A-Za-zÀ-ÿ ]{0,6}", "[A-Za-zÀ-ÿ ]{0,6}"), 1..3),
+                 1900u16..2030, 1u8..=12, 1u8..=28),
+                1..4),
+        ) {
+            let mut name_keys = Vec::new();
+            let mut own = Vec::new();
+            for (names, year, month, day) in &records {
+                let dob = Some(PartialDate { year: *year, month: Some(*month), day: Some(*day) });
+                let pairs = || names.iter().map(|(f, g)| (f.as_str(), g.as_str()));
+                name_keys.extend(name_dob_keys_from(pairs(), dob));
+                own.extend(full_name_dob_key_hashes_from(pairs(), dob));
+            }
+            let derived = status_key_hashes_of_name_dob_keys(name_keys.iter().map(String::as_str));
+            for h in own {
+                prop_assert!(derived.binary_search(&h).is_ok());
+            }
         }
     }
 }

@@ -742,6 +742,34 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> 
     })
 }
 
+/// `f(item)` for every item, taken by value, on the machine's cores; results keep the input
+/// order.
+fn par_map_owned<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let per = items.len().div_ceil(worker_threads()).max(1);
+    let mut parts: Vec<Vec<T>> = Vec::new();
+    let mut rest = items;
+    while rest.len() > per {
+        let tail = rest.split_off(per);
+        parts.push(rest);
+        rest = tail;
+    }
+    parts.push(rest);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| s.spawn(move || part.into_iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(v) => v,
+                Err(p) => std::panic::resume_unwind(p),
+            })
+            .collect()
+    })
+}
+
 fn worker_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -1682,74 +1710,43 @@ async fn follow_identifiers(
     Ok((reached, heads_read, hops))
 }
 
-/// Reads the records changed since the last finished run and every record linked to them by
-/// identifiers (identifier columns only), groups them into persons, and keeps the persons
-/// holding a changed record that are worth evaluating, read whole.
-/// The name-and-birth-date keys of open leads that changes bear on (sorted, each once): new
-/// citizenship evidence's own keys, and for a new status-bearing record's full-name key
-/// (`S|a|b|date|…`) each of its names as family and as given name with that date.
-fn bearing_keys(new_citizen: &[String], new_status: &[String]) -> Vec<String> {
-    let mut keys: Vec<String> = new_citizen.to_vec();
-    for k in new_status {
-        each_status_bearing_key(k, &mut String::new(), |key| keys.push(key.to_string()));
-    }
-    keys.sort();
-    keys.dedup();
-    keys
-}
-
-/// Calls `each` with the keys of open leads a status key `S|a|b|date|…` bears on, written into
-/// `buf` (so a caller with millions of them allocates once).
-fn each_status_bearing_key(status_key: &str, buf: &mut String, mut each: impl FnMut(&str)) {
-    let mut parts = status_key.split('|');
-    let (Some(_), Some(a), Some(b), Some(date), Some(_), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return;
-    };
-    for (kind, name) in [('F', a), ('G', b), ('F', b), ('G', a)] {
-        use std::fmt::Write;
-        buf.clear();
-        let _ = write!(buf, "{kind}|{name}|{date}");
-        each(buf);
-    }
-}
-
-/// (lead id, person key) of the open leads, given as (lead id, person key, subject key), that
-/// hold one of [`bearing_keys`], sorted, each once: the same answer as looking those keys up,
-/// for changes with more keys than the open leads hold.
+/// The open leads that new records bear on: their subjects are evaluated again, linked by
+/// identifiers or not. A new record bears on a lead when the lead's sweep would now match it:
+/// new citizenship evidence by the lead's stored name-and-birth-date keys (the citizenship
+/// sweep's); a new status-bearing record (an executed removal, a grant) by the full-name keys
+/// the subject may hold (the status sweep's, derived from the same keys:
+/// `any_status_key_hash_of_name_dob_keys`, a superset of the subject's own). Both sides are
+/// hashed as the digests hold them, so a change is matched from its digest without decoding
+/// it.
+///
+/// `rows` are (lead id, person key, subject key) as `Store::open_lead_subject_keys` gives them;
+/// `new_citizen` and `new_status` the new records' key hashes. Returns (lead id, person key),
+/// sorted, each once. The leads are checked on the machine's cores, each against the new keys
+/// (a few hundred thousand leads' keys at most; the new keys may be millions).
 fn open_leads_bearing(
-    open_keys: Vec<(String, String, String)>,
-    new_citizen: &[String],
-    new_status: &[String],
+    rows: Vec<(String, String, String)>,
+    new_citizen: &HashSet<u64>,
+    new_status: &HashSet<u64>,
 ) -> Vec<(String, String)> {
-    let mut by_key: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for (lead, person, key) in open_keys {
-        by_key.entry(key).or_default().push((lead, person));
+    let mut by_lead: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for (lead, person, key) in rows {
+        by_lead.entry((lead, person)).or_default().push(key);
     }
-    let mut m: Vec<(String, String)> = Vec::new();
-    let mut take = |k: &str| {
-        if let Some(found) = by_key.get(k) {
-            m.extend(found.iter().cloned());
-        }
-    };
-    for k in new_citizen {
-        take(k);
-    }
-    // At 10M people the changes bring some four million keys: one allocation each cost about
-    // a second.
-    let mut buf = String::new();
-    for k in new_status {
-        each_status_bearing_key(k, &mut buf, &mut take);
-    }
-    m.sort();
-    m.dedup();
-    m
+    let leads: Vec<((String, String), Vec<String>)> = by_lead.into_iter().collect();
+    let bears = par_map(&leads, |_, (_, keys)| {
+        keys.iter()
+            .any(|k| new_citizen.contains(&verity_store::scan::digest_key_hash(k)))
+            || (!new_status.is_empty()
+                && verity_store::scan::any_status_key_hash_of_name_dob_keys(
+                    keys.iter().map(String::as_str),
+                    |h| new_status.contains(&h),
+                ))
+    });
+    leads
+        .into_iter()
+        .zip(bears)
+        .filter_map(|(lead, bears)| bears.then_some(lead.0))
+        .collect()
 }
 
 /// The records an incremental run reads since its start (or since the person map's head).
@@ -1796,25 +1793,11 @@ impl Since {
             Since::Digests { new, .. } => new.iter().filter(|n| n.record.is_some()).count() as u64,
         }
     }
-
-    /// The changed records decoded so far: all of them from JSON; from digests, every one
-    /// that bears on citizenship or status (and any read as JSON).
-    fn decoded_changed(&self, from_rev: i64) -> Vec<&SourceRecord> {
-        match self {
-            Since::Json(r) => r
-                .iter()
-                .filter(|(rev, _)| *rev > from_rev)
-                .map(|(_, r)| r)
-                .collect(),
-            Since::Digests { new, .. } => new
-                .iter()
-                .filter(|n| n.rev > from_rev)
-                .filter_map(|n| n.record.as_deref())
-                .collect(),
-        }
-    }
 }
 
+/// Reads the records changed since the last finished run and every record linked to them by
+/// identifiers (identifier columns only), groups them into persons, and keeps the persons
+/// holding a changed record that are worth evaluating, read whole.
 async fn incremental_population(
     store: &Store,
     opts: &RunOptions,
@@ -1903,32 +1886,6 @@ async fn incremental_population(
             since.count() - records_scanned as usize
         )
     });
-    // The changed records read whole (every one bearing on citizenship or status is).
-    let changed: Vec<&SourceRecord> = since.decoded_changed(run.from_rev);
-    // Their name keys, on the machine's cores (at 10M people some 260,000 records' keys took
-    // 1.2 s on one).
-    let keys = par_map(&changed, |_, r| {
-        let citizen = if person::indicates_citizenship(r) {
-            person::name_dob_keys(r)
-        } else {
-            Vec::new()
-        };
-        let status = if person::bears_on_status(r) {
-            person::full_name_dob_keys(r)
-        } else {
-            Vec::new()
-        };
-        (citizen, status)
-    });
-    let (mut new_citizen, mut new_status): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
-    for (citizen, status) in keys {
-        new_citizen.extend(citizen);
-        new_status.extend(status);
-    }
-    new_citizen.sort_unstable();
-    new_citizen.dedup();
-    new_status.sort_unstable();
-    new_status.dedup();
     // A record stored with a digest chunk had its sweep keys stored by the same insert
     // (migration 0008): only the other changed records' keys are added here.
     let unkeyed: Vec<&SourceRecord> = match &since {
@@ -1973,21 +1930,33 @@ async fn incremental_population(
         )
     });
     drop(unkeyed);
-    drop(changed);
-    // New citizenship evidence bears on open leads with the same name and birth date, linked
-    // by identifiers or not: their subjects are evaluated again. So does a new status-bearing
-    // record (an executed removal, a grant) with the subject's full name and birth date.
-    // Looked up key by key, or, when the changes bring more keys than the open leads hold (a
-    // few each), all open leads' keys read once and each key checked here: the same answer
-    // without sorting a million keys.
-    let matched: Vec<(String, String)> =
-        if new_citizen.len() + 4 * new_status.len() > 8 * open.len() {
-            let open_keys = store.open_lead_subject_keys().await?;
-            open_leads_bearing(open_keys, &new_citizen, &new_status)
-        } else {
-            let bearing = bearing_keys(&new_citizen, &new_status);
-            store.open_leads_with_subject_keys(&bearing).await?
-        };
+    // The open leads the changed records bear on (see `open_leads_bearing`): from the digests'
+    // key hashes, or the decoded records' (the same hashes).
+    let matched: Vec<(String, String)> = if open.is_empty() {
+        Vec::new()
+    } else {
+        let (mut new_citizen, mut new_status) = (HashSet::new(), HashSet::new());
+        match &since {
+            Since::Digests { new, .. } => {
+                for n in new.iter().filter(|n| n.rev > run.from_rev) {
+                    new_citizen.extend(n.digest.citizen_keys.iter().copied());
+                    new_status.extend(n.digest.status_keys.iter().copied());
+                }
+            }
+            Since::Json(records) => {
+                for (rev, r) in records.iter().filter(|(rev, _)| *rev > run.from_rev) {
+                    let d = RecordDigest::of(*rev, r);
+                    new_citizen.extend(d.citizen_keys);
+                    new_status.extend(d.status_keys);
+                }
+            }
+        }
+        open_leads_bearing(
+            store.open_lead_subject_keys().await?,
+            &new_citizen,
+            &new_status,
+        )
+    };
     let bearing_ids: Vec<String> = matched
         .into_iter()
         .filter_map(|(_, key)| key.strip_prefix("NP-").map(str::to_string))

@@ -167,9 +167,9 @@ const CHUNKS_PER_READ: u32 = 16;
 /// The records with `after < rev <= to_rev` as digests: from the digest chunks their inserts
 /// stored (one sequential read of a few bytes a record, where their JSON is ten times that
 /// and decoding it was most of an incremental run), and from their JSON for any record
-/// without one. Decoded up front: the records that bear on citizenship or status (their
-/// sweep keys say so), whose name keys the run matches against open leads. Also returns the
-/// packs.
+/// without one. None is decoded here (the open leads a change bears on are found from its
+/// digest's key hashes); also returns the packs, where the records of the persons evaluated
+/// are decoded from.
 pub(super) async fn read_new_records(
     store: &Store,
     after: i64,
@@ -241,28 +241,6 @@ pub(super) async fn read_new_records(
         }
     }
     new.sort_by_key(|n| n.rev);
-    let bearing: HashSet<i64> = new
-        .iter()
-        .filter(|n| {
-            n.record.is_none()
-                && !(n.digest.citizen_keys.is_empty() && n.digest.status_keys.is_empty())
-        })
-        .map(|n| n.rev)
-        .collect();
-    let (mut decoded, _) = packs.decode(store, &bearing).await?;
-    for n in &mut new {
-        if n.record.is_none() {
-            n.record = decoded.remove(&n.rev).map(Box::new);
-            if n.record.is_none() && bearing.contains(&n.rev) {
-                return Err(StoreError::Corrupt {
-                    table: "record_digests",
-                    key: format!("rev {}", n.rev),
-                    problem: "a digest of a record that is not stored".into(),
-                }
-                .into());
-            }
-        }
-    }
     Ok((new, packs))
 }
 
@@ -479,29 +457,36 @@ pub(super) async fn population(
     });
 
     // Only the persons worth evaluating are read whole: from the candidates file when the
-    // full run evaluated them (the blocks they are in, unpacked on the machine's cores), else
-    // by rev from the store, a part at a time.
-    let mut blocks: BTreeSet<u32> = BTreeSet::new();
-    let mut in_blocks: HashSet<i64> = HashSet::new();
-    let mut to_read: Vec<i64> = Vec::new();
-    for (groups, _) in &worth {
+    // full run evaluated them, else by rev from the store, a part at a time. Each candidate
+    // block is unpacked once, on the machine's cores, and its records go straight to their
+    // person: no table of all of them by rev (at 10M people some 600,000 records of several
+    // hundred bytes, filled and emptied on one core).
+    let persons_count = worth.len();
+    let mut owner: HashMap<i64, u32> = HashMap::new();
+    let mut blocks: Vec<u32> = Vec::new();
+    let mut to_read: Vec<(i64, u32)> = Vec::new();
+    for (p, (groups, _)) in worth.iter().enumerate() {
+        let p = u32::try_from(p).unwrap_or(u32::MAX);
         for &g in groups {
             let revs = links.slots_of(g).map(|slot| links.rev(slot));
             match candidates.as_ref().and_then(|c| c.block_of(g)) {
                 Some(b) => {
-                    blocks.insert(b);
-                    in_blocks.extend(revs);
+                    blocks.push(b);
+                    owner.extend(revs.map(|rev| (rev, p)));
                 }
-                None => to_read.extend(revs),
+                None => to_read.extend(revs.map(|rev| (rev, p))),
             }
         }
     }
+    blocks.sort_unstable();
+    blocks.dedup();
     let mut records_read = changes.records_read;
     let mut unreadable: Vec<String> = Vec::new();
-    let mut by_rev: HashMap<i64, SourceRecord> =
-        HashMap::with_capacity(to_read.len() + in_blocks.len());
+    // Per person, its map groups' records in slot order (then its added records below), as
+    // (rev, record) while the store fills any gaps.
+    let mut person_records: Vec<Vec<(i64, SourceRecord)>> =
+        (0..persons_count).map(|_| Vec::new()).collect();
     if let Some(c) = &candidates {
-        let blocks: Vec<u32> = blocks.into_iter().collect();
         // A part of the blocks per core, each with one zstd context.
         let parts: Vec<&[u32]> = blocks
             .chunks(blocks.len().div_ceil(worker_threads()).max(1))
@@ -509,35 +494,61 @@ pub(super) async fn population(
         // A block that cannot be read (the checksum held, so a bug rather than damage) costs
         // only speed: its records are read from the store below.
         let unpacked = par_map(&parts, |_, part| {
-            let mut out = Vec::new();
+            let mut out: Vec<(u32, i64, SourceRecord)> = Vec::new();
+            let mut block: Vec<(i64, SourceRecord)> = Vec::new();
             let mut problems = Vec::new();
             match zstd::bulk::Decompressor::new() {
                 Ok(mut decompressor) => {
                     for &b in *part {
-                        let want = |rev| in_blocks.contains(&rev);
-                        if let Err(e) = c.records_in(&mut decompressor, b, want, &mut out) {
+                        let want = |rev| owner.contains_key(&rev);
+                        if let Err(e) = c.records_in(&mut decompressor, b, want, &mut block) {
                             problems.push(e.to_string());
                         }
+                        out.extend(
+                            block
+                                .drain(..)
+                                .filter_map(|(rev, r)| owner.get(&rev).map(|&p| (p, rev, r))),
+                        );
                     }
                 }
                 Err(e) => problems.push(format!("zstd: {e}")),
             }
             (out, problems)
         });
+        let mut found: HashSet<i64> = HashSet::with_capacity(owner.len());
         for (part, problems) in unpacked {
-            by_rev.extend(part);
+            for (p, rev, r) in part {
+                if let Some(rs) = person_records.get_mut(p as usize) {
+                    found.insert(rev);
+                    rs.push((rev, r));
+                }
+            }
             unreadable.extend(problems);
         }
         // Anything the blocks lacked is read from the store.
-        to_read.extend(in_blocks.iter().filter(|rev| !by_rev.contains_key(rev)));
+        to_read.extend(
+            owner
+                .iter()
+                .filter(|(rev, _)| !found.contains(rev))
+                .map(|(&rev, &p)| (rev, p)),
+        );
     }
-    for part in to_read.chunks(WHOLE_READ_PART) {
+    let from_candidates: usize = person_records.iter().map(Vec::len).sum();
+    let read_owner: HashMap<i64, u32> = to_read.iter().copied().collect();
+    let read_revs: Vec<i64> = to_read.iter().map(|&(rev, _)| rev).collect();
+    for part in read_revs.chunks(WHOLE_READ_PART) {
         let raw = store.records_by_revs(part).await?;
         records_read += raw.len() as u64;
         let decoded = decode_parallel(&raw)?;
-        by_rev.extend(raw.iter().map(|r| r.rev).zip(decoded));
+        for (rev, r) in raw.iter().map(|r| r.rev).zip(decoded) {
+            if let Some(rs) = read_owner
+                .get(&rev)
+                .and_then(|&p| person_records.get_mut(p as usize))
+            {
+                rs.push((rev, r));
+            }
+        }
     }
-    let from_candidates = by_rev.len() - to_read.len().min(by_rev.len());
     // The added records of these persons, from their chunks' packs.
     let need: HashSet<i64> = worth
         .iter()
@@ -553,13 +564,13 @@ pub(super) async fn population(
         a.record = decoded.remove(&a.digest.rev).map(Box::new);
     }
     drop(decoded);
-    let mut persons: Vec<(String, Members)> = Vec::with_capacity(worth.len());
-    for (groups, adds) in worth {
-        let mut records: Vec<SourceRecord> = groups
-            .iter()
-            .flat_map(|&g| links.slots_of(g))
-            .filter_map(|slot| by_rev.remove(&links.rev(slot)))
-            .collect();
+    // Each person's records from the map, then its added ones; then, on the machine's cores,
+    // sorted by record id and keyed. (A record id is stored once, at one rev, so the order
+    // before the sort decides nothing.)
+    let mut assembled: Vec<(Vec<u32>, Vec<SourceRecord>)> = Vec::with_capacity(persons_count);
+    for ((groups, adds), found) in worth.into_iter().zip(person_records) {
+        let mut records: Vec<SourceRecord> = Vec::with_capacity(found.len() + adds.len());
+        records.extend(found.into_iter().map(|(_, r)| r));
         for &i in &adds {
             let a = added.get_mut(i);
             match a.as_ref().map(|a| (a.record.is_some(), a.digest.rev)) {
@@ -575,20 +586,23 @@ pub(super) async fn population(
                 None => {}
             }
         }
+        assembled.push((groups, records));
+    }
+    let mut persons: Vec<(String, Members)> = par_map_owned(assembled, |(groups, mut records)| {
         records.sort_by(|a, b| a.record_id.cmp(&b.record_id));
         records.dedup_by(|a, b| a.record_id == b.record_id);
-        persons.push((
+        (
             person::person_key(&records),
             Members::Loaded { records, groups },
-        ));
-    }
+        )
+    });
+    let to_read_count = to_read.len();
     persons.sort_by(|a, b| a.0.cmp(&b.0));
     clock.lap("read persons", || {
         format!(
-            "{} persons worth evaluating, {from_candidates} records from the candidates, {} \
-             read by rev, {added_decoded} added records decoded",
-            persons.len(),
-            to_read.len()
+            "{} persons worth evaluating, {from_candidates} records from the candidates, \
+             {to_read_count} read by rev, {added_decoded} added records decoded",
+            persons.len()
         ) + &unreadable
             .first()
             .map(|p| format!("; {} blocks unreadable, e.g. {p}", unreadable.len()))

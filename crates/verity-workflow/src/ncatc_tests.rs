@@ -1296,33 +1296,51 @@ fn the_map_sweep_finds_status_records_outside_the_person_and_defers_what_it_cann
 }
 
 #[test]
-fn open_leads_a_change_bears_on_are_the_same_matched_in_memory_or_by_key() {
-    let new_citizen = vec!["F|ROSA|1990-01-02".to_string()];
-    let new_status = vec![
-        "S|DIAZ|LUIS|1980-05-06|".to_string(),
-        "not a status key".to_string(),
-    ];
-    let open_keys: Vec<(String, String, String)> = [
-        ("L1", "P1", "F|ROSA|1990-01-02"),
-        ("L2", "P2", "G|LUIS|1980-05-06"),
-        ("L3", "P3", "F|LUIS|1980-05-06"),
-        ("L4", "P4", "F|DIAZ|1980-05-06"),
-        ("L5", "P5", "G|DIAZ|1980-05-06"),
-        ("L6", "P6", "F|DIAZ|1980-05-07"),
-        ("L7", "P7", "G|ROSA|1990-01-02"),
+fn open_leads_are_borne_on_by_what_their_sweeps_would_match() {
+    use verity_model::PartialDate;
+    use verity_store::scan::{full_name_dob_key_hashes_from, name_dob_key_hashes_from};
+    let date = |year, month, day| {
+        Some(PartialDate {
+            year,
+            month: Some(month),
+            day: Some(day),
+        })
+    };
+    let rows: Vec<(String, String, String)> = [
+        ("L1", "P1", "F|ROSA|19900102"),
+        ("L1", "P1", "G|ANA|19900102"),
+        ("L2", "P2", "F|DIAZ|19800506"),
+        ("L2", "P2", "G|LUIS|19800506"),
+        // The same family name and date, another given name (initial): no sweep key shared.
+        ("L3", "P3", "F|DIAZ|19800506"),
+        ("L3", "P3", "G|MARIA|19800506"),
+        // The birth year one off: the status keys' two-year buckets meet.
+        ("L4", "P4", "F|DIAZ|19810506"),
+        ("L4", "P4", "G|LUIS|19810506"),
+        // Another day.
+        ("L5", "P5", "F|DIAZ|19800507"),
+        ("L5", "P5", "G|LUIS|19800507"),
+        // An alias's given name with the main family name.
+        ("L6", "P6", "F|DIAZ|19800605"),
+        ("L6", "P6", "G|LUISA|19800605"),
+        ("L6", "P6", "G|LUIS|19800605"),
     ]
     .iter()
     .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
     .collect();
-    let keys = bearing_keys(&new_citizen, &new_status);
-    let mut by_key: Vec<(String, String)> = open_keys
-        .iter()
-        .filter(|(_, _, k)| keys.contains(k))
-        .map(|(l, p, _)| (l.clone(), p.clone()))
-        .collect();
-    by_key.sort();
-    let in_memory = open_leads_bearing(open_keys, &new_citizen, &new_status);
-    assert_eq!(in_memory, by_key);
-    let leads: Vec<&str> = in_memory.iter().map(|(l, _)| l.as_str()).collect();
-    assert_eq!(leads, ["L1", "L2", "L3", "L4", "L5"]);
+    let set = |h: &[u64]| -> HashSet<u64> { h.iter().copied().collect() };
+    let leads = |citizen: &[u64], status: &[u64]| -> Vec<String> {
+        open_leads_bearing(rows.clone(), &set(citizen), &set(status))
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect()
+    };
+    // A U.S. passport for Ana Rosa, and an executed removal of Luis Diaz (born 6 May 1980,
+    // which also reads as 5 June).
+    let citizen = name_dob_key_hashes_from([("Rosa", "Ana")].into_iter(), date(1990, 1, 2));
+    let status = full_name_dob_key_hashes_from([("Diaz", "Luis")].into_iter(), date(1980, 5, 6));
+    assert_eq!(leads(&citizen, &[]), ["L1"]);
+    assert_eq!(leads(&[], &status), ["L2", "L4", "L6"]);
+    // Citizenship keys do not meet status keys, nor the reverse.
+    assert!(leads(&status, &citizen).is_empty());
 }
