@@ -452,11 +452,11 @@ async fn execute(
     // order, each with its cursor, as before.
     let shared = Arc::new(ctx.clone());
     let open = Arc::new(open);
-    let chunks: Vec<&[(String, Members)]> = population.persons[start..]
-        .chunks(opts.batch_size.max(1))
+    let mut chunks: Vec<&mut [(String, Members)]> = population.persons[start..]
+        .chunks_mut(opts.batch_size.max(1))
         .collect();
     let sweep = &population.sweep;
-    let mut evaluating: Option<BatchJob> = match chunks.first() {
+    let mut evaluating: Option<BatchJob> = match chunks.first_mut() {
         Some(first) => {
             let prepared = prepare_batch(
                 store,
@@ -472,8 +472,8 @@ async fn execute(
         }
         None => None,
     };
-    for (done_batches, chunk) in chunks.iter().enumerate() {
-        let next = match chunks.get(done_batches + 1) {
+    for done_batches in 0..chunks.len() {
+        let next = match chunks.get_mut(done_batches + 1) {
             Some(next) => Some(
                 prepare_batch(
                     store,
@@ -499,6 +499,7 @@ async fn execute(
         times.end("wait for evaluation", begun);
         evaluating = next.map(|prepared| spawn_batch(&shared, &open, prepared, opts.today));
         let begun = times.begin();
+        let chunk: &[(String, Members)] = chunks.get(done_batches).map_or(&[], |c| &**c);
         stats.records_read += chunk
             .iter()
             .map(|(_, m)| match m {
@@ -561,7 +562,7 @@ type BatchJob = std::thread::JoinHandle<Vec<(PersonResult, Option<String>)>>;
 /// Reads a batch's persons and finds their sweep matches and active detainers.
 async fn prepare_batch(
     store: &Store,
-    chunk: &[(String, Members)],
+    chunk: &mut [(String, Members)],
     sweep: &SweepSource,
     detainers: &BTreeSet<String>,
     unpacked: &mut HashMap<i64, RawRecord>,
@@ -629,13 +630,13 @@ fn spawn_batch(
 /// id.
 async fn load_members(
     store: &Store,
-    chunk: &[(String, Members)],
+    chunk: &mut [(String, Members)],
     unpacked: &mut HashMap<i64, RawRecord>,
     candidates: Option<&scan::map::CandidateWriter>,
 ) -> Result<Vec<(String, Vec<SourceRecord>)>, RunError> {
     let mut raw = Vec::new();
     let mut missing = Vec::new();
-    for (_, m) in chunk {
+    for (_, m) in chunk.iter() {
         if let Members::Revs { revs, .. } = m {
             for rev in revs {
                 match unpacked.remove(rev) {
@@ -692,10 +693,11 @@ async fn load_members(
         }
     }
     Ok(chunk
-        .iter()
+        .iter_mut()
         .map(|(key, m)| {
             let records = match m {
-                Members::Loaded { records, .. } => records.clone(),
+                // Taken, not copied: a batch is loaded once.
+                Members::Loaded { records, .. } => std::mem::take(records),
                 Members::Revs { revs, .. } => {
                     let mut rs: Vec<SourceRecord> =
                         revs.iter().filter_map(|r| by_rev.remove(r)).collect();
