@@ -822,6 +822,14 @@ impl Fixed for (u32, u32) {
     }
 }
 
+/// A candidates block that cannot be read.
+pub(crate) fn damaged_block(b: u32, problem: String) -> MapError {
+    MapError::Invalid {
+        path: PathBuf::from(CANDIDATES_FILE),
+        problem: format!("block {b}: {problem}"),
+    }
+}
+
 impl Candidates {
     /// The block holding group `g`'s records, if the full run evaluated it.
     pub fn block_of(&self, g: u32) -> Option<u32> {
@@ -834,47 +842,67 @@ impl Candidates {
 
     /// Calls `each` with the rev and compact form of every record of block `b` (read it with
     /// `SourceRecord::read_compact`).
+    #[cfg(test)]
     pub fn for_each_record(
         &self,
         decompressor: &mut zstd::bulk::Decompressor<'_>,
         b: u32,
-        mut each: impl FnMut(i64, &[u8]) -> Result<(), MapError>,
+        each: impl FnMut(i64, &[u8]) -> Result<(), MapError>,
     ) -> Result<(), MapError> {
-        let damaged = |problem: String| MapError::Invalid {
-            path: PathBuf::from(CANDIDATES_FILE),
-            problem: format!("block {b}: {problem}"),
-        };
+        let raw = self.unpack(decompressor, b)?;
+        Candidates::each_entry(b, &raw, each)
+    }
+
+    /// Block `b` unpacked (its entries are read with [`Candidates::each_entry`]).
+    pub fn unpack(
+        &self,
+        decompressor: &mut zstd::bulk::Decompressor<'_>,
+        b: u32,
+    ) -> Result<Vec<u8>, MapError> {
         let i = b as usize;
         let blocks = &self.file.bytes()[self.blocks.clone()];
         let block = match (self.offsets.get(i), self.offsets.get(i + 1)) {
             (Some(&f), Some(&t)) if f + 4 <= t && (t as usize) <= blocks.len() => {
                 &blocks[f as usize..t as usize]
             }
-            _ => return Err(damaged("no such block".into())),
+            _ => return Err(damaged_block(b, "no such block".into())),
         };
         let raw_len = u32_at(block, 0) as usize;
         if raw_len > CANDIDATE_BLOCK_MAX {
-            return Err(damaged(format!("{raw_len} bytes unpacked is too large")));
+            return Err(damaged_block(
+                b,
+                format!("{raw_len} bytes unpacked is too large"),
+            ));
         }
         let raw = decompressor
             .decompress(&block[4..], raw_len)
-            .map_err(|e| damaged(format!("zstd: {e}")))?;
+            .map_err(|e| damaged_block(b, format!("zstd: {e}")))?;
         if raw.len() != raw_len {
-            return Err(damaged(format!(
-                "{} bytes unpacked, the block says {raw_len}",
-                raw.len()
-            )));
+            return Err(damaged_block(
+                b,
+                format!("{} bytes unpacked, the block says {raw_len}", raw.len()),
+            ));
         }
+        Ok(raw)
+    }
+
+    /// Calls `each` with the rev and compact form of every entry of block `b`, unpacked as
+    /// `raw`.
+    pub fn each_entry(
+        b: u32,
+        raw: &[u8],
+        mut each: impl FnMut(i64, &[u8]) -> Result<(), MapError>,
+    ) -> Result<(), MapError> {
         let mut at = 0usize;
         while at < raw.len() {
             let head = raw
                 .get(at..at + 12)
-                .ok_or_else(|| damaged(format!("byte {at}: truncated entry")))?;
+                .ok_or_else(|| damaged_block(b, format!("byte {at}: truncated entry")))?;
             let rev = u64_of(&head[..8]) as i64;
             let len = u32_at(&head[8..], 0) as usize;
             let body = raw
                 .get(at + 12..at + 12 + len)
-                .ok_or_else(|| damaged(format!("byte {at}: truncated record")))?;
+                .ok_or_else(|| damaged_block(b, format!("byte {at}: truncated record")))?;
             each(rev, body)?;
             at += 12 + len;
         }
@@ -882,6 +910,7 @@ impl Candidates {
     }
 
     /// The records of block `b` whose revs `want` accepts, read from their compact form.
+    #[cfg(test)]
     pub fn records_in(
         &self,
         decompressor: &mut zstd::bulk::Decompressor<'_>,

@@ -468,94 +468,55 @@ pub(super) async fn population(
     });
 
     // Only the persons worth evaluating are read whole: from the candidates file when the
-    // full run evaluated them, else by rev from the store, a part at a time. Each candidate
-    // block is unpacked once, on the machine's cores, and its records go straight to their
-    // person: no table of all of them by rev (at 10M people some 600,000 records of several
-    // hundred bytes, filled and emptied on one core).
+    // full run evaluated them, else by rev from the store, a part at a time. Each core takes a
+    // share of the persons and decodes their records from the candidate blocks straight into
+    // the person's own buffer, sized once: at 10M people some 800,000 records of several
+    // hundred bytes, where every extra copy lands in freshly zeroed pages (a quarter of a run's
+    // CPU time went to the kernel zeroing pages). Persons are ordered by their first block,
+    // so a core's consecutive persons share blocks and each is unpacked about once.
+    let block_of = |g: u32| candidates.as_ref().and_then(|c| c.block_of(g));
+    worth.sort_by_cached_key(|(groups, _)| groups.iter().filter_map(|&g| block_of(g)).min());
     let persons_count = worth.len();
-    let mut owner: HashMap<i64, u32> = HashMap::new();
-    // (block, records wanted from it), and each person's record count: every buffer below is
-    // sized once (growing buffers of records by doubling, each copy into freshly zeroed pages,
-    // was a fifth of a 10M incremental run's CPU time).
-    let mut blocks: Vec<(u32, usize)> = Vec::new();
-    let mut to_read: Vec<(i64, u32)> = Vec::new();
-    let mut sizes: Vec<usize> = Vec::with_capacity(persons_count);
-    for (p, (groups, adds)) in worth.iter().enumerate() {
-        let mut size = adds.len();
-        let p = u32::try_from(p).unwrap_or(u32::MAX);
-        for &g in groups {
-            let revs = links.slots_of(g).map(|slot| links.rev(slot));
-            size += revs.len();
-            match candidates.as_ref().and_then(|c| c.block_of(g)) {
-                Some(b) => {
-                    blocks.push((b, revs.len()));
-                    owner.extend(revs.map(|rev| (rev, p)));
-                }
-                None => to_read.extend(revs.map(|rev| (rev, p))),
-            }
-        }
-        sizes.push(size);
-    }
-    blocks.sort_unstable();
-    let mut per_block: Vec<(u32, usize)> = Vec::with_capacity(blocks.len());
-    for (b, n) in blocks {
-        match per_block.last_mut() {
-            Some((last, count)) if *last == b => *count += n,
-            _ => per_block.push((b, n)),
-        }
-    }
+    let mut person_records: Vec<Vec<SourceRecord>> = worth
+        .iter()
+        .map(|(groups, adds)| {
+            Vec::with_capacity(
+                adds.len()
+                    + groups
+                        .iter()
+                        .map(|&g| links.slots_of(g).len())
+                        .sum::<usize>(),
+            )
+        })
+        .collect();
     let mut records_read = changes.records_read;
+    // (rev, person) of the records not found in a block, read from the store below.
+    let mut to_read: Vec<(i64, u32)> = Vec::new();
     let mut unreadable: Vec<String> = Vec::new();
-    // Per person, its map groups' records, then its added records.
-    let mut person_records: Vec<Vec<SourceRecord>> =
-        sizes.iter().map(|&n| Vec::with_capacity(n)).collect();
-    if let Some(c) = &candidates {
-        // A part of the blocks per core, each with one zstd context.
-        let parts: Vec<&[(u32, usize)]> = per_block
-            .chunks(per_block.len().div_ceil(worker_threads()).max(1))
+    let per = persons_count.div_ceil(worker_threads()).max(1);
+    let parts: Vec<CandidateReads> = std::thread::scope(|scope| {
+        let handles: Vec<_> = person_records
+            .chunks_mut(per)
+            .zip(worth.chunks(per))
+            .enumerate()
+            .map(|(part, (records, persons))| {
+                let candidates = candidates.as_ref();
+                scope.spawn(move || {
+                    read_candidate_records(links, candidates, part * per, persons, records)
+                })
+            })
             .collect();
-        // A block that cannot be read (the checksum held, so a bug rather than damage) costs
-        // only speed: its records are read from the store below.
-        let unpacked = par_map(&parts, |_, part| {
-            let mut out: Vec<(u32, i64, SourceRecord)> =
-                Vec::with_capacity(part.iter().map(|&(_, n)| n).sum());
-            let mut block: Vec<(i64, SourceRecord)> = Vec::new();
-            let mut problems = Vec::new();
-            match zstd::bulk::Decompressor::new() {
-                Ok(mut decompressor) => {
-                    for &(b, _) in *part {
-                        let want = |rev| owner.contains_key(&rev);
-                        if let Err(e) = c.records_in(&mut decompressor, b, want, &mut block) {
-                            problems.push(e.to_string());
-                        }
-                        out.extend(
-                            block
-                                .drain(..)
-                                .filter_map(|(rev, r)| owner.get(&rev).map(|&p| (p, rev, r))),
-                        );
-                    }
-                }
-                Err(e) => problems.push(format!("zstd: {e}")),
-            }
-            (out, problems)
-        });
-        let mut found: HashSet<i64> = HashSet::with_capacity(owner.len());
-        for (part, problems) in unpacked {
-            for (p, rev, r) in part {
-                if let Some(rs) = person_records.get_mut(p as usize) {
-                    found.insert(rev);
-                    rs.push(r);
-                }
-            }
-            unreadable.extend(problems);
-        }
-        // Anything the blocks lacked is read from the store.
-        to_read.extend(
-            owner
-                .iter()
-                .filter(|(rev, _)| !found.contains(rev))
-                .map(|(&rev, &p)| (rev, p)),
-        );
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(v) => v,
+                Err(p) => std::panic::resume_unwind(p),
+            })
+            .collect()
+    });
+    for (missing, problems) in parts {
+        to_read.extend(missing);
+        unreadable.extend(problems);
     }
     let from_candidates: usize = person_records.iter().map(Vec::len).sum();
     let read_owner: HashMap<i64, u32> = to_read.iter().copied().collect();
@@ -640,4 +601,75 @@ pub(super) async fn population(
         person_map: None,
         candidates: None,
     })
+}
+
+/// What a core's share of the candidate reads left: (rev, person index) of the records to read
+/// from the store, and the problems met.
+type CandidateReads = (Vec<(i64, u32)>, Vec<String>);
+
+/// Decodes the records of `persons` (their map groups; `first` is the first one's index) from
+/// the candidate blocks into `records` (one buffer per person, in the same order), on the
+/// calling thread. Returns (rev, person index) of each record the blocks lacked or could not
+/// give (a group the full run did not evaluate, or a block that cannot be read: the checksum
+/// held, so a bug rather than damage, and it costs only speed), and the problems met.
+fn read_candidate_records(
+    links: &super::scan::map::MapLinks,
+    candidates: Option<&Candidates>,
+    first: usize,
+    persons: &[(Vec<u32>, Vec<usize>)],
+    records: &mut [Vec<SourceRecord>],
+) -> CandidateReads {
+    let mut missing: Vec<(i64, u32)> = Vec::new();
+    let mut problems: Vec<String> = Vec::new();
+    let mut decompressor = match zstd::bulk::Decompressor::new() {
+        Ok(d) => Some(d),
+        Err(e) => {
+            problems.push(format!("zstd: {e}"));
+            None
+        }
+    };
+    // The last block unpacked: consecutive persons mostly share it.
+    let mut unpacked: Option<(u32, Vec<u8>)> = None;
+    let mut revs: Vec<(i64, bool)> = Vec::new();
+    for (i, ((groups, _), out)) in persons.iter().zip(records.iter_mut()).enumerate() {
+        let person = u32::try_from(first + i).unwrap_or(u32::MAX);
+        for &g in groups {
+            revs.clear();
+            revs.extend(links.slots_of(g).map(|slot| (links.rev(slot), false)));
+            let block = candidates.and_then(|c| c.block_of(g));
+            if let (Some(c), Some(b), Some(d)) = (candidates, block, decompressor.as_mut()) {
+                if unpacked.as_ref().map(|(at, _)| *at) != Some(b) {
+                    unpacked = match c.unpack(d, b) {
+                        Ok(raw) => Some((b, raw)),
+                        Err(e) => {
+                            problems.push(e.to_string());
+                            None
+                        }
+                    };
+                }
+                if let Some((_, raw)) = unpacked.as_ref().filter(|(at, _)| *at == b) {
+                    let read = Candidates::each_entry(b, raw, |rev, bytes| {
+                        if let Some(wanted) = revs.iter_mut().find(|(r, seen)| *r == rev && !*seen)
+                        {
+                            let (record, _) = SourceRecord::read_compact(bytes).map_err(|e| {
+                                super::scan::map::damaged_block(b, format!("rev {rev}: {e}"))
+                            })?;
+                            out.push(record);
+                            wanted.1 = true;
+                        }
+                        Ok(())
+                    });
+                    if let Err(e) = read {
+                        problems.push(e.to_string());
+                    }
+                }
+            }
+            missing.extend(
+                revs.iter()
+                    .filter(|(_, seen)| !seen)
+                    .map(|&(rev, _)| (rev, person)),
+            );
+        }
+    }
+    (missing, problems)
 }
