@@ -315,11 +315,7 @@ pub fn name_dob_keys_from<'a>(
     names: impl Iterator<Item = (&'a str, &'a str)>,
     dob: Option<PartialDate>,
 ) -> Vec<String> {
-    let mut out = Vec::new();
-    each_name_dob_key(names, dob, |pieces| out.push(pieces.concat()));
-    out.sort();
-    out.dedup();
-    out
+    texts_of(|each| each_name_dob_key(names, dob, each))
 }
 
 /// [`digest_key_hash`] of each of [`name_dob_keys_from`], sorted, each once, without building a
@@ -328,8 +324,22 @@ pub fn name_dob_key_hashes_from<'a>(
     names: impl Iterator<Item = (&'a str, &'a str)>,
     dob: Option<PartialDate>,
 ) -> Vec<u64> {
+    hashes_of(|each| each_name_dob_key(names, dob, each))
+}
+
+/// The keys a generator gives (as pieces), as text: sorted, each once.
+fn texts_of(generate: impl FnOnce(&mut dyn FnMut(&[&str]))) -> Vec<String> {
     let mut out = Vec::new();
-    each_name_dob_key(names, dob, |pieces| out.push(hash_of_pieces(pieces)));
+    generate(&mut |pieces| out.push(pieces.concat()));
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The keys a generator gives (as pieces), hashed: sorted, each once.
+fn hashes_of(generate: impl FnOnce(&mut dyn FnMut(&[&str]))) -> Vec<u64> {
+    let mut out = Vec::new();
+    generate(&mut |pieces| out.push(hash_of_pieces(pieces)));
     out.sort_unstable();
     out.dedup();
     out
@@ -376,11 +386,7 @@ pub fn full_name_dob_keys_from<'a>(
     names: impl Iterator<Item = (&'a str, &'a str)>,
     dob: Option<PartialDate>,
 ) -> Vec<String> {
-    let mut out = Vec::new();
-    each_full_name_dob_key(names, dob, |pieces| out.push(pieces.concat()));
-    out.sort();
-    out.dedup();
-    out
+    texts_of(|each| each_full_name_dob_key(names, dob, each))
 }
 
 /// [`digest_key_hash`] of each of [`full_name_dob_keys_from`], sorted, each once, without
@@ -389,11 +395,7 @@ pub fn full_name_dob_key_hashes_from<'a>(
     names: impl Iterator<Item = (&'a str, &'a str)>,
     dob: Option<PartialDate>,
 ) -> Vec<u64> {
-    let mut out = Vec::new();
-    each_full_name_dob_key(names, dob, |pieces| out.push(hash_of_pieces(pieces)));
-    out.sort_unstable();
-    out.dedup();
-    out
+    hashes_of(|each| each_full_name_dob_key(names, dob, each))
 }
 
 /// Calls `each` with every full-name-and-birth-date key (unsorted, maybe repeated), in pieces.

@@ -733,15 +733,20 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> 
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| match h.join() {
-                Ok(v) => v,
-                // A panic on a worker is a bug; re-raise it where it can be seen.
-                Err(p) => std::panic::resume_unwind(p),
-            })
-            .collect()
+        join_all(handles).into_iter().flatten().collect()
     })
+}
+
+/// The results of scoped worker threads, in order. A panic on a worker is a bug: it is raised
+/// again here, where it can be seen.
+fn join_all<R>(handles: Vec<std::thread::ScopedJoinHandle<'_, R>>) -> Vec<R> {
+    handles
+        .into_iter()
+        .map(|h| match h.join() {
+            Ok(v) => v,
+            Err(p) => std::panic::resume_unwind(p),
+        })
+        .collect()
 }
 
 /// `f(item)` for every item, taken by value, on the machine's cores; results keep the input
@@ -762,13 +767,7 @@ fn par_map_owned<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> 
             .into_iter()
             .map(|part| s.spawn(move || part.into_iter().map(f).collect::<Vec<R>>()))
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| match h.join() {
-                Ok(v) => v,
-                Err(p) => std::panic::resume_unwind(p),
-            })
-            .collect()
+        join_all(handles).into_iter().flatten().collect()
     })
 }
 
@@ -1344,13 +1343,7 @@ fn unpack_needed(
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| match h.join() {
-                Ok(v) => v,
-                Err(p) => std::panic::resume_unwind(p),
-            })
-            .collect()
+        join_all(handles)
     });
     let mut out = HashMap::with_capacity(needed.len());
     for part in found {

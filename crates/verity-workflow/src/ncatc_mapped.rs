@@ -506,13 +506,7 @@ pub(super) async fn population(
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| match h.join() {
-                Ok(v) => v,
-                Err(p) => std::panic::resume_unwind(p),
-            })
-            .collect()
+        join_all(handles)
     });
     for (missing, problems) in parts {
         to_read.extend(missing);
