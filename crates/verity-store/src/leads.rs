@@ -414,12 +414,22 @@ pub struct ParkRow {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LeadBatch {
     pub new_leads: Vec<NewLead>,
-    /// Open leads re-confirmed by this run: (lead_id, fresh evidence JSON).
-    pub refreshed: Vec<(String, String)>,
+    /// Open leads re-confirmed by this run.
+    pub refreshed: Vec<RefreshedLead>,
     /// Open leads no longer supported: (lead_id, reason).
     pub withdrawn: Vec<(String, String)>,
     /// (person_key, rules, reason, detail).
     pub parks: Vec<(String, Vec<String>, String, String)>,
+}
+
+/// An open lead a run re-confirmed: its fresh evidence, and its subject's name-and-birth-date
+/// keys now (added to its `lead_subject_keys`: a name the subject's records gained since the
+/// lead was created must find the lead too).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshedLead {
+    pub lead_id: String,
+    pub evidence_json: String,
+    pub subject_keys: Vec<String>,
 }
 
 /// Which leads to list.
@@ -729,18 +739,24 @@ impl Store {
                 .await
                 .ctx("withdraw a lead")?;
             }
-            for (lead_id, evidence) in &batch.refreshed {
-                sqlx::query(
+            // (subject key, lead id) of the leads created or refreshed, written below.
+            let mut subject_keys: Vec<(&str, String)> = Vec::new();
+            for r in &batch.refreshed {
+                let updated = sqlx::query(
                     "UPDATE leads SET evidence_json = $1, checked_run_id = $2, updated_micros = $3 \
                      WHERE lead_id = $4 AND state = 'open'",
                 )
-                .bind(evidence)
+                .bind(&r.evidence_json)
                 .bind(run_id)
                 .bind(now_micros)
-                .bind(lead_id)
+                .bind(&r.lead_id)
                 .execute(&mut *tx)
                 .await
-                .ctx("refresh a lead")?;
+                .ctx("refresh a lead")?
+                .rows_affected();
+                if updated > 0 {
+                    subject_keys.extend(r.subject_keys.iter().map(|k| (k.as_str(), r.lead_id.clone())));
+                }
             }
             for l in &batch.new_leads {
                 // A resumed run may repeat the batch it was writing when it stopped.
@@ -768,18 +784,22 @@ impl Store {
                 .ctx("insert a lead")?
                 .rows_affected();
                 // A lead not inserted (the person has an open lead) gets no keys.
-                let keys: &[String] = if inserted > 0 { &l.subject_keys } else { &[] };
-                for k in keys {
-                    sqlx::query(
-                        "INSERT INTO lead_subject_keys (citizen_key, lead_id) VALUES ($1, $2) \
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(k)
-                    .bind(lead_id_for(run_id, &l.person_key))
-                    .execute(&mut *tx)
-                    .await
-                    .ctx("insert a lead subject key")?;
+                if inserted > 0 {
+                    let lead_id = lead_id_for(run_id, &l.person_key);
+                    subject_keys.extend(l.subject_keys.iter().map(|k| (k.as_str(), lead_id.clone())));
                 }
+            }
+            // Many rows per statement: a full run refreshes every open lead.
+            for chunk in subject_keys.chunks(200) {
+                let sql = format!(
+                    "INSERT INTO lead_subject_keys (citizen_key, lead_id) VALUES {} ON CONFLICT DO NOTHING",
+                    value_rows(kind, chunk.len(), 2)
+                );
+                let mut q = sqlx::query(&sql);
+                for (key, lead_id) in chunk {
+                    q = q.bind(*key).bind(lead_id.as_str());
+                }
+                q.execute(&mut *tx).await.ctx("insert lead subject keys")?;
             }
             // Many rows per statement: a full run parks thousands of persons.
             for chunk in batch.parks.chunks(150) {

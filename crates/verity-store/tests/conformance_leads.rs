@@ -10,7 +10,7 @@ mod common;
 use common::TestDb;
 use verity_model::{RecordBody, RecordSystem};
 use verity_store::leads::{
-    sweep_key_hash, LeadBatch, LeadDisposition, LeadFilter, NewLead, NewLeadRun,
+    sweep_key_hash, LeadBatch, LeadDisposition, LeadFilter, NewLead, NewLeadRun, RefreshedLead,
 };
 use verity_store::{IdKind, Store, StoreError};
 
@@ -236,14 +236,28 @@ mod cases {
             .start_lead_run(&new_run("incremental", 100), 4_000)
             .await
             .unwrap();
+        let refreshed = |lead_id: &str, evidence: &str, key: &str| RefreshedLead {
+            lead_id: lead_id.to_string(),
+            evidence_json: evidence.to_string(),
+            subject_keys: vec![key.to_string()],
+        };
         let batch = LeadBatch {
-            refreshed: vec![(id1.clone(), "{\"fresh\":1}".into())],
+            refreshed: vec![
+                refreshed(&id1, "{\"fresh\":1}", "F|ALIAS|19800101"),
+                refreshed(&id2, "{\"fresh\":2}", "F|CLOSED|19800101"),
+            ],
             withdrawn: vec![(id2.clone(), "citizenship indicia".into())],
             ..LeadBatch::default()
         };
         s.save_lead_batch(&run2.run_id, &batch, "P2", "{}", 5_000)
             .await
             .unwrap();
+        // A refreshed open lead gains its subject's new keys; a closed one gains none.
+        let keys = s.open_lead_subject_keys().await.unwrap();
+        assert!(keys
+            .iter()
+            .any(|(lead, _, k)| *lead == id1 && k == "F|ALIAS|19800101"));
+        assert!(keys.iter().all(|(_, _, k)| k != "F|CLOSED|19800101"));
         let l1 = s.get_lead(&id1).await.unwrap().unwrap();
         assert_eq!(
             (l1.evidence_json.as_str(), l1.checked_run_id.as_str()),

@@ -43,7 +43,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use verity_model::{RecordSystem, SourceRecord};
 use verity_policy::{LeadOutcome, Ongoing};
-use verity_store::leads::{sweep_key_hash, LeadBatch, LeadRun, NewLead, NewLeadRun, RecordLinks};
+use verity_store::leads::{
+    sweep_key_hash, LeadBatch, LeadRun, NewLead, NewLeadRun, RecordLinks, RefreshedLead,
+};
 use verity_store::scan::{encode_record_pack, LeadFacets, RawRecord, RecordDigest};
 use verity_store::{IdKind, Store, StoreError};
 
@@ -948,7 +950,11 @@ fn apply_outcome(
     match (&result.outcome, existing) {
         (LeadOutcome::Lead { rules, .. }, Some(lead_id)) => {
             let evidence = result.evidence.map(|e| e.to_string()).unwrap_or_default();
-            batch.refreshed.push((lead_id, evidence));
+            batch.refreshed.push(RefreshedLead {
+                lead_id,
+                evidence_json: evidence,
+                subject_keys: result.subject_keys.clone(),
+            });
             batch.parks.push((
                 key,
                 rules.clone(),

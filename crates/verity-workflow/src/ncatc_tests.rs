@@ -1344,3 +1344,78 @@ fn open_leads_are_borne_on_by_what_their_sweeps_would_match() {
     // Citizenship keys do not meet status keys, nor the reverse.
     assert!(leads(&status, &citizen).is_empty());
 }
+
+#[test]
+fn a_name_a_lead_s_subject_gains_later_still_finds_the_lead() {
+    rt().block_on(async {
+        let dir = scratch("alias-keys");
+        let store = Store::open_data_dir(&dir).await.unwrap();
+        let ctx = LeadContext::load(None).unwrap();
+        import(&store).await;
+        run_leads(&store, &ctx, &opts(), &|_| {}).await.unwrap();
+        // An open lead whose subject record has a full birth date (name keys need one).
+        let mut found = None;
+        for (person_key, lead_id) in store.open_lead_keys().await.unwrap() {
+            let Some(id) = person_key.strip_prefix("NP-") else {
+                continue;
+            };
+            let Some(r) = store.get_record(id).await.unwrap() else {
+                continue;
+            };
+            if let Some(dob) = r
+                .identity
+                .dob
+                .filter(|d| d.month.is_some() && d.day.is_some())
+            {
+                found = Some((lead_id, id.to_string(), r, dob));
+                break;
+            }
+        }
+        let (lead_id, subject_id, subject, dob) =
+            found.expect("a lead on a subject with a birth date");
+        // A new version of the subject's record (same identifiers, so the same person) under an
+        // alias no record had: the lead is refreshed and its subject keys gain the alias.
+        let alias = verity_model::PersonName {
+            given: "Qopmnv".into(),
+            family: "Zyxwvu".into(),
+            ..verity_model::PersonName::default()
+        };
+        let mut with_alias = subject.clone();
+        with_alias.record_id = format!("{subject_id}-ALIAS");
+        with_alias.identity.aliases.push(alias.clone());
+        store.insert_records(&[with_alias]).await.unwrap();
+        let refreshed = run_leads(&store, &ctx, &opts(), &|_| {}).await.unwrap();
+        assert!(
+            refreshed.stats.leads_refreshed >= 1,
+            "{:?}",
+            refreshed.stats
+        );
+        let keys = store.open_lead_subject_keys().await.unwrap();
+        assert!(
+            keys.iter()
+                .any(|(l, _, k)| *l == lead_id && k.starts_with("F|ZYXWVU|")),
+            "the refreshed lead holds its subject's new name"
+        );
+        // U.S. citizenship evidence under the alias alone, linked by no identifier: the lead's
+        // subject is evaluated again and the lead goes to citizenship review.
+        let mut passport = subject.clone();
+        passport.record_id = "CIT-ALIAS-1".into();
+        passport.identity.name = alias;
+        passport.identity.aliases.clear();
+        passport.identity.dob = Some(dob);
+        passport.identity.ids = verity_model::Identifiers::default();
+        passport.body =
+            verity_model::RecordBody::Citizenship(verity_model::record::CitizenshipRecord {
+                evidence: verity_model::record::CitizenshipEvidence::UsPassport,
+                document_number: "X9".into(),
+                issued: None,
+            });
+        store.insert_records(&[passport]).await.unwrap();
+        let after = run_leads(&store, &ctx, &opts(), &|_| {}).await.unwrap();
+        assert!(after.stats.leads_withdrawn >= 1, "{:?}", after.stats);
+        let lead = store.get_lead(&lead_id).await.unwrap().unwrap();
+        assert_eq!(lead.state, "withdrawn", "{lead:?}");
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    });
+}
