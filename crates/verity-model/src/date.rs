@@ -7,11 +7,13 @@
 
 use crate::error::FieldError;
 use chrono::{Datelike, NaiveDate};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+/// Serialized as its text form in human-readable formats (JSON, TOML, CSV), and as one
+/// integer (`year << 16 | month << 8 | day`, 0 for an unknown part) in binary ones (the compact
+/// record form), where parsing text cost a cached record's decoding an allocation per date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PartialDate {
     pub year: u16,
     pub month: Option<u8>,
@@ -151,6 +153,43 @@ impl From<PartialDate> for String {
     }
 }
 
+impl PartialDate {
+    /// The binary form: `year << 16 | month << 8 | day`, 0 for an unknown part.
+    fn packed(&self) -> u32 {
+        u32::from(self.year) << 16
+            | u32::from(self.month.unwrap_or(0)) << 8
+            | u32::from(self.day.unwrap_or(0))
+    }
+
+    /// Reads the binary form, validated as [`PartialDate::new`] validates.
+    fn unpacked(v: u32) -> Result<Self, FieldError> {
+        let part = |p: u32| u8::try_from(p & 0xff).ok().filter(|&p| p != 0);
+        let year = u16::try_from(v >> 16).unwrap_or(u16::MAX);
+        Self::new(year, part(v >> 8), part(v))
+    }
+}
+
+impl Serialize for PartialDate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            s.serialize_u32(self.packed())
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PartialDate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let text = std::borrow::Cow::<str>::deserialize(d)?;
+            Self::parse_iso(&text).map_err(serde::de::Error::custom)
+        } else {
+            Self::unpacked(u32::deserialize(d)?).map_err(serde::de::Error::custom)
+        }
+    }
+}
+
 impl std::str::FromStr for PartialDate {
     type Err = FieldError;
     fn from_str(s: &str) -> Result<Self, FieldError> {
@@ -197,7 +236,28 @@ mod tests {
             .is_placeholder());
     }
 
+    #[test]
+    fn serde_keeps_the_text_form_in_json_and_rejects_bad_dates() {
+        let d = PartialDate::new(1985, Some(3), None).expect("valid");
+        assert_eq!(serde_json::to_string(&d).expect("json"), "\"1985-03-00\"");
+        assert_eq!(
+            serde_json::from_str::<PartialDate>("\"1985-03-00\"").ok(),
+            Some(d)
+        );
+        assert!(serde_json::from_str::<PartialDate>("\"1985-02-30\"").is_err());
+        // A binary form naming no calendar date is refused too.
+        assert!(PartialDate::unpacked(1985 << 16 | 2 << 8 | 30).is_err());
+        assert!(PartialDate::unpacked(1985 << 16 | 31).is_err());
+    }
+
     proptest! {
+        #[test]
+        fn binary_form_round_trips(y in 1850u16..2100, m in proptest::option::of(1u8..=12), d in 1u8..=28, has_day: bool) {
+            let day = if has_day && m.is_some() { Some(d) } else { None };
+            let date = PartialDate::new(y, m, day).expect("constructed valid");
+            prop_assert_eq!(PartialDate::unpacked(date.packed()), Ok(date));
+        }
+
         #[test]
         fn text_form_round_trips(y in 1850u16..2100, m in proptest::option::of(1u8..=12), d in 1u8..=28, has_day: bool) {
             let day = if has_day && m.is_some() { Some(d) } else { None };

@@ -38,6 +38,7 @@ use scan::{system_may_lead, FullScan, SweepIndex, SweepRows};
 pub use person::{evaluate_person, group_persons, LeadContext, PersonContext, PersonResult};
 
 use chrono::NaiveDate;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -795,13 +796,7 @@ async fn sweep_matches(
         SweepSource::Full(index) => {
             // In memory: each person on the machine's cores.
             let matched = par_map(people, |i, (_, rs)| {
-                let citizen: Vec<u64> = rs.iter().flat_map(person::name_dob_key_hashes).collect();
-                let mut status: Vec<u64> = rs
-                    .iter()
-                    .flat_map(person::full_name_dob_key_hashes)
-                    .collect();
-                status.sort_unstable();
-                status.dedup();
+                let (citizen, status) = person::person_sweep_key_hashes(rs);
                 (
                     index.citizen_match(&citizen),
                     // A person without a group number was not in the scan: every holder is
@@ -858,28 +853,16 @@ async fn store_sweep(
     // The store keeps the keys hashed (migration 0007, the same hash as the digests'): look
     // up hashes, one query per few thousand.
     let stored = |h: u64| i64::from_ne_bytes(h.to_ne_bytes());
-    let citizen_keys: Vec<Vec<i64>> = people
+    let (citizen_keys, status_keys): (Vec<Vec<i64>>, Vec<Vec<i64>>) = people
         .iter()
         .map(|(_, rs)| {
-            rs.iter()
-                .flat_map(person::name_dob_key_hashes)
-                .map(stored)
-                .collect()
+            let (citizen, status) = person::person_sweep_key_hashes(rs);
+            (
+                citizen.into_iter().map(stored).collect(),
+                status.into_iter().map(stored).collect(),
+            )
         })
-        .collect();
-    let status_keys: Vec<Vec<i64>> = people
-        .iter()
-        .map(|(_, rs)| {
-            let mut k: Vec<i64> = rs
-                .iter()
-                .flat_map(person::full_name_dob_key_hashes)
-                .map(stored)
-                .collect();
-            k.sort_unstable();
-            k.dedup();
-            k
-        })
-        .collect();
+        .unzip();
     let clock = std::time::Instant::now();
     let all: Vec<i64> = citizen_keys.iter().flatten().copied().collect();
     let citizen = store.citizen_hashes_among(&all).await?;
@@ -1722,27 +1705,48 @@ async fn follow_identifiers(
 ///
 /// `rows` are (lead id, person key, subject key) as `Store::open_lead_subject_keys` gives them;
 /// `new_citizen` and `new_status` the new records' key hashes. Returns (lead id, person key),
-/// sorted, each once. The leads are checked on the machine's cores, each against the new keys
-/// (a few hundred thousand leads' keys at most; the new keys may be millions).
+/// sorted, each once.
 fn open_leads_bearing(
     rows: Vec<(String, String, String)>,
-    new_citizen: &HashSet<u64>,
-    new_status: &HashSet<u64>,
+    new_citizen: impl Iterator<Item = u64>,
+    new_status: impl Iterator<Item = u64>,
 ) -> Vec<(String, String)> {
     let mut by_lead: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for (lead, person, key) in rows {
         by_lead.entry((lead, person)).or_default().push(key);
     }
     let leads: Vec<((String, String), Vec<String>)> = by_lead.into_iter().collect();
-    let bears = par_map(&leads, |_, (_, keys)| {
-        keys.iter()
-            .any(|k| new_citizen.contains(&verity_store::scan::digest_key_hash(k)))
-            || (!new_status.is_empty()
-                && verity_store::scan::any_status_key_hash_of_name_dob_keys(
-                    keys.iter().map(String::as_str),
-                    |h| new_status.contains(&h),
-                ))
-    });
+    // The leads' key hashes, each with the leads it stands for: a few per lead, where the new
+    // records' keys may be millions, so those are only looked up, each once.
+    let mut citizen_of: FxHashMap<u64, Vec<usize>> = FxHashMap::default();
+    let mut status_of: FxHashMap<u64, Vec<usize>> = FxHashMap::default();
+    let add = |map: &mut FxHashMap<u64, Vec<usize>>, h: u64, lead: usize| {
+        let holders = map.entry(h).or_default();
+        if holders.last() != Some(&lead) {
+            holders.push(lead);
+        }
+    };
+    for (i, (_, keys)) in leads.iter().enumerate() {
+        for k in keys {
+            add(&mut citizen_of, verity_store::scan::digest_key_hash(k), i);
+        }
+        verity_store::scan::any_status_key_hash_of_name_dob_keys(
+            keys.iter().map(String::as_str),
+            |h| {
+                add(&mut status_of, h, i);
+                false
+            },
+        );
+    }
+    let mut bears = vec![false; leads.len()];
+    let hits = new_citizen
+        .filter_map(|h| citizen_of.get(&h))
+        .chain(new_status.filter_map(|h| status_of.get(&h)));
+    for holders in hits {
+        for &lead in holders {
+            bears[lead] = true;
+        }
+    }
     leads
         .into_iter()
         .zip(bears)
@@ -1936,27 +1940,29 @@ async fn incremental_population(
     let matched: Vec<(String, String)> = if open.is_empty() {
         Vec::new()
     } else {
-        let (mut new_citizen, mut new_status) = (HashSet::new(), HashSet::new());
+        let rows = store.open_lead_subject_keys().await?;
         match &since {
             Since::Digests { new, .. } => {
-                for n in new.iter().filter(|n| n.rev > run.from_rev) {
-                    new_citizen.extend(n.digest.citizen_keys.iter().copied());
-                    new_status.extend(n.digest.status_keys.iter().copied());
-                }
+                let changed = || new.iter().filter(|n| n.rev > run.from_rev);
+                open_leads_bearing(
+                    rows,
+                    changed().flat_map(|n| n.digest.citizen_keys.iter().copied()),
+                    changed().flat_map(|n| n.digest.status_keys.iter().copied()),
+                )
             }
             Since::Json(records) => {
-                for (rev, r) in records.iter().filter(|(rev, _)| *rev > run.from_rev) {
-                    let d = RecordDigest::of(*rev, r);
-                    new_citizen.extend(d.citizen_keys);
-                    new_status.extend(d.status_keys);
-                }
+                let digests: Vec<RecordDigest> = records
+                    .iter()
+                    .filter(|(rev, _)| *rev > run.from_rev)
+                    .map(|(rev, r)| RecordDigest::of(*rev, r))
+                    .collect();
+                open_leads_bearing(
+                    rows,
+                    digests.iter().flat_map(|d| d.citizen_keys.iter().copied()),
+                    digests.iter().flat_map(|d| d.status_keys.iter().copied()),
+                )
             }
         }
-        open_leads_bearing(
-            store.open_lead_subject_keys().await?,
-            &new_citizen,
-            &new_status,
-        )
     };
     let bearing_ids: Vec<String> = matched
         .into_iter()

@@ -605,8 +605,9 @@ const CANDIDATE_LEVEL: i32 = 1;
 
 /// The candidates file's layout version (its own: it changes apart from the map's). Format 3
 /// keeps records in their compact binary form (`SourceRecord::write_compact`), not as JSON:
-/// decoding JSON was most of an incremental run's reading.
-const CANDIDATES_FORMAT: u32 = 3;
+/// decoding JSON was most of an incremental run's reading. Format 4: dates in that form are
+/// one integer each, not text.
+const CANDIDATES_FORMAT: u32 = 4;
 
 /// One person for the candidates file: its map group and its records, each as its rev (i64
 /// LE), its compact form's length (u32 LE) and the compact form ([`push_candidate_record`]).

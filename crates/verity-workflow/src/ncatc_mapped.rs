@@ -12,28 +12,62 @@ use super::person::{find, union};
 use super::scan::map::{record_id_hash, Candidates, PersonMap};
 use super::scan::{LeadProfile, SweepIndex, HELD_BY_MANY};
 use super::*;
+use rustc_hash::{FxHashMap, FxHashSet};
 use verity_store::scan::{LeadFacets, RawRecord, RecordDigest};
 
 /// The sweep of an incremental run with a map: the map's index (records up to its head) and
 /// the keys of the records added since.
 pub(super) struct MapSweep {
     index: SweepIndex,
-    new_citizen: HashSet<u64>,
-    /// Status key hash → ids of the records added since the map that hold it.
-    new_status: HashMap<u64, Vec<String>>,
+    new_citizen: FxHashSet<u64>,
+    /// Status key hash → the last of its holders in `new_status_chain`: the records added
+    /// since the map that hold it, as a chain (one allocation for all, not a list per key).
+    new_status: FxHashMap<u64, u32>,
+    /// (index in `new_status_ids`, the key's previous holder or [`NO_HOLDER`]).
+    new_status_chain: Vec<(u32, u32)>,
+    /// Ids of the records added since the map that hold status keys.
+    new_status_ids: Vec<String>,
 }
 
+/// The end of a chain of holders in [`MapSweep`].
+const NO_HOLDER: u32 = u32::MAX;
+
 impl MapSweep {
-    pub(super) fn new(
+    /// The map's index, and the added records' citizenship keys and (status keys, record id).
+    pub(super) fn new<'a>(
         index: SweepIndex,
-        new_citizen: HashSet<u64>,
-        new_status: HashMap<u64, Vec<String>>,
+        new_citizen: FxHashSet<u64>,
+        status_holders: impl Iterator<Item = (&'a [u64], &'a str)>,
     ) -> MapSweep {
+        let mut new_status: FxHashMap<u64, u32> = FxHashMap::default();
+        let mut new_status_chain = Vec::new();
+        let mut new_status_ids = Vec::new();
+        for (keys, id) in status_holders.filter(|(keys, _)| !keys.is_empty()) {
+            let at = u32::try_from(new_status_ids.len()).unwrap_or(NO_HOLDER);
+            new_status_ids.push(id.to_string());
+            for &h in keys {
+                let link = u32::try_from(new_status_chain.len()).unwrap_or(NO_HOLDER);
+                let previous = new_status.insert(h, link).unwrap_or(NO_HOLDER);
+                new_status_chain.push((at, previous));
+            }
+        }
         MapSweep {
             index,
             new_citizen,
             new_status,
+            new_status_chain,
+            new_status_ids,
         }
+    }
+
+    /// Ids of the added records holding status key `h`.
+    fn new_status_holders(&self, h: u64) -> impl Iterator<Item = &str> {
+        let mut link = self.new_status.get(&h).copied().unwrap_or(NO_HOLDER);
+        std::iter::from_fn(move || {
+            let &(id, previous) = self.new_status_chain.get(link as usize)?;
+            link = previous;
+            self.new_status_ids.get(id as usize).map(String::as_str)
+        })
     }
 
     /// (a citizenship key matches, a record outside the person holds one of its status keys)
@@ -41,18 +75,15 @@ impl MapSweep {
     /// map cannot tell: a key held in several groups, and the person spans several (the
     /// caller asks the store, exactly).
     pub(super) fn matches(&self, records: &[SourceRecord], groups: &[u32]) -> (bool, Option<bool>) {
-        let citizen = records
+        let (citizen_keys, status_keys) = person::person_sweep_key_hashes(records);
+        let citizen = citizen_keys
             .iter()
-            .flat_map(person::name_dob_key_hashes)
-            .any(|h| self.new_citizen.contains(&h) || self.index.is_citizen_key(h));
-        let own: HashSet<&str> = records.iter().map(|r| r.record_id.as_str()).collect();
+            .any(|&h| self.new_citizen.contains(&h) || self.index.is_citizen_key(h));
+        // A person's records are few: a linear search beats hashing their ids.
+        let own = |id: &str| records.iter().any(|r| r.record_id == id);
         let mut unsure = false;
-        for h in records.iter().flat_map(person::full_name_dob_key_hashes) {
-            if self
-                .new_status
-                .get(&h)
-                .is_some_and(|ids| ids.iter().any(|id| !own.contains(id.as_str())))
-            {
+        for h in status_keys {
+            if self.new_status_holders(h).any(|id| !own(id)) {
                 return (citizen, Some(true));
             }
             match self.index.holder(h) {
@@ -296,7 +327,7 @@ pub(super) async fn population(
     // The subjects the changes bear on: placed in the map by identifier, else (a record
     // without one is a group of its own) by record-id hash; one the map does not place is
     // taken as added.
-    let index_of: HashMap<&str, usize> = added
+    let index_of: FxHashMap<&str, usize> = added
         .iter()
         .enumerate()
         .map(|(i, a)| (a.digest.record_id.as_str(), i))
@@ -344,20 +375,25 @@ pub(super) async fn population(
         record: Some(Box::new(record)),
         wanted: true,
     }));
-    // Their keys: for linking, and for the sweep (the map's index stops at its head).
-    let mut new_citizen: HashSet<u64> = HashSet::new();
-    let mut new_status: HashMap<u64, Vec<String>> = HashMap::new();
+    // Their keys, for the sweep (the map's index stops at its head).
+    let mut new_citizen: FxHashSet<u64> = FxHashSet::with_capacity_and_hasher(
+        added.iter().map(|a| a.digest.citizen_keys.len()).sum(),
+        Default::default(),
+    );
     for a in &added {
-        let d = &a.digest;
-        new_citizen.extend(d.citizen_keys.iter().copied());
-        for &h in &d.status_keys {
-            new_status.entry(h).or_default().push(d.record_id.clone());
-        }
+        new_citizen.extend(a.digest.citizen_keys.iter().copied());
     }
+    let sweep = MapSweep::new(
+        map.sweep,
+        new_citizen,
+        added
+            .iter()
+            .map(|a| (a.digest.status_keys.as_slice(), a.digest.record_id.as_str())),
+    );
     // Nodes: the added records (0..added.len()), then each map group reached.
     let records_nodes = added.len();
     let mut parent: Vec<usize> = (0..records_nodes).collect();
-    let mut node_of_group: HashMap<u32, usize> = HashMap::new();
+    let mut node_of_group: FxHashMap<u32, usize> = FxHashMap::default();
     let mut group_of_node: Vec<u32> = Vec::new();
     let mut node = |g: u32, parent: &mut Vec<usize>| -> usize {
         *node_of_group.entry(g).or_insert_with(|| {
@@ -375,7 +411,8 @@ pub(super) async fn population(
             .map(|&h| links.group_of_identifier(h))
             .collect()
     });
-    let mut key_owner: HashMap<u128, usize> = HashMap::with_capacity(added.len() * 2);
+    let mut key_owner: FxHashMap<u128, usize> =
+        FxHashMap::with_capacity_and_hasher(added.len() * 2, Default::default());
     for (i, (a, groups)) in added.iter().zip(&map_groups).enumerate() {
         for (&h, group) in a.digest.identifiers.iter().zip(groups) {
             if let Some(g) = *group {
@@ -406,7 +443,7 @@ pub(super) async fn population(
     });
 
     // Components holding a wanted node are the persons touched.
-    let mut wanted_roots: HashSet<usize> = HashSet::new();
+    let mut wanted_roots: FxHashSet<usize> = FxHashSet::default();
     for (i, a) in added.iter().enumerate() {
         if a.wanted {
             wanted_roots.insert(find(&mut parent, i));
@@ -415,7 +452,7 @@ pub(super) async fn population(
     for &n in &wanted_nodes {
         wanted_roots.insert(find(&mut parent, n));
     }
-    let mut components: HashMap<usize, (Vec<u32>, Vec<usize>)> = HashMap::new();
+    let mut components: FxHashMap<usize, (Vec<u32>, Vec<usize>)> = FxHashMap::default();
     for n in 0..parent.len() {
         let root = find(&mut parent, n);
         if !wanted_roots.contains(&root) {
@@ -428,11 +465,9 @@ pub(super) async fn population(
         }
     }
     let persons_total = components.len() as u64;
-    let open_hashes: HashSet<u64> = open
-        .keys()
-        .filter_map(|k| k.strip_prefix("NP-"))
-        .map(record_id_hash)
-        .collect();
+    // The record ids whose person key has an open lead (a person key is `NP-` and a record id).
+    let open_ids: FxHashSet<&str> = open.keys().filter_map(|k| k.strip_prefix("NP-")).collect();
+    let open_hashes: FxHashSet<u64> = open_ids.iter().map(|id| record_id_hash(id)).collect();
     let components: Vec<(Vec<u32>, Vec<usize>)> = components.into_values().collect();
     // The screen, on the machine's cores.
     let keep = par_map(&components, |_, (groups, adds)| {
@@ -451,7 +486,7 @@ pub(super) async fn population(
             // the same screen as `LeadScreen::decoded` of the record.
             let d = &added[i].digest;
             profile.add(screen.record(d.system, d.facets.as_ref().map(LeadFacets::as_facets_ref)));
-            has_open |= open.contains_key(&format!("NP-{}", d.record_id));
+            has_open |= open_ids.contains(d.record_id.as_str());
         }
         has_open || screen.could_lead(&profile)
     });
@@ -590,7 +625,7 @@ pub(super) async fn population(
         persons,
         records_scanned: changes.records_scanned,
         records_read,
-        sweep: SweepSource::Map(Box::new(MapSweep::new(map.sweep, new_citizen, new_status))),
+        sweep: SweepSource::Map(Box::new(sweep)),
         unpacked: HashMap::new(),
         person_map: None,
         candidates: None,

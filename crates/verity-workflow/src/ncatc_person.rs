@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use verity_model::record::{BenefitOutcome, BenefitType, Disposition, RecordBody};
-use verity_model::{ImmigrationStatus, PartialDate, Reference, SourceRecord};
+use verity_model::{Identity, ImmigrationStatus, PartialDate, Reference, SourceRecord};
 use verity_policy::{
     derive_facts, LeadOutcome, LeadPolicy, Ongoing, ParkReason, PolicyError, PriorityPolicy,
     StatusRules,
@@ -159,6 +159,32 @@ pub fn name_dob_keys(r: &SourceRecord) -> Vec<String> {
 /// The sweep's hashes of [`name_dob_keys`] (sorted, each once), without a string per key.
 pub fn name_dob_key_hashes(r: &SourceRecord) -> Vec<u64> {
     verity_store::scan::name_dob_key_hashes_from(names_of(r), r.identity.dob)
+}
+
+/// A person's sweep keys: the hashes of its records' [`name_dob_keys`] and
+/// [`full_name_dob_keys`], each list sorted and each key once. The keys depend only on a
+/// record's names, aliases and birth date, which most of a person's records share, so each
+/// distinct (names, aliases, birth date) is hashed once.
+pub fn person_sweep_key_hashes(records: &[SourceRecord]) -> (Vec<u64>, Vec<u64>) {
+    let mut seen: Vec<&Identity> = Vec::new();
+    let (mut citizen, mut status) = (Vec::new(), Vec::new());
+    for r in records {
+        let id = &r.identity;
+        if seen
+            .iter()
+            .any(|s| s.dob == id.dob && s.name == id.name && s.aliases == id.aliases)
+        {
+            continue;
+        }
+        seen.push(id);
+        citizen.extend(name_dob_key_hashes(r));
+        status.extend(full_name_dob_key_hashes(r));
+    }
+    for keys in [&mut citizen, &mut status] {
+        keys.sort_unstable();
+        keys.dedup();
+    }
+    (citizen, status)
 }
 
 /// [`name_dob_keys`] from a record's (family, given) names and birth date.
@@ -315,17 +341,30 @@ pub fn identity_confidence(records: &[SourceRecord]) -> (f64, Vec<String>) {
     let mut p: f64 = 0.999;
     // Names conflict when two records share no similar name token at all (given and family
     // names pooled, so an order swap or a compound surname is no conflict).
-    let tokens: Vec<Vec<String>> = records
+    // Records of one person mostly spell the name alike, and a list is always similar to
+    // itself: the distinct names' distinct token lists decide the same, with a handful of
+    // pairs.
+    let mut names: Vec<(&str, &str, &str)> = records
         .iter()
         .map(|r| {
             let n = &r.identity.name;
-            format!("{} {} {}", n.given, n.middle, n.family)
+            (n.given.as_str(), n.middle.as_str(), n.family.as_str())
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut tokens: Vec<Vec<String>> = names
+        .iter()
+        .map(|(given, middle, family)| {
+            format!("{given} {middle} {family}")
                 .split_whitespace()
                 .map(letters)
                 .filter(|t| t.len() > 1)
                 .collect()
         })
         .collect();
+    tokens.sort_unstable();
+    tokens.dedup();
     let similar = |a: &[String], b: &[String]| {
         a.is_empty()
             || b.is_empty()
@@ -741,6 +780,21 @@ mod tests {
                 valid_until: None,
             }),
         )
+    }
+
+    #[test]
+    fn a_different_name_among_many_alike_is_a_conflict_and_repeats_are_none() {
+        let mut records: Vec<SourceRecord> = (0..5)
+            .map(|i| lpr_grant(&format!("BEN-{i}"), 2020))
+            .collect();
+        let (alike, why) = identity_confidence(&records);
+        assert!(!why.iter().any(|w| w.contains("names differ")), "{why:?}");
+        let mut other = lpr_grant("BEN-9", 2020);
+        other.identity.name = PersonName::new("MARIA", "", "GOMEZ");
+        records.insert(2, other);
+        let (differ, why) = identity_confidence(&records);
+        assert!(why.iter().any(|w| w.contains("names differ")), "{why:?}");
+        assert!(differ < alike);
     }
 
     #[test]

@@ -1261,11 +1261,9 @@ fn the_map_sweep_finds_status_records_outside_the_person_and_defers_what_it_cann
             citizen_key.into_iter().collect(),
             vec![(status[0], holder)],
         );
-        let mut new_status = HashMap::new();
-        if let Some(id) = new_holder {
-            new_status.insert(status[0], vec![id.to_string()]);
-        }
-        mapped::MapSweep::new(index, HashSet::new(), new_status)
+        let key = [status[0]];
+        let holders = new_holder.map(|id| (&key[..], id));
+        mapped::MapSweep::new(index, Default::default(), holders.into_iter())
     };
     // Held by group 5 alone: outside a person not made of group 5.
     assert_eq!(sweep(5, None, None).matches(r, &[5]), (false, Some(false)));
@@ -1328,12 +1326,15 @@ fn open_leads_are_borne_on_by_what_their_sweeps_would_match() {
     .iter()
     .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
     .collect();
-    let set = |h: &[u64]| -> HashSet<u64> { h.iter().copied().collect() };
     let leads = |citizen: &[u64], status: &[u64]| -> Vec<String> {
-        open_leads_bearing(rows.clone(), &set(citizen), &set(status))
-            .into_iter()
-            .map(|(l, _)| l)
-            .collect()
+        open_leads_bearing(
+            rows.clone(),
+            citizen.iter().copied(),
+            status.iter().copied(),
+        )
+        .into_iter()
+        .map(|(l, _)| l)
+        .collect()
     };
     // A U.S. passport for Ana Rosa, and an executed removal of Luis Diaz (born 6 May 1980,
     // which also reads as 5 June).
