@@ -1767,11 +1767,60 @@ enum Since {
     },
 }
 
-/// The person map and its candidates, read on another thread.
-type MapJob = std::thread::JoinHandle<(
+/// The person map and its candidates, opened on another thread, which then checks the map's
+/// checksum.
+struct MapJob {
+    /// The map (its checksum not yet checked) and the candidates (checked).
+    opened: std::sync::mpsc::Receiver<OpenedMap>,
+    /// The map's checksum check (`None`: no map was opened).
+    verified: std::thread::JoinHandle<Option<Result<(), scan::map::MapError>>>,
+}
+
+type OpenedMap = (
     Result<Option<scan::map::PersonMap>, scan::map::MapError>,
     Result<Option<scan::map::Candidates>, scan::map::MapError>,
-)>;
+);
+
+impl MapJob {
+    fn start(dir: std::path::PathBuf) -> MapJob {
+        let (send, opened) = std::sync::mpsc::sync_channel(1);
+        let verified = std::thread::spawn(move || {
+            let map = scan::map::read_map_unverified(&dir);
+            // The candidates are checked before use: their blocks are decoded as read.
+            let candidates = scan::map::read_candidates(&dir);
+            let unverified = match &map {
+                Ok(Some((_, file))) => Some(file.clone()),
+                _ => None,
+            };
+            // The receiver is gone only when the run stopped: nothing to check for.
+            let _ = send.send((map.map(|m| m.map(|(map, _)| map)), candidates));
+            unverified.map(|file| file.verify())
+        });
+        MapJob { opened, verified }
+    }
+
+    /// The opened map and candidates.
+    fn opened(&self) -> OpenedMap {
+        // Only a panic on the thread drops the sender unsent; `verified` then carries it.
+        self.opened.recv().unwrap_or_else(|_| {
+            (
+                Err(scan::map::MapError::Invalid {
+                    path: scan::map::MAP_FILE.into(),
+                    problem: "the thread opening it stopped".into(),
+                }),
+                Ok(None),
+            )
+        })
+    }
+
+    /// Whether the map's checksum held (`Ok` when no map was opened).
+    fn verified(self) -> Result<(), scan::map::MapError> {
+        match self.verified.join() {
+            Ok(checked) => checked.unwrap_or(Ok(())),
+            Err(p) => std::panic::resume_unwind(p),
+        }
+    }
+}
 
 impl Since {
     fn count(&self) -> usize {
@@ -1837,12 +1886,7 @@ async fn incremental_population(
     let map_head = usable.and_then(Result::ok);
     // Read on another thread while the records since the map are read.
     let map_job: Option<MapJob> = match (map_head, &opts.map_dir) {
-        (Some(_), Some(dir)) => {
-            let dir = dir.clone();
-            Some(std::thread::spawn(move || {
-                (scan::map::read_map(&dir), scan::map::read_candidates(&dir))
-            }))
-        }
+        (Some(_), Some(dir)) => Some(MapJob::start(dir.clone())),
         _ => None,
     };
     // Sweep keys a store written before migration 0007 keep as text: hashed once, here.
@@ -1984,10 +2028,7 @@ async fn incremental_population(
             packs,
             map_job: Some(job),
         } => {
-            let (map, candidates) = match job.join() {
-                Ok(read) => read,
-                Err(p) => std::panic::resume_unwind(p),
-            };
+            let (map, candidates) = job.opened();
             clock.lap("read the person map", String::new);
             match map {
                 Ok(Some(map)) if map.head_rev == read_from && map.policy_version == key => {
@@ -2022,6 +2063,26 @@ async fn incremental_population(
                         store, map, candidates, screen, open, changes, &mut clock,
                     )
                     .await?;
+                    // Nothing is saved before the map's checksum holds; a damaged map's
+                    // persons are dropped, and the store path finds them again.
+                    if let Err(e) = job.verified() {
+                        let without_map = RunOptions {
+                            map_dir: None,
+                            ..opts.clone()
+                        };
+                        let mut population = Box::pin(incremental_population(
+                            store,
+                            &without_map,
+                            progress,
+                            run,
+                            open,
+                            screen,
+                        ))
+                        .await?;
+                        population.person_map = Some(format!("not used: {e}"));
+                        return Ok(population);
+                    }
+                    clock.lap("check the person map", String::new);
                     population.person_map = Some(note);
                     return Ok(population);
                 }

@@ -419,14 +419,42 @@ fn u64_of(b: &[u8]) -> u64 {
     u64::from_le_bytes(w)
 }
 
-/// A map or candidates file, mapped, its magic, checksum and format checked: the file and the
-/// length of its bytes before the checksum (`Ok(None)` when there is no file).
-fn open_checked(
+/// A mapped map or candidates file whose magic and format were checked, and whose checksum is
+/// checked by [`Unverified::verify`]: reading all of a 2.2 GB map (at 10M people) takes an
+/// incremental run's other thread the first second or more when the file is not in the page
+/// cache, so the run uses the map while it is checked and saves nothing before it holds.
+#[derive(Clone)]
+pub(crate) struct Unverified {
+    path: PathBuf,
+    file: Arc<MappedFile>,
+    /// The length of the bytes before the checksum.
+    body_len: usize,
+}
+
+impl Unverified {
+    /// Checks the file's checksum (every byte of it is read).
+    pub(crate) fn verify(&self) -> Result<(), MapError> {
+        let bytes = self.file.bytes();
+        let mut sum = Checksum::default();
+        sum.add(&bytes[..self.body_len]);
+        if sum.finish() != u64_of(&bytes[self.body_len..]) {
+            return Err(MapError::Invalid {
+                path: self.path.clone(),
+                problem: "checksum mismatch (damaged or truncated)".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A map or candidates file, mapped, its magic and format checked, not yet its checksum
+/// (`Ok(None)` when there is no file).
+fn open_unverified(
     path: &Path,
     magic: &[u8; 8],
     format: u32,
     what: &str,
-) -> Result<Option<(Arc<MappedFile>, usize)>, MapError> {
+) -> Result<Option<Unverified>, MapError> {
     let file = match MappedFile::open(path) {
         Ok(Some(f)) => Arc::new(f),
         Ok(None) => return Ok(None),
@@ -445,28 +473,58 @@ fn open_checked(
     if bytes.len() < magic.len() + 4 + 8 || &bytes[..magic.len()] != magic {
         return Err(invalid(format!("not {what}")));
     }
-    let body_len = bytes.len() - 8;
-    let mut sum = Checksum::default();
-    sum.add(&bytes[..body_len]);
-    if sum.finish() != u64_of(&bytes[body_len..]) {
-        return Err(invalid("checksum mismatch (damaged or truncated)".into()));
-    }
     let found = u32_at(&bytes[magic.len()..], 0);
     if found != format {
         return Err(invalid(format!(
             "format {found}, this build reads {format}"
         )));
     }
-    Ok(Some((file, body_len)))
+    let body_len = bytes.len() - 8;
+    Ok(Some(Unverified {
+        path: path.to_path_buf(),
+        file,
+        body_len,
+    }))
 }
 
-/// Reads the map in `dir` in place (mapped): `Ok(None)` when there is none, an error when it
-/// is damaged or of another format (the caller then runs without it).
-pub(crate) fn read_map(dir: &Path) -> Result<Option<PersonMap>, MapError> {
-    let path = dir.join(MAP_FILE);
-    let Some((file, body_len)) = open_checked(&path, MAGIC, FORMAT, "a person map")? else {
+/// A map or candidates file, mapped, its magic, format and checksum checked: the file and the
+/// length of its bytes before the checksum (`Ok(None)` when there is no file).
+fn open_checked(
+    path: &Path,
+    magic: &[u8; 8],
+    format: u32,
+    what: &str,
+) -> Result<Option<(Arc<MappedFile>, usize)>, MapError> {
+    let Some(file) = open_unverified(path, magic, format, what)? else {
         return Ok(None);
     };
+    file.verify()?;
+    Ok(Some((file.file, file.body_len)))
+}
+
+/// Reads the map in `dir` in place (mapped), its checksum checked: `Ok(None)` when there is
+/// none, an error when it is damaged or of another format (the caller then runs without it).
+#[cfg(test)]
+pub(crate) fn read_map(dir: &Path) -> Result<Option<PersonMap>, MapError> {
+    let Some((map, file)) = read_map_unverified(dir)? else {
+        return Ok(None);
+    };
+    file.verify()?;
+    Ok(Some(map))
+}
+
+/// Reads the map in `dir` in place (mapped), its structure checked but not its checksum,
+/// which the caller checks ([`Unverified::verify`]) before it acts on what it read: `Ok(None)`
+/// when there is none, an error when it is of another format or its sections do not fit (the
+/// caller then runs without it). The sections' lengths and the group starts (an ordered cover
+/// of the slots) are checked here, so a damaged map read before its checksum fails gives
+/// wrong answers the caller discards, never out-of-range work.
+pub(crate) fn read_map_unverified(dir: &Path) -> Result<Option<(PersonMap, Unverified)>, MapError> {
+    let path = dir.join(MAP_FILE);
+    let Some(unverified) = open_unverified(&path, MAGIC, FORMAT, "a person map")? else {
+        return Ok(None);
+    };
+    let (file, body_len) = (&unverified.file, unverified.body_len);
     let invalid = |problem: String| MapError::Invalid {
         path: path.clone(),
         problem,
@@ -480,16 +538,16 @@ pub(crate) fn read_map(dir: &Path) -> Result<Option<PersonMap>, MapError> {
         let policy = r.section(1, |b| b[0])?;
         let policy_version =
             String::from_utf8(policy).map_err(|_| "policy version is not UTF-8".to_string())?;
-        let group_starts = r.column::<u32>(&file)?;
-        let slot_rev = r.column::<i64>(&file)?;
-        let slot_lead = r.column::<RecordLead>(&file)?;
-        let slot_id_hash = r.column::<u64>(&file)?;
-        let ids = r.column::<IdEntry>(&file)?;
-        let id_dir = r.directory(&file, ids.len())?;
-        let citizen = r.column::<u64>(&file)?;
-        let citizen_dir = r.directory(&file, citizen.len())?;
-        let status = r.column::<KeyEntry>(&file)?;
-        let status_dir = r.directory(&file, status.len())?;
+        let group_starts = r.column::<u32>(file)?;
+        let slot_rev = r.column::<i64>(file)?;
+        let slot_lead = r.column::<RecordLead>(file)?;
+        let slot_id_hash = r.column::<u64>(file)?;
+        let ids = r.column::<IdEntry>(file)?;
+        let id_dir = r.directory(file, ids.len())?;
+        let citizen = r.column::<u64>(file)?;
+        let citizen_dir = r.directory(file, citizen.len())?;
+        let status = r.column::<KeyEntry>(file)?;
+        let status_dir = r.directory(file, status.len())?;
         if r.at != r.bytes.len() {
             return Err(format!(
                 "{} bytes after the last section",
@@ -500,8 +558,9 @@ pub(crate) fn read_map(dir: &Path) -> Result<Option<PersonMap>, MapError> {
         if slot_lead.len() != slots || slot_id_hash.len() != slots {
             return Err("slot sections differ in length".into());
         }
-        // The checksum held, so these only guard against a writer's bug: the cheap checks
-        // (the sorted arrays are not walked, which would read every page of the file).
+        // Before the checksum is known, and against a writer's bug: the cheap checks (the
+        // sorted arrays are not walked, which would read every page of the file), enough that
+        // every group's slots lie within the slots.
         let mut last = 0u32;
         let ordered = group_starts.iter().all(|s| {
             let ok = s >= last;
@@ -536,7 +595,8 @@ pub(crate) fn read_map(dir: &Path) -> Result<Option<PersonMap>, MapError> {
             },
         })
     };
-    parse(&mut r).map(Some).map_err(invalid)
+    let map = parse(&mut r).map_err(invalid)?;
+    Ok(Some((map, unverified)))
 }
 
 /// The head rev and validity key of the map in `dir`, from its first bytes only (the whole
