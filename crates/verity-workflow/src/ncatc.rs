@@ -1984,29 +1984,28 @@ async fn incremental_population(
     let matched: Vec<(String, String)> = if open.is_empty() {
         Vec::new()
     } else {
-        let rows = store.open_lead_subject_keys().await?;
-        match &since {
-            Since::Digests { new, .. } => {
-                let changed = || new.iter().filter(|n| n.rev > run.from_rev);
-                open_leads_bearing(
-                    rows,
-                    changed().flat_map(|n| n.digest.citizen_keys.iter().copied()),
-                    changed().flat_map(|n| n.digest.status_keys.iter().copied()),
-                )
-            }
+        // The changed records' digests: as read, or made here from the decoded records.
+        let made: Vec<RecordDigest>;
+        let changed: Vec<&RecordDigest> = match &since {
+            Since::Digests { new, .. } => new
+                .iter()
+                .filter(|n| n.rev > run.from_rev)
+                .map(|n| &n.digest)
+                .collect(),
             Since::Json(records) => {
-                let digests: Vec<RecordDigest> = records
+                made = records
                     .iter()
                     .filter(|(rev, _)| *rev > run.from_rev)
                     .map(|(rev, r)| RecordDigest::of(*rev, r))
                     .collect();
-                open_leads_bearing(
-                    rows,
-                    digests.iter().flat_map(|d| d.citizen_keys.iter().copied()),
-                    digests.iter().flat_map(|d| d.status_keys.iter().copied()),
-                )
+                made.iter().collect()
             }
-        }
+        };
+        open_leads_bearing(
+            store.open_lead_subject_keys().await?,
+            changed.iter().flat_map(|d| d.citizen_keys.iter().copied()),
+            changed.iter().flat_map(|d| d.status_keys.iter().copied()),
+        )
     };
     let bearing_ids: Vec<String> = matched
         .into_iter()

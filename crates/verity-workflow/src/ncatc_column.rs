@@ -64,8 +64,9 @@ fn map(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
     // never writes a map or candidates file in place: a full run writes a temporary file and
     // renames it over the old one, which leaves the mapped inode (the old file) unchanged
     // until the last mapping of it goes. Only an outside process writing into the file could
-    // change it, as it could any file of the data directory; its checksum is checked after
-    // mapping, before anything is read from it.
+    // change it, as it could any file of the data directory; its checksum catches that: a
+    // candidates file's before anything is read from it, a map's while a run uses it, before
+    // the run saves anything (`MapJob`).
     unsafe { memmap2::Mmap::map(file) }
 }
 
