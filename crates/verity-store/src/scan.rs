@@ -1087,8 +1087,11 @@ pub struct DigestChunk {
     pub records: i64,
     pub bytes: Vec<u8>,
     /// The chunk's records as stored ([`encode_record_pack`]); `None` for a chunk written
-    /// before packs were kept (schema version 9), which a full lead run then fills in.
+    /// before packs were kept (schema version 9), which a full lead run then fills in, or
+    /// for one whose pack was not asked for ([`Store::record_digest_chunks_packs_after`]).
     pub pack: Option<Vec<u8>>,
+    /// Whether the store holds the chunk's pack (read or not).
+    pub pack_stored: bool,
 }
 
 impl DigestChunk {
@@ -1319,21 +1322,42 @@ impl Store {
         Ok(())
     }
 
-    /// Up to `limit` digest chunks with `after_first_rev < first_rev <= to_rev`, by first rev.
+    /// Up to `limit` digest chunks with `after_first_rev < first_rev <= to_rev`, by first rev,
+    /// each with its pack.
     pub async fn record_digest_chunks(
         &self,
         after_first_rev: i64,
         to_rev: i64,
         limit: u32,
     ) -> Result<Vec<DigestChunk>, StoreError> {
+        self.record_digest_chunks_packs_after(after_first_rev, to_rev, limit, i64::MIN)
+            .await
+    }
+
+    /// As [`Store::record_digest_chunks`], but reads the packs only of chunks with records
+    /// after `packs_after_rev` (`last_rev > packs_after_rev`): a full lead run that has the
+    /// older records from its last run's candidates. Packs are most of a chunk's bytes, and
+    /// both backends leave an unread column's bytes on disk (SQLite stops following a row's
+    /// overflow pages at the last column it reads; PostgreSQL leaves it in TOAST).
+    pub async fn record_digest_chunks_packs_after(
+        &self,
+        after_first_rev: i64,
+        to_rev: i64,
+        limit: u32,
+        packs_after_rev: i64,
+    ) -> Result<Vec<DigestChunk>, StoreError> {
         with_pool!(self, pool => {
             let rows = sqlx::query(
-                "SELECT first_rev, last_rev, records, digest, records_packed FROM record_digests \
+                "SELECT first_rev, last_rev, records, digest, \
+                 records_packed IS NOT NULL AS pack_stored, \
+                 CASE WHEN last_rev > $4 THEN records_packed END AS pack \
+                 FROM record_digests \
                  WHERE first_rev > $1 AND first_rev <= $2 ORDER BY first_rev LIMIT $3",
             )
             .bind(after_first_rev)
             .bind(to_rev)
             .bind(i64::from(limit))
+            .bind(packs_after_rev)
             .fetch_all(pool)
             .await
             .ctx("read record digests")?;
@@ -1346,7 +1370,8 @@ impl Store {
                         last_rev: r.int("last_rev").ctx(op)?,
                         records: r.int("records").ctx(op)?,
                         bytes: r.try_get::<Vec<u8>, _>("digest").ctx(op)?,
-                        pack: r.try_get::<Option<Vec<u8>>, _>("records_packed").ctx(op)?,
+                        pack: r.try_get::<Option<Vec<u8>>, _>("pack").ctx(op)?,
+                        pack_stored: r.flag("pack_stored").ctx(op)?,
                     })
                 })
                 .collect()

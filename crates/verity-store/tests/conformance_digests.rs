@@ -132,6 +132,25 @@ mod cases {
             .collect();
         assert_eq!(stored.len(), 60);
         assert_eq!(all_packed(s).await, stored);
+        // Packs asked for only after a rev: chunks ending at or before it come without theirs
+        // (still stored), the rest with them, and the digests are the same.
+        let chunks = s.record_digest_chunks(0, head, 100).await.unwrap();
+        assert!(chunks.len() >= 2, "{} chunks", chunks.len());
+        let after = chunks[0].last_rev;
+        let partly = s
+            .record_digest_chunks_packs_after(0, head, 100, after)
+            .await
+            .unwrap();
+        assert_eq!(partly.len(), chunks.len());
+        for (p, c) in partly.iter().zip(&chunks) {
+            assert!(p.pack_stored && c.pack_stored);
+            assert_eq!(p.bytes, c.bytes);
+            if c.last_rev > after {
+                assert_eq!(p.pack, c.pack);
+            } else {
+                assert_eq!(p.pack, None);
+            }
+        }
         // A chunk without its pack (written before schema version 9) reads as `None`; a pack
         // stored for it later reads back as stored.
         let chunks = s.record_digest_chunks(0, head, 100).await.unwrap();
@@ -139,7 +158,7 @@ mod cases {
             .await
             .unwrap();
         let bare = s.record_digest_chunks(0, head, 100).await.unwrap();
-        assert!(bare.iter().all(|c| c.pack.is_none()));
+        assert!(bare.iter().all(|c| c.pack.is_none() && !c.pack_stored));
         for c in &chunks {
             s.set_record_pack(c.first_rev, c.pack.as_deref().unwrap())
                 .await

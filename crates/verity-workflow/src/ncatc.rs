@@ -284,8 +284,11 @@ struct Population {
     /// Where the sweep looks.
     sweep: SweepSource,
     /// The records of the persons to evaluate, by rev, taken from the digest chunks' record
-    /// packs (a full run); records not found here are read from the store.
+    /// packs (a full run); records not found here or in `previous` are read from the store.
     unpacked: HashMap<i64, RawRecord>,
+    /// The last full run's candidates, by rev (a full run with a map directory): the records
+    /// to evaluate that it has are read from there.
+    previous: Option<scan::map::CandidatesByRev>,
     /// What the run did with the person map (see [`RunStats::person_map`]).
     person_map: Option<String>,
     /// A full run's candidates file, written as its batches are read.
@@ -323,6 +326,81 @@ async fn map_key(store: &Store, run: &LeadRun, opts: &RunOptions) -> Result<Stri
             "system"
         }
     ))
+}
+
+/// The last full run's candidates file, for the next full run: its head read at once (chunks
+/// up to it need not have their packs read), the file checked and indexed by rev on another
+/// thread while the digests are read.
+struct PreviousCandidates {
+    /// `i64::MIN` when there are none to use.
+    head_rev: i64,
+    job: Option<
+        std::thread::JoinHandle<Result<Option<scan::map::CandidatesByRev>, scan::map::MapError>>,
+    >,
+    /// Why there are none to use, when that is worth saying.
+    note: Option<String>,
+}
+
+impl PreviousCandidates {
+    fn start(dir: Option<&std::path::Path>, key: &str, to_rev: i64) -> PreviousCandidates {
+        let none = |note: Option<String>| PreviousCandidates {
+            head_rev: i64::MIN,
+            job: None,
+            note,
+        };
+        let Some(dir) = dir else {
+            return none(None);
+        };
+        match scan::map::read_candidates_head(dir) {
+            Ok(Some((head, k))) if k == key && head <= to_rev => {
+                let (dir, key) = (dir.to_path_buf(), key.to_string());
+                let job = std::thread::spawn(move || match scan::map::read_candidates(&dir)? {
+                    // Checked again whole: the file could have been replaced since its head
+                    // was read.
+                    Some(c) if c.key == key && c.head_rev == head => {
+                        scan::map::CandidatesByRev::index(c).map(Some)
+                    }
+                    _ => Ok(None),
+                });
+                PreviousCandidates {
+                    head_rev: head,
+                    job: Some(job),
+                    note: None,
+                }
+            }
+            Ok(Some((head, _))) => none(Some(format!(
+                "last candidates (rev {head}) not used: another store, policy or screen"
+            ))),
+            Ok(None) => none(None),
+            Err(e) => none(Some(format!("last candidates not used: {e}"))),
+        }
+    }
+
+    fn head_rev(&self) -> i64 {
+        self.head_rev
+    }
+
+    /// The candidates by rev, or why not. Without them, the records their head covers are
+    /// read by rev from the store: slower, the same outcome.
+    fn finish(self) -> (Option<scan::map::CandidatesByRev>, Option<String>) {
+        let Some(job) = self.job else {
+            return (None, self.note);
+        };
+        match job.join() {
+            Ok(Ok(Some(c))) => (Some(c), None),
+            Ok(Ok(None)) => (
+                None,
+                Some("last candidates replaced while read: records read by rev".into()),
+            ),
+            Ok(Err(e)) => (
+                None,
+                Some(format!(
+                    "last candidates not used ({e}): records read by rev"
+                )),
+            ),
+            Err(p) => std::panic::resume_unwind(p),
+        }
+    }
 }
 
 /// A digest chunk's record pack, kept by a full run's scan until it knows which records the
@@ -439,8 +517,12 @@ async fn execute(
         stats.persons = population.persons_total;
     }
     let detainers = store.active_detainer_person_keys().await?;
-    let mut unpacked = std::mem::take(&mut population.unpacked);
     let candidates = population.candidates.take();
+    let mut sources = RecordSources {
+        unpacked: std::mem::take(&mut population.unpacked),
+        previous: population.previous.take(),
+        candidates: candidates.as_ref(),
+    };
     let start = match &run.cursor_key {
         Some(c) => population.persons.partition_point(|(k, _)| k <= c),
         None => 0,
@@ -461,34 +543,17 @@ async fn execute(
     let sweep = &population.sweep;
     let mut evaluating: Option<BatchJob> = match chunks.first_mut() {
         Some(first) => {
-            let prepared = prepare_batch(
-                store,
-                first,
-                sweep,
-                &detainers,
-                &mut unpacked,
-                candidates.as_ref(),
-                &mut times,
-            )
-            .await?;
+            let prepared =
+                prepare_batch(store, first, sweep, &detainers, &mut sources, &mut times).await?;
             Some(spawn_batch(&shared, &open, prepared, opts.today))
         }
         None => None,
     };
     for done_batches in 0..chunks.len() {
         let next = match chunks.get_mut(done_batches + 1) {
-            Some(next) => Some(
-                prepare_batch(
-                    store,
-                    next,
-                    sweep,
-                    &detainers,
-                    &mut unpacked,
-                    candidates.as_ref(),
-                    &mut times,
-                )
-                .await?,
-            ),
+            Some(next) => {
+                Some(prepare_batch(store, next, sweep, &detainers, &mut sources, &mut times).await?)
+            }
             None => None,
         };
         let begun = times.begin();
@@ -568,12 +633,11 @@ async fn prepare_batch(
     chunk: &mut [(String, Members)],
     sweep: &SweepSource,
     detainers: &BTreeSet<String>,
-    unpacked: &mut HashMap<i64, RawRecord>,
-    candidates: Option<&scan::map::CandidateWriter>,
+    sources: &mut RecordSources<'_>,
     times: &mut RunTimes,
 ) -> Result<PreparedBatch, RunError> {
     let begun = times.begin();
-    let people = load_members(store, chunk, unpacked, candidates).await?;
+    let people = load_members(store, chunk, sources).await?;
     times.end("read persons", begun);
     let begun = times.begin();
     let groups: Vec<&[u32]> = chunk
@@ -628,37 +692,80 @@ fn spawn_batch(
     })
 }
 
-/// The records of a batch of persons: taken from `unpacked` (the full run's record packs) or
-/// else read by rev in one go, decoded on the machine's cores, each person's sorted by record
-/// id.
+/// Where a full run's batches find their records besides the store, and where it writes them.
+struct RecordSources<'a> {
+    /// Records unpacked from the digest chunks' packs, by rev (removed as read).
+    unpacked: HashMap<i64, RawRecord>,
+    /// The last full run's candidates.
+    previous: Option<scan::map::CandidatesByRev>,
+    /// This run's candidates file.
+    candidates: Option<&'a scan::map::CandidateWriter>,
+}
+
+/// The records of a batch of persons: taken from the full run's record packs, from the last
+/// full run's candidates or else read by rev in one go; decoded on the machine's cores, each
+/// person's sorted by record id.
 async fn load_members(
     store: &Store,
     chunk: &mut [(String, Members)],
-    unpacked: &mut HashMap<i64, RawRecord>,
-    candidates: Option<&scan::map::CandidateWriter>,
+    sources: &mut RecordSources<'_>,
 ) -> Result<Vec<(String, Vec<SourceRecord>)>, RunError> {
+    let (unpacked, previous, candidates) = (
+        &mut sources.unpacked,
+        sources.previous.as_ref(),
+        sources.candidates,
+    );
     let mut raw = Vec::new();
     let mut missing = Vec::new();
+    // (block, rev) of the records the last full run's candidates hold.
+    let mut kept: Vec<(u32, i64)> = Vec::new();
     for (_, m) in chunk.iter() {
         if let Members::Revs { revs, .. } = m {
             for rev in revs {
                 match unpacked.remove(rev) {
                     Some(r) => raw.push(r),
-                    None => missing.push(*rev),
+                    None => match previous.and_then(|p| p.block_of(*rev)) {
+                        Some(b) => kept.push((b, *rev)),
+                        None => missing.push(*rev),
+                    },
                 }
             }
         }
     }
     if !missing.is_empty() {
-        raw.extend(store.records_by_revs(&missing).await?);
+        let read = store.records_by_revs(&missing).await?;
+        // Every rev came from a digest: one without its row is damage, and a person must not
+        // be evaluated without one of its records (it may be the citizenship evidence).
+        if read.len() != missing.len() {
+            missing.sort_unstable();
+            let lost = missing
+                .iter()
+                .find(|&&rev| read.binary_search_by_key(&rev, |r| r.rev).is_err())
+                .copied()
+                .unwrap_or_default();
+            return Err(StoreError::Corrupt {
+                table: "records",
+                key: format!("rev {lost}"),
+                problem: "in a digest chunk but not stored".into(),
+            }
+            .into());
+        }
+        raw.extend(read);
     }
-    let mut by_rev: HashMap<i64, SourceRecord> = HashMap::with_capacity(raw.len());
+    // Decoded: per record its rev, the record and (for a candidates file) its entry.
+    let mut decoded: Vec<(i64, SourceRecord, Option<Vec<u8>>)> =
+        Vec::with_capacity(raw.len() + kept.len());
     match candidates {
-        None => by_rev.extend(raw.iter().map(|r| r.rev).zip(decode_parallel(&raw)?)),
-        Some(writer) => {
+        None => decoded.extend(
+            raw.iter()
+                .map(|r| r.rev)
+                .zip(decode_parallel(&raw)?)
+                .map(|(rev, record)| (rev, record, None)),
+        ),
+        Some(_) => {
             // A full run's candidates file gets each record's compact form, made on the
-            // decoding threads, person by person.
-            let decoded = par_map(&raw, |_, r| {
+            // decoding threads.
+            let parts = par_map(&raw, |_, r| {
                 let record = r.decode()?;
                 let mut entry = Vec::new();
                 scan::map::push_candidate_record(&mut entry, r.rev, &record).map_err(|e| {
@@ -668,49 +775,95 @@ async fn load_members(
                         problem: e.to_string(),
                     }
                 })?;
-                Ok::<_, StoreError>((record, entry))
+                Ok::<_, StoreError>((r.rev, record, Some(entry)))
             });
-            let mut entries: HashMap<i64, Vec<u8>> = HashMap::with_capacity(raw.len());
-            for (r, d) in raw.iter().zip(decoded) {
-                let (record, entry) = d?;
-                by_rev.insert(r.rev, record);
-                entries.insert(r.rev, entry);
+            for d in parts {
+                decoded.push(d?);
             }
-            let persons: Vec<scan::map::CandidatePerson> = chunk
-                .iter()
-                .filter_map(|(_, m)| match m {
-                    Members::Revs { group, revs } => {
-                        let mut person = scan::map::CandidatePerson {
-                            group: *group,
-                            entries: Vec::new(),
-                        };
-                        for rev in revs {
-                            person.entries.extend(entries.remove(rev)?);
-                        }
-                        Some(person)
-                    }
-                    _ => None,
-                })
-                .collect();
-            writer.send(persons);
         }
     }
-    Ok(chunk
+    if let Some(previous) = previous.filter(|_| !kept.is_empty()) {
+        kept.sort_unstable();
+        // Whole blocks to each core: a block is unpacked once.
+        let per = kept.len().div_ceil(worker_threads()).max(1);
+        let mut parts: Vec<&[(u32, i64)]> = Vec::new();
+        let mut rest = kept.as_slice();
+        while !rest.is_empty() {
+            let mut end = per.min(rest.len());
+            while end < rest.len() && rest[end].0 == rest[end - 1].0 {
+                end += 1;
+            }
+            let (part, tail) = rest.split_at(end);
+            parts.push(part);
+            rest = tail;
+        }
+        for part in par_map(&parts, |_, part| previous.read(part)) {
+            // The file's checksum held when it was opened, so a block that cannot be read is
+            // a bug: the run stops rather than evaluate a person without a record.
+            let part = part.map_err(|e| StoreError::Corrupt {
+                table: "record_digests",
+                key: scan::map::CANDIDATES_FILE.into(),
+                problem: e.to_string(),
+            })?;
+            decoded.extend(
+                part.into_iter()
+                    .map(|c| (c.rev, c.record, candidates.map(|_| c.entry))),
+            );
+        }
+    }
+    let mut by_rev: HashMap<i64, SourceRecord> = HashMap::with_capacity(decoded.len());
+    let mut entries: HashMap<i64, Vec<u8>> = HashMap::new();
+    for (rev, record, entry) in decoded {
+        by_rev.insert(rev, record);
+        if let Some(entry) = entry {
+            entries.insert(rev, entry);
+        }
+    }
+    if let Some(writer) = candidates {
+        let persons: Vec<scan::map::CandidatePerson> = chunk
+            .iter()
+            .filter_map(|(_, m)| match m {
+                Members::Revs { group, revs } => {
+                    let mut person = scan::map::CandidatePerson {
+                        group: *group,
+                        entries: Vec::new(),
+                    };
+                    for rev in revs {
+                        person.entries.extend(entries.remove(rev)?);
+                    }
+                    Some(person)
+                }
+                _ => None,
+            })
+            .collect();
+        writer.send(persons);
+    }
+    chunk
         .iter_mut()
         .map(|(key, m)| {
             let records = match m {
                 // Taken, not copied: a batch is loaded once.
                 Members::Loaded { records, .. } => std::mem::take(records),
                 Members::Revs { revs, .. } => {
-                    let mut rs: Vec<SourceRecord> =
-                        revs.iter().filter_map(|r| by_rev.remove(r)).collect();
+                    // Each rev was found above or the read failed: a person is never
+                    // evaluated without one of its records.
+                    let mut rs = revs
+                        .iter()
+                        .map(|r| {
+                            by_rev.remove(r).ok_or_else(|| StoreError::Corrupt {
+                                table: "records",
+                                key: format!("rev {r}"),
+                                problem: format!("a record of {key} was not read"),
+                            })
+                        })
+                        .collect::<Result<Vec<SourceRecord>, StoreError>>()?;
                     rs.sort_by(|a, b| a.record_id.cmp(&b.record_id));
                     rs
                 }
             };
-            (key.clone(), records)
+            Ok((key.clone(), records))
         })
-        .collect())
+        .collect()
 }
 
 /// Decodes records on the machine's cores, keeping their order.
@@ -1073,10 +1226,25 @@ async fn full_population(
     // (chunks written before packs were kept).
     let mut packs: Vec<HeldPack> = Vec::new();
     let mut packed_now = 0u64;
+    // The map's validity key, which the last full run's candidates must also carry to be used.
+    let key = match &opts.map_dir {
+        Some(_) => map_key(store, run, opts).await?,
+        None => String::new(),
+    };
+    let previous = PreviousCandidates::start(opts.map_dir.as_deref(), &key, run.to_rev);
+    // Chunks whose records all precede the last full run's candidates need no pack: the
+    // records of theirs to evaluate are in those candidates (or, for persons that run did
+    // not evaluate, read by rev).
+    let packs_after = previous.head_rev();
     loop {
         let clock = std::time::Instant::now();
         let chunks = store
-            .record_digest_chunks(after_chunk, run.to_rev, DIGEST_CHUNKS_PER_READ)
+            .record_digest_chunks_packs_after(
+                after_chunk,
+                run.to_rev,
+                DIGEST_CHUNKS_PER_READ,
+                packs_after,
+            )
             .await?;
         read_time += clock.elapsed();
         let Some(last) = chunks.last() else {
@@ -1112,9 +1280,10 @@ async fn full_population(
                 json_time += clock.elapsed();
                 covered = upto;
             }
-            let pack = match chunk.pack.take() {
-                Some(bytes) => bytes,
-                None => {
+            let pack = match (chunk.pack.take(), chunk.pack_stored) {
+                (Some(bytes), _) => Some(bytes),
+                (None, true) => None,
+                (None, false) => {
                     // Written before packs were kept: packed once from the records' JSON.
                     let limit = u32::try_from(chunk.records.max(1)).unwrap_or(u32::MAX);
                     let raw = store
@@ -1126,14 +1295,16 @@ async fn full_population(
                     );
                     store.set_record_pack(chunk.first_rev, &bytes).await?;
                     packed_now += raw.len() as u64;
-                    bytes
+                    (chunk.last_rev > packs_after).then_some(bytes)
                 }
             };
-            packs.push(HeldPack {
-                first_rev: chunk.first_rev,
-                last_rev: chunk.last_rev,
-                bytes: pack,
-            });
+            if let Some(bytes) = pack {
+                packs.push(HeldPack {
+                    first_rev: chunk.first_rev,
+                    last_rev: chunk.last_rev,
+                    bytes,
+                });
+            }
             let clock = std::time::Instant::now();
             join_parts(&mut scanned, &mut parts, in_flight - 1, total)?;
             let (after, to_rev, screen) = (covered, run.to_rev, screen.clone());
@@ -1196,10 +1367,6 @@ async fn full_population(
     // The person map for the incremental runs after this one. Not writing it costs only
     // speed (they follow identifiers through the store instead), so a failure is reported in
     // the run's stats, not raised.
-    let key = match &opts.map_dir {
-        Some(_) => map_key(store, run, opts).await?,
-        None => String::new(),
-    };
     let mut map_written = false;
     let mut person_map = match (&opts.map_dir, grouped.links.take()) {
         (Some(dir), Some(links)) => {
@@ -1250,13 +1417,32 @@ async fn full_population(
         .collect();
     needed.sort_unstable();
     needed.dedup();
+    let (previous, previous_note) = previous.finish();
+    // Records the last full run's candidates hold are read from there.
+    let needed_count = needed.len();
+    if let Some(c) = &previous {
+        needed.retain(|&rev| c.block_of(rev).is_none());
+    }
+    let note = match (&previous, previous_note) {
+        (Some(c), _) => Some(format!(
+            "{} of {needed_count} records to evaluate from the last candidates (rev {})",
+            needed_count - needed.len(),
+            c.head_rev()
+        )),
+        (None, note) => note,
+    };
+    if let (Some(p), Some(note)) = (&mut person_map, note) {
+        p.push_str(&format!("; {note}"));
+    }
     let unpacked = unpack_needed(packs, &needed)?;
     if timing {
         eprintln!(
-            "ncatc full unpack: {:.3} s; {} of {} records to evaluate found in record packs",
+            "ncatc full unpack: {:.3} s; {} of {} records to evaluate found in record packs, \
+             {} records in the last full run's candidates",
             clock.elapsed().as_secs_f64(),
             unpacked.len(),
-            needed.len()
+            needed.len(),
+            previous.as_ref().map_or(0, |c| c.len())
         );
     }
     // Beside the map, the records of the persons evaluated here, for the incremental runs:
@@ -1280,6 +1466,7 @@ async fn full_population(
         persons_total: grouped.persons_total,
         sweep: SweepSource::Full(grouped.sweep),
         unpacked,
+        previous,
         person_map,
         candidates,
     })
@@ -2233,6 +2420,7 @@ async fn incremental_population(
         records_read,
         sweep: SweepSource::Store,
         unpacked: HashMap::new(),
+        previous: None,
         person_map: map_note,
         candidates: None,
     })

@@ -627,6 +627,7 @@ pub(super) async fn population(
         records_read,
         sweep: SweepSource::Map(Box::new(sweep)),
         unpacked: HashMap::new(),
+        previous: None,
         person_map: None,
         candidates: None,
     })

@@ -1276,6 +1276,89 @@ fn an_incremental_run_with_the_person_map_has_the_outcomes_of_one_without() {
     });
 }
 
+/// A full run after a full run reads the records its predecessor evaluated from that run's
+/// candidates file, not from the digest chunks' packs: the outcome is that of a run without
+/// the file, whatever state the file is in.
+#[test]
+fn a_full_run_reading_the_last_candidates_has_the_outcomes_of_one_without() {
+    rt().block_on(async {
+        let ctx = LeadContext::load(None).unwrap();
+        let mut results = Vec::new();
+        for mode in ["store", "candidates", "damaged candidates", "other policy"] {
+            let dir = scratch("full_cand");
+            let store = Store::open_data_dir(&dir).await.unwrap();
+            import(&store).await;
+            let mut o = opts();
+            if mode != "store" {
+                o.map_dir = Some(dir.join("ncatc"));
+            }
+            o.force_full = true;
+            run_leads(&store, &ctx, &o, &|_| {}).await.unwrap();
+            let candidates = dir.join("ncatc").join(scan::map::CANDIDATES_FILE);
+            match mode {
+                "damaged candidates" => {
+                    let mut bytes = std::fs::read(&candidates).unwrap();
+                    let mid = bytes.len() / 2;
+                    bytes[mid] ^= 0x40;
+                    std::fs::write(&candidates, bytes).unwrap();
+                }
+                "other policy" => {
+                    // Written for another store or policy: its key differs.
+                    let c = scan::map::read_candidates(&dir.join("ncatc"))
+                        .unwrap()
+                        .unwrap();
+                    scan::map::write_candidates(
+                        &dir.join("ncatc"),
+                        c.head_rev,
+                        "another|key",
+                        Vec::new(),
+                    )
+                    .unwrap();
+                }
+                _ => {}
+            }
+            // New records after the file's head: in chunks whose packs the run reads.
+            let changes = map_changes(&store, "F1").await;
+            store.insert_records(&changes).await.unwrap();
+            let full = run_leads(&store, &ctx, &o, &|_| {}).await.unwrap();
+            assert_eq!(full.kind, "full");
+            let note = full.stats.person_map.clone().unwrap_or_default();
+            match mode {
+                "store" => assert_eq!(full.stats.person_map, None),
+                "candidates" => {
+                    // "N of M records to evaluate from the last candidates", N > 0.
+                    let used: u64 = note
+                        .split("; ")
+                        .find(|p| p.contains("from the last candidates"))
+                        .and_then(|p| p.split(' ').next())
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0);
+                    assert!(used > 0, "{note}");
+                }
+                "damaged candidates" => assert!(
+                    note.contains("last candidates not used") && note.contains("checksum"),
+                    "{note}"
+                ),
+                _ => assert!(note.contains("not used: another store"), "{note}"),
+            }
+            let (open, parks) = outcomes(&store, &full.run_id).await;
+            let mut stats = full.stats.clone();
+            stats.person_map = None;
+            stats.records_read = 0;
+            results.push((stats, open, parks));
+            store.close().await;
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let (stats, open, parks) = &results[0];
+        assert!(stats.persons_evaluated > 0 && !open.is_empty() && !parks.is_empty());
+        for (i, other) in results.iter().enumerate().skip(1) {
+            assert_eq!(stats, &other.0, "mode {i}: stats differ");
+            assert_eq!(open, &other.1, "mode {i}: open leads differ");
+            assert_eq!(parks, &other.2, "mode {i}: parks differ");
+        }
+    });
+}
+
 #[test]
 fn the_map_sweep_finds_status_records_outside_the_person_and_defers_what_it_cannot_tell() {
     let records = body_fin_person();
