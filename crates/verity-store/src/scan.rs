@@ -1346,14 +1346,21 @@ impl Store {
         limit: u32,
         packs_after_rev: i64,
     ) -> Result<Vec<DigestChunk>, StoreError> {
+        // Whether a pack is stored, without reading it: SQLite answers `length` of a blob
+        // from the row's header (`IS NOT NULL` would load the whole value from its overflow
+        // pages); PostgreSQL answers `IS NOT NULL` from the row's null bitmap.
+        let stored = match self.kind() {
+            BackendKind::Sqlite => "length(records_packed) IS NOT NULL",
+            BackendKind::Postgres => "records_packed IS NOT NULL",
+        };
+        let sql = format!(
+            "SELECT first_rev, last_rev, records, digest, {stored} AS pack_stored, \
+             CASE WHEN last_rev > $4 THEN records_packed END AS pack \
+             FROM record_digests \
+             WHERE first_rev > $1 AND first_rev <= $2 ORDER BY first_rev LIMIT $3"
+        );
         with_pool!(self, pool => {
-            let rows = sqlx::query(
-                "SELECT first_rev, last_rev, records, digest, \
-                 records_packed IS NOT NULL AS pack_stored, \
-                 CASE WHEN last_rev > $4 THEN records_packed END AS pack \
-                 FROM record_digests \
-                 WHERE first_rev > $1 AND first_rev <= $2 ORDER BY first_rev LIMIT $3",
-            )
+            let rows = sqlx::query(&sql)
             .bind(after_first_rev)
             .bind(to_rev)
             .bind(i64::from(limit))

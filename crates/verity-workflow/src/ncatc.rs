@@ -522,6 +522,7 @@ async fn execute(
         unpacked: std::mem::take(&mut population.unpacked),
         previous: population.previous.take(),
         candidates: candidates.as_ref(),
+        from_previous: std::collections::VecDeque::new(),
     };
     let start = match &run.cursor_key {
         Some(c) => population.persons.partition_point(|(k, _)| k <= c),
@@ -568,13 +569,16 @@ async fn execute(
         evaluating = next.map(|prepared| spawn_batch(&shared, &open, prepared, opts.today));
         let begun = times.begin();
         let chunk: &[(String, Members)] = chunks.get(done_batches).map_or(&[], |c| &**c);
+        // Records taken from the last full run's candidates were not read from the store.
+        let from_previous = sources.from_previous.pop_front().unwrap_or(0);
         stats.records_read += chunk
             .iter()
             .map(|(_, m)| match m {
                 Members::Revs { revs, .. } => revs.len() as u64,
                 Members::Loaded { .. } => 0,
             })
-            .sum::<u64>();
+            .sum::<u64>()
+            .saturating_sub(from_previous);
         let mut batch = LeadBatch::default();
         for (result, existing) in results {
             apply_outcome(ctx, result, existing, &mut batch, stats);
@@ -700,6 +704,9 @@ struct RecordSources<'a> {
     previous: Option<scan::map::CandidatesByRev>,
     /// This run's candidates file.
     candidates: Option<&'a scan::map::CandidateWriter>,
+    /// Per batch read and not yet saved, in order: how many of its records came from
+    /// `previous`.
+    from_previous: std::collections::VecDeque<u64>,
 }
 
 /// The records of a batch of persons: taken from the full run's record packs, from the last
@@ -782,6 +789,7 @@ async fn load_members(
             }
         }
     }
+    sources.from_previous.push_back(kept.len() as u64);
     if let Some(previous) = previous.filter(|_| !kept.is_empty()) {
         kept.sort_unstable();
         // Whole blocks to each core: a block is unpacked once.

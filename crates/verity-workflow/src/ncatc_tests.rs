@@ -1284,6 +1284,7 @@ fn a_full_run_reading_the_last_candidates_has_the_outcomes_of_one_without() {
     rt().block_on(async {
         let ctx = LeadContext::load(None).unwrap();
         let mut results = Vec::new();
+        let mut reads = Vec::new();
         for mode in ["store", "candidates", "damaged candidates", "other policy"] {
             let dir = scratch("full_cand");
             let store = Store::open_data_dir(&dir).await.unwrap();
@@ -1342,6 +1343,7 @@ fn a_full_run_reading_the_last_candidates_has_the_outcomes_of_one_without() {
                 _ => assert!(note.contains("not used: another store"), "{note}"),
             }
             let (open, parks) = outcomes(&store, &full.run_id).await;
+            reads.push(full.stats.records_read);
             let mut stats = full.stats.clone();
             stats.person_map = None;
             stats.records_read = 0;
@@ -1349,6 +1351,11 @@ fn a_full_run_reading_the_last_candidates_has_the_outcomes_of_one_without() {
             store.close().await;
             let _ = std::fs::remove_dir_all(dir);
         }
+        // Records taken from the candidates are not counted as read from the store; without
+        // usable candidates, every record evaluated is.
+        assert!(reads[1] < reads[0], "{reads:?}");
+        assert_eq!(reads[2], reads[0]);
+        assert_eq!(reads[3], reads[0]);
         let (stats, open, parks) = &results[0];
         assert!(stats.persons_evaluated > 0 && !open.is_empty() && !parks.is_empty());
         for (i, other) in results.iter().enumerate().skip(1) {
