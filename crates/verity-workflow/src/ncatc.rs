@@ -523,6 +523,7 @@ async fn execute(
         previous: population.previous.take(),
         candidates: candidates.as_ref(),
         from_previous: std::collections::VecDeque::new(),
+        unreadable: None,
     };
     let start = match &run.cursor_key {
         Some(c) => population.persons.partition_point(|(k, _)| k <= c),
@@ -605,6 +606,11 @@ async fn execute(
                 batches,
             });
         }
+    }
+    if let (Some(problem), Some(p)) = (sources.unreadable.take(), &mut stats.person_map) {
+        p.push_str(&format!(
+            "; last candidates partly unreadable, their records read by rev: {problem}"
+        ));
     }
     if let Some(writer) = candidates {
         let begun = times.begin();
@@ -707,6 +713,8 @@ struct RecordSources<'a> {
     /// Per batch read and not yet saved, in order: how many of its records came from
     /// `previous`.
     from_previous: std::collections::VecDeque<u64>,
+    /// The first problem met reading `previous`, if any (those records were read by rev).
+    unreadable: Option<String>,
 }
 
 /// The records of a batch of persons: taken from the full run's record packs, from the last
@@ -717,11 +725,7 @@ async fn load_members(
     chunk: &mut [(String, Members)],
     sources: &mut RecordSources<'_>,
 ) -> Result<Vec<(String, Vec<SourceRecord>)>, RunError> {
-    let (unpacked, previous, candidates) = (
-        &mut sources.unpacked,
-        sources.previous.as_ref(),
-        sources.candidates,
-    );
+    let (previous, candidates) = (sources.previous.as_ref(), sources.candidates);
     let mut raw = Vec::new();
     let mut missing = Vec::new();
     // (block, rev) of the records the last full run's candidates hold.
@@ -729,7 +733,7 @@ async fn load_members(
     for (_, m) in chunk.iter() {
         if let Members::Revs { revs, .. } = m {
             for rev in revs {
-                match unpacked.remove(rev) {
+                match sources.unpacked.remove(rev) {
                     Some(r) => raw.push(r),
                     None => match previous.and_then(|p| p.block_of(*rev)) {
                         Some(b) => kept.push((b, *rev)),
@@ -739,6 +743,38 @@ async fn load_members(
             }
         }
     }
+    // From the last full run's candidates, whole blocks to each core (a block is unpacked
+    // once). The file's checksum held when it was opened, so a block that cannot be read is a
+    // bug rather than damage: its records are read by rev instead, and the run says so.
+    let mut from_previous: Vec<scan::map::CandidateRecord> = Vec::new();
+    if let Some(previous) = previous.filter(|_| !kept.is_empty()) {
+        kept.sort_unstable();
+        let per = kept.len().div_ceil(worker_threads()).max(1);
+        let mut parts: Vec<&[(u32, i64)]> = Vec::new();
+        let mut rest = kept.as_slice();
+        while !rest.is_empty() {
+            let mut end = per.min(rest.len());
+            while end < rest.len() && rest[end].0 == rest[end - 1].0 {
+                end += 1;
+            }
+            let (part, tail) = rest.split_at(end);
+            parts.push(part);
+            rest = tail;
+        }
+        for (part, read) in parts
+            .iter()
+            .zip(par_map(&parts, |_, part| previous.read(part)))
+        {
+            match read {
+                Ok(records) => from_previous.extend(records),
+                Err(e) => {
+                    sources.unreadable.get_or_insert_with(|| e.to_string());
+                    missing.extend(part.iter().map(|&(_, rev)| rev));
+                }
+            }
+        }
+    }
+    sources.from_previous.push_back(from_previous.len() as u64);
     if !missing.is_empty() {
         let read = store.records_by_revs(&missing).await?;
         // Every rev came from a digest: one without its row is damage, and a person must not
@@ -789,36 +825,11 @@ async fn load_members(
             }
         }
     }
-    sources.from_previous.push_back(kept.len() as u64);
-    if let Some(previous) = previous.filter(|_| !kept.is_empty()) {
-        kept.sort_unstable();
-        // Whole blocks to each core: a block is unpacked once.
-        let per = kept.len().div_ceil(worker_threads()).max(1);
-        let mut parts: Vec<&[(u32, i64)]> = Vec::new();
-        let mut rest = kept.as_slice();
-        while !rest.is_empty() {
-            let mut end = per.min(rest.len());
-            while end < rest.len() && rest[end].0 == rest[end - 1].0 {
-                end += 1;
-            }
-            let (part, tail) = rest.split_at(end);
-            parts.push(part);
-            rest = tail;
-        }
-        for part in par_map(&parts, |_, part| previous.read(part)) {
-            // The file's checksum held when it was opened, so a block that cannot be read is
-            // a bug: the run stops rather than evaluate a person without a record.
-            let part = part.map_err(|e| StoreError::Corrupt {
-                table: "record_digests",
-                key: scan::map::CANDIDATES_FILE.into(),
-                problem: e.to_string(),
-            })?;
-            decoded.extend(
-                part.into_iter()
-                    .map(|c| (c.rev, c.record, candidates.map(|_| c.entry))),
-            );
-        }
-    }
+    decoded.extend(
+        from_previous
+            .into_iter()
+            .map(|c| (c.rev, c.record, candidates.map(|_| c.entry))),
+    );
     let mut by_rev: HashMap<i64, SourceRecord> = HashMap::with_capacity(decoded.len());
     let mut entries: HashMap<i64, Vec<u8>> = HashMap::new();
     for (rev, record, entry) in decoded {

@@ -1012,6 +1012,33 @@ impl Candidates {
     }
 }
 
+/// Rewrites the candidates file in `dir` with the same head, key and records, except that the
+/// first record's compact form is garbage: a file whose checksum holds but one of whose blocks
+/// cannot be read (tests of what a run does then).
+#[cfg(test)]
+pub(crate) fn rewrite_candidates_with_a_bad_record(dir: &Path) -> Result<(), MapError> {
+    let c = read_candidates(dir)?.ok_or_else(|| damaged_block(0, "no file".into()))?;
+    let mut decompressor =
+        zstd::bulk::Decompressor::new().map_err(|e| damaged_block(0, format!("zstd: {e}")))?;
+    let mut persons = Vec::new();
+    for b in 0..u32::try_from(c.offsets.len() - 1).unwrap_or(0) {
+        let raw = c.unpack(&mut decompressor, b)?;
+        let mut entries = Vec::new();
+        Candidates::each_entry(b, &raw, |rev, bytes| {
+            entries.extend_from_slice(&rev.to_le_bytes());
+            entries.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            if b == 0 && entries.len() == 12 {
+                entries.extend(std::iter::repeat_n(0xFF, bytes.len()));
+            } else {
+                entries.extend_from_slice(bytes);
+            }
+            Ok(())
+        })?;
+        persons.push(CandidatePerson { group: b, entries });
+    }
+    write_candidates(dir, c.head_rev, &c.key.clone(), persons).map(|_| ())
+}
+
 /// Reads the candidates file in `dir`: `Ok(None)` when there is none.
 pub(crate) fn read_candidates(dir: &Path) -> Result<Option<Candidates>, MapError> {
     let path = dir.join(CANDIDATES_FILE);

@@ -1292,7 +1292,13 @@ fn a_full_run_reading_the_last_candidates_has_the_outcomes_of_one_without() {
         let ctx = LeadContext::load(None).unwrap();
         let mut results = Vec::new();
         let mut reads = Vec::new();
-        for mode in ["store", "candidates", "damaged candidates", "other policy"] {
+        for mode in [
+            "store",
+            "candidates",
+            "damaged candidates",
+            "other policy",
+            "unreadable record",
+        ] {
             let dir = scratch("full_cand");
             let store = Store::open_data_dir(&dir).await.unwrap();
             import(&store).await;
@@ -1309,6 +1315,9 @@ fn a_full_run_reading_the_last_candidates_has_the_outcomes_of_one_without() {
                     let mid = bytes.len() / 2;
                     bytes[mid] ^= 0x40;
                     std::fs::write(&candidates, bytes).unwrap();
+                }
+                "unreadable record" => {
+                    scan::map::rewrite_candidates_with_a_bad_record(&dir.join("ncatc")).unwrap()
                 }
                 "other policy" => {
                     // Written for another store or policy: its key differs.
@@ -1347,6 +1356,11 @@ fn a_full_run_reading_the_last_candidates_has_the_outcomes_of_one_without() {
                     note.contains("last candidates not used") && note.contains("checksum"),
                     "{note}"
                 ),
+                "unreadable record" => assert!(
+                    note.contains("from the last candidates")
+                        && note.contains("last candidates partly unreadable"),
+                    "{note}"
+                ),
                 _ => assert!(note.contains("not used: another store"), "{note}"),
             }
             let (open, parks) = outcomes(&store, &full.run_id).await;
@@ -1361,6 +1375,7 @@ fn a_full_run_reading_the_last_candidates_has_the_outcomes_of_one_without() {
         // Records taken from the candidates are not counted as read from the store; without
         // usable candidates, every record evaluated is.
         assert!(reads[1] < reads[0], "{reads:?}");
+        assert!(reads[1] < reads[4] && reads[4] < reads[0], "{reads:?}");
         assert_eq!(reads[2], reads[0]);
         assert_eq!(reads[3], reads[0]);
         let (stats, open, parks) = &results[0];
