@@ -84,6 +84,23 @@ async fn import(store: &Store) {
         .unwrap();
 }
 
+/// A fresh SQLite store in a scratch directory, holding the test world.
+async fn imported(prefix: &str) -> (PathBuf, Store) {
+    let dir = scratch(prefix);
+    let store = Store::open_data_dir(&dir).await.unwrap();
+    import(&store).await;
+    (dir, store)
+}
+
+/// The test options, with the person map in `dir` when `with_map`.
+fn map_opts(dir: &Path, with_map: bool) -> RunOptions {
+    let mut o = opts();
+    if with_map {
+        o.map_dir = Some(dir.join("ncatc"));
+    }
+    o
+}
+
 /// The leads as comparable tuples (ids are deterministic; times are not compared).
 async fn lead_set(store: &Store) -> Vec<(String, String, Option<String>, String, String)> {
     let leads = store
@@ -275,9 +292,7 @@ fn sqlite_and_postgres_give_the_same_leads() {
 #[test]
 fn the_scan_view_keeps_what_a_decoded_record_gives() {
     rt().block_on(async {
-        let dir = scratch("scan_view");
-        let store = Store::open_data_dir(&dir).await.unwrap();
-        import(&store).await;
+        let (dir, store) = imported("scan_view").await;
         let head = store.max_record_rev().await.unwrap();
         let raw = store.scan_record_json(0, head, 100_000).await.unwrap();
         assert!(raw.len() > 1_000, "{} records", raw.len());
@@ -300,9 +315,7 @@ fn the_scan_view_keeps_what_a_decoded_record_gives() {
 #[test]
 fn the_hashed_full_scan_groups_records_as_the_union_find_on_strings() {
     rt().block_on(async {
-        let dir = scratch("scan_groups");
-        let store = Store::open_data_dir(&dir).await.unwrap();
-        import(&store).await;
+        let (dir, store) = imported("scan_groups").await;
         let head = store.max_record_rev().await.unwrap();
         let raw = store.scan_record_json(0, head, 100_000).await.unwrap();
         let mut full = scan::FullScan::default();
@@ -464,9 +477,7 @@ fn a_screened_incremental_run_has_the_outcomes_of_an_unscreened_one() {
         let ctx = LeadContext::load(None).unwrap();
         let mut runs = Vec::new();
         for screened in [true, false] {
-            let dir = scratch("incr_screened");
-            let store = Store::open_data_dir(&dir).await.unwrap();
-            import(&store).await;
+            let (dir, store) = imported("incr_screened").await;
             run_leads(&store, &ctx, &opts(), &|_| {}).await.unwrap();
             let copies = touched_copies(&store, 5).await;
             store.insert_records(&copies).await.unwrap();
@@ -514,9 +525,7 @@ async fn all_records(store: &Store) -> Vec<SourceRecord> {
 #[test]
 fn record_heads_give_the_identifier_keys_of_whole_records() {
     rt().block_on(async {
-        let dir = scratch("heads");
-        let store = Store::open_data_dir(&dir).await.unwrap();
-        import(&store).await;
+        let (dir, store) = imported("heads").await;
         let head = store.max_record_rev().await.unwrap();
         let raw = store.scan_record_json(0, head, 1_000_000).await.unwrap();
         let revs: Vec<i64> = raw.iter().map(|r| r.rev).collect();
@@ -675,9 +684,7 @@ fn a_rev_is_in_spans_only_between_a_first_and_last() {
 fn an_incremental_run_stores_the_sweep_keys_of_changed_records_without_a_digest() {
     rt().block_on(async {
         let ctx = LeadContext::load(None).unwrap();
-        let dir = scratch("incr_keys");
-        let store = Store::open_data_dir(&dir).await.unwrap();
-        import(&store).await;
+        let (dir, store) = imported("incr_keys").await;
         run_leads(&store, &ctx, &opts(), &|_| {}).await.unwrap();
         let copies = touched_copies(&store, 7).await;
         store.insert_records(&copies).await.unwrap();
@@ -731,11 +738,8 @@ fn a_changed_record_with_a_digest_but_no_row_is_reported_corrupt_not_skipped() {
         // store path finds changes in the records table itself, so rows that are gone are
         // no change to it.)
         for mode in ["map", "full"] {
-            let dir = scratch("digest_without_row");
-            let store = Store::open_data_dir(&dir).await.unwrap();
-            import(&store).await;
-            let mut o = opts();
-            o.map_dir = Some(dir.join("ncatc"));
+            let (dir, store) = imported("digest_without_row").await;
+            let mut o = map_opts(&dir, true);
             run_leads(&store, &ctx, &o, &|_| {}).await.unwrap();
             let copies = touched_copies(&store, 7).await;
             store.insert_records(&copies).await.unwrap();
@@ -939,9 +943,7 @@ fn the_screen_turns_away_only_persons_no_rule_applies_to() {
         let ctx = LeadContext::load(None).unwrap();
         let screen = LeadScreen::new(&ctx);
         assert!(screen.reads_rules(), "the embedded rules are read");
-        let dir = scratch("screen");
-        let store = Store::open_data_dir(&dir).await.unwrap();
-        import(&store).await;
+        let (dir, store) = imported("screen").await;
         let persons = all_persons(&store).await;
         let (mut kept, mut by_system, mut applied) = (0, 0, 0);
         // Any day, and whatever the sweeps and the store say of the person.
@@ -1014,9 +1016,7 @@ fn a_screened_full_run_has_the_outcomes_of_evaluating_every_may_lead_person() {
         let ctx = LeadContext::load(None).unwrap();
         let mut runs = Vec::new();
         for screened in [true, false] {
-            let dir = scratch("screened");
-            let store = Store::open_data_dir(&dir).await.unwrap();
-            import(&store).await;
+            let (dir, store) = imported("screened").await;
             let mut o = opts();
             o.screen_by_policy = screened;
             let run = run_leads(&store, &ctx, &o, &|_| {}).await.unwrap();
@@ -1174,13 +1174,8 @@ fn an_incremental_run_with_the_person_map_has_the_outcomes_of_one_without() {
             "damaged map",
             "damaged candidates",
         ] {
-            let dir = scratch("incr_map");
-            let store = Store::open_data_dir(&dir).await.unwrap();
-            import(&store).await;
-            let mut o = opts();
-            if mode != "store" {
-                o.map_dir = Some(dir.join("ncatc"));
-            }
+            let (dir, store) = imported("incr_map").await;
+            let o = map_opts(&dir, mode != "store");
             run_leads(&store, &ctx, &o, &|_| {}).await.unwrap();
             let shadowed = shadows(&store).await;
             assert_eq!(shadowed.len(), 2);
@@ -1299,13 +1294,8 @@ fn a_full_run_reading_the_last_candidates_has_the_outcomes_of_one_without() {
             "other policy",
             "unreadable record",
         ] {
-            let dir = scratch("full_cand");
-            let store = Store::open_data_dir(&dir).await.unwrap();
-            import(&store).await;
-            let mut o = opts();
-            if mode != "store" {
-                o.map_dir = Some(dir.join("ncatc"));
-            }
+            let (dir, store) = imported("full_cand").await;
+            let mut o = map_opts(&dir, mode != "store");
             o.force_full = true;
             run_leads(&store, &ctx, &o, &|_| {}).await.unwrap();
             let candidates = dir.join("ncatc").join(scan::map::CANDIDATES_FILE);
