@@ -9,8 +9,12 @@ loud() { printf '\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
 
 if [ ! -x /usr/bin/chromium ]; then
   echo "Installing Debian's chromium for the console tests" >&2
+  # An install stopped half-way (a full disk, a killed run) leaves packages unconfigured, and
+  # apt refuses to install anything until they are: finish them first.
+  DEBIAN_FRONTEND=noninteractive dpkg --configure -a >/dev/null 2>&1 || true
   if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; then
-    loud "Chromium could not be installed: console end-to-end tests SKIPPED"
+    free="$(df -h --output=avail / 2>/dev/null | tail -n 1 | tr -d ' ')"
+    loud "Chromium could not be installed (apt's error above; ${free:-unknown} free on /): console end-to-end tests SKIPPED"
     exit 0
   fi
 fi
