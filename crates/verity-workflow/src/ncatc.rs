@@ -369,7 +369,8 @@ impl PreviousCandidates {
                 }
             }
             Ok(Some((head, _))) => none(Some(format!(
-                "last candidates (rev {head}) not used: another store, policy or screen"
+                "last candidates (rev {head}) not used: another store, policy or screen, \
+                 or a head past this run's"
             ))),
             Ok(None) => none(None),
             Err(e) => none(Some(format!("last candidates not used: {e}"))),
