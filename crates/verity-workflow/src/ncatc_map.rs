@@ -715,6 +715,18 @@ pub(crate) fn push_candidate_record(
     Ok(())
 }
 
+/// Appends one entry whose compact form is already made (a record taken from an earlier
+/// candidates file): its rev, length and bytes, as [`push_candidate_record`] lays them out.
+pub(crate) fn push_candidate_entry(entries: &mut Vec<u8>, rev: i64, compact: &[u8]) {
+    entries.extend_from_slice(&rev.to_le_bytes());
+    entries.extend_from_slice(
+        &u32::try_from(compact.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
+    entries.extend_from_slice(compact);
+}
+
 /// Writes the candidates file while a full run evaluates: each batch's persons are sent, as
 /// their records are read for evaluation, to a thread that packs them into blocks (one zstd
 /// context) and appends them to a temporary file. [`CandidateWriter::finish`] appends the
@@ -1025,12 +1037,10 @@ pub(crate) fn rewrite_candidates_with_a_bad_record(dir: &Path) -> Result<(), Map
         let raw = c.unpack(&mut decompressor, b)?;
         let mut entries = Vec::new();
         Candidates::each_entry(b, &raw, |rev, bytes| {
-            entries.extend_from_slice(&rev.to_le_bytes());
-            entries.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-            if b == 0 && entries.len() == 12 {
-                entries.extend(std::iter::repeat_n(0xFF, bytes.len()));
+            if b == 0 && entries.is_empty() {
+                push_candidate_entry(&mut entries, rev, &vec![0xFF; bytes.len()]);
             } else {
-                entries.extend_from_slice(bytes);
+                push_candidate_entry(&mut entries, rev, bytes);
             }
             Ok(())
         })?;
@@ -1175,11 +1185,7 @@ impl CandidatesByRev {
                     let (record, _) = SourceRecord::read_compact(bytes)
                         .map_err(|e| damaged_block(b, format!("rev {rev}: {e}")))?;
                     let mut entry = Vec::with_capacity(12 + bytes.len());
-                    entry.extend_from_slice(&rev.to_le_bytes());
-                    entry.extend_from_slice(
-                        &u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le_bytes(),
-                    );
-                    entry.extend_from_slice(bytes);
+                    push_candidate_entry(&mut entry, rev, bytes);
                     out.push(CandidateRecord { rev, record, entry });
                 }
                 Ok(())
@@ -1373,6 +1379,30 @@ mod tests {
             "{err}"
         );
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn an_entry_pushed_from_its_compact_form_is_the_one_pushed_from_its_record() {
+        for i in 0..5usize {
+            let r = SourceRecord {
+                record_id: format!("R-{i}"),
+                identity: Default::default(),
+                body: verity_model::RecordBody::Citizenship(
+                    verity_model::record::CitizenshipRecord {
+                        evidence: verity_model::record::CitizenshipEvidence::UsPassport,
+                        document_number: format!("P{i}"),
+                        issued: None,
+                    },
+                ),
+            };
+            let mut from_record = Vec::new();
+            push_candidate_record(&mut from_record, i as i64 + 9, &r).unwrap();
+            let mut compact = Vec::new();
+            r.write_compact(&mut compact).unwrap();
+            let mut from_compact = Vec::new();
+            push_candidate_entry(&mut from_compact, i as i64 + 9, &compact);
+            assert_eq!(from_record, from_compact);
+        }
     }
 
     #[test]
