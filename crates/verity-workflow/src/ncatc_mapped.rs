@@ -9,7 +9,7 @@
 //! hold identifiers of, with those new records.
 
 use super::person::{find, union};
-use super::scan::map::{record_id_hash, Candidates, PersonMap};
+use super::scan::map::{record_id_tag, Candidates, PersonMap};
 use super::scan::{LeadProfile, SweepIndex, HELD_BY_MANY};
 use super::*;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -301,6 +301,34 @@ pub(super) struct Changes {
     pub records_read: u64,
 }
 
+/// The map groups of `unplaced`, records that hold no identifier (each is a group of its
+/// own), found by record-id tag and confirmed by reading the tagged slots' records: a tag is
+/// 32 bits, so another record may share it. The records placed are taken out of `unplaced`;
+/// those the map does not hold stay.
+pub(super) async fn place_by_record_id(
+    store: &Store,
+    links: &super::scan::map::MapLinks,
+    unplaced: &mut HashMap<String, SourceRecord>,
+) -> Result<Vec<u32>, StoreError> {
+    if unplaced.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tags: HashSet<u32> = unplaced.keys().map(|id| record_id_tag(id)).collect();
+    let group_of_rev: HashMap<i64, u32> = links
+        .slots_with_id_tags(&tags)
+        .into_iter()
+        .filter_map(|slot| Some((links.rev(slot), links.group_of_slot(slot)?)))
+        .collect();
+    let revs: Vec<i64> = group_of_rev.keys().copied().collect();
+    let mut groups = Vec::new();
+    for raw in store.records_by_revs(&revs).await? {
+        if let (Some(_), Some(&g)) = (unplaced.remove(&raw.record_id), group_of_rev.get(&raw.rev)) {
+            groups.push(g);
+        }
+    }
+    Ok(groups)
+}
+
 /// The persons of an incremental run, found with the map.
 pub(super) async fn population(
     store: &Store,
@@ -325,8 +353,8 @@ pub(super) async fn population(
         })
         .collect();
     // The subjects the changes bear on: placed in the map by identifier, else (a record
-    // without one is a group of its own) by record-id hash; one the map does not place is
-    // taken as added.
+    // without one is a group of its own) by record-id tag, confirmed by reading the slot's
+    // record (a tag is 32 bits); one the map does not place is taken as added.
     let index_of: FxHashMap<&str, usize> = added
         .iter()
         .enumerate()
@@ -334,7 +362,7 @@ pub(super) async fn population(
         .collect();
     let mut bearing_groups: Vec<u32> = Vec::new();
     let mut already: Vec<usize> = Vec::new();
-    let mut unplaced: HashMap<u64, Vec<SourceRecord>> = HashMap::new();
+    let mut unplaced: HashMap<String, SourceRecord> = HashMap::new();
     for r in changes.bearing {
         if let Some(&i) = index_of.get(r.record_id.as_str()) {
             already.push(i);
@@ -347,10 +375,7 @@ pub(super) async fn population(
             })
             .collect();
         if groups.is_empty() {
-            unplaced
-                .entry(record_id_hash(&r.record_id))
-                .or_default()
-                .push(r);
+            unplaced.insert(r.record_id.clone(), r);
         } else {
             bearing_groups.extend(groups);
         }
@@ -361,16 +386,8 @@ pub(super) async fn population(
             a.wanted = true;
         }
     }
-    if !unplaced.is_empty() {
-        let hashes: HashSet<u64> = unplaced.keys().copied().collect();
-        for slot in links.slots_with_id_hashes(&hashes) {
-            if let Some(g) = links.group_of_slot(slot) {
-                unplaced.remove(&links.id_hash(slot));
-                bearing_groups.push(g);
-            }
-        }
-    }
-    added.extend(unplaced.into_values().flatten().map(|record| Added {
+    bearing_groups.extend(place_by_record_id(store, links, &mut unplaced).await?);
+    added.extend(unplaced.into_values().map(|record| Added {
         digest: RecordDigest::of(0, &record),
         record: Some(Box::new(record)),
         wanted: true,
@@ -467,7 +484,7 @@ pub(super) async fn population(
     let persons_total = components.len() as u64;
     // The record ids whose person key has an open lead (a person key is `NP-` and a record id).
     let open_ids: FxHashSet<&str> = open.keys().filter_map(|k| k.strip_prefix("NP-")).collect();
-    let open_hashes: FxHashSet<u64> = open_ids.iter().map(|id| record_id_hash(id)).collect();
+    let open_tags: FxHashSet<u32> = open_ids.iter().map(|id| record_id_tag(id)).collect();
     let components: Vec<(Vec<u32>, Vec<usize>)> = components.into_values().collect();
     // The screen, on the machine's cores.
     let keep = par_map(&components, |_, (groups, adds)| {
@@ -478,7 +495,8 @@ pub(super) async fn population(
                 if let Some(lead) = links.lead(slot) {
                     profile.add(lead);
                 }
-                has_open |= open_hashes.contains(&links.id_hash(slot));
+                // A tag shared by chance only makes the person evaluated.
+                has_open |= open_tags.contains(&links.id_tag(slot));
             }
         }
         for &i in adds {

@@ -783,7 +783,7 @@ impl<T: Copy> Parts<T> {
 /// An identifier hash and the index of a record holding it, in 20 bytes (a `(u128, u32)` takes
 /// 32 with its alignment): the hash's 32-bit words from the most significant, then the index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct IdEntry([u32; 5]);
+pub(crate) struct IdEntry([u32; 5]);
 
 impl IdEntry {
     fn new(hash: u128, record: u32) -> IdEntry {
@@ -1288,7 +1288,7 @@ impl FullScan {
                     std::mem::take(&mut identifiers),
                     |i| self.revs[i as usize],
                     |i| self.lead[i as usize],
-                    |i| map::record_id_hash(self.ids.get(i as usize)),
+                    |i| map::record_id_tag(self.ids.get(i as usize)),
                 )
             });
             match index.join() {

@@ -522,6 +522,42 @@ async fn all_records(store: &Store) -> Vec<SourceRecord> {
     raw.iter().map(|r| r.decode().unwrap()).collect()
 }
 
+/// A record holding no identifier is placed in the map by its record-id tag only when the
+/// tagged slot's record is its own: a tag shared by chance places it nowhere, and a record
+/// the map does not hold stays unplaced.
+#[test]
+fn a_record_without_identifiers_is_placed_by_its_id_only_where_the_slot_is_its_own() {
+    rt().block_on(async {
+        let (dir, store) = imported("place").await;
+        let raw = store.scan_record_json(0, 3, 3).await.unwrap();
+        assert_eq!(raw.len(), 3);
+        let shared_tag = scan::map::record_id_tag(&raw[1].record_id);
+        // Three groups of one record each, every slot with the same tag.
+        let links = scan::map::MapLinks::new(
+            &[0, 1, 2, 3],
+            &[0, 1, 2],
+            &[0, 1, 2],
+            Vec::new(),
+            |i| raw[i as usize].rev,
+            |_| scan::RecordLead::from_bytes([0, 0]),
+            |_| shared_tag,
+        );
+        let mut elsewhere = raw[0].decode().unwrap();
+        elsewhere.record_id = "NOT-IN-THE-MAP".into();
+        let mut unplaced: HashMap<String, SourceRecord> = [raw[1].decode().unwrap(), elsewhere]
+            .into_iter()
+            .map(|r| (r.record_id.clone(), r))
+            .collect();
+        let groups = mapped::place_by_record_id(&store, &links, &mut unplaced)
+            .await
+            .unwrap();
+        assert_eq!(groups, vec![1]);
+        assert_eq!(unplaced.keys().collect::<Vec<_>>(), vec!["NOT-IN-THE-MAP"]);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    })
+}
+
 #[test]
 fn record_heads_give_the_identifier_keys_of_whole_records() {
     rt().block_on(async {
