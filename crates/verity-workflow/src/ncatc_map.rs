@@ -22,7 +22,7 @@
 //!
 //! Every byte counts: 1% of the records changing touches some 4% of the persons, spread over
 //! the whole file, so the first run after a change reads all of it from disk (format 2 was
-//! 2.2 GB at 10M people; this one is about a third smaller).
+//! 2.2 GB at 10M people; this one 1.7 GB).
 //!
 //! It is an accelerator, never the truth: a run without a usable map (none, another format,
 //! another lead policy, a head past the run's start, a damaged file) takes the store path,
