@@ -272,6 +272,16 @@ enum Members {
     Revs { group: u32, revs: Vec<i64> },
 }
 
+impl Members {
+    /// The groups the person is made of: its group in the full scan, or the map's.
+    fn groups(&self) -> &[u32] {
+        match self {
+            Members::Revs { group, .. } => std::slice::from_ref(group),
+            Members::Loaded { groups, .. } => groups.as_slice(),
+        }
+    }
+}
+
 /// The persons a run evaluates, with what it knows about the rest of the store.
 struct Population {
     /// Persons sorted by key (loaded records are sorted by record id).
@@ -563,14 +573,27 @@ async fn execute(
         let Some(job) = evaluating.take() else {
             break;
         };
-        let results = match job.join() {
-            Ok(results) => results,
+        let (mut results, mut evaluated) = match job.join() {
+            Ok(done) => done,
             Err(p) => std::panic::resume_unwind(p),
         };
         times.end("wait for evaluation", begun);
         evaluating = next.map(|prepared| spawn_batch(&shared, &open, prepared, opts.today));
-        let begun = times.begin();
         let chunk: &[(String, Members)] = chunks.get(done_batches).map_or(&[], |c| &**c);
+        let begun = times.begin();
+        sweep_leads(
+            store,
+            ctx,
+            sweep,
+            chunk,
+            &mut evaluated,
+            &mut results,
+            opts.today,
+        )
+        .await?;
+        drop(evaluated);
+        times.end("sweep", begun);
+        let begun = times.begin();
         // Records taken from the last full run's candidates were not read from the store.
         let from_previous = sources.from_previous.pop_front().unwrap_or(0);
         stats.records_read += chunk
@@ -635,8 +658,51 @@ struct PreparedBatch {
 }
 
 /// A batch being evaluated on worker threads: per person its result and the id of its open
-/// lead, if any.
-type BatchJob = std::thread::JoinHandle<Vec<(PersonResult, Option<String>)>>;
+/// lead, if any; and the batch itself, for [`sweep_leads`].
+type BatchJob = std::thread::JoinHandle<(Vec<(PersonResult, Option<String>)>, PreparedBatch)>;
+
+/// The status sweep of a batch's leads: a lead with a status-bearing record of its full name
+/// and birth date outside the person is evaluated again with that known, which parks it
+/// ([`person::evaluate_person`]). Asked of leads only, as no other outcome depends on it: a
+/// few hundred persons of a batch instead of all of them (each has dozens of name keys).
+#[allow(clippy::too_many_arguments)]
+async fn sweep_leads(
+    store: &Store,
+    ctx: &LeadContext,
+    sweep: &SweepSource,
+    chunk: &[(String, Members)],
+    prepared: &mut PreparedBatch,
+    results: &mut [(PersonResult, Option<String>)],
+    today: NaiveDate,
+) -> Result<(), RunError> {
+    let leads: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, (r, _))| matches!(r.outcome, LeadOutcome::Lead { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    if leads.is_empty() {
+        return Ok(());
+    }
+    let asked: Vec<(String, Vec<SourceRecord>)> = leads
+        .iter()
+        .map(|&i| std::mem::take(&mut prepared.people[i]))
+        .collect();
+    let groups: Vec<&[u32]> = leads
+        .iter()
+        .map(|&i| chunk.get(i).map_or(&[][..], |(_, m)| m.groups()))
+        .collect();
+    let outside = sweep_matches(store, sweep, &asked, &groups, SweepPart::Status).await?;
+    for ((&i, (_, records)), outside) in leads.iter().zip(&asked).zip(outside) {
+        if let (true, Some(context), Some(result)) =
+            (outside, prepared.contexts.get_mut(i), results.get_mut(i))
+        {
+            context.unlinked_status_record = true;
+            result.0 = person::evaluate_person(ctx, records, context, today);
+        }
+    }
+    Ok(())
+}
 
 /// Reads a batch's persons and finds their sweep matches and active detainers.
 async fn prepare_batch(
@@ -651,18 +717,13 @@ async fn prepare_batch(
     let people = load_members(store, chunk, sources).await?;
     times.end("read persons", begun);
     let begun = times.begin();
-    let groups: Vec<&[u32]> = chunk
-        .iter()
-        .map(|(_, m)| match m {
-            Members::Revs { group, .. } => std::slice::from_ref(group),
-            Members::Loaded { groups, .. } => groups.as_slice(),
-        })
-        .collect();
-    let swept = sweep_matches(store, sweep, &people, &groups).await?;
+    let groups: Vec<&[u32]> = chunk.iter().map(|(_, m)| m.groups()).collect();
+    // The status sweep waits for the evaluation: only leads need it (`sweep_leads`).
+    let citizen = sweep_matches(store, sweep, &people, &groups, SweepPart::Citizen).await?;
     let contexts: Vec<PersonContext> = people
         .iter()
-        .zip(swept)
-        .map(|((key, records), (citizen, status))| PersonContext {
+        .zip(citizen)
+        .map(|((key, records), citizen)| PersonContext {
             ongoing: Ongoing {
                 open_lead: false,
                 active_detainer: detainers.contains(key)
@@ -672,7 +733,7 @@ async fn prepare_batch(
                 open_citizenship_claim: false,
             },
             citizen_key_match: citizen,
-            unlinked_status_record: status,
+            unlinked_status_record: false,
         })
         .collect();
     times.end("sweep", begun);
@@ -689,7 +750,7 @@ fn spawn_batch(
     let (ctx, open) = (Arc::clone(ctx), Arc::clone(open));
     std::thread::spawn(move || {
         let results = evaluate_parallel(&ctx, &prepared.people, &prepared.contexts, today);
-        prepared
+        let results = prepared
             .people
             .iter()
             .zip(results)
@@ -699,7 +760,8 @@ fn spawn_batch(
                     .find_map(|k| open.get(k).cloned());
                 (result, existing)
             })
-            .collect()
+            .collect();
+        (results, prepared)
     })
 }
 
@@ -954,67 +1016,72 @@ fn worker_threads() -> usize {
         .clamp(1, 4)
 }
 
-/// Per person: (a citizenship sweep key matches, a status-bearing record outside the person
-/// has the person's full name and birth date). Full runs look in memory (`groups` gives each
-/// person's group number in the scan), incremental runs with a person map in the map's index
-/// (`groups`: the map groups each person is made of), and the others ask the store once per
-/// batch.
+/// Which sweep a look-up asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SweepPart {
+    /// Whether a record with citizenship evidence shares a name-and-birth-date key with the
+    /// person: asked of every person evaluated (it can send one to citizenship review).
+    Citizen,
+    /// Whether a status-bearing record outside the person has its full name and birth date:
+    /// asked only of the persons evaluated as leads (it only ever parks a lead).
+    Status,
+}
+
+/// Per person, the answer to `part` of the sweep. Full runs look in memory (`groups` gives
+/// each person's group number in the scan), incremental runs with a person map in the map's
+/// index (`groups`: the map groups each person is made of), and the others ask the store once
+/// per batch.
 async fn sweep_matches(
     store: &Store,
     sweep: &SweepSource,
     people: &[(String, Vec<SourceRecord>)],
     groups: &[&[u32]],
-) -> Result<Vec<(bool, bool)>, RunError> {
+    part: SweepPart,
+) -> Result<Vec<bool>, RunError> {
     match sweep {
         SweepSource::Full(index) => {
             // In memory: each person on the machine's cores.
-            let matched = par_map(people, |i, (_, rs)| {
-                let (citizen, status) = person::person_sweep_key_hashes(rs);
-                (
-                    index.citizen_match(&citizen),
-                    // A person without a group number was not in the scan: every holder is
-                    // outside it.
-                    index.status_outside(
-                        &status,
-                        groups
-                            .get(i)
-                            .and_then(|g| g.first())
-                            .copied()
-                            .unwrap_or(u32::MAX),
-                    ),
-                )
-            });
-            Ok(matched)
+            Ok(par_map(people, |i, (_, rs)| match part {
+                SweepPart::Citizen => index.citizen_match(&person::person_citizen_key_hashes(rs)),
+                // A person without a group number was not in the scan: every holder is
+                // outside it.
+                SweepPart::Status => index.status_outside(
+                    &person::person_status_key_hashes(rs),
+                    groups
+                        .get(i)
+                        .and_then(|g| g.first())
+                        .copied()
+                        .unwrap_or(u32::MAX),
+                ),
+            }))
+        }
+        SweepSource::Map(map) if part == SweepPart::Citizen => {
+            Ok(par_map(people, |_, (_, rs)| map.citizen_match(rs)))
         }
         SweepSource::Map(map) => {
             let matched = par_map(people, |i, (_, rs)| {
-                map.matches(rs, groups.get(i).copied().unwrap_or(&[]))
+                map.status_outside(rs, groups.get(i).copied().unwrap_or(&[]))
             });
             // The few the map cannot tell are asked of the store, exactly.
             let unsure: Vec<usize> = (0..matched.len())
-                .filter(|&i| matched[i].1.is_none())
+                .filter(|&i| matched[i].is_none())
                 .collect();
             let mut exact: HashMap<usize, bool> = HashMap::new();
             if !unsure.is_empty() {
                 let asked: Vec<(String, Vec<SourceRecord>)> =
                     unsure.iter().map(|&i| people[i].clone()).collect();
-                let answers = store_sweep(store, &asked).await?;
-                for (&i, (_, status)) in unsure.iter().zip(answers) {
-                    exact.insert(i, status);
-                }
+                let answers = store_sweep(store, &asked, part).await?;
+                exact.extend(unsure.into_iter().zip(answers));
             }
             Ok(matched
                 .into_iter()
                 .enumerate()
-                .map(|(i, (citizen, status))| {
-                    (
-                        citizen,
-                        status.unwrap_or_else(|| exact.get(&i).copied().unwrap_or(true)),
-                    )
+                .map(|(i, outside)| {
+                    outside.unwrap_or_else(|| exact.get(&i).copied().unwrap_or(true))
                 })
                 .collect())
         }
-        SweepSource::Store => store_sweep(store, people).await,
+        SweepSource::Store => store_sweep(store, people, part).await,
     }
 }
 
@@ -1022,54 +1089,58 @@ async fn sweep_matches(
 async fn store_sweep(
     store: &Store,
     people: &[(String, Vec<SourceRecord>)],
-) -> Result<Vec<(bool, bool)>, RunError> {
+    part: SweepPart,
+) -> Result<Vec<bool>, RunError> {
     // The store keeps the keys hashed (migration 0007, the same hash as the digests'): look
     // up hashes, one query per few thousand.
     let stored = |h: u64| i64::from_ne_bytes(h.to_ne_bytes());
-    let (citizen_keys, status_keys): (Vec<Vec<i64>>, Vec<Vec<i64>>) = people
+    let keys: Vec<Vec<i64>> = people
         .iter()
         .map(|(_, rs)| {
-            let (citizen, status) = person::person_sweep_key_hashes(rs);
-            (
-                citizen.into_iter().map(stored).collect(),
-                status.into_iter().map(stored).collect(),
-            )
+            let hashes = match part {
+                SweepPart::Citizen => person::person_citizen_key_hashes(rs),
+                SweepPart::Status => person::person_status_key_hashes(rs),
+            };
+            hashes.into_iter().map(stored).collect()
         })
-        .unzip();
+        .collect();
     let clock = std::time::Instant::now();
-    let all: Vec<i64> = citizen_keys.iter().flatten().copied().collect();
-    let citizen = store.citizen_hashes_among(&all).await?;
-    let looked_up_citizen = clock.elapsed();
-    let wanted: Vec<i64> = status_keys.iter().flatten().copied().collect();
-    // Status key hash -> record ids holding it.
-    let mut holders: HashMap<i64, Vec<String>> = HashMap::new();
-    for (key, id) in store.status_hash_holders(&wanted).await? {
-        holders.entry(key).or_default().push(id);
-    }
+    let all: Vec<i64> = keys.iter().flatten().copied().collect();
+    let matched = match part {
+        SweepPart::Citizen => {
+            let citizen = store.citizen_hashes_among(&all).await?;
+            keys.iter()
+                .map(|k| k.iter().any(|k| citizen.contains(k)))
+                .collect()
+        }
+        SweepPart::Status => {
+            // Status key hash -> record ids holding it.
+            let mut holders: HashMap<i64, Vec<String>> = HashMap::new();
+            for (key, id) in store.status_hash_holders(&all).await? {
+                holders.entry(key).or_default().push(id);
+            }
+            people
+                .iter()
+                .zip(&keys)
+                .map(|((_, rs), k)| {
+                    let own: HashSet<&str> = rs.iter().map(|r| r.record_id.as_str()).collect();
+                    k.iter().any(|k| {
+                        holders
+                            .get(k)
+                            .is_some_and(|ids| ids.iter().any(|id| !own.contains(id.as_str())))
+                    })
+                })
+                .collect()
+        }
+    };
     if std::env::var_os("VERITY_NCATC_TIMING").is_some() {
         eprintln!(
-            "ncatc incremental sweep look-ups: citizen {:.3} s ({} keys), status {:.3} s ({} keys)",
-            looked_up_citizen.as_secs_f64(),
-            all.len(),
-            (clock.elapsed() - looked_up_citizen).as_secs_f64(),
-            wanted.len()
+            "ncatc incremental sweep look-ups ({part:?}): {:.3} s ({} keys)",
+            clock.elapsed().as_secs_f64(),
+            all.len()
         );
     }
-    Ok(people
-        .iter()
-        .zip(citizen_keys.iter().zip(&status_keys))
-        .map(|((_, rs), (c, st))| {
-            let own: HashSet<&str> = rs.iter().map(|r| r.record_id.as_str()).collect();
-            (
-                c.iter().any(|k| citizen.contains(k)),
-                st.iter().any(|k| {
-                    holders
-                        .get(k)
-                        .is_some_and(|ids| ids.iter().any(|id| !own.contains(id.as_str())))
-                }),
-            )
-        })
-        .collect())
+    Ok(matched)
 }
 
 /// Evaluates a batch on two threads (the machine's cores); results keep the input order.

@@ -70,32 +70,39 @@ impl MapSweep {
         })
     }
 
-    /// (a citizenship key matches, a record outside the person holds one of its status keys)
-    /// for a person made of map groups `groups` and `records`; the second is `None` when the
-    /// map cannot tell: a key held in several groups, and the person spans several (the
-    /// caller asks the store, exactly).
-    pub(super) fn matches(&self, records: &[SourceRecord], groups: &[u32]) -> (bool, Option<bool>) {
-        let (citizen_keys, status_keys) = person::person_sweep_key_hashes(records);
-        let citizen = citizen_keys
+    /// Whether a citizenship key of the person made of `records` is held by a record with
+    /// citizenship evidence.
+    pub(super) fn citizen_match(&self, records: &[SourceRecord]) -> bool {
+        person::person_citizen_key_hashes(records)
             .iter()
-            .any(|&h| self.new_citizen.contains(&h) || self.index.is_citizen_key(h));
+            .any(|&h| self.new_citizen.contains(&h) || self.index.is_citizen_key(h))
+    }
+
+    /// Whether a record outside the person made of map groups `groups` and `records` holds
+    /// one of its status keys; `None` when the map cannot tell: a key held in several groups,
+    /// and the person spans several (the caller asks the store, exactly).
+    pub(super) fn status_outside(&self, records: &[SourceRecord], groups: &[u32]) -> Option<bool> {
         // A person's records are few: a linear search beats hashing their ids.
         let own = |id: &str| records.iter().any(|r| r.record_id == id);
         let mut unsure = false;
-        for h in status_keys {
+        for h in person::person_status_key_hashes(records) {
             if self.new_status_holders(h).any(|id| !own(id)) {
-                return (citizen, Some(true));
+                return Some(true);
             }
             match self.index.holder(h) {
                 None => {}
                 // Held in two groups or more: one is outside unless the person holds several.
-                Some(HELD_BY_MANY) if groups.len() <= 1 => return (citizen, Some(true)),
+                Some(HELD_BY_MANY) if groups.len() <= 1 => return Some(true),
                 Some(HELD_BY_MANY) => unsure = true,
-                Some(g) if !groups.contains(&g) => return (citizen, Some(true)),
+                Some(g) if !groups.contains(&g) => return Some(true),
                 Some(_) => {}
             }
         }
-        (citizen, if unsure { None } else { Some(false) })
+        if unsure {
+            None
+        } else {
+            Some(false)
+        }
     }
 }
 

@@ -161,13 +161,24 @@ pub fn name_dob_key_hashes(r: &SourceRecord) -> Vec<u64> {
     verity_store::scan::name_dob_key_hashes_from(names_of(r), r.identity.dob)
 }
 
-/// A person's sweep keys: the hashes of its records' [`name_dob_keys`] and
-/// [`full_name_dob_keys`], each list sorted and each key once. The keys depend only on a
-/// record's names, aliases and birth date, which most of a person's records share, so each
-/// distinct (names, aliases, birth date) is hashed once.
-pub fn person_sweep_key_hashes(records: &[SourceRecord]) -> (Vec<u64>, Vec<u64>) {
+/// A person's citizenship sweep keys: the hashes of its records' [`name_dob_keys`], sorted,
+/// each once.
+pub fn person_citizen_key_hashes(records: &[SourceRecord]) -> Vec<u64> {
+    person_key_hashes(records, name_dob_key_hashes)
+}
+
+/// A person's status sweep keys: the hashes of its records' [`full_name_dob_keys`], sorted,
+/// each once.
+pub fn person_status_key_hashes(records: &[SourceRecord]) -> Vec<u64> {
+    person_key_hashes(records, full_name_dob_key_hashes)
+}
+
+/// `keys` of each record, sorted, each once. The keys depend only on a record's names,
+/// aliases and birth date, which most of a person's records share, so each distinct (names,
+/// aliases, birth date) is hashed once.
+fn person_key_hashes(records: &[SourceRecord], keys: fn(&SourceRecord) -> Vec<u64>) -> Vec<u64> {
     let mut seen: Vec<&Identity> = Vec::new();
-    let (mut citizen, mut status) = (Vec::new(), Vec::new());
+    let mut out = Vec::new();
     for r in records {
         let id = &r.identity;
         if seen
@@ -177,14 +188,11 @@ pub fn person_sweep_key_hashes(records: &[SourceRecord]) -> (Vec<u64>, Vec<u64>)
             continue;
         }
         seen.push(id);
-        citizen.extend(name_dob_key_hashes(r));
-        status.extend(full_name_dob_key_hashes(r));
+        out.extend(keys(r));
     }
-    for keys in [&mut citizen, &mut status] {
-        keys.sort_unstable();
-        keys.dedup();
-    }
-    (citizen, status)
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// [`name_dob_keys`] from a record's (family, given) names and birth date.
@@ -723,6 +731,15 @@ pub fn evaluate_person(
         }
         _ => None,
     };
+    // Kept with a lead only (`apply_outcome`): not worth deriving for the other outcomes.
+    let subject_keys = if matches!(outcome, LeadOutcome::Lead { .. }) {
+        let mut k: Vec<String> = records.iter().flat_map(name_dob_keys).collect();
+        k.sort();
+        k.dedup();
+        k
+    } else {
+        Vec::new()
+    };
     PersonResult {
         person_key: key,
         outcome,
@@ -731,12 +748,7 @@ pub fn evaluate_person(
         identity_probability: probability,
         subject_name,
         evidence,
-        subject_keys: {
-            let mut k: Vec<String> = records.iter().flat_map(name_dob_keys).collect();
-            k.sort();
-            k.dedup();
-            k
-        },
+        subject_keys,
     }
 }
 
