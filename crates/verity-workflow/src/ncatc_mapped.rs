@@ -435,13 +435,15 @@ pub(super) async fn population(
             .map(|&h| links.group_of_identifier(h))
             .collect()
     });
-    let mut key_owner: FxHashMap<u128, usize> =
-        FxHashMap::with_capacity_and_hasher(added.len() * 2, Default::default());
+    // Added records sharing an identifier the map holds meet at its group's node; only the
+    // identifiers new since the map need an owner of their own.
+    let mut key_owner: FxHashMap<u128, usize> = FxHashMap::default();
     for (i, (a, groups)) in added.iter().zip(&map_groups).enumerate() {
         for (&h, group) in a.digest.identifiers.iter().zip(groups) {
             if let Some(g) = *group {
                 let n = node(g, &mut parent);
                 union(&mut parent, i, n);
+                continue;
             }
             match key_owner.entry(h) {
                 std::collections::hash_map::Entry::Occupied(o) => union(&mut parent, i, *o.get()),
@@ -466,33 +468,36 @@ pub(super) async fn population(
         )
     });
 
-    // Components holding a wanted node are the persons touched.
-    let mut wanted_roots: FxHashSet<usize> = FxHashSet::default();
-    for (i, a) in added.iter().enumerate() {
-        if a.wanted {
-            wanted_roots.insert(find(&mut parent, i));
-        }
+    // Components holding a wanted node are the persons touched: (map groups, added records)
+    // each, found through its root (a node number, so vectors serve where maps would).
+    let mut wanted_root = vec![false; parent.len()];
+    let wanted_added = added.iter().enumerate().filter(|(_, a)| a.wanted);
+    for n in wanted_added.map(|(i, _)| i).chain(wanted_nodes) {
+        let root = find(&mut parent, n);
+        wanted_root[root] = true;
     }
-    for &n in &wanted_nodes {
-        wanted_roots.insert(find(&mut parent, n));
-    }
-    let mut components: FxHashMap<usize, (Vec<u32>, Vec<usize>)> = FxHashMap::default();
+    let mut component_of_root: Vec<Option<usize>> = vec![None; parent.len()];
+    let mut components: Vec<(Vec<u32>, Vec<usize>)> = Vec::new();
     for n in 0..parent.len() {
         let root = find(&mut parent, n);
-        if !wanted_roots.contains(&root) {
+        if !wanted_root[root] {
             continue;
         }
-        let entry = components.entry(root).or_default();
+        let c = *component_of_root[root].get_or_insert_with(|| {
+            components.push(Default::default());
+            components.len() - 1
+        });
+        let entry = &mut components[c];
         match n.checked_sub(records_nodes) {
             None => entry.1.push(n),
             Some(k) => entry.0.extend(group_of_node.get(k).copied()),
         }
     }
+    drop(component_of_root);
     let persons_total = components.len() as u64;
     // The record ids whose person key has an open lead (a person key is `NP-` and a record id).
     let open_ids: FxHashSet<&str> = open.keys().filter_map(|k| k.strip_prefix("NP-")).collect();
     let open_tags: FxHashSet<u32> = open_ids.iter().map(|id| record_id_tag(id)).collect();
-    let components: Vec<(Vec<u32>, Vec<usize>)> = components.into_values().collect();
     // The screen, on the machine's cores.
     let keep = par_map(&components, |_, (groups, adds)| {
         let mut profile = LeadProfile::default();

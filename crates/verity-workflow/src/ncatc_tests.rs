@@ -1085,8 +1085,9 @@ fn a_screened_full_run_has_the_outcomes_of_evaluating_every_may_lead_person() {
 
 /// Changes that exercise every way a person map is used: copies of records (new records
 /// joining their persons), copies holding a second person's A-number (merging two persons),
-/// and U.S.-born records with an open lead subject's name and birth date and no identifier
-/// (new citizenship evidence the changes bear on, linked to no one).
+/// a new person of two records joined by a new A-number, and U.S.-born records with an open
+/// lead subject's name and birth date and no identifier (new citizenship evidence the changes
+/// bear on, linked to no one).
 async fn map_changes(store: &Store, round: &str) -> Vec<SourceRecord> {
     let mut out: Vec<SourceRecord> = touched_copies(store, 7)
         .await
@@ -1108,6 +1109,21 @@ async fn map_changes(store: &Store, round: &str) -> Vec<SourceRecord> {
             merged.identity.ids.a_number = b.identity.ids.a_number.clone();
             out.push(merged);
         }
+    }
+    // A person new since the map: two records joined only by an A-number no earlier record
+    // holds (one per round).
+    let fresh = verity_model::ANumber::parse(&format!(
+        "A0999{:05}",
+        round.bytes().map(u32::from).sum::<u32>()
+    ))
+    .ok();
+    assert!(fresh.is_some());
+    for (i, r) in with_a.iter().rev().take(2).enumerate() {
+        let mut c = r.clone();
+        c.record_id = format!("FRESH-{round}-{i}");
+        c.identity.ids = Default::default();
+        c.identity.ids.a_number = fresh.clone();
+        out.push(c);
     }
     let subjects: Vec<String> = store
         .open_lead_keys()
