@@ -2172,39 +2172,56 @@ async fn incremental_population(
     clock.lap("move text sweep keys", || format!("{moved} rows"));
     let read_from = map_head.unwrap_or(run.from_rev);
     // With a map to use, the records since it are read as digests (decoded only where the run
-    // needs them); without one, as JSON.
-    let since = match map_job {
-        Some(map_job) => {
-            let (new, packs) =
-                mapped::read_new_records(store, read_from, run.to_rev, opts.page_size, progress)
-                    .await?;
-            Since::Digests {
-                new,
-                packs,
-                map_job: Some(map_job),
-            }
-        }
-        None => {
-            let mut raw: Vec<RawRecord> = Vec::new();
-            let mut after = read_from;
-            loop {
-                let page = store
-                    .scan_record_json(after, run.to_rev, opts.page_size.max(1))
-                    .await?;
-                let Some(last) = page.last() else {
-                    break;
-                };
-                after = last.rev;
-                raw.extend(page);
-                progress(Progress::Scanning {
-                    done: raw.len() as u64,
-                    total: u64::try_from(run.to_rev - read_from).unwrap_or(0),
-                });
-            }
-            let records = decode_parallel(&raw)?;
-            Since::Json(raw.iter().map(|r| r.rev).zip(records).collect())
+    // needs them); without one, as JSON. The open leads' subject keys are read meanwhile:
+    // both are store reads, and after a change mostly from disk.
+    let subject_keys = async {
+        if open.is_empty() {
+            Ok(Vec::new())
+        } else {
+            store.open_lead_subject_keys().await
         }
     };
+    let read_since = async {
+        Ok::<Since, RunError>(match map_job {
+            Some(map_job) => {
+                let (new, packs) = mapped::read_new_records(
+                    store,
+                    read_from,
+                    run.to_rev,
+                    opts.page_size,
+                    progress,
+                )
+                .await?;
+                Since::Digests {
+                    new,
+                    packs,
+                    map_job: Some(map_job),
+                }
+            }
+            None => {
+                let mut raw: Vec<RawRecord> = Vec::new();
+                let mut after = read_from;
+                loop {
+                    let page = store
+                        .scan_record_json(after, run.to_rev, opts.page_size.max(1))
+                        .await?;
+                    let Some(last) = page.last() else {
+                        break;
+                    };
+                    after = last.rev;
+                    raw.extend(page);
+                    progress(Progress::Scanning {
+                        done: raw.len() as u64,
+                        total: u64::try_from(run.to_rev - read_from).unwrap_or(0),
+                    });
+                }
+                let records = decode_parallel(&raw)?;
+                Since::Json(raw.iter().map(|r| r.rev).zip(records).collect())
+            }
+        })
+    };
+    let (since, subject_keys) = tokio::join!(read_since, subject_keys);
+    let (since, subject_keys) = (since?, subject_keys?);
     let mut records_read = since.records_read();
     let records_scanned = since.changed_count(run.from_rev);
     clock.lap("read changed records", || {
@@ -2280,7 +2297,7 @@ async fn incremental_population(
             }
         };
         open_leads_bearing(
-            store.open_lead_subject_keys().await?,
+            subject_keys,
             changed.iter().flat_map(|d| d.citizen_keys.iter().copied()),
             changed.iter().flat_map(|d| d.status_keys.iter().copied()),
         )
