@@ -665,7 +665,6 @@ type BatchJob = std::thread::JoinHandle<(Vec<(PersonResult, Option<String>)>, Pr
 /// and birth date outside the person is evaluated again with that known, which parks it
 /// ([`person::evaluate_person`]). Asked of leads only, as no other outcome depends on it: a
 /// few hundred persons of a batch instead of all of them (each has dozens of name keys).
-#[allow(clippy::too_many_arguments)]
 async fn sweep_leads(
     store: &Store,
     ctx: &LeadContext,
