@@ -963,6 +963,14 @@ pub(crate) fn damaged_block(b: u32, problem: String) -> MapError {
     }
 }
 
+/// A zstd context to unpack candidate blocks; failing to make one concerns no block.
+pub(crate) fn block_decompressor() -> Result<zstd::bulk::Decompressor<'static>, MapError> {
+    zstd::bulk::Decompressor::new().map_err(|e| MapError::Invalid {
+        path: PathBuf::from(CANDIDATES_FILE),
+        problem: format!("no zstd decompressor: {e}"),
+    })
+}
+
 impl Candidates {
     /// The block holding group `g`'s records, if the full run evaluated it.
     pub fn block_of(&self, g: u32) -> Option<u32> {
@@ -1071,8 +1079,7 @@ impl Candidates {
 #[cfg(test)]
 pub(crate) fn rewrite_candidates_with_a_bad_record(dir: &Path) -> Result<(), MapError> {
     let c = read_candidates(dir)?.ok_or_else(|| damaged_block(0, "no file".into()))?;
-    let mut decompressor =
-        zstd::bulk::Decompressor::new().map_err(|e| damaged_block(0, format!("zstd: {e}")))?;
+    let mut decompressor = block_decompressor()?;
     let mut persons = Vec::new();
     for b in 0..u32::try_from(c.offsets.len() - 1).unwrap_or(0) {
         let raw = c.unpack(&mut decompressor, b)?;
@@ -1172,8 +1179,7 @@ pub(crate) struct CandidateRecord {
 impl CandidatesByRev {
     /// Indexes every block's records by rev (each block unpacked once, on this thread).
     pub fn index(candidates: Candidates) -> Result<CandidatesByRev, MapError> {
-        let mut decompressor =
-            zstd::bulk::Decompressor::new().map_err(|e| damaged_block(0, format!("zstd: {e}")))?;
+        let mut decompressor = block_decompressor()?;
         let blocks = u32::try_from(candidates.offsets.len().saturating_sub(1))
             .map_err(|_| damaged_block(u32::MAX, "too many blocks".into()))?;
         let mut at = Vec::new();
@@ -1214,8 +1220,7 @@ impl CandidatesByRev {
     /// on the calling thread. Every pair must name a block the record is in
     /// ([`CandidatesByRev::block_of`]); one that does not is damage, reported.
     pub fn read(&self, wanted: &[(u32, i64)]) -> Result<Vec<CandidateRecord>, MapError> {
-        let mut decompressor =
-            zstd::bulk::Decompressor::new().map_err(|e| damaged_block(0, format!("zstd: {e}")))?;
+        let mut decompressor = block_decompressor()?;
         let mut out = Vec::with_capacity(wanted.len());
         for group in wanted.chunk_by(|a, b| a.0 == b.0) {
             let b = group[0].0;

@@ -681,10 +681,10 @@ fn read_candidate_records(
 ) -> CandidateReads {
     let mut missing: Vec<(i64, u32)> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
-    let mut decompressor = match zstd::bulk::Decompressor::new() {
+    let mut decompressor = match super::scan::map::block_decompressor() {
         Ok(d) => Some(d),
         Err(e) => {
-            problems.push(format!("zstd: {e}"));
+            problems.push(e.to_string());
             None
         }
     };
