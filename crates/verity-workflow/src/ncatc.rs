@@ -562,6 +562,7 @@ async fn execute(
         }
         None => None,
     };
+    let mut freeing: Option<std::thread::JoinHandle<()>> = None;
     for done_batches in 0..chunks.len() {
         let next = match chunks.get_mut(done_batches + 1) {
             Some(next) => {
@@ -591,7 +592,11 @@ async fn execute(
             opts.today,
         )
         .await?;
-        drop_elsewhere(evaluated);
+        // One batch is freed at a time: a full run's memory then holds at most one more.
+        if let Some(previous) = freeing.take() {
+            let _ = previous.join();
+        }
+        freeing = drop_elsewhere(evaluated);
         times.end("sweep", begun);
         let begun = times.begin();
         // Records taken from the last full run's candidates were not read from the store.
@@ -653,12 +658,13 @@ async fn execute(
 
 /// Drops `value` on a thread of its own: freeing an evaluated batch (hundreds of thousands of
 /// records, each a dozen allocations) took 4% of an incremental run's CPU on the thread that
-/// saves the batch next. If no thread can be started it is dropped here.
-fn drop_elsewhere<T: Send + 'static>(value: T) {
+/// saves the batch next. If no thread can be started it is dropped here (and `None`).
+fn drop_elsewhere<T: Send + 'static>(value: T) -> Option<std::thread::JoinHandle<()>> {
     // A failed spawn drops its closure, and with it the value, on this thread.
-    let _ = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("ncatc-drop".into())
-        .spawn(move || drop(value));
+        .spawn(move || drop(value))
+        .ok()
 }
 
 /// A batch of persons read and swept, ready to evaluate: each with its records and context.
