@@ -713,9 +713,18 @@ fn read_file_head(
 /// 5–19 s for 64,000 records at 1M people).
 pub(crate) const CANDIDATES_FILE: &str = "candidates.bin";
 const CANDIDATES_MAGIC: &[u8; 8] = b"VNCATCCR";
-/// Raw bytes of records per block: a few persons, so that a run needing a tenth of the persons
-/// unpacks about a quarter of the blocks.
-const CANDIDATE_BLOCK_BYTES: usize = 8 * 1024;
+/// Raw bytes of records per block: a person or two, so that a run unpacks little besides the
+/// persons it needs. Blocks this small compress well only with a shared dictionary
+/// ([`CANDIDATE_DICTIONARY_BYTES`]); measured on a 10M-person run's file, 2 KB blocks with a
+/// 16 KB dictionary packed 2.77× and unpacked in 5.2 µs, against 2.45× and 12.9 µs for 8 KB
+/// blocks without one.
+const CANDIDATE_BLOCK_BYTES: usize = 2 * 1024;
+
+/// The size of the zstd dictionary trained on the file's first blocks and kept in its header.
+const CANDIDATE_DICTIONARY_BYTES: usize = 16 * 1024;
+
+/// Blocks the dictionary is trained on (the first ones written: held back until then).
+const CANDIDATE_DICTIONARY_SAMPLES: usize = 2_000;
 
 /// The largest raw block a reader accepts (a damaged length must not allocate gigabytes).
 const CANDIDATE_BLOCK_MAX: usize = 64 << 20;
@@ -726,8 +735,8 @@ const CANDIDATE_LEVEL: i32 = 1;
 /// The candidates file's layout version (its own: it changes apart from the map's). Format 3
 /// keeps records in their compact binary form (`SourceRecord::write_compact`), not as JSON:
 /// decoding JSON was most of an incremental run's reading. Format 4: dates in that form are
-/// one integer each, not text.
-const CANDIDATES_FORMAT: u32 = 4;
+/// one integer each, not text. Format 5: 2 KB blocks packed with a dictionary kept after the key.
+const CANDIDATES_FORMAT: u32 = 5;
 
 /// One person for the candidates file: its map group and its records, each as its rev (i64
 /// LE), its compact form's length (u32 LE) and the compact form ([`push_candidate_record`]).
@@ -774,8 +783,8 @@ pub(crate) fn push_candidate_entry(entries: &mut Vec<u8>, rev: i64, compact: &[u
 /// blocks' offsets and (group, block) sorted by group, then a checksum, and renames the file
 /// into place; dropped unfinished (a stopped run), it leaves no file behind.
 ///
-/// Layout: magic, format, head rev, key; the blocks; block offsets; the index; the offsets'
-/// position (u64); the checksum of everything before it.
+/// Layout: magic, format, head rev, key, the blocks' zstd dictionary (empty: none); the blocks;
+/// block offsets; the index; the offsets' position (u64); the checksum of everything before it.
 pub(crate) struct CandidateWriter {
     sender: Option<std::sync::mpsc::SyncSender<Vec<CandidatePerson>>>,
     thread: Option<std::thread::JoinHandle<Result<u64, MapError>>>,
@@ -815,39 +824,34 @@ impl CandidateWriter {
             out.u64(head_rev as u64).map_err(io)?;
             out.section(key.as_bytes(), 1, |b, buf| buf.push(*b))
                 .map_err(io)?;
-            let mut compressor = zstd::bulk::Compressor::new(CANDIDATE_LEVEL).map_err(io)?;
             let mut offsets: Vec<u64> = vec![0];
             let mut index: Vec<(u32, u32)> = Vec::new();
-            let mut groups: Vec<u32> = Vec::new();
             let mut raw: Vec<u8> = Vec::new();
-            let mut flush = |raw: &mut Vec<u8>,
-                             groups: &mut Vec<u32>,
-                             out: &mut Out<_>,
-                             offsets: &mut Vec<u64>,
-                             index: &mut Vec<(u32, u32)>|
-             -> std::io::Result<()> {
-                if groups.is_empty() {
-                    return Ok(());
-                }
-                let number = u32::try_from(offsets.len() - 1).unwrap_or(u32::MAX);
-                let packed = compressor.compress(raw)?;
-                let raw_len = u32::try_from(raw.len()).unwrap_or(u32::MAX);
-                out.bytes(&raw_len.to_le_bytes())?;
-                out.bytes(&packed)?;
-                let last = offsets.last().copied().unwrap_or(0);
-                offsets.push(last + 4 + packed.len() as u64);
-                index.extend(groups.iter().map(|&g| (g, number)));
-                groups.clear();
-                raw.clear();
-                Ok(())
-            };
+            let mut groups: Vec<u32> = Vec::new();
+            // The first blocks are held back to train the dictionary on, then packed with it.
+            let mut held: Vec<(Vec<u8>, Vec<u32>)> = Vec::new();
+            let mut packer: Option<BlockPacker> = None;
             for batch in batches {
                 for person in batch {
                     raw.extend_from_slice(&person.entries);
                     groups.push(person.group);
-                    if raw.len() >= CANDIDATE_BLOCK_BYTES {
-                        flush(&mut raw, &mut groups, &mut out, &mut offsets, &mut index)
+                    if raw.len() < CANDIDATE_BLOCK_BYTES {
+                        continue;
+                    }
+                    let block = (std::mem::take(&mut raw), std::mem::take(&mut groups));
+                    if let Some(p) = packer.as_mut() {
+                        p.add(&block.0, &block.1, &mut out, &mut offsets, &mut index)
                             .map_err(io)?;
+                        continue;
+                    }
+                    held.push(block);
+                    if held.len() >= CANDIDATE_DICTIONARY_SAMPLES {
+                        let mut p = BlockPacker::trained_on(&held, &mut out).map_err(io)?;
+                        for (raw, groups) in held.drain(..) {
+                            p.add(&raw, &groups, &mut out, &mut offsets, &mut index)
+                                .map_err(io)?;
+                        }
+                        packer = Some(p);
                     }
                 }
             }
@@ -859,7 +863,18 @@ impl CandidateWriter {
                     problem: "the run stopped before every batch was written".into(),
                 });
             }
-            flush(&mut raw, &mut groups, &mut out, &mut offsets, &mut index).map_err(io)?;
+            if !groups.is_empty() {
+                held.push((raw, groups));
+            }
+            let mut packer = match packer {
+                Some(p) => p,
+                None => BlockPacker::trained_on(&held, &mut out).map_err(io)?,
+            };
+            for (raw, groups) in held.drain(..) {
+                packer
+                    .add(&raw, &groups, &mut out, &mut offsets, &mut index)
+                    .map_err(io)?;
+            }
             index.sort_unstable();
             let at = offsets.last().copied().unwrap_or(0);
             out.section(&offsets, 8, |v, buf| {
@@ -913,6 +928,61 @@ impl Drop for CandidateWriter {
     }
 }
 
+/// Packs candidate blocks with the file's dictionary and appends them to the file.
+struct BlockPacker {
+    compressor: zstd::bulk::Compressor<'static>,
+}
+
+/// Fewer first blocks than this train no dictionary (a small store's file is small anyway).
+const CANDIDATE_DICTIONARY_MIN_SAMPLES: usize = 64;
+
+impl BlockPacker {
+    /// Trains the dictionary on the first blocks, `samples`, and writes it to the header (an
+    /// empty one when they are too few, or zstd cannot train on them: blocks are then packed
+    /// without one, only less tightly).
+    fn trained_on<W: Write>(
+        samples: &[(Vec<u8>, Vec<u32>)],
+        out: &mut Out<W>,
+    ) -> std::io::Result<BlockPacker> {
+        let raws: Vec<&[u8]> = samples.iter().map(|(raw, _)| raw.as_slice()).collect();
+        let dictionary = if raws.len() < CANDIDATE_DICTIONARY_MIN_SAMPLES {
+            Vec::new()
+        } else {
+            zstd::dict::from_samples(&raws, CANDIDATE_DICTIONARY_BYTES).unwrap_or_default()
+        };
+        out.section(&dictionary, 1, |b, buf| buf.push(*b))?;
+        let compressor = if dictionary.is_empty() {
+            zstd::bulk::Compressor::new(CANDIDATE_LEVEL)?
+        } else {
+            zstd::bulk::Compressor::with_dictionary(CANDIDATE_LEVEL, &dictionary)?
+        };
+        Ok(BlockPacker { compressor })
+    }
+
+    /// Packs the block of `groups`' records `raw` and appends it, with its offset and index.
+    fn add<W: Write>(
+        &mut self,
+        raw: &[u8],
+        groups: &[u32],
+        out: &mut Out<W>,
+        offsets: &mut Vec<u64>,
+        index: &mut Vec<(u32, u32)>,
+    ) -> std::io::Result<()> {
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let number = u32::try_from(offsets.len() - 1).unwrap_or(u32::MAX);
+        let packed = self.compressor.compress(raw)?;
+        let raw_len = u32::try_from(raw.len()).unwrap_or(u32::MAX);
+        out.bytes(&raw_len.to_le_bytes())?;
+        out.bytes(&packed)?;
+        let last = offsets.last().copied().unwrap_or(0);
+        offsets.push(last + 4 + packed.len() as u64);
+        index.extend(groups.iter().map(|&g| (g, number)));
+        Ok(())
+    }
+}
+
 /// Writes a candidates file in one go (tests; a run streams it with [`CandidateWriter`]).
 #[cfg(test)]
 pub(crate) fn write_candidates(
@@ -936,6 +1006,8 @@ pub(crate) fn write_candidates(
 pub(crate) struct Candidates {
     pub head_rev: i64,
     pub key: String,
+    /// The blocks' zstd dictionary (empty: packed without one).
+    dictionary: Vec<u8>,
     offsets: Vec<u64>,
     /// (group, block), sorted.
     index: Column<(u32, u32)>,
@@ -963,15 +1035,21 @@ pub(crate) fn damaged_block(b: u32, problem: String) -> MapError {
     }
 }
 
-/// A zstd context to unpack candidate blocks; failing to make one concerns no block.
-pub(crate) fn block_decompressor() -> Result<zstd::bulk::Decompressor<'static>, MapError> {
-    zstd::bulk::Decompressor::new().map_err(|e| MapError::Invalid {
-        path: PathBuf::from(CANDIDATES_FILE),
-        problem: format!("no zstd decompressor: {e}"),
-    })
-}
-
 impl Candidates {
+    /// A zstd context to unpack this file's blocks (with its dictionary); failing to make one
+    /// concerns no block.
+    pub(crate) fn decompressor(&self) -> Result<zstd::bulk::Decompressor<'static>, MapError> {
+        let made = if self.dictionary.is_empty() {
+            zstd::bulk::Decompressor::new()
+        } else {
+            zstd::bulk::Decompressor::with_dictionary(&self.dictionary)
+        };
+        made.map_err(|e| MapError::Invalid {
+            path: PathBuf::from(CANDIDATES_FILE),
+            problem: format!("no zstd decompressor: {e}"),
+        })
+    }
+
     /// The block holding group `g`'s records, if the full run evaluated it.
     pub fn block_of(&self, g: u32) -> Option<u32> {
         let i = self.index.partition_point(|(group, _)| group < g);
@@ -1079,7 +1157,7 @@ impl Candidates {
 #[cfg(test)]
 pub(crate) fn rewrite_candidates_with_a_bad_record(dir: &Path) -> Result<(), MapError> {
     let c = read_candidates(dir)?.ok_or_else(|| damaged_block(0, "no file".into()))?;
-    let mut decompressor = block_decompressor()?;
+    let mut decompressor = c.decompressor()?;
     let mut persons = Vec::new();
     for b in 0..u32::try_from(c.offsets.len() - 1).unwrap_or(0) {
         let raw = c.unpack(&mut decompressor, b)?;
@@ -1122,6 +1200,7 @@ pub(crate) fn read_candidates(dir: &Path) -> Result<Option<Candidates>, MapError
         let head_rev = head.u64()? as i64;
         let key = String::from_utf8(head.section(1, |b| b[0])?)
             .map_err(|_| "key is not UTF-8".to_string())?;
+        let dictionary = head.section(1, |b| b[0])?;
         let blocks_start = head.at;
         let (rest, index_at) = body.split_at(body.len() - 8);
         let blocks_len =
@@ -1148,6 +1227,7 @@ pub(crate) fn read_candidates(dir: &Path) -> Result<Option<Candidates>, MapError
         Ok(Candidates {
             head_rev,
             key,
+            dictionary,
             offsets,
             index,
             file: Arc::clone(&file),
@@ -1179,7 +1259,7 @@ pub(crate) struct CandidateRecord {
 impl CandidatesByRev {
     /// Indexes every block's records by rev (each block unpacked once, on this thread).
     pub fn index(candidates: Candidates) -> Result<CandidatesByRev, MapError> {
-        let mut decompressor = block_decompressor()?;
+        let mut decompressor = candidates.decompressor()?;
         let blocks = u32::try_from(candidates.offsets.len().saturating_sub(1))
             .map_err(|_| damaged_block(u32::MAX, "too many blocks".into()))?;
         let mut at = Vec::new();
@@ -1220,7 +1300,7 @@ impl CandidatesByRev {
     /// on the calling thread. Every pair must name a block the record is in
     /// ([`CandidatesByRev::block_of`]); one that does not is damage, reported.
     pub fn read(&self, wanted: &[(u32, i64)]) -> Result<Vec<CandidateRecord>, MapError> {
-        let mut decompressor = block_decompressor()?;
+        let mut decompressor = self.candidates.decompressor()?;
         let mut out = Vec::with_capacity(wanted.len());
         for group in wanted.chunk_by(|a, b| a.0 == b.0) {
             let b = group[0].0;
@@ -1375,13 +1455,17 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    #[test]
-    fn candidates_read_back_by_group_and_a_damaged_file_is_refused() {
-        let dir = scratch("candidates");
+    /// Writes `persons` persons of two records each to a candidates file in `dir`, reads
+    /// it back, and checks every person's records are found in its group's block.
+    fn candidates_read_back(dir: &Path, persons: usize) -> Candidates {
         let record = |i: usize| SourceRecord {
             record_id: format!("R-{i}"),
             identity: verity_model::Identity {
-                name: verity_model::PersonName::new(&"X".repeat(300 + i), "", "DOE"),
+                name: verity_model::PersonName::new(
+                    &format!("{}{}", "X".repeat(300 + i % 50), i * 7919 % 1000),
+                    "",
+                    ["DOE", "ROE", "SMITH", "GARCIA"][i % 4],
+                ),
                 ..Default::default()
             },
             body: verity_model::RecordBody::Citizenship(verity_model::record::CitizenshipRecord {
@@ -1390,17 +1474,17 @@ mod tests {
                 issued: None,
             }),
         };
-        // Groups 3, 10, 17, ... with two records each; blocks of about 8 KB hold several.
-        let expected: Vec<(u32, Vec<(i64, SourceRecord)>)> = (0..60)
+        // Groups 3, 10, 17, ... (not in order) with two records each; a block holds a few.
+        let expected: Vec<(u32, Vec<(i64, SourceRecord)>)> = (0..persons)
             .map(|p: usize| {
-                let group = ((p * 7 + 3) % 61) as u32;
+                let group = ((p * 7 + 3) % 100_003) as u32;
                 let records = (0..2)
                     .map(|k| ((p * 2 + k) as i64 + 1, record(p * 2 + k)))
                     .collect();
                 (group, records)
             })
             .collect();
-        let persons: Vec<CandidatePerson> = expected
+        let written: Vec<CandidatePerson> = expected
             .iter()
             .map(|(group, records)| {
                 let mut entries = Vec::new();
@@ -1413,11 +1497,11 @@ mod tests {
                 }
             })
             .collect();
-        write_candidates(&dir, 40, "key", persons).unwrap();
-        let c = read_candidates(&dir).unwrap().unwrap();
+        write_candidates(dir, 40, "key", written).unwrap();
+        let c = read_candidates(dir).unwrap().unwrap();
         assert_eq!((c.head_rev, c.key.as_str()), (40, "key"));
         assert!(c.offsets.len() > 2, "several blocks");
-        let mut decompressor = zstd::bulk::Decompressor::new().unwrap();
+        let mut decompressor = c.decompressor().unwrap();
         for (group, records) in &expected {
             let b = c.block_of(*group).unwrap();
             let mut found = Vec::new();
@@ -1433,6 +1517,25 @@ mod tests {
                 .unwrap();
             assert_eq!(one, vec![records[0].clone()]);
         }
+        c
+    }
+
+    #[test]
+    fn candidates_of_many_blocks_are_packed_with_a_dictionary_and_read_back() {
+        let dir = scratch("candidates_dictionary");
+        // Past the blocks held back to train on, so that later blocks are packed as written.
+        let c = candidates_read_back(&dir, 8_000);
+        assert!(c.offsets.len() > CANDIDATE_DICTIONARY_SAMPLES + 100);
+        assert!(!c.dictionary.is_empty(), "a dictionary was trained");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn candidates_read_back_by_group_and_a_damaged_file_is_refused() {
+        let dir = scratch("candidates");
+        let c = candidates_read_back(&dir, 60);
+        // Too few blocks to train a dictionary on: packed without one.
+        assert!(c.dictionary.is_empty());
         assert_eq!(c.block_of(1000), None);
         let path = dir.join(CANDIDATES_FILE);
         let mut bytes = std::fs::read(&path).unwrap();

@@ -681,12 +681,13 @@ fn read_candidate_records(
 ) -> CandidateReads {
     let mut missing: Vec<(i64, u32)> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
-    let mut decompressor = match super::scan::map::block_decompressor() {
-        Ok(d) => Some(d),
-        Err(e) => {
+    let mut decompressor = match candidates.map(Candidates::decompressor) {
+        Some(Ok(d)) => Some(d),
+        Some(Err(e)) => {
             problems.push(e.to_string());
             None
         }
+        None => None,
     };
     // The last block unpacked: consecutive persons mostly share it.
     let mut unpacked: Option<(u32, Vec<u8>)> = None;
