@@ -2155,7 +2155,7 @@ async fn incremental_population(
 ) -> Result<Population, RunError> {
     let mut clock = PhaseClock::start();
     // The last full run's person map, when there is one this run can use: its header first
-    // (where to start reading), the rest on another thread while the records are read.
+    // (where to start reading), the rest on another thread once the records are read.
     let key = match &opts.map_dir {
         Some(_) => map_key(store, run, opts).await?,
         None => String::new(),
@@ -2177,9 +2177,12 @@ async fn incremental_population(
         });
     let mut map_note = usable.as_ref().and_then(|u| u.as_ref().err().cloned());
     let map_head = usable.and_then(Result::ok);
-    // Read on another thread while the records since the map are read.
-    let map_job: Option<MapJob> = match (map_head, &opts.map_dir) {
-        (Some(_), Some(dir)) => Some(MapJob::start(dir.clone())),
+    // Read on another thread once the records since the map are: after a change, both are
+    // mostly on disk, and the map's 2 GB of sequential reads would starve the store's small
+    // ones, which come first on the run's path (measured: 2.8 s to read the changes beside the
+    // map, against 0.5 s alone).
+    let map_dir: Option<&std::path::PathBuf> = match (map_head, &opts.map_dir) {
+        (Some(_), Some(dir)) => Some(dir),
         _ => None,
     };
     // Sweep keys a store written before migration 0007 keep as text: hashed once, here.
@@ -2197,8 +2200,8 @@ async fn incremental_population(
         }
     };
     let read_since = async {
-        Ok::<Since, RunError>(match map_job {
-            Some(map_job) => {
+        Ok::<Since, RunError>(match map_dir {
+            Some(dir) => {
                 let (new, packs) = mapped::read_new_records(
                     store,
                     read_from,
@@ -2210,7 +2213,7 @@ async fn incremental_population(
                 Since::Digests {
                     new,
                     packs,
-                    map_job: Some(map_job),
+                    map_job: Some(MapJob::start(dir.clone())),
                 }
             }
             None => {
