@@ -371,15 +371,16 @@ fn touch_revs(head: i64, every: u64, offset: u64) -> Vec<i64> {
 }
 
 fn touch(a: TouchArgs) -> anyhow::Result<()> {
+    // Checked before the store is opened (which may create or migrate it).
+    if a.offset >= a.every {
+        anyhow::bail!(
+            "--offset {} must be less than --every {} (it is a remainder)",
+            a.offset,
+            a.every
+        );
+    }
     runtime()?.block_on(async {
         let store = a.store.open().await?;
-        if a.offset >= a.every {
-            anyhow::bail!(
-                "--offset {} must be less than --every {} (it is a remainder)",
-                a.offset,
-                a.every
-            );
-        }
         let head = store.max_record_rev().await?;
         let wanted = touch_revs(head, a.every, a.offset);
         let mut added = 0u64;
