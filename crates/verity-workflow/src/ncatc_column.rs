@@ -54,6 +54,15 @@ impl MappedFile {
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.0
     }
+
+    /// Tells the kernel that `range` (page-aligned at its start) is read a few bytes at a
+    /// time: a fault then reads its page, not the device's read-ahead around it (8 MB here).
+    /// Only advice: a kernel that refuses it costs speed, never answers.
+    pub(crate) fn advise_random(&self, range: Range<usize>) {
+        let _ = self
+            .0
+            .advise_range(memmap2::Advice::Random, range.start, range.len());
+    }
 }
 
 /// The one `unsafe` call of this crate, on the measured hot path described in the module
@@ -96,6 +105,17 @@ impl<T: Fixed> Column<T> {
             start,
             len,
         })
+    }
+
+    /// The bytes of the mapped file that hold values `items` (`None` for an owned column).
+    pub(crate) fn byte_range(&self, items: Range<usize>) -> Option<Range<usize>> {
+        match self {
+            Column::Owned(_) => None,
+            Column::Mapped { start, len, .. } => {
+                let (from, to) = (items.start.min(*len), items.end.min(*len));
+                Some(start + from * T::WIDTH..start + to.max(from) * T::WIDTH)
+            }
+        }
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -18,7 +18,11 @@
 //!   (to find open leads; a collision only makes a person evaluated that need not be: the
 //!   run's exact screen follows on the records read whole);
 //! - per slot, its rev (32 bits: a store past 4 billion revs gets no map);
-//! - the sweep index ([`SweepIndex`], status keys held by group number).
+//! - the sweep index ([`SweepIndex`], status keys held by group number). Its status part
+//!   (some 40% of the file) starts on a page boundary and is left out of the file's checksum:
+//!   only leads look in it, a few thousand look-ups, so each look-up checks the 4 KB blocks it
+//!   reads against their own checksums ([`BlockSums`]) and the run reads a few pages of it
+//!   rather than all of it (format 4).
 //!
 //! Every byte counts: 1% of the records changing touches some 4% of the persons, spread over
 //! the whole file, so the first run after a change reads all of it from disk (format 2 was
@@ -40,7 +44,7 @@ pub(crate) const MAP_FILE: &str = "person-map.bin";
 const MAGIC: &[u8; 8] = b"VNCATCPM";
 /// Bumped whenever the layout or the meaning of a field changes: a map of another format is
 /// not used (the next full run writes a new one).
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum MapError {
@@ -265,11 +269,81 @@ impl Checksum {
     }
 }
 
-/// Writes little-endian sections, counting and checksumming what it writes.
+/// The size of a block of the map's checked-on-read region ([`BlockSums`]): a page.
+pub(crate) const SUMMED_BLOCK: usize = 4096;
+
+/// The checksum of one block of the checked-on-read region.
+fn block_sum(block: &[u8]) -> u64 {
+    let mut sum = Checksum::default();
+    sum.add(block);
+    sum.finish()
+}
+
+/// A region of a mapped map checked a block at a time, as it is read, instead of by the
+/// file's checksum: the status sweep index, some 40% of the map at 10M people, of which a run
+/// reads only the few pages its leads' look-ups land on. Reading all of it to check the
+/// file's checksum cost the first run after a change a second of disk reads.
+pub(crate) struct BlockSums {
+    file: Arc<MappedFile>,
+    /// The region's bytes in the file (its start a multiple of [`SUMMED_BLOCK`]).
+    region: std::ops::Range<usize>,
+    /// One checksum per block of the region, the last block possibly short.
+    sums: Column<u64>,
+}
+
+/// A block of the checked-on-read region whose checksum does not hold.
+#[derive(Debug, thiserror::Error)]
+#[error("person map: block {block} of the status index is damaged (its checksum does not hold)")]
+pub(crate) struct DamagedBlock {
+    pub block: usize,
+}
+
+impl BlockSums {
+    /// The region's bytes in the file.
+    #[cfg(test)]
+    pub(crate) fn region(&self) -> std::ops::Range<usize> {
+        self.region.clone()
+    }
+
+    /// Checks every block that `bytes` (a range of the file, within the region) touches.
+    pub(crate) fn check(&self, bytes: std::ops::Range<usize>) -> Result<(), DamagedBlock> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let data = self.file.bytes();
+        let first = bytes.start.saturating_sub(self.region.start) / SUMMED_BLOCK;
+        let last = (bytes.end - 1).saturating_sub(self.region.start) / SUMMED_BLOCK;
+        for block in first..=last {
+            let from = self.region.start + block * SUMMED_BLOCK;
+            let to = (from + SUMMED_BLOCK).min(self.region.end);
+            let held = data
+                .get(from..to)
+                .zip(self.sums.get(block))
+                .is_some_and(|(b, want)| block_sum(b) == want);
+            if !held {
+                return Err(DamagedBlock { block });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The per-block checksums of the region being written ([`Out::begin_region`]).
+#[derive(Default)]
+struct RegionSums {
+    block: Checksum,
+    in_block: usize,
+    sums: Vec<u64>,
+}
+
+/// Writes little-endian sections, counting and checksumming what it writes: into the file's
+/// checksum, or, between [`Out::begin_region`] and [`Out::end_region`], into per-block ones.
 struct Out<W: Write> {
     inner: W,
     sum: Checksum,
     buf: Vec<u8>,
+    written: usize,
+    region: Option<RegionSums>,
 }
 
 impl Out<std::io::BufWriter<std::fs::File>> {
@@ -290,8 +364,46 @@ impl Out<std::io::BufWriter<std::fs::File>> {
 
 impl<W: Write> Out<W> {
     fn bytes(&mut self, b: &[u8]) -> std::io::Result<()> {
-        self.sum.add(b);
+        match self.region.as_mut() {
+            None => self.sum.add(b),
+            Some(region) => {
+                let mut rest = b;
+                while !rest.is_empty() {
+                    let take = (SUMMED_BLOCK - region.in_block).min(rest.len());
+                    region.block.add(&rest[..take]);
+                    region.in_block += take;
+                    rest = &rest[take..];
+                    if region.in_block == SUMMED_BLOCK {
+                        let full = std::mem::take(&mut region.block);
+                        region.sums.push(full.finish());
+                        region.in_block = 0;
+                    }
+                }
+            }
+        }
+        self.written += b.len();
         self.inner.write_all(b)
+    }
+
+    /// Zero bytes up to the next multiple of [`SUMMED_BLOCK`] (their count first), then the
+    /// start of a region checked by blocks.
+    fn begin_region(&mut self) -> std::io::Result<()> {
+        let pad = (SUMMED_BLOCK - (self.written + 8) % SUMMED_BLOCK) % SUMMED_BLOCK;
+        self.u64(pad as u64)?;
+        self.bytes(&vec![0u8; pad])?;
+        self.region = Some(RegionSums::default());
+        Ok(())
+    }
+
+    /// The end of the region: its blocks' checksums.
+    fn end_region(&mut self) -> Vec<u64> {
+        let Some(mut region) = self.region.take() else {
+            return Vec::new();
+        };
+        if region.in_block > 0 {
+            region.sums.push(region.block.finish());
+        }
+        region.sums
     }
 
     fn u64(&mut self, v: u64) -> std::io::Result<()> {
@@ -301,6 +413,11 @@ impl<W: Write> Out<W> {
     /// A column: its element count, then each element's bytes.
     fn column<T: Fixed>(&mut self, column: &Column<T>) -> std::io::Result<()> {
         self.u64(column.len() as u64)?;
+        self.raw_column(column)
+    }
+
+    /// A column's elements' bytes, without their count.
+    fn raw_column<T: Fixed>(&mut self, column: &Column<T>) -> std::io::Result<()> {
         let mut i = 0usize;
         while i < column.len() {
             let end = (i + 64 * 1024).min(column.len());
@@ -371,6 +488,8 @@ pub(crate) fn write_map(
         inner: std::io::BufWriter::with_capacity(1 << 20, file),
         sum: Checksum::default(),
         buf: Vec::new(),
+        written: 0,
+        region: None,
     };
     let write = |out: &mut Out<_>| -> std::io::Result<()> {
         out.bytes(MAGIC)?;
@@ -386,8 +505,16 @@ pub(crate) fn write_map(
         out.column(&links.slot_rev)?;
         out.column(&sweep.citizen)?;
         out.directory(&sweep.citizen_dir)?;
-        out.column(&sweep.status)?;
-        out.directory(&sweep.status_dir)?;
+        // The status index, checked by blocks as read (`BlockSums`): its counts first, under
+        // the file's checksum, then its bytes from a page boundary, then their checksums.
+        out.u64(sweep.status.len() as u64)?;
+        out.u64(u64::from(sweep.status_dir.bits))?;
+        out.u64(sweep.status_dir.starts.len() as u64)?;
+        out.begin_region()?;
+        out.raw_column(&sweep.status)?;
+        out.raw_column(&sweep.status_dir.starts)?;
+        let sums = out.end_region();
+        out.column(&Column::Owned(sums))?;
         Ok(())
     };
     write(&mut out).map_err(io)?;
@@ -430,7 +557,21 @@ impl<'a> In<'a> {
 impl In<'_> {
     /// A column read in place from `file` (whose bytes these are).
     fn column<T: Fixed>(&mut self, file: &Arc<MappedFile>) -> Result<Column<T>, String> {
-        let n = usize::try_from(self.u64()?).map_err(|_| "section too long".to_string())?;
+        let n = self.count()?;
+        self.raw_column(file, n)
+    }
+
+    /// An element count.
+    fn count(&mut self) -> Result<usize, String> {
+        usize::try_from(self.u64()?).map_err(|_| "section too long".to_string())
+    }
+
+    /// `n` elements' bytes read in place, their count given.
+    fn raw_column<T: Fixed>(
+        &mut self,
+        file: &Arc<MappedFile>,
+        n: usize,
+    ) -> Result<Column<T>, String> {
         let start = self.at;
         let len = n
             .checked_mul(T::WIDTH)
@@ -469,14 +610,18 @@ pub(crate) struct Unverified {
     file: Arc<MappedFile>,
     /// The length of the bytes before the checksum.
     body_len: usize,
+    /// The bytes checked by blocks as they are read ([`BlockSums`]), not by the checksum.
+    by_blocks: std::ops::Range<usize>,
 }
 
 impl Unverified {
-    /// Checks the file's checksum (every byte of it is read).
+    /// Checks the file's checksum (every byte of it is read, but those checked by blocks).
     pub(crate) fn verify(&self) -> Result<(), MapError> {
         let bytes = self.file.bytes();
         let mut sum = Checksum::default();
-        sum.add(&bytes[..self.body_len]);
+        let skip = self.by_blocks.start.min(self.body_len)..self.by_blocks.end.min(self.body_len);
+        sum.add(&bytes[..skip.start]);
+        sum.add(&bytes[skip.end.max(skip.start)..self.body_len]);
         if sum.finish() != u64_of(&bytes[self.body_len..]) {
             return Err(MapError::Invalid {
                 path: self.path.clone(),
@@ -524,6 +669,7 @@ fn open_unverified(
         path: path.to_path_buf(),
         file,
         body_len,
+        by_blocks: 0..0,
     }))
 }
 
@@ -561,7 +707,7 @@ pub(crate) fn read_map(dir: &Path) -> Result<Option<PersonMap>, MapError> {
 /// wrong answers the caller discards, never out-of-range work.
 pub(crate) fn read_map_unverified(dir: &Path) -> Result<Option<(PersonMap, Unverified)>, MapError> {
     let path = dir.join(MAP_FILE);
-    let Some(unverified) = open_unverified(&path, MAGIC, FORMAT, "a person map")? else {
+    let Some(mut unverified) = open_unverified(&path, MAGIC, FORMAT, "a person map")? else {
         return Ok(None);
     };
     let (file, body_len) = (&unverified.file, unverified.body_len);
@@ -586,8 +732,30 @@ pub(crate) fn read_map_unverified(dir: &Path) -> Result<Option<(PersonMap, Unver
         let slot_rev = r.column::<u32>(file)?;
         let citizen = r.column::<u64>(file)?;
         let citizen_dir = r.directory(file, citizen.len())?;
-        let status = r.column::<KeyEntry>(file)?;
-        let status_dir = r.directory(file, status.len())?;
+        let status_len = r.count()?;
+        let status_bits = u32::try_from(r.u64()?).map_err(|_| "directory too large".to_string())?;
+        let status_starts = r.count()?;
+        let pad = r.count()?;
+        r.take(pad)?;
+        let region_start = r.at;
+        let status = r.raw_column::<KeyEntry>(file, status_len)?;
+        let starts = r.raw_column::<u32>(file, status_starts)?;
+        let region = region_start..r.at;
+        let sums = r.column::<u64>(file)?;
+        if !region_start.is_multiple_of(SUMMED_BLOCK)
+            || sums.len() != region.len().div_ceil(SUMMED_BLOCK)
+        {
+            return Err("the status index's block checksums do not cover it".into());
+        }
+        // Only the directory's last start is read here (it must be the count); the rest is
+        // checked by blocks as the look-ups read it.
+        let status_dir = HashDirectory::from_column(status_bits, starts, status.len())?;
+        file.advise_random(region.clone());
+        let status_sums = BlockSums {
+            file: Arc::clone(file),
+            region,
+            sums,
+        };
         if r.at != r.bytes.len() {
             return Err(format!(
                 "{} bytes after the last section",
@@ -633,10 +801,16 @@ pub(crate) fn read_map_unverified(dir: &Path) -> Result<Option<(PersonMap, Unver
                 citizen_dir,
                 status,
                 status_dir,
+                status_sums: Some(status_sums),
             },
         })
     };
     let map = parse(&mut r).map_err(invalid)?;
+    unverified.by_blocks = map
+        .sweep
+        .status_sums
+        .as_ref()
+        .map_or(0..0, |s| s.region.clone());
     Ok(Some((map, unverified)))
 }
 
@@ -818,6 +992,8 @@ impl CandidateWriter {
                 inner: std::io::BufWriter::with_capacity(1 << 20, file),
                 sum: Checksum::default(),
                 buf: Vec::new(),
+                written: 0,
+                region: None,
             };
             out.bytes(CANDIDATES_MAGIC).map_err(io)?;
             out.bytes(&CANDIDATES_FORMAT.to_le_bytes()).map_err(io)?;
@@ -1398,7 +1574,43 @@ mod tests {
         let want: std::collections::HashSet<u32> = [record_id_tag("R-3")].into();
         assert_eq!(l.slots_with_id_tags(&want), vec![3]);
         assert!(map.sweep.is_citizen_key(5) && !map.sweep.is_citizen_key(4));
-        assert_eq!(map.sweep.holder(4), Some(2));
+        assert_eq!(map.sweep.holder(4).unwrap(), Some(2));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// The status index is left out of the file's checksum and checked by the blocks each
+    /// look-up reads: a damaged block fails the look-ups that read it, and only those.
+    #[test]
+    fn a_damaged_block_of_the_status_index_fails_only_the_lookups_reading_it() {
+        let dir = scratch("status_blocks");
+        let step = u64::MAX / 2000;
+        let status: Vec<(u64, u32)> = (0..2000u32).map(|i| (u64::from(i) * step + 1, i)).collect();
+        let sweep = SweepIndex::for_tests(vec![1], status.clone());
+        write_map(&dir, 7, "k", &links(), &sweep).unwrap();
+        let map = read_map(&dir).unwrap().unwrap();
+        for &(h, g) in &status {
+            assert_eq!(map.sweep.holder(h).unwrap(), Some(g));
+        }
+        assert_eq!(map.sweep.holder(5).unwrap(), None);
+        let region = map.sweep.status_region().unwrap();
+        assert!(region.start.is_multiple_of(SUMMED_BLOCK));
+        assert!(region.len() > 5 * SUMMED_BLOCK, "{region:?}");
+        drop(map);
+        let path = dir.join(MAP_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        // The first entry's hash: in the region's first block.
+        bytes[region.start] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        // The file's checksum does not cover the region.
+        let map = read_map(&dir).unwrap().unwrap();
+        let (first, last) = (status[0], status[1999]);
+        let err = map.sweep.holder(first.0).unwrap_err();
+        assert_eq!(err.block, 0);
+        assert!(err.to_string().contains("damaged"), "{err}");
+        assert_eq!(map.sweep.holder(last.0).unwrap(), Some(last.1));
+        // The full run's question counts a damaged block as a holder outside.
+        assert!(map.sweep.status_outside(&[first.0], first.1));
+        assert!(!map.sweep.status_outside(&[last.0], last.1));
         let _ = std::fs::remove_dir_all(dir);
     }
 

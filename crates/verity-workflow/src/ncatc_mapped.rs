@@ -90,12 +90,17 @@ impl MapSweep {
                 return Some(true);
             }
             match self.index.holder(h) {
-                None => {}
+                // A damaged block of the map: the store answers instead.
+                Err(e) => {
+                    tracing::warn!("{e}; the store is asked instead");
+                    unsure = true;
+                }
+                Ok(None) => {}
                 // Held in two groups or more: one is outside unless the person holds several.
-                Some(HELD_BY_MANY) if groups.len() <= 1 => return Some(true),
-                Some(HELD_BY_MANY) => unsure = true,
-                Some(g) if !groups.contains(&g) => return Some(true),
-                Some(_) => {}
+                Ok(Some(HELD_BY_MANY)) if groups.len() <= 1 => return Some(true),
+                Ok(Some(HELD_BY_MANY)) => unsure = true,
+                Ok(Some(g)) if !groups.contains(&g) => return Some(true),
+                Ok(Some(_)) => {}
             }
         }
         if unsure {

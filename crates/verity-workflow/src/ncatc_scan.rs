@@ -932,6 +932,8 @@ pub(crate) struct SweepIndex {
     citizen_dir: HashDirectory,
     status: Column<KeyEntry>,
     status_dir: HashDirectory,
+    /// For a map's index, the block checksums its status part is checked by as read.
+    status_sums: Option<map::BlockSums>,
 }
 
 /// A status key held by records of more than one person: outside any person.
@@ -948,6 +950,7 @@ impl SweepIndex {
             citizen_dir,
             status: Column::Owned(status),
             status_dir,
+            status_sums: None,
         }
     }
 
@@ -971,12 +974,30 @@ impl SweepIndex {
             .any(|h| h == hash)
     }
 
-    /// The holder of status key `hash`: a group number, or [`HELD_BY_MANY`].
-    pub(crate) fn holder(&self, hash: u64) -> Option<u32> {
-        self.status
-            .iter_range(self.status_dir.range(hash))
+    /// The holder of status key `hash`: a group number, or [`HELD_BY_MANY`]. A map's index is
+    /// checked here, by the blocks the look-up reads (the directory's, then the entries').
+    pub(crate) fn holder(&self, hash: u64) -> Result<Option<u32>, map::DamagedBlock> {
+        if let Some(sums) = &self.status_sums {
+            let slot = HashDirectory::slot_of(self.status_dir.bits, hash);
+            if let Some(bytes) = self.status_dir.starts.byte_range(slot..slot + 2) {
+                sums.check(bytes)?;
+            }
+        }
+        let range = self.status_dir.range(hash);
+        if let Some(bytes) = self
+            .status_sums
+            .as_ref()
+            .and(self.status.byte_range(range.clone()))
+        {
+            if let Some(sums) = &self.status_sums {
+                sums.check(bytes)?;
+            }
+        }
+        Ok(self
+            .status
+            .iter_range(range)
             .find(|e| e.hash() == hash)
-            .map(|e| e.value())
+            .map(|e| e.value()))
     }
 
     /// Whether any of `keys` (the hashes of a person's name-and-birth-date keys) is a
@@ -987,12 +1008,20 @@ impl SweepIndex {
 
     /// Whether a record outside person `group` holds any of `keys` (the hashes of
     /// full-name-and-birth-date keys).
+    /// A full run's index is in memory; a damaged block of a map's counts as a holder
+    /// outside (the incremental run asks the store instead: `MapSweep::status_outside`).
     pub fn status_outside(&self, keys: &[u64], group: u32) -> bool {
         keys.iter().any(|&k| match self.holder(k) {
-            Some(HELD_BY_MANY) => true,
-            Some(holder) => holder != group,
-            None => false,
+            Err(_) | Ok(Some(HELD_BY_MANY)) => true,
+            Ok(Some(holder)) => holder != group,
+            Ok(None) => false,
         })
+    }
+
+    /// The bytes of the map file its status part lies in (a map's index only).
+    #[cfg(test)]
+    pub(crate) fn status_region(&self) -> Option<std::ops::Range<usize>> {
+        self.status_sums.as_ref().map(map::BlockSums::region)
     }
 
     /// Distinct citizenship and status keys, for the run's timing line.

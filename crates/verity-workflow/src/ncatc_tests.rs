@@ -1224,6 +1224,7 @@ fn an_incremental_run_with_the_person_map_has_the_outcomes_of_one_without() {
             "map",
             "map, no digests",
             "damaged map",
+            "damaged status index",
             "damaged candidates",
         ] {
             let (dir, store) = imported("incr_map").await;
@@ -1249,13 +1250,32 @@ fn an_incremental_run_with_the_person_map_has_the_outcomes_of_one_without() {
             }
             if mode.starts_with("damaged") {
                 let file = match mode {
-                    "damaged map" => scan::map::MAP_FILE,
-                    _ => scan::map::CANDIDATES_FILE,
+                    "damaged candidates" => scan::map::CANDIDATES_FILE,
+                    _ => scan::map::MAP_FILE,
                 };
                 let path = dir.join("ncatc").join(file);
                 let mut bytes = std::fs::read(&path).unwrap();
-                let mid = bytes.len() / 2;
-                bytes[mid] ^= 0x40;
+                match mode {
+                    // The last block checksum of the status index: under the file's checksum.
+                    "damaged map" => {
+                        let at = bytes.len() - 9;
+                        bytes[at] ^= 0x40;
+                    }
+                    // Every block of the status index, which the file's checksum leaves to
+                    // the look-ups: each one fails, and the store answers them all.
+                    "damaged status index" => {
+                        let map = scan::map::read_map(&dir.join("ncatc")).unwrap().unwrap();
+                        let region = map.sweep.status_region().unwrap();
+                        drop(map);
+                        for at in region.step_by(scan::map::SUMMED_BLOCK) {
+                            bytes[at] ^= 0x40;
+                        }
+                    }
+                    _ => {
+                        let mid = bytes.len() / 2;
+                        bytes[mid] ^= 0x40;
+                    }
+                }
                 std::fs::write(&path, bytes).unwrap();
             }
             let mut per_round = Vec::new();
@@ -1278,7 +1298,7 @@ fn an_incremental_run_with_the_person_map_has_the_outcomes_of_one_without() {
                 let note = inc.stats.person_map.clone();
                 match mode {
                     "store" => assert_eq!(note, None),
-                    "map" | "map, no digests" => assert!(
+                    "map" | "map, no digests" | "damaged status index" => assert!(
                         note.as_deref().is_some_and(
                             |n| n.starts_with("used") && n.contains("with its candidates")
                         ),
