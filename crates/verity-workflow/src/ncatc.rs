@@ -2060,50 +2060,64 @@ enum Since {
     },
 }
 
-/// The person map and its candidates, opened on another thread, which then checks the map's
-/// checksum.
+/// The person map and its candidates, opened on another thread, which then checks the
+/// candidates' checksum and the map's.
 struct MapJob {
-    /// The map (its checksum not yet checked) and the candidates (checked).
-    opened: std::sync::mpsc::Receiver<OpenedMap>,
+    /// The map, its checksum not yet checked.
+    opened: std::sync::mpsc::Receiver<MapOpened>,
+    /// The candidates, checked: sent once they are, while the run links and screens with
+    /// the map (they are first used to read persons). Read from disk after a change, the
+    /// 0.3 GB took that long before the map could be used.
+    candidates: std::sync::mpsc::Receiver<mapped::CandidatesOpened>,
     /// The map's checksum check (`None`: no map was opened).
     verified: std::thread::JoinHandle<Option<Result<(), scan::map::MapError>>>,
 }
 
-type OpenedMap = (
-    Result<Option<scan::map::PersonMap>, scan::map::MapError>,
-    Result<Option<scan::map::Candidates>, scan::map::MapError>,
-);
+type MapOpened = Result<Option<scan::map::PersonMap>, scan::map::MapError>;
 
 impl MapJob {
     fn start(dir: std::path::PathBuf) -> MapJob {
-        let (send, opened) = std::sync::mpsc::sync_channel(1);
+        let (send_map, opened) = std::sync::mpsc::sync_channel(1);
+        let (send_candidates, candidates) = std::sync::mpsc::sync_channel(1);
         let verified = std::thread::spawn(move || {
             let map = scan::map::read_map_unverified(&dir);
-            // The candidates are checked before use: their blocks are decoded as read.
-            let candidates = scan::map::read_candidates(&dir);
             let unverified = match &map {
                 Ok(Some((_, file))) => Some(file.clone()),
                 _ => None,
             };
-            // The receiver is gone only when the run stopped: nothing to check for.
-            let _ = send.send((map.map(|m| m.map(|(map, _)| map)), candidates));
+            // A receiver is gone only when the run stopped: nothing to check for.
+            let _ = send_map.send(map.map(|m| m.map(|(map, _)| map)));
+            // The candidates are checked before use: their blocks are decoded as read.
+            let _ = send_candidates.send(scan::map::read_candidates(&dir));
             unverified.map(|file| file.verify())
         });
-        MapJob { opened, verified }
+        MapJob {
+            opened,
+            candidates,
+            verified,
+        }
     }
 
-    /// The opened map and candidates.
-    fn opened(&self) -> OpenedMap {
+    /// The opened map.
+    fn opened(&self) -> MapOpened {
         // Only a panic on the thread drops the sender unsent; `verified` then carries it.
         self.opened.recv().unwrap_or_else(|_| {
-            (
-                Err(scan::map::MapError::Invalid {
-                    path: scan::map::MAP_FILE.into(),
-                    problem: "the thread opening it stopped".into(),
-                }),
-                Ok(None),
-            )
+            Err(scan::map::MapError::Invalid {
+                path: scan::map::MAP_FILE.into(),
+                problem: "the thread opening it stopped".into(),
+            })
         })
+    }
+
+    /// The candidates of `map`, to be waited for once needed.
+    fn candidates(&mut self, map: &scan::map::PersonMap) -> mapped::PendingCandidates {
+        // Replaced by a receiver whose sender is gone: taken once.
+        let (_, gone) = std::sync::mpsc::sync_channel(1);
+        mapped::PendingCandidates {
+            opened: std::mem::replace(&mut self.candidates, gone),
+            head_rev: map.head_rev,
+            key: map.policy_version.clone(),
+        }
     }
 
     /// Whether the map's checksum held (`Ok` when no map was opened).
@@ -2338,29 +2352,19 @@ async fn incremental_population(
         Since::Digests {
             new,
             packs,
-            map_job: Some(job),
+            map_job: Some(mut job),
         } => {
-            let (map, candidates) = job.opened();
+            let map = job.opened();
             clock.lap("read the person map", String::new);
             match map {
                 Ok(Some(map)) if map.head_rev == read_from && map.policy_version == key => {
-                    // The candidates are used only with the map they were written with.
-                    let (candidates, candidates_note) = match candidates {
-                        Ok(Some(c))
-                            if c.head_rev == map.head_rev && c.key == map.policy_version =>
-                        {
-                            (Some(c), "with its candidates".to_string())
-                        }
-                        Ok(Some(_)) => (None, "candidates of another map not used".to_string()),
-                        Ok(None) => (None, "no candidates".to_string()),
-                        Err(e) => (None, format!("candidates not used: {e}")),
-                    };
                     let note = format!(
-                        "used: {} groups, {} records up to rev {}, {candidates_note}",
+                        "used: {} groups, {} records up to rev {}",
                         map.links.groups(),
                         map.links.slots(),
                         map.head_rev
                     );
+                    let candidates = job.candidates(&map);
                     let (earlier, changed): (Vec<_>, Vec<_>) =
                         new.into_iter().partition(|n| n.rev <= run.from_rev);
                     let changes = mapped::Changes {
@@ -2371,7 +2375,7 @@ async fn incremental_population(
                         records_scanned,
                         records_read,
                     };
-                    let mut population = mapped::population(
+                    let (mut population, candidates_note) = mapped::population(
                         store, map, candidates, screen, open, changes, &mut clock,
                     )
                     .await?;
@@ -2395,7 +2399,7 @@ async fn incremental_population(
                         return Ok(population);
                     }
                     clock.lap("check the person map", String::new);
-                    population.person_map = Some(note);
+                    population.person_map = Some(format!("{note}, {candidates_note}"));
                     return Ok(population);
                 }
                 Ok(Some(map)) => {

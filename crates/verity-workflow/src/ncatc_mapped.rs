@@ -341,16 +341,48 @@ pub(super) async fn place_by_record_id(
     Ok(groups)
 }
 
-/// The persons of an incremental run, found with the map.
+/// The candidates file as the map's thread opens it, checked.
+pub(super) type CandidatesOpened = Result<Option<Candidates>, super::scan::map::MapError>;
+
+/// The candidates of the map a run uses, being checked on the map's thread.
+pub(super) struct PendingCandidates {
+    pub opened: std::sync::mpsc::Receiver<CandidatesOpened>,
+    /// The map's head and key: candidates are used only with the map they were written with.
+    pub head_rev: i64,
+    pub key: String,
+}
+
+impl PendingCandidates {
+    /// The candidates once checked, when they are the map's, and what became of them.
+    fn wait(self) -> (Option<Candidates>, String) {
+        let opened = self.opened.recv().unwrap_or_else(|_| {
+            Err(super::scan::map::MapError::Invalid {
+                path: super::scan::map::CANDIDATES_FILE.into(),
+                problem: "the thread opening it stopped".into(),
+            })
+        });
+        match opened {
+            Ok(Some(c)) if c.head_rev == self.head_rev && c.key == self.key => {
+                (Some(c), "with its candidates".to_string())
+            }
+            Ok(Some(_)) => (None, "candidates of another map not used".to_string()),
+            Ok(None) => (None, "no candidates".to_string()),
+            Err(e) => (None, format!("candidates not used: {e}")),
+        }
+    }
+}
+
+/// The persons of an incremental run, found with the map, and what became of the map's
+/// candidates.
 pub(super) async fn population(
     store: &Store,
     map: PersonMap,
-    candidates: Option<Candidates>,
+    candidates: PendingCandidates,
     screen: &LeadScreen,
     open: &HashMap<String, String>,
     changes: Changes,
     clock: &mut PhaseClock,
-) -> Result<Population, RunError> {
+) -> Result<(Population, String), RunError> {
     let links = &map.links;
     let changed_records = changes.changed.len();
     let mut added: Vec<Added> = changes
@@ -544,6 +576,7 @@ pub(super) async fn population(
     // hundred bytes, where every extra copy lands in freshly zeroed pages (a quarter of a run's
     // CPU time went to the kernel zeroing pages). Persons are ordered by their first block,
     // so a core's consecutive persons share blocks and each is unpacked about once.
+    let (candidates, candidates_note) = candidates.wait();
     let block_of = |g: u32| candidates.as_ref().and_then(|c| c.block_of(g));
     worth.sort_by_cached_key(|(groups, _)| groups.iter().filter_map(|&g| block_of(g)).min());
     let persons_count = worth.len();
@@ -655,7 +688,7 @@ pub(super) async fn population(
             .map(|p| format!("; {} blocks unreadable, e.g. {p}", unreadable.len()))
             .unwrap_or_default()
     });
-    Ok(Population {
+    let population = Population {
         persons_total,
         persons,
         records_scanned: changes.records_scanned,
@@ -665,7 +698,8 @@ pub(super) async fn population(
         previous: None,
         person_map: None,
         candidates: None,
-    })
+    };
+    Ok((population, candidates_note))
 }
 
 /// What a core's share of the candidate reads left: (rev, person index) of the records to read
