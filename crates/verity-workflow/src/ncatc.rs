@@ -970,7 +970,28 @@ fn decode_parallel(raw: &[RawRecord]) -> Result<Vec<SourceRecord>, StoreError> {
 
 /// `f(index, item)` for every item, on the machine's cores; results keep the input order.
 fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
-    let per = items.len().div_ceil(worker_threads()).max(1);
+    par_map_on(worker_threads(), items, f)
+}
+
+/// Threads for work that looks things up in the mapped person map or candidates. After a
+/// change those files are mostly on disk and a look-up waits for its page to be read; with
+/// more threads than cores several reads are in flight at once (measured on the first run
+/// after a change: see BENCHMARKS.md, session 19). In the page cache, the extra threads only
+/// split the work finer.
+pub(super) const MAPPED_LOOKUP_THREADS: usize = 8;
+
+/// Threads for the map's status look-ups: a few thousand, each reading one or two pages the
+/// run has not read before (the status index is mapped `MADV_RANDOM` and checked by blocks,
+/// not read whole), so almost all of them wait on the disk; 32 keep that many reads in flight.
+const STATUS_LOOKUP_THREADS: usize = 32;
+
+/// [`par_map`] on `threads` threads.
+fn par_map_on<T: Sync, R: Send>(
+    threads: usize,
+    items: &[T],
+    f: impl Fn(usize, &T) -> R + Sync,
+) -> Vec<R> {
+    let per = items.len().div_ceil(threads.max(1)).max(1);
     let f = &f;
     std::thread::scope(|s| {
         let handles: Vec<_> = items
@@ -1071,10 +1092,12 @@ async fn sweep_matches(
             }))
         }
         SweepSource::Map(map) if part == SweepPart::Citizen => {
-            Ok(par_map(people, |_, (_, rs)| map.citizen_match(rs)))
+            Ok(par_map_on(MAPPED_LOOKUP_THREADS, people, |_, (_, rs)| {
+                map.citizen_match(rs)
+            }))
         }
         SweepSource::Map(map) => {
-            let matched = par_map(people, |i, (_, rs)| {
+            let matched = par_map_on(STATUS_LOOKUP_THREADS, people, |i, (_, rs)| {
                 map.status_outside(rs, groups.get(i).copied().unwrap_or(&[]))
             });
             // The few the map cannot tell are asked of the store, exactly.

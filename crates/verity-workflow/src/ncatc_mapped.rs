@@ -463,9 +463,10 @@ pub(super) async fn population(
             parent.len() - 1
         })
     };
-    // The map groups of the added records' identifiers, looked up on the machine's cores (a
-    // look-up is a few random reads in the mapped file); then joined in order on one.
-    let map_groups: Vec<Vec<Option<u32>>> = par_map(&added, |_, a| {
+    // The map groups of the added records' identifiers, looked up on more threads than cores
+    // (a look-up is a few random reads in the mapped file, from disk after a change); then
+    // joined in order on one.
+    let map_groups: Vec<Vec<Option<u32>>> = par_map_on(MAPPED_LOOKUP_THREADS, &added, |_, a| {
         a.digest
             .identifiers
             .iter()
@@ -535,8 +536,8 @@ pub(super) async fn population(
     // The record ids whose person key has an open lead (a person key is `NP-` and a record id).
     let open_ids: FxHashSet<&str> = open.keys().filter_map(|k| k.strip_prefix("NP-")).collect();
     let open_tags: FxHashSet<u32> = open_ids.iter().map(|id| record_id_tag(id)).collect();
-    // The screen, on the machine's cores.
-    let keep = par_map(&components, |_, (groups, adds)| {
+    // The screen, on more threads than cores (it reads the map's slots).
+    let keep = par_map_on(MAPPED_LOOKUP_THREADS, &components, |_, (groups, adds)| {
         let mut profile = LeadProfile::default();
         let mut has_open = false;
         for &g in groups {
@@ -570,12 +571,13 @@ pub(super) async fn population(
     });
 
     // Only the persons worth evaluating are read whole: from the candidates file when the
-    // full run evaluated them, else by rev from the store, a part at a time. Each core takes a
-    // share of the persons and decodes their records from the candidate blocks straight into
-    // the person's own buffer, sized once: at 10M people some 800,000 records of several
-    // hundred bytes, where every extra copy lands in freshly zeroed pages (a quarter of a run's
-    // CPU time went to the kernel zeroing pages). Persons are ordered by their first block,
-    // so a core's consecutive persons share blocks and each is unpacked about once.
+    // full run evaluated them, else by rev from the store, a part at a time. Each thread (more
+    // than cores: the blocks are on disk after a change) takes a share of the persons and
+    // decodes their records from the candidate blocks straight into the person's own buffer,
+    // sized once: at 10M people some 800,000 records of several hundred bytes, where every
+    // extra copy lands in freshly zeroed pages (a quarter of a run's CPU time went to the
+    // kernel zeroing pages). Persons are ordered by their first block, so a thread's
+    // consecutive persons share blocks and each is unpacked about once.
     let (candidates, candidates_note) = candidates.wait();
     let block_of = |g: u32| candidates.as_ref().and_then(|c| c.block_of(g));
     worth.sort_by_cached_key(|(groups, _)| groups.iter().filter_map(|&g| block_of(g)).min());
@@ -596,7 +598,7 @@ pub(super) async fn population(
     // (rev, person) of the records not found in a block, read from the store below.
     let mut to_read: Vec<(i64, u32)> = Vec::new();
     let mut unreadable: Vec<String> = Vec::new();
-    let per = persons_count.div_ceil(worker_threads()).max(1);
+    let per = persons_count.div_ceil(MAPPED_LOOKUP_THREADS).max(1);
     let parts: Vec<CandidateReads> = std::thread::scope(|scope| {
         let handles: Vec<_> = person_records
             .chunks_mut(per)
