@@ -18,11 +18,12 @@
 //!   (to find open leads; a collision only makes a person evaluated that need not be: the
 //!   run's exact screen follows on the records read whole);
 //! - per slot, its rev (32 bits: a store past 4 billion revs gets no map);
-//! - the sweep index ([`SweepIndex`], status keys held by group number). Its status part
-//!   (some 40% of the file) starts on a page boundary and is left out of the file's checksum:
-//!   only leads look in it, a few thousand look-ups, so each look-up checks the 4 KB blocks it
-//!   reads against their own checksums ([`BlockSums`]) and the run reads a few pages of it
-//!   rather than all of it (format 4).
+//! - the sweep index ([`SweepIndex`], status keys held by group number). The entries of its
+//!   status part (a third of the file) start on a page boundary and are left out of the file's
+//!   checksum: only leads look in them, a few thousand look-ups, so each look-up checks the
+//!   4 KB block it reads against the block's own checksum ([`BlockSums`]) and the run reads a
+//!   few pages of them rather than all (format 5; format 4 left the directory out too, and a
+//!   look-up read two pages from disk).
 //!
 //! Every byte counts: 1% of the records changing touches some 4% of the persons, spread over
 //! the whole file, so the first run after a change reads all of it from disk but the status
@@ -44,7 +45,7 @@ pub(crate) const MAP_FILE: &str = "person-map.bin";
 const MAGIC: &[u8; 8] = b"VNCATCPM";
 /// Bumped whenever the layout or the meaning of a field changes: a map of another format is
 /// not used (the next full run writes a new one).
-const FORMAT: u32 = 4;
+const FORMAT: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum MapError {
@@ -280,8 +281,8 @@ fn block_sum(block: &[u8]) -> u64 {
 }
 
 /// A region of a mapped map checked a block at a time, as it is read, instead of by the
-/// file's checksum: the status sweep index, some 40% of the map at 10M people, of which a run
-/// reads only the few pages its leads' look-ups land on. Reading all of it to check the
+/// file's checksum: the status sweep index's entries, a third of the map at 10M people, of
+/// which a run reads only the few pages its leads' look-ups land on. Reading all of it to check the
 /// file's checksum cost the first run after a change a second of disk reads.
 pub(crate) struct BlockSums {
     file: Arc<MappedFile>,
@@ -293,7 +294,9 @@ pub(crate) struct BlockSums {
 
 /// A block of the checked-on-read region whose checksum does not hold.
 #[derive(Debug, thiserror::Error)]
-#[error("person map: block {block} of the status index is damaged (its checksum does not hold)")]
+#[error(
+    "person map: block {block} of the status index's entries is damaged (its checksum does not hold)"
+)]
 pub(crate) struct DamagedBlock {
     pub block: usize,
 }
@@ -505,14 +508,13 @@ pub(crate) fn write_map(
         out.column(&links.slot_rev)?;
         out.column(&sweep.citizen)?;
         out.directory(&sweep.citizen_dir)?;
-        // The status index, checked by blocks as read (`BlockSums`): its counts first, under
-        // the file's checksum, then its bytes from a page boundary, then their checksums.
+        // The status index: its directory (a fifth of it) under the file's checksum, so a
+        // look-up reads one page it must check; then its entries' count, the entries from a
+        // page boundary, checked by blocks as read (`BlockSums`), and their checksums.
+        out.directory(&sweep.status_dir)?;
         out.u64(sweep.status.len() as u64)?;
-        out.u64(u64::from(sweep.status_dir.bits))?;
-        out.u64(sweep.status_dir.starts.len() as u64)?;
         out.begin_region()?;
         out.raw_column(&sweep.status)?;
-        out.raw_column(&sweep.status_dir.starts)?;
         let sums = out.end_region();
         out.column(&Column::Owned(sums))?;
         Ok(())
@@ -732,14 +734,13 @@ pub(crate) fn read_map_unverified(dir: &Path) -> Result<Option<(PersonMap, Unver
         let slot_rev = r.column::<u32>(file)?;
         let citizen = r.column::<u64>(file)?;
         let citizen_dir = r.directory(file, citizen.len())?;
-        let status_len = r.count()?;
         let status_bits = u32::try_from(r.u64()?).map_err(|_| "directory too large".to_string())?;
-        let status_starts = r.count()?;
+        let starts = r.column::<u32>(file)?;
+        let status_len = r.count()?;
         let pad = r.count()?;
         r.take(pad)?;
         let region_start = r.at;
         let status = r.raw_column::<KeyEntry>(file, status_len)?;
-        let starts = r.raw_column::<u32>(file, status_starts)?;
         let region = region_start..r.at;
         let sums = r.column::<u64>(file)?;
         if !region_start.is_multiple_of(SUMMED_BLOCK)
@@ -747,8 +748,6 @@ pub(crate) fn read_map_unverified(dir: &Path) -> Result<Option<(PersonMap, Unver
         {
             return Err("the status index's block checksums do not cover it".into());
         }
-        // Only the directory's last start is read here (it must be the count); the rest is
-        // checked by blocks as the look-ups read it.
         let status_dir = HashDirectory::from_column(status_bits, starts, status.len())?;
         file.advise_random(region.clone());
         let status_sums = BlockSums {

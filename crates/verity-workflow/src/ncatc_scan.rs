@@ -974,15 +974,10 @@ impl SweepIndex {
             .any(|h| h == hash)
     }
 
-    /// The holder of status key `hash`: a group number, or [`HELD_BY_MANY`]. A map's index is
-    /// checked here, by the blocks the look-up reads (the directory's, then the entries').
+    /// The holder of status key `hash`: a group number, or [`HELD_BY_MANY`]. A map's entries
+    /// are checked here, by the blocks the look-up reads (its directory is under the file's
+    /// checksum, which holds before a run sweeps).
     pub(crate) fn holder(&self, hash: u64) -> Result<Option<u32>, map::DamagedBlock> {
-        if let Some(sums) = &self.status_sums {
-            let slot = HashDirectory::slot_of(self.status_dir.bits, hash);
-            if let Some(bytes) = self.status_dir.starts.byte_range(slot..slot + 2) {
-                sums.check(bytes)?;
-            }
-        }
         let range = self.status_dir.range(hash);
         if let Some(bytes) = self
             .status_sums
