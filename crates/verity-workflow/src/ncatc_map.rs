@@ -27,7 +27,7 @@
 //!
 //! Every byte counts: 1% of the records changing touches some 4% of the persons, spread over
 //! the whole file, so the first run after a change reads all of it from disk but the status
-//! index (format 2 was 2.2 GB at 10M people; format 4 is 1.7 GB, of which it reads 1.0).
+//! entries (format 2 was 2.2 GB at 10M people; format 5 is 1.7 GB, of which it reads 1.1).
 //!
 //! It is an accelerator, never the truth: a run without a usable map (none, another format,
 //! another lead policy, a head past the run's start, a damaged file) takes the store path,
