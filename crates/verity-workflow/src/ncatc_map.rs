@@ -282,8 +282,8 @@ fn block_sum(block: &[u8]) -> u64 {
 
 /// A region of a mapped map checked a block at a time, as it is read, instead of by the
 /// file's checksum: the status sweep index's entries, a third of the map at 10M people, of
-/// which a run reads only the few pages its leads' look-ups land on. Reading all of it to check the
-/// file's checksum cost the first run after a change a second of disk reads.
+/// which a run reads only the few pages its leads' look-ups land on (checking them whole read
+/// 0.56 GB more from disk in the first run after a change).
 pub(crate) struct BlockSums {
     file: Arc<MappedFile>,
     /// The region's bytes in the file (its start a multiple of [`SUMMED_BLOCK`]).
@@ -1577,8 +1577,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    /// The status index is left out of the file's checksum and checked by the blocks each
-    /// look-up reads: a damaged block fails the look-ups that read it, and only those.
+    /// The status index's entries are left out of the file's checksum and checked by the
+    /// blocks each look-up reads: a damaged block fails the look-ups reading it, and only those.
     #[test]
     fn a_damaged_block_of_the_status_index_fails_only_the_lookups_reading_it() {
         let dir = scratch("status_blocks");
