@@ -733,6 +733,12 @@ async fn prepare_batch(
     times.end("read persons", begun);
     let begun = times.begin();
     let groups: Vec<&[u32]> = chunk.iter().map(|(_, m)| m.groups()).collect();
+    // Detainers on a single record are keyed `S-` and its id: looked up by id, not by a key
+    // formatted per record.
+    let detained_records: HashSet<&str> = detainers
+        .range::<str, _>((std::ops::Bound::Included("S-"), std::ops::Bound::Unbounded))
+        .map_while(|k| k.strip_prefix("S-"))
+        .collect();
     // The status sweep waits for the evaluation: only leads need it (`sweep_leads`).
     let citizen = sweep_matches(store, sweep, &people, &groups, SweepPart::Citizen).await?;
     let contexts: Vec<PersonContext> = people
@@ -744,7 +750,7 @@ async fn prepare_batch(
                 active_detainer: detainers.contains(key)
                     || records
                         .iter()
-                        .any(|r| detainers.contains(&format!("S-{}", r.record_id))),
+                        .any(|r| detained_records.contains(r.record_id.as_str())),
                 open_citizenship_claim: false,
             },
             citizen_key_match: citizen,
@@ -770,9 +776,14 @@ fn spawn_batch(
             .iter()
             .zip(results)
             .map(|((_, records), result)| {
-                let existing = person::possible_keys(records)
-                    .iter()
-                    .find_map(|k| open.get(k).cloned());
+                // Every key the person may have had in earlier runs (`NP-` and one of its record
+                // ids), formatted in one buffer.
+                let mut key = String::from("NP-");
+                let existing = records.iter().find_map(|r| {
+                    key.truncate(3);
+                    key.push_str(&r.record_id);
+                    open.get(&key).cloned()
+                });
                 (result, existing)
             })
             .collect();
@@ -2388,11 +2399,9 @@ async fn incremental_population(
                         map.head_rev
                     );
                     let candidates = job.candidates(&map);
-                    let (earlier, changed): (Vec<_>, Vec<_>) =
-                        new.into_iter().partition(|n| n.rev <= run.from_rev);
                     let changes = mapped::Changes {
-                        earlier,
-                        changed,
+                        new,
+                        changed_from: run.from_rev,
                         packs,
                         bearing: bearing_records,
                         records_scanned,

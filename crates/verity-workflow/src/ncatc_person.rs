@@ -128,14 +128,6 @@ pub fn person_key(records: &[SourceRecord]) -> String {
     format!("NP-{min}")
 }
 
-/// Every key a person may have had in earlier runs (one per record).
-pub fn possible_keys(records: &[SourceRecord]) -> Vec<String> {
-    records
-        .iter()
-        .map(|r| format!("NP-{}", r.record_id))
-        .collect()
-}
-
 fn letters(s: &str) -> String {
     s.chars()
         .filter(|c| c.is_alphanumeric())
@@ -332,15 +324,12 @@ pub fn identity_confidence(records: &[SourceRecord]) -> (f64, Vec<String>) {
         "SSN",
         "state id",
     ];
-    let mut seen: HashMap<(u8, String), usize> = HashMap::new();
-    for r in records {
-        for k in strong_keys(r) {
-            *seen.entry(k).or_default() += 1;
-        }
-    }
-    for ((kind, _), n) in &seen {
-        if *n > 1 {
-            *shared.entry(kinds[usize::from(*kind)]).or_default() += n;
+    // Sorted runs, not a hash map: a person has a handful of records and keys.
+    let mut keys: Vec<(u8, String)> = records.iter().flat_map(strong_keys).collect();
+    keys.sort_unstable();
+    for run in keys.chunk_by(|a, b| a == b) {
+        if let [(kind, _), _, ..] = run {
+            *shared.entry(kinds[usize::from(*kind)]).or_default() += run.len();
         }
     }
     for (kind, n) in &shared {
@@ -352,39 +341,41 @@ pub fn identity_confidence(records: &[SourceRecord]) -> (f64, Vec<String>) {
     // Records of one person mostly spell the name alike, and a list is always similar to
     // itself: the distinct names' distinct token lists decide the same, with a handful of
     // pairs.
-    let mut names: Vec<(&str, &str, &str)> = records
-        .iter()
-        .map(|r| {
-            let n = &r.identity.name;
-            (n.given.as_str(), n.middle.as_str(), n.family.as_str())
-        })
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    let mut tokens: Vec<Vec<String>> = names
-        .iter()
-        .map(|(given, middle, family)| {
-            format!("{given} {middle} {family}")
-                .split_whitespace()
-                .map(letters)
-                .filter(|t| t.len() > 1)
-                .collect()
-        })
-        .collect();
-    tokens.sort_unstable();
-    tokens.dedup();
-    let similar = |a: &[String], b: &[String]| {
-        a.is_empty()
-            || b.is_empty()
-            || a.iter().any(|x| {
-                b.iter()
-                    .any(|y| verity_names::similarity::jaro_winkler(x, y) >= 0.85)
+    let mut names: Vec<(&str, &str, &str)> = Vec::new();
+    for r in records {
+        let n = &r.identity.name;
+        let name = (n.given.as_str(), n.middle.as_str(), n.family.as_str());
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    // One spelling is similar to itself: no tokens to build.
+    let name_conflict = names.len() > 1 && {
+        let mut tokens: Vec<Vec<String>> = names
+            .iter()
+            .map(|(given, middle, family)| {
+                format!("{given} {middle} {family}")
+                    .split_whitespace()
+                    .map(letters)
+                    .filter(|t| t.len() > 1)
+                    .collect()
             })
+            .collect();
+        tokens.sort_unstable();
+        tokens.dedup();
+        let similar = |a: &[String], b: &[String]| {
+            a.is_empty()
+                || b.is_empty()
+                || a.iter().any(|x| {
+                    b.iter()
+                        .any(|y| verity_names::similarity::jaro_winkler(x, y) >= 0.85)
+                })
+        };
+        tokens
+            .iter()
+            .enumerate()
+            .any(|(i, a)| tokens[i + 1..].iter().any(|b| !similar(a, b)))
     };
-    let name_conflict = tokens
-        .iter()
-        .enumerate()
-        .any(|(i, a)| tokens[i + 1..].iter().any(|b| !similar(a, b)));
     if name_conflict {
         p -= 0.05;
         explanation.push("names differ between records".into());

@@ -979,12 +979,8 @@ impl SweepIndex {
     /// checksum, which holds before a run sweeps).
     pub(crate) fn holder(&self, hash: u64) -> Result<Option<u32>, map::DamagedBlock> {
         let range = self.status_dir.range(hash);
-        if let Some(bytes) = self
-            .status_sums
-            .as_ref()
-            .and(self.status.byte_range(range.clone()))
-        {
-            if let Some(sums) = &self.status_sums {
+        if let Some(sums) = &self.status_sums {
+            if let Some(bytes) = self.status.byte_range(range.clone()) {
                 sums.check(bytes)?;
             }
         }
