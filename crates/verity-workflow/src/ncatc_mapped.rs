@@ -326,8 +326,9 @@ pub(super) struct Changes {
     /// last run's head) are not in the map but have not changed since the last run; the rest
     /// have.
     pub new: Vec<NewRecord>,
+    /// The last run's head: records of `new` past it changed since that run.
     pub changed_from: i64,
-    /// Where the records of both not yet decoded are read from.
+    /// Where the records of `new` not yet decoded are read from.
     pub packs: NewPacks,
     /// Open leads' subjects the changes bear on (read by id).
     pub bearing: Vec<SourceRecord>,

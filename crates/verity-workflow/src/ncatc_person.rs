@@ -801,6 +801,23 @@ mod tests {
     }
 
     #[test]
+    fn shared_identifiers_are_counted_per_kind_and_a_lone_one_is_not() {
+        let mut records: Vec<SourceRecord> = (0..3)
+            .map(|i| lpr_grant(&format!("BEN-{i}"), 2020))
+            .collect();
+        // A fourth record with another A-number: held once, so not shared.
+        let mut lone = lpr_grant("BEN-9", 2020);
+        lone.identity.ids.a_number = Some(ANumber::parse("A987654321").expect("a-number"));
+        records.push(lone);
+        let (_, why) = identity_confidence(&records);
+        assert!(
+            why.iter().any(|w| w == "3 records share the A-number"),
+            "{why:?}"
+        );
+        assert!(!why.iter().any(|w| w.starts_with('4')), "{why:?}");
+    }
+
+    #[test]
     fn permanent_residence_three_years_old_may_hide_a_naturalization() {
         let today = NaiveDate::from_ymd_opt(2026, 11, 1).expect("date");
         // Four years after the grant a spouse of a citizen may have naturalized unrecorded.
