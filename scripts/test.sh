@@ -6,6 +6,14 @@ cd "$(dirname "$0")/.."
 
 loud() { printf '\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n!!! %s\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\n' "$*" >&2; }
 
+# --- Disk -----------------------------------------------------------------------------------
+# A clean build of the suite takes about 10 GB under target/. A full disk fails the build with
+# linker crashes that look like code faults, so say so first.
+free_kb=$(df -Pk . | awk 'NR == 2 { print $4 }')
+if [ -n "$free_kb" ] && [ "$free_kb" -lt $((12 * 1024 * 1024)) ]; then
+  loud "only $((free_kb / 1024)) MB free on $(df -P . | awk 'NR == 2 { print $6 }'): the build needs about 10 GB and may fail for lack of space"
+fi
+
 # --- Services -----------------------------------------------------------------------------
 # PostgreSQL is the production store: its conformance suite must run, not skip, where it exists.
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then

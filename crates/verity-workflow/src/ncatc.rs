@@ -527,7 +527,8 @@ async fn execute(
         stats.records_scanned = population.records_scanned;
         stats.persons = population.persons_total;
     }
-    let detainers = store.active_detainer_person_keys().await?;
+    let detainer_keys = store.active_detainer_person_keys().await?;
+    let detainers = ActiveDetainers::new(&detainer_keys);
     let candidates = population.candidates.take();
     let mut sources = RecordSources {
         unpacked: std::mem::take(&mut population.unpacked),
@@ -719,12 +720,37 @@ async fn sweep_leads(
     Ok(())
 }
 
+/// The active detainers' person keys, and the record ids of those on a single record (keyed
+/// `S-` and its id), gathered once per run so a batch looks a record up by its id.
+struct ActiveDetainers<'a> {
+    keys: &'a BTreeSet<String>,
+    records: HashSet<&'a str>,
+}
+
+impl<'a> ActiveDetainers<'a> {
+    fn new(keys: &'a BTreeSet<String>) -> Self {
+        let records = keys
+            .range::<str, _>((std::ops::Bound::Included("S-"), std::ops::Bound::Unbounded))
+            .map_while(|k| k.strip_prefix("S-"))
+            .collect();
+        ActiveDetainers { keys, records }
+    }
+
+    /// Whether a detainer is active on the person `key` or on one of its records.
+    fn on(&self, key: &str, records: &[SourceRecord]) -> bool {
+        self.keys.contains(key)
+            || records
+                .iter()
+                .any(|r| self.records.contains(r.record_id.as_str()))
+    }
+}
+
 /// Reads a batch's persons and finds their sweep matches and active detainers.
 async fn prepare_batch(
     store: &Store,
     chunk: &mut [(String, Members)],
     sweep: &SweepSource,
-    detainers: &BTreeSet<String>,
+    detainers: &ActiveDetainers<'_>,
     sources: &mut RecordSources<'_>,
     times: &mut RunTimes,
 ) -> Result<PreparedBatch, RunError> {
@@ -733,12 +759,6 @@ async fn prepare_batch(
     times.end("read persons", begun);
     let begun = times.begin();
     let groups: Vec<&[u32]> = chunk.iter().map(|(_, m)| m.groups()).collect();
-    // Detainers on a single record are keyed `S-` and its id: looked up by id, not by a key
-    // formatted per record.
-    let detained_records: HashSet<&str> = detainers
-        .range::<str, _>((std::ops::Bound::Included("S-"), std::ops::Bound::Unbounded))
-        .map_while(|k| k.strip_prefix("S-"))
-        .collect();
     // The status sweep waits for the evaluation: only leads need it (`sweep_leads`).
     let citizen = sweep_matches(store, sweep, &people, &groups, SweepPart::Citizen).await?;
     let contexts: Vec<PersonContext> = people
@@ -747,10 +767,7 @@ async fn prepare_batch(
         .map(|((key, records), citizen)| PersonContext {
             ongoing: Ongoing {
                 open_lead: false,
-                active_detainer: detainers.contains(key)
-                    || records
-                        .iter()
-                        .any(|r| detained_records.contains(r.record_id.as_str())),
+                active_detainer: detainers.on(key, records),
                 open_citizenship_claim: false,
             },
             citizen_key_match: citizen,

@@ -425,25 +425,29 @@ pub(super) async fn population(
     // The subjects are few and the added records many: one pass over the added records with
     // a set of the subjects' ids, not an index of every added record's id. (A record id added
     // at two revs marks both, as the store path does.)
-    let already: FxHashSet<String> = {
+    let already: Vec<bool> = {
         let subjects: FxHashSet<&str> = changes
             .bearing
             .iter()
             .map(|r| r.record_id.as_str())
             .collect();
-        let mut found = FxHashSet::default();
+        let mut found: FxHashSet<&str> = FxHashSet::default();
         for a in added.iter_mut() {
             if let Some(&id) = subjects.get(a.digest.record_id.as_str()) {
                 a.wanted = true;
-                found.insert(id.to_string());
+                found.insert(id);
             }
         }
-        found
+        changes
+            .bearing
+            .iter()
+            .map(|r| found.contains(r.record_id.as_str()))
+            .collect()
     };
     let mut bearing_groups: Vec<u32> = Vec::new();
     let mut unplaced: HashMap<String, SourceRecord> = HashMap::new();
-    for r in changes.bearing {
-        if already.contains(r.record_id.as_str()) {
+    for (r, already) in changes.bearing.into_iter().zip(already) {
+        if already {
             continue;
         }
         let groups: Vec<u32> = person::strong_keys(&r)

@@ -1627,3 +1627,30 @@ fn a_name_a_lead_s_subject_gains_later_still_finds_the_lead() {
         let _ = std::fs::remove_dir_all(dir);
     });
 }
+
+/// A detainer holds a person by its key, or by one of its records' ids when it was lodged on a
+/// single record (`S-` and the id); a key that merely ends in the id does not.
+#[test]
+fn active_detainers_hold_by_person_key_or_single_record() {
+    let records = body_fin_person();
+    let keys: BTreeSet<String> = ["NP-7", "S-BIO-BF-1", "XS-ENF-BF-1"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let detainers = ActiveDetainers::new(&keys);
+    assert!(detainers.on("NP-7", &[]));
+    assert!(
+        detainers.on("NP-8", &records),
+        "S-BIO-BF-1 is one of the records"
+    );
+    assert!(
+        !detainers.on("NP-8", &records[2..]),
+        "CIT-BF-1 has no detainer"
+    );
+    assert!(
+        !detainers.on("NP-8", &records[..1]),
+        "XS- is not a single-record key"
+    );
+    let none = BTreeSet::new();
+    assert!(!ActiveDetainers::new(&none).on("NP-7", &records));
+}
