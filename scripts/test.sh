@@ -7,11 +7,11 @@ cd "$(dirname "$0")/.."
 loud() { printf '\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n!!! %s\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\n' "$*" >&2; }
 
 # --- Disk -----------------------------------------------------------------------------------
-# A clean build of the suite takes about 10 GB under target/. A full disk fails the build with
+# A clean build of the suite takes about 14 GB under target/. A full disk fails the build with
 # linker crashes that look like code faults, so say so first.
 free_kb=$(df -Pk . | awk 'NR == 2 { print $4 }')
-if [ -n "$free_kb" ] && [ "$free_kb" -lt $((12 * 1024 * 1024)) ]; then
-  loud "only $((free_kb / 1024)) MB free on $(df -P . | awk 'NR == 2 { print $6 }'): the build needs about 10 GB and may fail for lack of space"
+if [ -n "$free_kb" ] && [ "$free_kb" -lt $((20 * 1024 * 1024)) ]; then
+  loud "only $((free_kb / 1024)) MB free on $(df -P . | awk 'NR == 2 { print $6 }'): the build needs about 14 GB and may fail for lack of space"
 fi
 
 # --- Services -----------------------------------------------------------------------------
