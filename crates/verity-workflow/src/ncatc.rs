@@ -37,6 +37,7 @@ use scan::{system_may_lead, FullScan, SweepIndex, SweepRows};
 
 pub use person::{evaluate_person, group_persons, LeadContext, PersonContext, PersonResult};
 
+use crate::lesc::engine::SUBJECT_KEY_PREFIX;
 use chrono::NaiveDate;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -720,8 +721,10 @@ async fn sweep_leads(
     Ok(())
 }
 
-/// The active detainers' person keys, and the record ids of those on a single record (keyed
-/// `S-` and its id), gathered once per run so a batch looks a record up by its id.
+/// The active detainers' person keys, and the record ids named by those opened from a LESC
+/// answer (keyed by the answer's subject, [`SUBJECT_KEY_PREFIX`] and a record id: a person
+/// holding that record is that subject), gathered once per run so a batch looks a record up
+/// by its id.
 struct ActiveDetainers<'a> {
     keys: &'a BTreeSet<String>,
     records: HashSet<&'a str>,
@@ -730,8 +733,11 @@ struct ActiveDetainers<'a> {
 impl<'a> ActiveDetainers<'a> {
     fn new(keys: &'a BTreeSet<String>) -> Self {
         let records = keys
-            .range::<str, _>((std::ops::Bound::Included("S-"), std::ops::Bound::Unbounded))
-            .map_while(|k| k.strip_prefix("S-"))
+            .range::<str, _>((
+                std::ops::Bound::Included(SUBJECT_KEY_PREFIX),
+                std::ops::Bound::Unbounded,
+            ))
+            .map_while(|k| k.strip_prefix(SUBJECT_KEY_PREFIX))
             .collect();
         ActiveDetainers { keys, records }
     }

@@ -1628,10 +1628,10 @@ fn a_name_a_lead_s_subject_gains_later_still_finds_the_lead() {
     });
 }
 
-/// A detainer holds a person by its key, or by one of its records' ids when it was lodged on a
-/// single record (`S-` and the id); a key that merely ends in the id does not.
+/// A detainer holds a person by its key, or by one of its records' ids when it was opened from
+/// a LESC answer (`S-` and the id); a key that merely ends in the id does not.
 #[test]
-fn active_detainers_hold_by_person_key_or_single_record() {
+fn active_detainers_hold_by_person_key_or_lesc_subject() {
     let records = body_fin_person();
     let keys: BTreeSet<String> = ["NP-7", "S-BIO-BF-1", "XS-ENF-BF-1"]
         .into_iter()
@@ -1649,7 +1649,7 @@ fn active_detainers_hold_by_person_key_or_single_record() {
     );
     assert!(
         !detainers.on("NP-8", &records[..1]),
-        "XS- is not a single-record key"
+        "XS- is not a LESC subject key"
     );
     let none = BTreeSet::new();
     assert!(!ActiveDetainers::new(&none).on("NP-7", &records));

@@ -97,6 +97,10 @@ pub struct StoredResult {
     pub engine_version: String,
 }
 
+/// A LESC candidate's person key is this prefix and the lowest record id of its records
+/// (`S-` and an id): a PERC case, and so a detainer, opened from an answer carries it.
+pub const SUBJECT_KEY_PREFIX: &str = "S-";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredCandidate {
     pub person_key: String,
@@ -582,7 +586,7 @@ impl Engine {
                     group.iter().map(|&i| records[i].clone()).collect();
                 recs.sort_by(|a, b| a.record_id.cmp(&b.record_id));
                 let person_key = format!(
-                    "S-{}",
+                    "{SUBJECT_KEY_PREFIX}{}",
                     recs.first().map(|r| r.record_id.as_str()).unwrap_or("")
                 );
                 Some(Candidate {
