@@ -2120,8 +2120,6 @@ enum Since {
 /// The person map and its candidates, opened on another thread, which then checks the
 /// candidates' checksum and the map's.
 struct MapJob {
-    /// The map directory.
-    dir: std::path::PathBuf,
     /// The map, its checksum not yet checked.
     opened: std::sync::mpsc::Receiver<MapOpened>,
     /// The candidates, checked: sent once they are, while the run links and screens with
@@ -2138,7 +2136,6 @@ impl MapJob {
     fn start(dir: std::path::PathBuf) -> MapJob {
         let (send_map, opened) = std::sync::mpsc::sync_channel(1);
         let (send_candidates, candidates) = std::sync::mpsc::sync_channel(1);
-        let map_dir = dir.clone();
         let verified = std::thread::spawn(move || {
             let map = scan::map::read_map_unverified(&dir);
             let unverified = match &map {
@@ -2152,7 +2149,6 @@ impl MapJob {
             unverified.map(|file| file.verify())
         });
         MapJob {
-            dir: map_dir,
             opened,
             candidates,
             verified,
@@ -2280,7 +2276,6 @@ async fn incremental_population(
                 let (new, packs) = mapped::read_new_records(
                     store,
                     read_from,
-                    run.from_rev,
                     run.to_rev,
                     opts.page_size,
                     progress,
@@ -2432,7 +2427,6 @@ async fn incremental_population(
                         changed_from: run.from_rev,
                         packs,
                         bearing: bearing_records,
-                        map_dir: job.dir.clone(),
                         records_scanned,
                         records_read,
                     };

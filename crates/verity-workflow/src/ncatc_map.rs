@@ -40,9 +40,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use verity_model::SourceRecord;
 
-#[path = "ncatc_map_lookups.rs"]
-pub(crate) mod lookups;
-
 /// The map's file name in the map directory.
 pub(crate) const MAP_FILE: &str = "person-map.bin";
 const MAGIC: &[u8; 8] = b"VNCATCPM";
@@ -82,9 +79,6 @@ pub(crate) struct PersonMap {
     pub head_rev: i64,
     /// The lead policy version the screen's [`RecordLead`]s were computed under.
     pub policy_version: String,
-    /// The checksum stored at the file's end: with the head, it names this map (the look-ups
-    /// an incremental run keeps are valid for one map, [`lookups`]).
-    pub checksum: u64,
     pub links: MapLinks,
     pub sweep: SweepIndex,
 }
@@ -526,10 +520,7 @@ pub(crate) fn write_map(
         Ok(())
     };
     write(&mut out).map_err(io)?;
-    let size = out.finish_into(&tmp, &path).map_err(io)?;
-    // The look-ups made in the old map are stale (their stamp would not match either).
-    lookups::remove_lookups(dir)?;
-    Ok(size)
+    out.finish_into(&tmp, &path).map_err(io)
 }
 
 /// Reads sections back from the file's bytes.
@@ -795,7 +786,6 @@ pub(crate) fn read_map_unverified(dir: &Path) -> Result<Option<(PersonMap, Unver
         Ok(PersonMap {
             head_rev,
             policy_version,
-            checksum: u64_of(&file.bytes()[body_len..]),
             links: MapLinks {
                 group_starts,
                 slot_rev,

@@ -9,7 +9,7 @@
 //! hold identifiers of, with those new records.
 
 use super::person::{find, union};
-use super::scan::map::{lookups, record_id_tag, Candidates, PersonMap};
+use super::scan::map::{record_id_tag, Candidates, PersonMap};
 use super::scan::{LeadProfile, SweepIndex, HELD_BY_MANY};
 use super::*;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -234,14 +234,10 @@ const CHUNKS_PER_READ: u32 = 16;
 /// and decoding it was most of an incremental run), and from their JSON for any record
 /// without one. None is decoded here (the open leads a change bears on are found from its
 /// digest's key hashes); also returns the packs, where the records of the persons evaluated
-/// are decoded from. Only chunks with records after `packs_after` (the last run's head) have
-/// their packs read: the records up to it did not change since that run, and the few the run
-/// evaluates are read by rev ([`read_missing`]), where unpacking their chunks whole took a
-/// second at 10M people with a map two changes behind.
+/// are decoded from.
 pub(super) async fn read_new_records(
     store: &Store,
     after: i64,
-    packs_after: i64,
     to_rev: i64,
     page_size: u32,
     progress: &(dyn Fn(Progress) + Sync),
@@ -256,7 +252,7 @@ pub(super) async fn read_new_records(
     };
     loop {
         let chunks = store
-            .record_digest_chunks_packs_after(first_after, to_rev, CHUNKS_PER_READ, packs_after)
+            .record_digest_chunks(first_after, to_rev, CHUNKS_PER_READ)
             .await?;
         let Some(last) = chunks.last() else { break };
         first_after = last.first_rev;
@@ -336,9 +332,6 @@ pub(super) struct Changes {
     pub packs: NewPacks,
     /// Open leads' subjects the changes bear on (read by id).
     pub bearing: Vec<SourceRecord>,
-    /// The map's directory, where the look-ups of the records since the map are kept for
-    /// the next run ([`super::scan::map::lookups`]).
-    pub map_dir: std::path::PathBuf,
     pub records_scanned: u64,
     pub records_read: u64,
 }
@@ -505,37 +498,21 @@ pub(super) async fn population(
             parent.len() - 1
         })
     };
-    // The map groups of the added records' identifiers: as the last run kept them, else
-    // looked up on more threads than cores (a look-up is a few random reads in the mapped
-    // file, from disk after a change); then joined in order on one.
-    let stamp = lookups::MapStamp {
-        head_rev: map.head_rev,
-        checksum: map.checksum,
-    };
-    let kept = match lookups::read_lookups(&changes.map_dir, stamp) {
-        Ok(kept) => kept.unwrap_or_default(),
-        Err(e) => {
-            tracing::warn!("{e}; the records since the map are looked up again");
-            lookups::MapLookups::default()
-        }
-    };
-    let looked_up: Vec<(Vec<Option<u32>>, bool)> =
-        par_map_on(MAPPED_LOOKUP_THREADS, &added, |_, a| {
-            let ids = &a.digest.identifiers;
-            match kept.groups_of(a.digest.rev, ids.len()) {
-                Some(groups) => (groups, true),
-                None => (
-                    ids.iter().map(|&h| links.group_of_identifier(h)).collect(),
-                    false,
-                ),
-            }
-        });
-    let kept_count = looked_up.iter().filter(|(_, kept)| *kept).count();
-    let kept_total = kept.records();
-    drop(kept);
-    let map_groups: Vec<Vec<Option<u32>>> = looked_up.into_iter().map(|(g, _)| g).collect();
+    // The map groups of the added records' identifiers, looked up on more threads than cores
+    // (a look-up is a few random reads in the mapped file, from disk after a change); then
+    // joined in order on one.
+    let map_groups: Vec<Vec<Option<u32>>> = par_map_on(MAPPED_LOOKUP_THREADS, &added, |_, a| {
+        a.digest
+            .identifiers
+            .iter()
+            .map(|&h| links.group_of_identifier(h))
+            .collect()
+    });
     clock.lap("look up the added records' identifiers in the map", || {
-        format!("{kept_count} records' look-ups kept by the last run (of {kept_total} kept)")
+        format!(
+            "{} identifiers",
+            map_groups.iter().map(Vec::len).sum::<usize>()
+        )
     });
     // Added records sharing an identifier the map holds meet at its group's node; only the
     // identifiers new since the map need an owner of their own.
@@ -556,17 +533,7 @@ pub(super) async fn population(
         }
     }
     drop(key_owner);
-    // Kept for the next run, written beside the screen and the reads (the added records are
-    // in rev order; the subjects appended unplaced have rev 0 and are left out).
-    let revs: Vec<i64> = added.iter().map(|a| a.digest.rev).collect();
-    let map_dir = changes.map_dir.clone();
-    let keeping = std::thread::spawn(move || {
-        let records = revs
-            .iter()
-            .zip(&map_groups)
-            .map(|(&rev, groups)| (rev, groups.as_slice()));
-        lookups::write_lookups(&map_dir, stamp, records)
-    });
+    drop(map_groups);
     let wanted_nodes: Vec<usize> = bearing_groups
         .into_iter()
         .map(|g| node(g, &mut parent))
@@ -762,12 +729,6 @@ pub(super) async fn population(
     });
     let to_read_count = to_read.len();
     persons.sort_by(|a, b| a.0.cmp(&b.0));
-    // Only speed rides on it: a run that cannot keep its look-ups says so and goes on.
-    match keeping.join() {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!("{e}; the next run looks the records since the map up again"),
-        Err(_) => tracing::warn!("keeping the map look-ups stopped"),
-    }
     clock.lap("read persons", || {
         format!(
             "{} persons worth evaluating, {from_candidates} records from the candidates, \
@@ -789,8 +750,7 @@ pub(super) async fn population(
         person_map: None,
         candidates: None,
     };
-    let note = format!("{candidates_note}, look-ups of {kept_count} records kept by the last run");
-    Ok((population, note))
+    Ok((population, candidates_note))
 }
 
 /// What a core's share of the candidate reads left: (rev, person index) of the records to read
