@@ -250,33 +250,41 @@ pub(super) async fn read_new_records(
         Some(&(first, _)) if first <= after => first - 1,
         _ => after,
     };
-    loop {
-        let chunks = store
-            .record_digest_chunks(first_after, to_rev, CHUNKS_PER_READ)
-            .await?;
-        let Some(last) = chunks.last() else { break };
+    // The next chunks are read (on the database's thread) while the last are taken apart
+    // here: after a change these reads are mostly from disk.
+    let mut chunks = store
+        .record_digest_chunks(first_after, to_rev, CHUNKS_PER_READ)
+        .await?;
+    while let Some(last) = chunks.last() {
         first_after = last.first_rev;
-        for chunk in chunks {
-            chunk.for_each(|d| {
-                if d.rev > after && d.rev <= to_rev {
-                    new.push(NewRecord {
-                        rev: d.rev,
-                        digest: d.to_owned_digest(),
-                        record: None,
-                        keyed: true,
-                    });
-                }
-            })?;
-            packs.chunks.push(PackChunk {
-                first: chunk.first_rev,
-                last: chunk.last_rev,
-                pack: chunk.pack,
+        let read_next = store.record_digest_chunks(first_after, to_rev, CHUNKS_PER_READ);
+        let take_apart = async {
+            for chunk in std::mem::take(&mut chunks) {
+                chunk.for_each(|d| {
+                    if d.rev > after && d.rev <= to_rev {
+                        new.push(NewRecord {
+                            rev: d.rev,
+                            digest: d.to_owned_digest(),
+                            record: None,
+                            keyed: true,
+                        });
+                    }
+                })?;
+                packs.chunks.push(PackChunk {
+                    first: chunk.first_rev,
+                    last: chunk.last_rev,
+                    pack: chunk.pack,
+                });
+            }
+            progress(Progress::Scanning {
+                done: new.len() as u64,
+                total: u64::try_from(to_rev - after).unwrap_or(0),
             });
-        }
-        progress(Progress::Scanning {
-            done: new.len() as u64,
-            total: u64::try_from(to_rev - after).unwrap_or(0),
-        });
+            Ok::<(), StoreError>(())
+        };
+        let (next, taken) = tokio::join!(read_next, take_apart);
+        taken?;
+        chunks = next?;
     }
     new.sort_by_key(|n| n.rev);
     new.dedup_by_key(|n| n.rev);
@@ -318,6 +326,9 @@ struct Added {
     record: Option<Box<SourceRecord>>,
     /// Changed since the last run, or a subject the changes bear on: its person is evaluated.
     wanted: bool,
+    /// Its person key has an open lead: its person is evaluated whatever the screen says.
+    /// (Found before the sweep takes the digest's id, so the screen needs no id.)
+    open: bool,
 }
 
 /// What an incremental run has read before it finds the persons with the map.
@@ -417,6 +428,7 @@ pub(super) async fn population(
             wanted: n.rev > changed_from,
             digest: n.digest,
             record: n.record,
+            open: false,
         })
         .collect();
     // The subjects the changes bear on: placed in the map by identifier, else (a record
@@ -467,22 +479,51 @@ pub(super) async fn population(
         digest: RecordDigest::of(0, &record),
         record: Some(Box::new(record)),
         wanted: true,
+        open: false,
     }));
-    // Their keys, for the sweep (the map's index stops at its head).
-    let mut new_citizen: FxHashSet<u64> = FxHashSet::with_capacity_and_hasher(
-        added.iter().map(|a| a.digest.citizen_keys.len()).sum(),
-        Default::default(),
-    );
-    for a in &added {
-        new_citizen.extend(a.digest.citizen_keys.iter().copied());
+    // The record ids whose person key has an open lead (a person key is `NP-` and a record id).
+    let open_ids: FxHashSet<&str> = open.keys().filter_map(|k| k.strip_prefix("NP-")).collect();
+    let open_tags: FxHashSet<u32> = open_ids.iter().map(|id| record_id_tag(id)).collect();
+    // Their keys, for the sweep (the map's index stops at its head), keyed on a thread of its
+    // own: with 800,000 records since the map that is a third of a second of hashing on the
+    // run's path, while the look-ups and candidate reads below run on more threads than cores
+    // and often wait on the map's pages. The sweep is first asked after the persons are read.
+    // The keys and the status holders' ids are moved out of the digests: nothing after this
+    // reads them (the screen has the open-lead mark instead of the id).
+    let mut keys: Vec<(Vec<u64>, Vec<u64>, String)> = Vec::with_capacity(added.len());
+    for a in added.iter_mut() {
+        a.open = open_ids.contains(a.digest.record_id.as_str());
+        let d = &mut a.digest;
+        let id = if d.status_keys.is_empty() {
+            String::new()
+        } else {
+            std::mem::take(&mut d.record_id)
+        };
+        keys.push((
+            std::mem::take(&mut d.citizen_keys),
+            std::mem::take(&mut d.status_keys),
+            id,
+        ));
     }
-    let sweep = MapSweep::new(
-        map.sweep,
-        new_citizen,
-        added
-            .iter()
-            .map(|a| (a.digest.status_keys.as_slice(), a.digest.record_id.as_str())),
-    );
+    let index = map.sweep;
+    let keying = std::thread::spawn(move || {
+        let mut new_citizen: FxHashSet<u64> = FxHashSet::with_capacity_and_hasher(
+            keys.iter().map(|(citizen, _, _)| citizen.len()).sum(),
+            Default::default(),
+        );
+        for (citizen, _, _) in &keys {
+            new_citizen.extend(citizen.iter().copied());
+        }
+        let sweep = MapSweep::new(
+            index,
+            new_citizen,
+            keys.iter()
+                .map(|(_, status, id)| (status.as_slice(), id.as_str())),
+        );
+        // Freed here too, not on the run's path.
+        drop(keys);
+        sweep
+    });
     clock.lap("place bearing subjects and key the added records", || {
         format!("{} records", added.len())
     });
@@ -574,9 +615,6 @@ pub(super) async fn population(
     }
     drop(component_of_root);
     let persons_total = components.len() as u64;
-    // The record ids whose person key has an open lead (a person key is `NP-` and a record id).
-    let open_ids: FxHashSet<&str> = open.keys().filter_map(|k| k.strip_prefix("NP-")).collect();
-    let open_tags: FxHashSet<u32> = open_ids.iter().map(|id| record_id_tag(id)).collect();
     // The screen, on more threads than cores (it reads the map's slots).
     let keep = par_map_on(MAPPED_LOOKUP_THREADS, &components, |_, (groups, adds)| {
         let mut profile = LeadProfile::default();
@@ -595,7 +633,7 @@ pub(super) async fn population(
             // the same screen as `LeadScreen::decoded` of the record.
             let d = &added[i].digest;
             profile.add(screen.record(d.system, d.facets.as_ref().map(LeadFacets::as_facets_ref)));
-            has_open |= open_ids.contains(d.record_id.as_str());
+            has_open |= added[i].open;
         }
         has_open || screen.could_lead(&profile)
     });
@@ -739,6 +777,9 @@ pub(super) async fn population(
             .map(|p| format!("; {} blocks unreadable, e.g. {p}", unreadable.len()))
             .unwrap_or_default()
     });
+    let sweep = keying
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     let population = Population {
         persons_total,
         persons,
