@@ -37,14 +37,14 @@ impl MapSweep {
     pub(super) fn new<'a>(
         index: SweepIndex,
         new_citizen: FxHashSet<u64>,
-        status_holders: impl Iterator<Item = (&'a [u64], &'a str)>,
+        status_holders: impl Iterator<Item = (&'a [u64], String)>,
     ) -> MapSweep {
         let mut new_status: FxHashMap<u64, u32> = FxHashMap::default();
         let mut new_status_chain = Vec::new();
         let mut new_status_ids = Vec::new();
         for (keys, id) in status_holders.filter(|(keys, _)| !keys.is_empty()) {
             let at = u32::try_from(new_status_ids.len()).unwrap_or(NO_HOLDER);
-            new_status_ids.push(id.to_string());
+            new_status_ids.push(id);
             for &h in keys {
                 let link = u32::try_from(new_status_chain.len()).unwrap_or(NO_HOLDER);
                 let previous = new_status.insert(h, link).unwrap_or(NO_HOLDER);
@@ -490,39 +490,36 @@ pub(super) async fn population(
     // and often wait on the map's pages. The sweep is first asked after the persons are read.
     // The keys and the status holders' ids are moved out of the digests: nothing after this
     // reads them (the screen has the open-lead mark instead of the id).
-    let mut keys: Vec<(Vec<u64>, Vec<u64>, String)> = Vec::with_capacity(added.len());
+    let mut citizen_keys: Vec<Vec<u64>> = Vec::with_capacity(added.len());
+    let mut status_holders: Vec<(Vec<u64>, String)> = Vec::new();
     for a in added.iter_mut() {
         a.open = open_ids.contains(a.digest.record_id.as_str());
         let d = &mut a.digest;
-        let id = if d.status_keys.is_empty() {
-            String::new()
-        } else {
-            std::mem::take(&mut d.record_id)
-        };
-        keys.push((
-            std::mem::take(&mut d.citizen_keys),
-            std::mem::take(&mut d.status_keys),
-            id,
-        ));
+        citizen_keys.push(std::mem::take(&mut d.citizen_keys));
+        if !d.status_keys.is_empty() {
+            status_holders.push((
+                std::mem::take(&mut d.status_keys),
+                std::mem::take(&mut d.record_id),
+            ));
+        }
     }
     let index = map.sweep;
     let keying = std::thread::spawn(move || {
         let mut new_citizen: FxHashSet<u64> = FxHashSet::with_capacity_and_hasher(
-            keys.iter().map(|(citizen, _, _)| citizen.len()).sum(),
+            citizen_keys.iter().map(Vec::len).sum(),
             Default::default(),
         );
-        for (citizen, _, _) in &keys {
-            new_citizen.extend(citizen.iter().copied());
+        for keys in &citizen_keys {
+            new_citizen.extend(keys.iter().copied());
         }
-        let sweep = MapSweep::new(
+        // Freed here too, not on the run's path.
+        drop(citizen_keys);
+        let (status, ids): (Vec<Vec<u64>>, Vec<String>) = status_holders.into_iter().unzip();
+        MapSweep::new(
             index,
             new_citizen,
-            keys.iter()
-                .map(|(_, status, id)| (status.as_slice(), id.as_str())),
-        );
-        // Freed here too, not on the run's path.
-        drop(keys);
-        sweep
+            status.iter().map(Vec::as_slice).zip(ids),
+        )
     });
     clock.lap("place bearing subjects and key the added records", || {
         format!("{} records", added.len())
