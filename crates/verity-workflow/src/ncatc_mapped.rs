@@ -34,10 +34,10 @@ const NO_HOLDER: u32 = u32::MAX;
 
 impl MapSweep {
     /// The map's index, and the added records' citizenship keys and (status keys, record id).
-    pub(super) fn new<'a>(
+    pub(super) fn new(
         index: SweepIndex,
         new_citizen: FxHashSet<u64>,
-        status_holders: impl Iterator<Item = (&'a [u64], String)>,
+        status_holders: impl Iterator<Item = (Vec<u64>, String)>,
     ) -> MapSweep {
         let mut new_status: FxHashMap<u64, u32> = FxHashMap::default();
         let mut new_status_chain = Vec::new();
@@ -45,7 +45,7 @@ impl MapSweep {
         for (keys, id) in status_holders.filter(|(keys, _)| !keys.is_empty()) {
             let at = u32::try_from(new_status_ids.len()).unwrap_or(NO_HOLDER);
             new_status_ids.push(id);
-            for &h in keys {
+            for &h in &keys {
                 let link = u32::try_from(new_status_chain.len()).unwrap_or(NO_HOLDER);
                 let previous = new_status.insert(h, link).unwrap_or(NO_HOLDER);
                 new_status_chain.push((at, previous));
@@ -251,7 +251,7 @@ pub(super) async fn read_new_records(
         _ => after,
     };
     // The next chunks are read (on the database's thread) while the last are taken apart
-    // here: after a change these reads are mostly from disk.
+    // here, so the two overlap whether the reads come from disk or the page cache.
     let mut chunks = store
         .record_digest_chunks(first_after, to_rev, CHUNKS_PER_READ)
         .await?;
@@ -487,7 +487,8 @@ pub(super) async fn population(
     // Their keys, for the sweep (the map's index stops at its head), keyed on a thread of its
     // own: with 800,000 records since the map that is a third of a second of hashing on the
     // run's path, while the look-ups and candidate reads below run on more threads than cores
-    // and often wait on the map's pages. The sweep is first asked after the persons are read.
+    // (which wait on the map's pages when a change evicted them). The sweep is first asked
+    // after the persons are read.
     // The keys and the status holders' ids are moved out of the digests: nothing after this
     // reads them (the screen has the open-lead mark instead of the id).
     let mut citizen_keys: Vec<Vec<u64>> = Vec::with_capacity(added.len());
@@ -514,12 +515,7 @@ pub(super) async fn population(
         }
         // Freed here too, not on the run's path.
         drop(citizen_keys);
-        let (status, ids): (Vec<Vec<u64>>, Vec<String>) = status_holders.into_iter().unzip();
-        MapSweep::new(
-            index,
-            new_citizen,
-            status.iter().map(Vec::as_slice).zip(ids),
-        )
+        MapSweep::new(index, new_citizen, status_holders.into_iter())
     });
     clock.lap("place bearing subjects and key the added records", || {
         format!("{} records", added.len())

@@ -1469,7 +1469,7 @@ fn the_map_sweep_finds_status_records_outside_the_person_and_defers_what_it_cann
             vec![(status[0], holder)],
         );
         let key = [status[0]];
-        let holders = new_holder.map(|id| (&key[..], id.to_string()));
+        let holders = new_holder.map(|id| (key.to_vec(), id.to_string()));
         mapped::MapSweep::new(index, Default::default(), holders.into_iter())
     };
     let matches = |sweep: mapped::MapSweep, groups: &[u32]| {
