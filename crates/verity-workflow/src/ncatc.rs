@@ -304,6 +304,9 @@ struct Population {
     person_map: Option<String>,
     /// A full run's candidates file, written as its batches are read.
     candidates: Option<scan::map::CandidateWriter>,
+    /// An incremental run's records since the person map being kept for the next run
+    /// ([`scan::map::overlay`]): what became of them, once written.
+    overlay: Option<mapped::KeptWriter>,
 }
 
 /// Where a run's sweep looks: a full run's index in memory, a person map's index with the
@@ -531,6 +534,7 @@ async fn execute(
     let detainer_keys = store.active_detainer_person_keys().await?;
     let detainers = ActiveDetainers::new(&detainer_keys);
     let candidates = population.candidates.take();
+    let overlay = population.overlay.take();
     let mut sources = RecordSources {
         unpacked: std::mem::take(&mut population.unpacked),
         previous: population.previous.take(),
@@ -653,6 +657,15 @@ async fn execute(
             p.push_str(&note);
         }
         times.end("candidates", begun);
+    }
+    if let Some(writer) = overlay {
+        let begun = times.begin();
+        let note = writer.finish();
+        if let Some(p) = &mut stats.person_map {
+            p.push_str("; ");
+            p.push_str(&note);
+        }
+        times.end("keep records since the map", begun);
     }
     times.report(&run.kind);
     Ok(())
@@ -1632,6 +1645,7 @@ async fn full_population(
         previous,
         person_map,
         candidates,
+        overlay: None,
     })
 }
 
@@ -2112,6 +2126,11 @@ enum Since {
     Digests {
         new: Vec<mapped::NewRecord>,
         packs: mapped::NewPacks,
+        /// The records after the map up to the run's start, as the last run kept them (then
+        /// `new` holds only the records since); empty when there were none to use.
+        kept: Box<scan::map::overlay::MapOverlay>,
+        /// The map's stamp, when it could be read: the run keeps its records for it.
+        stamp: Option<scan::map::overlay::MapStamp>,
         /// Taken when the map is joined.
         map_job: Option<MapJob>,
     },
@@ -2120,6 +2139,8 @@ enum Since {
 /// The person map and its candidates, opened on another thread, which then checks the
 /// candidates' checksum and the map's.
 struct MapJob {
+    /// The map directory.
+    dir: std::path::PathBuf,
     /// The map, its checksum not yet checked.
     opened: std::sync::mpsc::Receiver<MapOpened>,
     /// The candidates, checked: sent once they are, while the run links and screens with
@@ -2136,6 +2157,7 @@ impl MapJob {
     fn start(dir: std::path::PathBuf) -> MapJob {
         let (send_map, opened) = std::sync::mpsc::sync_channel(1);
         let (send_candidates, candidates) = std::sync::mpsc::sync_channel(1);
+        let map_dir = dir.clone();
         let verified = std::thread::spawn(move || {
             let map = scan::map::read_map_unverified(&dir);
             let unverified = match &map {
@@ -2149,6 +2171,7 @@ impl MapJob {
             unverified.map(|file| file.verify())
         });
         MapJob {
+            dir: map_dir,
             opened,
             candidates,
             verified,
@@ -2194,6 +2217,14 @@ impl Since {
         }
     }
 
+    /// Records since the map the last run kept (not read again).
+    fn kept_count(&self) -> usize {
+        match self {
+            Since::Json(_) => 0,
+            Since::Digests { kept, .. } => kept.len(),
+        }
+    }
+
     /// Records changed since the run's start (after `from_rev`).
     fn changed_count(&self, from_rev: i64) -> u64 {
         let n = match self {
@@ -2211,6 +2242,61 @@ impl Since {
             Since::Digests { new, .. } => new.iter().filter(|n| n.record.is_some()).count() as u64,
         }
     }
+}
+
+/// What an incremental run reads since the person map (whose head is `map_head`): the records
+/// since the map as digests, with their packs, where the last run kept those up to this run's
+/// start ([`scan::map::overlay`]) only the records since; the kept ones; and the map's stamp.
+/// The kept records are read on another thread beside the store's reads; if they cannot be
+/// used (damaged, of another map), the records they would have given are read after all.
+async fn read_since_map(
+    store: &Store,
+    dir: &std::path::Path,
+    map_head: i64,
+    run: &LeadRun,
+    page_size: u32,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<
+    (
+        Vec<mapped::NewRecord>,
+        mapped::NewPacks,
+        scan::map::overlay::MapOverlay,
+        Option<scan::map::overlay::MapStamp>,
+    ),
+    RunError,
+> {
+    use scan::map::overlay;
+    let stamp = match overlay::map_stamp(&dir.join(scan::map::MAP_FILE), map_head) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("{e}; the records since the map are read and not kept");
+            None
+        }
+    };
+    let from = run.from_rev;
+    let reading = stamp
+        .filter(|_| from > map_head && overlay::overlay_path(dir, from).exists())
+        .map(|stamp| {
+            let dir = dir.to_path_buf();
+            std::thread::spawn(move || overlay::read_overlay(&dir, stamp, from))
+        });
+    let after = if reading.is_some() { from } else { map_head };
+    let (mut new, mut packs) =
+        mapped::read_new_records(store, after, run.to_rev, page_size, progress).await?;
+    let Some(reading) = reading else {
+        return Ok((new, packs, Default::default(), stamp));
+    };
+    match reading.join() {
+        Ok(Ok(Some(kept))) => return Ok((new, packs, kept, stamp)),
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => tracing::warn!("{e}; the records since the map are read instead"),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+    let (older, older_packs) =
+        mapped::read_new_records(store, map_head, from, page_size, progress).await?;
+    new.splice(0..0, older);
+    packs.append(older_packs);
+    Ok((new, packs, Default::default(), stamp))
 }
 
 /// Reads the records changed since the last finished run and every record linked to them by
@@ -2273,17 +2359,13 @@ async fn incremental_population(
     let read_since = async {
         Ok::<Since, RunError>(match map_dir {
             Some(dir) => {
-                let (new, packs) = mapped::read_new_records(
-                    store,
-                    read_from,
-                    run.to_rev,
-                    opts.page_size,
-                    progress,
-                )
-                .await?;
+                let (new, packs, kept, stamp) =
+                    read_since_map(store, dir, read_from, run, opts.page_size, progress).await?;
                 Since::Digests {
                     new,
                     packs,
+                    kept: Box::new(kept),
+                    stamp,
                     map_job: Some(MapJob::start(dir.clone())),
                 }
             }
@@ -2316,7 +2398,7 @@ async fn incremental_population(
     clock.lap("read changed records", || {
         format!(
             "{records_scanned} records, {} more since the person map, {records_read} decoded",
-            since.count() - records_scanned as usize
+            since.count() - records_scanned as usize + since.kept_count()
         )
     });
     // A record stored with a digest chunk had its sweep keys stored by the same insert
@@ -2409,26 +2491,43 @@ async fn incremental_population(
         Since::Digests {
             new,
             packs,
+            kept,
+            stamp,
             map_job: Some(mut job),
         } => {
             let map = job.opened();
             clock.lap("read the person map", String::new);
             match map {
-                Ok(Some(map)) if map.head_rev == read_from && map.policy_version == key => {
+                // The map this run started from (a full run at the same head writes another
+                // checksum, and the kept records name the map by it).
+                Ok(Some(map))
+                    if map.head_rev == read_from
+                        && map.policy_version == key
+                        && stamp.is_none_or(|s| s.checksum == map.checksum) =>
+                {
                     let note = format!(
-                        "used: {} groups, {} records up to rev {}",
+                        "used: {} groups, {} records up to rev {}, {} records since it kept by \
+                         the last run",
                         map.links.groups(),
                         map.links.slots(),
-                        map.head_rev
+                        map.head_rev,
+                        kept.len()
                     );
                     let candidates = job.candidates(&map);
+                    let keep = stamp.map(|stamp| mapped::KeepFor {
+                        dir: job.dir.clone(),
+                        stamp,
+                        head_rev: run.to_rev,
+                    });
                     let changes = mapped::Changes {
                         new,
+                        kept: *kept,
                         changed_from: run.from_rev,
                         packs,
                         bearing: bearing_records,
                         records_scanned,
                         records_read,
+                        keep,
                     };
                     let (mut population, candidates_note) = mapped::population(
                         store, map, candidates, screen, open, changes, &mut clock,
@@ -2454,6 +2553,9 @@ async fn incremental_population(
                         return Ok(population);
                     }
                     clock.lap("check the person map", String::new);
+                    if let Some(writer) = &mut population.overlay {
+                        writer.start();
+                    }
                     population.person_map = Some(format!("{note}, {candidates_note}"));
                     return Ok(population);
                 }
@@ -2469,6 +2571,8 @@ async fn incremental_population(
             Since::Digests {
                 new,
                 packs,
+                kept: Default::default(),
+                stamp,
                 map_job: None,
             }
         }
@@ -2608,6 +2712,7 @@ async fn incremental_population(
         previous: None,
         person_map: map_note,
         candidates: None,
+        overlay: None,
     })
 }
 

@@ -35,7 +35,7 @@ macro_rules! fixed_int {
     )*};
 }
 
-fixed_int!(u32, u64, i64);
+fixed_int!(u8, u32, u64, u128, i64);
 
 /// A file mapped read-only into memory.
 pub(crate) struct MappedFile(memmap2::Mmap);

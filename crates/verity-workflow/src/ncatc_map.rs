@@ -40,6 +40,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use verity_model::SourceRecord;
 
+#[path = "ncatc_map_overlay.rs"]
+pub(crate) mod overlay;
+
 /// The map's file name in the map directory.
 pub(crate) const MAP_FILE: &str = "person-map.bin";
 const MAGIC: &[u8; 8] = b"VNCATCPM";
@@ -79,6 +82,9 @@ pub(crate) struct PersonMap {
     pub head_rev: i64,
     /// The lead policy version the screen's [`RecordLead`]s were computed under.
     pub policy_version: String,
+    /// The checksum stored at the file's end: with the head, it names this map (an
+    /// [`overlay`] holds for one map).
+    pub checksum: u64,
     pub links: MapLinks,
     pub sweep: SweepIndex,
 }
@@ -520,7 +526,10 @@ pub(crate) fn write_map(
         Ok(())
     };
     write(&mut out).map_err(io)?;
-    out.finish_into(&tmp, &path).map_err(io)
+    let size = out.finish_into(&tmp, &path).map_err(io)?;
+    // The overlays of the old map are stale (their stamp would not match either).
+    overlay::remove_overlays(dir, &[])?;
+    Ok(size)
 }
 
 /// Reads sections back from the file's bytes.
@@ -786,6 +795,7 @@ pub(crate) fn read_map_unverified(dir: &Path) -> Result<Option<(PersonMap, Unver
         Ok(PersonMap {
             head_rev,
             policy_version,
+            checksum: u64_of(&file.bytes()[body_len..]),
             links: MapLinks {
                 group_starts,
                 slot_rev,

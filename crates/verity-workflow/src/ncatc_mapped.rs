@@ -9,6 +9,7 @@
 //! hold identifiers of, with those new records.
 
 use super::person::{find, union};
+use super::scan::map::overlay::{write_overlay, MapOverlay, MapStamp, OverlayLinks, Ragged};
 use super::scan::map::{record_id_tag, Candidates, PersonMap};
 use super::scan::{LeadProfile, SweepIndex, HELD_BY_MANY};
 use super::*;
@@ -23,29 +24,29 @@ pub(super) struct MapSweep {
     /// Status key hash → the last of its holders in `new_status_chain`: the records added
     /// since the map that hold it, as a chain (one allocation for all, not a list per key).
     new_status: FxHashMap<u64, u32>,
-    /// (index in `new_status_ids`, the key's previous holder or [`NO_HOLDER`]).
+    /// (index in `new_ids`, the key's previous holder or [`NO_HOLDER`]).
     new_status_chain: Vec<(u32, u32)>,
-    /// Ids of the records added since the map that hold status keys.
-    new_status_ids: Vec<String>,
+    /// Ids of the records added since the map, flat.
+    new_ids: Ragged<u8>,
 }
 
 /// The end of a chain of holders in [`MapSweep`].
 const NO_HOLDER: u32 = u32::MAX;
 
 impl MapSweep {
-    /// The map's index, and the added records' citizenship keys and (status keys, record id).
+    /// The map's index, and the added records' citizenship keys, ids and status keys (a list
+    /// per record, in the order of `ids`).
     pub(super) fn new(
         index: SweepIndex,
         new_citizen: FxHashSet<u64>,
-        status_holders: impl Iterator<Item = (Vec<u64>, String)>,
+        new_ids: Ragged<u8>,
+        status: &Ragged<u64>,
     ) -> MapSweep {
         let mut new_status: FxHashMap<u64, u32> = FxHashMap::default();
-        let mut new_status_chain = Vec::new();
-        let mut new_status_ids = Vec::new();
-        for (keys, id) in status_holders.filter(|(keys, _)| !keys.is_empty()) {
-            let at = u32::try_from(new_status_ids.len()).unwrap_or(NO_HOLDER);
-            new_status_ids.push(id);
-            for &h in &keys {
+        let mut new_status_chain = Vec::with_capacity(status.items().len());
+        for record in 0..status.len() {
+            let at = u32::try_from(record).unwrap_or(NO_HOLDER);
+            for &h in status.get(record) {
                 let link = u32::try_from(new_status_chain.len()).unwrap_or(NO_HOLDER);
                 let previous = new_status.insert(h, link).unwrap_or(NO_HOLDER);
                 new_status_chain.push((at, previous));
@@ -56,7 +57,7 @@ impl MapSweep {
             new_citizen,
             new_status,
             new_status_chain,
-            new_status_ids,
+            new_ids,
         }
     }
 
@@ -64,9 +65,10 @@ impl MapSweep {
     fn new_status_holders(&self, h: u64) -> impl Iterator<Item = &str> {
         let mut link = self.new_status.get(&h).copied().unwrap_or(NO_HOLDER);
         std::iter::from_fn(move || {
-            let &(id, previous) = self.new_status_chain.get(link as usize)?;
+            let &(record, previous) = self.new_status_chain.get(link as usize)?;
             link = previous;
-            self.new_status_ids.get(id as usize).map(String::as_str)
+            // Ids are UTF-8 (the overlay checks them when read; the others are strings).
+            std::str::from_utf8(self.new_ids.get(record as usize)).ok()
         })
     }
 
@@ -140,6 +142,11 @@ struct PackChunk {
 }
 
 impl NewPacks {
+    /// Adds the chunks of `other`.
+    pub(super) fn append(&mut self, mut other: NewPacks) {
+        self.chunks.append(&mut other.chunks);
+    }
+
     /// The records with these revs, from the packs on the machine's cores (the store for
     /// any a pack lacks), and how many were read from the store.
     pub(super) async fn decode(
@@ -333,10 +340,13 @@ struct Added {
 
 /// What an incremental run has read before it finds the persons with the map.
 pub(super) struct Changes {
-    /// Records added after the map's head, in rev order: those up to `changed_from` (the
-    /// last run's head) are not in the map but have not changed since the last run; the rest
-    /// have.
+    /// Records added after the map (or after `kept`, when there is one), in rev order: those
+    /// up to `changed_from` (the last run's head) are not in the map but have not changed
+    /// since the last run; the rest have.
     pub new: Vec<NewRecord>,
+    /// The records after the map up to `changed_from`, as the last run kept them; empty when
+    /// it kept none (then `new` holds them).
+    pub kept: MapOverlay,
     /// The last run's head: records of `new` past it changed since that run.
     pub changed_from: i64,
     /// Where the records of `new` not yet decoded are read from.
@@ -345,6 +355,16 @@ pub(super) struct Changes {
     pub bearing: Vec<SourceRecord>,
     pub records_scanned: u64,
     pub records_read: u64,
+    /// Where this run keeps the records since the map for the next run, if anywhere.
+    pub keep: Option<KeepFor>,
+}
+
+/// Where and for which map an incremental run keeps its records since the map ([`overlay`]).
+pub(super) struct KeepFor {
+    pub dir: std::path::PathBuf,
+    pub stamp: MapStamp,
+    /// The run's head: the overlay holds the records up to it.
+    pub head_rev: i64,
 }
 
 /// The map groups of `unplaced`, records that hold no identifier (each is a group of its
@@ -420,6 +440,14 @@ pub(super) async fn population(
     let links = &map.links;
     let changed_from = changes.changed_from;
     let changed_records = changes.new.iter().filter(|n| n.rev > changed_from).count();
+    // The records the last run kept are nodes 0..kept_count, the added ones follow. The kept
+    // records' links grow into this run's own: the added records since the map are appended.
+    let MapOverlay {
+        links: mut overlay_links,
+        keys: kept_keys,
+        ..
+    } = changes.kept;
+    let kept_count = overlay_links.revs.len();
     // Moved, not partitioned: at 1% of 10M people these are 400,000 digests.
     let mut added: Vec<Added> = changes
         .new
@@ -431,12 +459,16 @@ pub(super) async fn population(
             open: false,
         })
         .collect();
+    // The added records read from the store (the subjects placed below are not added since
+    // the map): these and the kept ones are what this run keeps for the next.
+    let added_since = added.len();
     // The subjects the changes bear on: placed in the map by identifier, else (a record
     // without one is a group of its own) by record-id tag, confirmed by reading the slot's
     // record (a tag is 32 bits); one the map does not place is taken as added.
     // The subjects are few and the added records many: one pass over the added records with
     // a set of the subjects' ids, not an index of every added record's id. (A record id added
     // at two revs marks both, as the store path does.)
+    let mut kept_wanted = vec![false; kept_count];
     let already: Vec<bool> = {
         let subjects: FxHashSet<&str> = changes
             .bearing
@@ -444,10 +476,18 @@ pub(super) async fn population(
             .map(|r| r.record_id.as_str())
             .collect();
         let mut found: FxHashSet<&str> = FxHashSet::default();
-        for a in added.iter_mut() {
-            if let Some(&id) = subjects.get(a.digest.record_id.as_str()) {
-                a.wanted = true;
-                found.insert(id);
+        if !subjects.is_empty() {
+            for a in added.iter_mut() {
+                if let Some(&id) = subjects.get(a.digest.record_id.as_str()) {
+                    a.wanted = true;
+                    found.insert(id);
+                }
+            }
+            for (j, wanted) in kept_wanted.iter_mut().enumerate() {
+                if let Some(&id) = subjects.get(kept_keys.id(j)) {
+                    *wanted = true;
+                    found.insert(id);
+                }
             }
         }
         changes
@@ -484,44 +524,80 @@ pub(super) async fn population(
     // The record ids whose person key has an open lead (a person key is `NP-` and a record id).
     let open_ids: FxHashSet<&str> = open.keys().filter_map(|k| k.strip_prefix("NP-")).collect();
     let open_tags: FxHashSet<u32> = open_ids.iter().map(|id| record_id_tag(id)).collect();
+    let kept_open: Vec<bool> = if open_ids.is_empty() {
+        vec![false; kept_count]
+    } else {
+        (0..kept_count)
+            .map(|j| open_ids.contains(kept_keys.id(j)))
+            .collect()
+    };
     // Their keys, for the sweep (the map's index stops at its head), keyed on a thread of its
     // own: with 800,000 records since the map that is a third of a second of hashing on the
     // run's path, while the look-ups and candidate reads below run on more threads than cores
     // (which wait on the map's pages when a change evicted them). The sweep is first asked
     // after the persons are read.
-    // The keys and the status holders' ids are moved out of the digests: nothing after this
-    // reads them (the screen has the open-lead mark instead of the id).
-    let mut citizen_keys: Vec<Vec<u64>> = Vec::with_capacity(added.len());
-    let mut status_holders: Vec<(Vec<u64>, String)> = Vec::new();
+    // The keys and ids are moved out of the digests: nothing after this reads them (the
+    // screen has the open-lead mark instead of the id).
+    let mut added_keys: Vec<(Vec<u64>, Vec<u64>, String)> = Vec::with_capacity(added.len());
     for a in added.iter_mut() {
         a.open = open_ids.contains(a.digest.record_id.as_str());
         let d = &mut a.digest;
-        citizen_keys.push(std::mem::take(&mut d.citizen_keys));
-        if !d.status_keys.is_empty() {
-            status_holders.push((
-                std::mem::take(&mut d.status_keys),
-                std::mem::take(&mut d.record_id),
-            ));
-        }
+        added_keys.push((
+            std::mem::take(&mut d.citizen_keys),
+            std::mem::take(&mut d.status_keys),
+            std::mem::take(&mut d.record_id),
+        ));
     }
     let index = map.sweep;
+    // The overlay's links part is sent once the persons are read; its keys part is made on
+    // the keying thread, which also writes the file (beside the evaluation).
+    let (send_links, links_for_file) = std::sync::mpsc::sync_channel::<OverlayLinks>(1);
+    let keep = changes.keep;
+    let overlay_count = kept_count + added_since;
     let keying = std::thread::spawn(move || {
-        let mut new_citizen: FxHashSet<u64> = FxHashSet::with_capacity_and_hasher(
-            citizen_keys.iter().map(Vec::len).sum(),
-            Default::default(),
-        );
-        for keys in &citizen_keys {
-            new_citizen.extend(keys.iter().copied());
+        let mut keys = kept_keys;
+        for (citizen, status, id) in &added_keys {
+            keys.citizen.push(citizen);
+            keys.status.push(status);
+            keys.ids.push(id.as_bytes());
         }
         // Freed here too, not on the run's path.
-        drop(citizen_keys);
-        MapSweep::new(index, new_citizen, status_holders.into_iter())
+        drop(added_keys);
+        let mut new_citizen: FxHashSet<u64> =
+            FxHashSet::with_capacity_and_hasher(keys.citizen.items().len(), Default::default());
+        new_citizen.extend(keys.citizen.items().iter().copied());
+        let sweep = MapSweep::new(index, new_citizen, keys.ids.clone(), &keys.status);
+        let writer = keep.map(|keep| {
+            std::thread::spawn(move || {
+                let Ok(links) = links_for_file.recv() else {
+                    return "records since the map not kept: the run did not use the map"
+                        .to_string();
+                };
+                keys.truncate(overlay_count);
+                let overlay = MapOverlay {
+                    head_rev: keep.head_rev,
+                    links,
+                    keys,
+                };
+                match write_overlay(&keep.dir, keep.stamp, &overlay, Some(changed_from)) {
+                    Ok(bytes) => format!(
+                        "kept {} records since the map for the next run ({bytes} bytes)",
+                        overlay.len()
+                    ),
+                    Err(e) => format!("records since the map not kept: {e}"),
+                }
+            })
+        });
+        (sweep, writer)
     });
     clock.lap("place bearing subjects and key the added records", || {
-        format!("{} records", added.len())
+        format!(
+            "{} records added, {kept_count} kept by the last run",
+            added.len()
+        )
     });
-    // Nodes: the added records (0..added.len()), then each map group reached.
-    let records_nodes = added.len();
+    // Nodes: the kept records (0..kept_count), the added ones, then each map group reached.
+    let records_nodes = kept_count + added.len();
     let mut parent: Vec<usize> = (0..records_nodes).collect();
     let mut node_of_group: FxHashMap<u32, usize> = FxHashMap::default();
     let mut group_of_node: Vec<u32> = Vec::new();
@@ -548,22 +624,52 @@ pub(super) async fn population(
             map_groups.iter().map(Vec::len).sum::<usize>()
         )
     });
-    // Added records sharing an identifier the map holds meet at its group's node; only the
-    // identifiers new since the map need an owner of their own.
+    // Records sharing an identifier the map holds meet at its group's node; only the
+    // identifiers new since the map need an owner of their own. The kept records join as the
+    // last run found them.
     let mut key_owner: FxHashMap<u128, usize> = FxHashMap::default();
+    let mut own = |h: u128, n: usize, parent: &mut Vec<usize>| match key_owner.entry(h) {
+        std::collections::hash_map::Entry::Occupied(o) => union(parent, n, *o.get()),
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(n);
+        }
+    };
+    for j in 0..kept_count {
+        for &g in overlay_links.groups.get(j) {
+            let n = node(g, &mut parent);
+            union(&mut parent, j, n);
+        }
+        for &h in overlay_links.new_identifiers.get(j) {
+            own(h, j, &mut parent);
+        }
+    }
+    let (mut record_groups, mut record_new) = (Vec::new(), Vec::new());
     for (i, (a, groups)) in added.iter().zip(&map_groups).enumerate() {
+        let at = kept_count + i;
+        record_groups.clear();
+        record_new.clear();
         for (&h, group) in a.digest.identifiers.iter().zip(groups) {
             if let Some(g) = *group {
                 let n = node(g, &mut parent);
-                union(&mut parent, i, n);
+                union(&mut parent, at, n);
+                if !record_groups.contains(&g) {
+                    record_groups.push(g);
+                }
                 continue;
             }
-            match key_owner.entry(h) {
-                std::collections::hash_map::Entry::Occupied(o) => union(&mut parent, i, *o.get()),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(i);
-                }
-            }
+            record_new.push(h);
+            own(h, at, &mut parent);
+        }
+        if i < added_since {
+            overlay_links.revs.push(a.digest.rev);
+            // The digest's facets are the record's (`LeadFacets::of`, when it was stored):
+            // the same screen as `LeadScreen::decoded` of the record.
+            let d = &a.digest;
+            overlay_links
+                .leads
+                .push(screen.record(d.system, d.facets.as_ref().map(LeadFacets::as_facets_ref)));
+            overlay_links.groups.push(&record_groups);
+            overlay_links.new_identifiers.push(&record_new);
         }
     }
     drop(key_owner);
@@ -577,15 +683,20 @@ pub(super) async fn population(
         format!(
             "{} records added since the map ({changed_records} changed since the last run), \
              {groups_reached} map groups reached",
-            added.len()
+            kept_count + added.len()
         )
     });
 
-    // Components holding a wanted node are the persons touched: (map groups, added records)
+    // Components holding a wanted node are the persons touched: (map groups, record nodes)
     // each, found through its root (a node number, so vectors serve where maps would).
     let mut wanted_root = vec![false; parent.len()];
+    let wanted_kept = kept_wanted.iter().enumerate().filter(|(_, &w)| w);
     let wanted_added = added.iter().enumerate().filter(|(_, a)| a.wanted);
-    for n in wanted_added.map(|(i, _)| i).chain(wanted_nodes) {
+    for n in wanted_kept
+        .map(|(j, _)| j)
+        .chain(wanted_added.map(|(i, _)| kept_count + i))
+        .chain(wanted_nodes)
+    {
         let root = find(&mut parent, n);
         wanted_root[root] = true;
     }
@@ -609,7 +720,7 @@ pub(super) async fn population(
     drop(component_of_root);
     let persons_total = components.len() as u64;
     // The screen, on more threads than cores (it reads the map's slots).
-    let keep = par_map_on(MAPPED_LOOKUP_THREADS, &components, |_, (groups, adds)| {
+    let keep = par_map_on(MAPPED_LOOKUP_THREADS, &components, |_, (groups, nodes)| {
         let mut profile = LeadProfile::default();
         let mut has_open = false;
         for &g in groups {
@@ -621,12 +732,19 @@ pub(super) async fn population(
                 has_open |= open_tags.contains(&links.id_tag(slot));
             }
         }
-        for &i in adds {
-            // The digest's facets are the record's (`LeadFacets::of`, when it was stored):
-            // the same screen as `LeadScreen::decoded` of the record.
-            let d = &added[i].digest;
-            profile.add(screen.record(d.system, d.facets.as_ref().map(LeadFacets::as_facets_ref)));
-            has_open |= added[i].open;
+        for &n in nodes {
+            if let Some(&lead) = overlay_links.leads.get(n) {
+                profile.add(lead);
+            } else if let Some(a) = n.checked_sub(kept_count).and_then(|i| added.get(i)) {
+                // A subject placed above: screened from its digest, as the others were.
+                let d = &a.digest;
+                profile
+                    .add(screen.record(d.system, d.facets.as_ref().map(LeadFacets::as_facets_ref)));
+            }
+            has_open |= match n.checked_sub(kept_count) {
+                None => kept_open.get(n).copied().unwrap_or(false),
+                Some(i) => added.get(i).is_some_and(|a| a.open),
+            };
         }
         has_open || screen.could_lead(&profile)
     });
@@ -656,9 +774,9 @@ pub(super) async fn population(
     let persons_count = worth.len();
     let mut person_records: Vec<Vec<SourceRecord>> = worth
         .iter()
-        .map(|(groups, adds)| {
+        .map(|(groups, nodes)| {
             Vec::with_capacity(
-                adds.len()
+                nodes.len()
                     + groups
                         .iter()
                         .map(|&g| links.slots_of(g).len())
@@ -670,16 +788,22 @@ pub(super) async fn population(
     // (rev, person) of the records not found in a block, read from the store below.
     let mut to_read: Vec<(i64, u32)> = Vec::new();
     let mut unreadable: Vec<String> = Vec::new();
-    // The added records of these persons, from their chunks' packs: unpacked on a thread of
-    // its own beside the candidate reads (which mostly wait on the disk).
+    // The records since the map of these persons: the added ones from their chunks' packs,
+    // unpacked on a thread of their own beside the candidate reads (which mostly wait on the
+    // disk); the kept ones (their chunks were not read) by rev from the store.
+    let rev_of = |n: usize| match n.checked_sub(kept_count) {
+        None => overlay_links.revs.get(n).copied(),
+        Some(i) => added
+            .get(i)
+            .filter(|a| a.record.is_none())
+            .map(|a| a.digest.rev),
+    };
     let need: HashSet<i64> = worth
         .iter()
-        .flat_map(|(_, adds)| adds)
-        .filter_map(|&i| added.get(i))
-        .filter(|a| a.record.is_none())
-        .map(|a| a.digest.rev)
+        .flat_map(|(_, nodes)| nodes)
+        .filter_map(|&n| rev_of(n))
         .collect();
-    let added_decoded = need.len();
+    let since_decoded = need.len();
     let per = persons_count.div_ceil(MAPPED_LOOKUP_THREADS).max(1);
     let (parts, unpacked): (Vec<CandidateReads>, _) = std::thread::scope(|scope| {
         let packs = &changes.packs;
@@ -724,20 +848,30 @@ pub(super) async fn population(
     }
     let mut decoded = unpacked?;
     records_read += read_missing(store, &need, &mut decoded).await?;
-    for a in added.iter_mut().filter(|a| a.record.is_none()) {
-        a.record = decoded.remove(&a.digest.rev).map(Box::new);
-    }
-    drop(decoded);
-    // Each person's records from the map, then its added ones; then, on the machine's cores,
-    // sorted by record id and keyed. (A record id is stored once, at one rev, so the order
-    // before the sort decides nothing.)
+    // Each person's records from the map, then its records since the map; then, on the
+    // machine's cores, sorted by record id and keyed. (A record id is stored once, at one
+    // rev, so the order before the sort decides nothing.)
     let mut assembled: Vec<(Vec<u32>, Vec<SourceRecord>)> = Vec::with_capacity(persons_count);
-    for ((groups, adds), mut records) in worth.into_iter().zip(person_records) {
-        for &i in &adds {
-            let a = added.get_mut(i);
-            match a.as_ref().map(|a| (a.record.is_some(), a.digest.rev)) {
-                Some((true, _)) => records.extend(a.and_then(|a| a.record.take()).map(|b| *b)),
-                Some((false, rev)) => {
+    for ((groups, nodes), mut records) in worth.into_iter().zip(person_records) {
+        for &n in &nodes {
+            let record = match n.checked_sub(kept_count) {
+                Some(i) => match added.get_mut(i) {
+                    Some(a) => a
+                        .record
+                        .take()
+                        .map(|b| *b)
+                        .or_else(|| decoded.remove(&a.digest.rev))
+                        .ok_or(a.digest.rev),
+                    None => continue,
+                },
+                None => match overlay_links.revs.get(n) {
+                    Some(rev) => decoded.remove(rev).ok_or(*rev),
+                    None => continue,
+                },
+            };
+            match record {
+                Ok(r) => records.push(r),
+                Err(rev) => {
                     return Err(StoreError::Corrupt {
                         table: "records",
                         key: format!("rev {rev}"),
@@ -745,11 +879,11 @@ pub(super) async fn population(
                     }
                     .into())
                 }
-                None => {}
             }
         }
         assembled.push((groups, records));
     }
+    drop(decoded);
     let mut persons: Vec<(String, Members)> = par_map_owned(assembled, |(groups, mut records)| {
         records.sort_by(|a, b| a.record_id.cmp(&b.record_id));
         records.dedup_by(|a, b| a.record_id == b.record_id);
@@ -763,16 +897,22 @@ pub(super) async fn population(
     clock.lap("read persons", || {
         format!(
             "{} persons worth evaluating, {from_candidates} records from the candidates, \
-             {to_read_count} read by rev, {added_decoded} added records decoded",
+             {to_read_count} read by rev, {since_decoded} records since the map decoded",
             persons.len()
         ) + &unreadable
             .first()
             .map(|p| format!("; {} blocks unreadable, e.g. {p}", unreadable.len()))
             .unwrap_or_default()
     });
-    let sweep = keying
+    let (sweep, writer) = keying
         .join()
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    // The records since the map up to this run's head, for the next run: written beside the
+    // evaluation once the map's checksum holds ([`KeptWriter::start`]).
+    let overlay = writer.map(|thread| KeptWriter {
+        links: Some((send_links, overlay_links)),
+        thread,
+    });
     let population = Population {
         persons_total,
         persons,
@@ -783,8 +923,35 @@ pub(super) async fn population(
         previous: None,
         person_map: None,
         candidates: None,
+        overlay,
     };
     Ok((population, candidates_note))
+}
+
+/// Writes an incremental run's records since the map for the next run, on a thread of its
+/// own, once started.
+pub(super) struct KeptWriter {
+    /// What the keying thread's part lacks, until sent.
+    links: Option<(std::sync::mpsc::SyncSender<OverlayLinks>, OverlayLinks)>,
+    thread: std::thread::JoinHandle<String>,
+}
+
+impl KeptWriter {
+    /// Starts writing: the map they were linked with held its checksum.
+    pub(super) fn start(&mut self) {
+        if let Some((send, links)) = self.links.take() {
+            // Gone only if the thread stopped; `finish` says so.
+            let _ = send.send(links);
+        }
+    }
+
+    /// What became of them (nothing is written unless started).
+    pub(super) fn finish(mut self) -> String {
+        self.links = None;
+        self.thread.join().unwrap_or_else(|_| {
+            "records since the map not kept: the thread writing them stopped".into()
+        })
+    }
 }
 
 /// What a core's share of the candidate reads left: (rev, person index) of the records to read

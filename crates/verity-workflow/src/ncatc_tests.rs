@@ -1110,15 +1110,40 @@ async fn map_changes(store: &Store, round: &str) -> Vec<SourceRecord> {
             out.push(merged);
         }
     }
-    // A person new since the map: two records joined only by an A-number no earlier record
-    // holds (one per round).
-    let fresh = verity_model::ANumber::parse(&format!(
-        "A0999{:05}",
-        round.bytes().map(u32::from).sum::<u32>()
-    ))
-    .ok();
+    // A person new since the map: two records a lead rule could apply to, joined only by an
+    // A-number no earlier record holds (one per round).
+    let fresh_a = |round: &str| {
+        verity_model::ANumber::parse(&format!(
+            "A0999{:05}",
+            round.bytes().map(u32::from).sum::<u32>()
+        ))
+        .ok()
+    };
+    let fresh = fresh_a(round);
     assert!(fresh.is_some());
-    for (i, r) in with_a.iter().rev().take(2).enumerate() {
+    let screen = LeadScreen::new(&LeadContext::load(None).unwrap());
+    let may_lead: Vec<&SourceRecord> = with_a
+        .iter()
+        .filter(|r| screen.could_lead_records(std::slice::from_ref(*r)))
+        .collect();
+    assert!(may_lead.len() >= 2);
+    if round == "R2" {
+        // And a record that cannot lead alone (criminal) joining the first round's: its
+        // person is evaluated only if the screen has the first round's records' values.
+        let criminal = all_records(store)
+            .await
+            .into_iter()
+            .find(|r| !scan::may_lead(r))
+            .map(|mut c| {
+                c.record_id = "JOIN-R2".into();
+                c.identity.ids = Default::default();
+                c.identity.ids.a_number = fresh_a("R1");
+                c
+            });
+        assert!(criminal.is_some());
+        out.extend(criminal);
+    }
+    for (i, r) in may_lead.into_iter().rev().take(2).enumerate() {
         let mut c = r.clone();
         c.record_id = format!("FRESH-{round}-{i}");
         c.identity.ids = Default::default();
@@ -1146,18 +1171,28 @@ async fn map_changes(store: &Store, round: &str) -> Vec<SourceRecord> {
         c.identity.ids = Default::default();
         out.push(c);
     }
+    // Two persons without an open lead shadowed in the first round, after the map: the second
+    // round touches them (below), and its sweep finds the shadows among the records since the
+    // map.
+    if round == "R1" {
+        let shadowed = shadows_of(store, false, "SHADOW-R1-").await;
+        assert_eq!(shadowed.len(), 2);
+        out.extend(shadowed);
+    }
     // A new version of each shadowed person's records (see `shadows`): evaluated again, the
-    // status record outside them is found in the map's sweep index.
+    // status record outside them is found in the map's sweep index (or, for those shadowed in
+    // the first round, among the records since the map).
     let all = all_records(store).await;
     for (i, r) in all
         .iter()
         .filter(|r| r.record_id.starts_with("SHADOW-"))
         .enumerate()
     {
-        let Some(original) = all
-            .iter()
-            .find(|o| format!("SHADOW-{}", o.record_id) == r.record_id)
-        else {
+        let Some(original) = all.iter().find(|o| {
+            ["SHADOW-", "SHADOW-R1-"]
+                .iter()
+                .any(|p| format!("{p}{}", o.record_id) == r.record_id)
+        }) else {
             continue;
         };
         let mut c = original.clone();
@@ -1171,6 +1206,13 @@ async fn map_changes(store: &Store, round: &str) -> Vec<SourceRecord> {
 /// identifiers (so linked to no one): an unlinked record with their full name and birth date,
 /// which parks their lead once a full run has it in its sweep index.
 async fn shadows(store: &Store) -> Vec<SourceRecord> {
+    shadows_of(store, true, "SHADOW-").await
+}
+
+/// [`shadows`] of two persons with an open lead (`with_open`) or of two without one that a
+/// lead rule could apply to, their ids starting with `prefix`.
+async fn shadows_of(store: &Store, with_open: bool, prefix: &str) -> Vec<SourceRecord> {
+    let screen = LeadScreen::new(&LeadContext::load(None).unwrap());
     let all = all_records(store).await;
     let open: HashSet<String> = store
         .open_lead_keys()
@@ -1181,7 +1223,11 @@ async fn shadows(store: &Store) -> Vec<SourceRecord> {
         .collect();
     group_persons(&all)
         .into_iter()
-        .filter(|g| g.iter().any(|&i| open.contains(&all[i].record_id)))
+        .filter(|g| {
+            let has_open = g.iter().any(|&i| open.contains(&all[i].record_id));
+            let records: Vec<SourceRecord> = g.iter().map(|&i| all[i].clone()).collect();
+            has_open == with_open && (with_open || screen.could_lead_records(&records))
+        })
         .enumerate()
         .filter_map(|(n, g)| {
             let own = g
@@ -1202,7 +1248,7 @@ async fn shadows(store: &Store) -> Vec<SourceRecord> {
                     .1
             };
             let mut c = source.clone();
-            c.record_id = format!("SHADOW-{}", own.record_id);
+            c.record_id = format!("{prefix}{}", own.record_id);
             c.identity.name = own.identity.name.clone();
             c.identity.dob = own.identity.dob;
             c.identity.ids = Default::default();
@@ -1223,6 +1269,7 @@ fn an_incremental_run_with_the_person_map_has_the_outcomes_of_one_without() {
             "store",
             "map",
             "map, no digests",
+            "kept records damaged",
             "damaged map",
             "damaged status index",
             "damaged candidates",
@@ -1293,17 +1340,56 @@ fn an_incremental_run_with_the_person_map_has_the_outcomes_of_one_without() {
                         store.delete_record_digest_chunk(first).await.unwrap();
                     }
                 }
+                // The records since the map the first round kept, damaged: not used.
+                if mode == "kept records damaged" && round == "R2" {
+                    let kept: Vec<_> = std::fs::read_dir(dir.join("ncatc"))
+                        .unwrap()
+                        .map(|e| e.unwrap().path())
+                        .filter(|p| p.to_string_lossy().contains("map-overlay-"))
+                        .collect();
+                    assert_eq!(kept.len(), 1, "{kept:?}");
+                    let mut bytes = std::fs::read(&kept[0]).unwrap();
+                    let mid = bytes.len() / 2;
+                    bytes[mid] ^= 0x40;
+                    std::fs::write(&kept[0], bytes).unwrap();
+                }
                 let inc = run_leads(&store, &ctx, &o, &|_| {}).await.unwrap();
                 assert_eq!(inc.kind, "incremental");
                 let note = inc.stats.person_map.clone();
+                // The second round with a map takes the records since it from the first
+                // round's (the first starts at the map's head: there are none), and every
+                // round keeps its own for the next.
+                if mode != "store" && !mode.starts_with("damaged map") {
+                    let text = note.clone().unwrap_or_default();
+                    let kept_from_last = text
+                        .split(" records since it kept by the last run")
+                        .next()
+                        .and_then(|t| t.rsplit(' ').next())
+                        .and_then(|k| k.parse::<usize>().ok());
+                    match (round, mode) {
+                        ("R1", _) | (_, "kept records damaged") => {
+                            assert_eq!(kept_from_last, Some(0), "{mode} {round}: {text}")
+                        }
+                        _ => assert!(
+                            kept_from_last.is_some_and(|k| k > 0),
+                            "{mode} {round}: {text}"
+                        ),
+                    }
+                    assert!(
+                        text.contains("records since the map for the next run"),
+                        "{text}"
+                    );
+                }
                 match mode {
                     "store" => assert_eq!(note, None),
-                    "map" | "map, no digests" | "damaged status index" => assert!(
-                        note.as_deref().is_some_and(
-                            |n| n.starts_with("used") && n.contains("with its candidates")
-                        ),
-                        "{note:?}"
-                    ),
+                    "map" | "map, no digests" | "damaged status index" | "kept records damaged" => {
+                        assert!(
+                            note.as_deref().is_some_and(
+                                |n| n.starts_with("used") && n.contains("with its candidates")
+                            ),
+                            "{note:?}"
+                        )
+                    }
                     "damaged candidates" => assert!(
                         note.as_deref().is_some_and(|n| n.starts_with("used")
                             && n.contains("candidates not used")
@@ -1314,6 +1400,9 @@ fn an_incremental_run_with_the_person_map_has_the_outcomes_of_one_without() {
                         note.as_deref().is_some_and(|n| n.contains("checksum")),
                         "{note:?}"
                     ),
+                }
+                if mode == "map" {
+                    assert_kept_records_are_the_records_since_the_map(&store, &dir, &ctx).await;
                 }
                 let (open, parks) = outcomes(&store, &inc.run_id).await;
                 let mut stats = inc.stats.clone();
@@ -1348,6 +1437,60 @@ fn an_incremental_run_with_the_person_map_has_the_outcomes_of_one_without() {
             }
         }
     });
+}
+
+/// The records since the map an incremental run kept for the next (the last of them partly
+/// from the run before it) are every record since the map, as reading and linking them again
+/// gives them.
+async fn assert_kept_records_are_the_records_since_the_map(
+    store: &Store,
+    dir: &Path,
+    ctx: &LeadContext,
+) {
+    use scan::map::overlay::{read_overlay, MapStamp};
+    let map_dir = dir.join("ncatc");
+    let map = scan::map::read_map(&map_dir).unwrap().unwrap();
+    let stamp = MapStamp {
+        head_rev: map.head_rev,
+        checksum: map.checksum,
+    };
+    let head = store.max_record_rev().await.unwrap();
+    let kept = read_overlay(&map_dir, stamp, head).unwrap().unwrap();
+    let raw = store
+        .scan_record_json(map.head_rev, head, 1_000_000)
+        .await
+        .unwrap();
+    assert!(!raw.is_empty());
+    assert_eq!(kept.len(), raw.len());
+    let screen = LeadScreen::new(ctx);
+    for (i, r) in raw.iter().enumerate() {
+        let record = r.decode().unwrap();
+        let digest = RecordDigest::of(r.rev, &record);
+        assert_eq!(kept.links.revs[i], r.rev);
+        assert_eq!(kept.keys.id(i), record.record_id);
+        assert_eq!(kept.keys.citizen.get(i), digest.citizen_keys.as_slice());
+        assert_eq!(kept.keys.status.get(i), digest.status_keys.as_slice());
+        assert_eq!(
+            kept.links.leads[i],
+            screen.decoded(&record),
+            "{}",
+            record.record_id
+        );
+        let mut groups: Vec<u32> = Vec::new();
+        let mut new_identifiers: Vec<u128> = Vec::new();
+        for &h in &digest.identifiers {
+            match map.links.group_of_identifier(h) {
+                Some(g) if !groups.contains(&g) => groups.push(g),
+                Some(_) => {}
+                None => new_identifiers.push(h),
+            }
+        }
+        assert_eq!(kept.links.groups.get(i), groups.as_slice());
+        assert_eq!(
+            kept.links.new_identifiers.get(i),
+            new_identifiers.as_slice()
+        );
+    }
 }
 
 /// A full run after a full run reads the records its predecessor evaluated from that run's
@@ -1468,9 +1611,16 @@ fn the_map_sweep_finds_status_records_outside_the_person_and_defers_what_it_cann
             citizen_key.into_iter().collect(),
             vec![(status[0], holder)],
         );
-        let key = [status[0]];
-        let holders = new_holder.map(|id| (key.to_vec(), id.to_string()));
-        mapped::MapSweep::new(index, Default::default(), holders.into_iter())
+        // A record added since the map holding no status key, then the holder, if any.
+        let mut ids: scan::map::overlay::Ragged<u8> = Default::default();
+        let mut keys: scan::map::overlay::Ragged<u64> = Default::default();
+        ids.push(b"SOME-OTHER-RECORD");
+        keys.push(&[]);
+        if let Some(id) = new_holder {
+            ids.push(id.as_bytes());
+            keys.push(&[status[0]]);
+        }
+        mapped::MapSweep::new(index, Default::default(), ids, &keys)
     };
     let matches = |sweep: mapped::MapSweep, groups: &[u32]| {
         (sweep.citizen_match(r), sweep.status_outside(r, groups))
