@@ -1379,6 +1379,12 @@ fn an_incremental_run_with_the_person_map_has_the_outcomes_of_one_without() {
                         text.contains("records since the map for the next run"),
                         "{text}"
                     );
+                    // The changes are a sixth of this small world's records: the run says a
+                    // full run is due.
+                    assert!(
+                        text.contains("a full run, `verity leads run --full`"),
+                        "{text}"
+                    );
                 }
                 match mode {
                     "store" => assert_eq!(note, None),
