@@ -2245,9 +2245,10 @@ impl Since {
 }
 
 /// Records added since the person map, as a share of its records (percent), past which an
-/// incremental run says a full run is due: at 10M people an incremental run after a 1% change
-/// took under 5 s up to four such changes behind the map, 5.4–5.7 s five behind.
-const MAP_BEHIND_PERCENT: usize = 4;
+/// incremental run says a full run is due: at 10M people the first incremental run after a
+/// 1% change took 3.6–4.5 s one such change behind the map, 4.1–4.4 s two behind and
+/// 4.9–5.6 s three or four behind (BENCHMARKS.md, session 26); a full run took 84–96 s.
+const MAP_BEHIND_PERCENT: usize = 2;
 
 /// What an incremental run reads since the person map (whose head is `map_head`): the records
 /// since the map as digests, with their packs, where the last run kept those up to this run's

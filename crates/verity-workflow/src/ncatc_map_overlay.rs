@@ -50,6 +50,15 @@ pub(crate) fn map_stamp(path: &Path, head_rev: i64) -> Result<Option<MapStamp>, 
     }))
 }
 
+/// The records paired with `key` in `pairs` (sorted by key).
+fn records_under<K: Ord + Copy>(pairs: &[(K, u32)], key: K) -> impl Iterator<Item = usize> + '_ {
+    let from = pairs.partition_point(|&(k, _)| k < key);
+    pairs[from..]
+        .iter()
+        .take_while(move |&&(k, _)| k == key)
+        .map(|&(_, i)| i as usize)
+}
+
 /// Variable-length lists of fixed-width values, flat: one allocation for all of them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Ragged<T> {
@@ -135,12 +144,58 @@ impl OverlayKeys {
 }
 
 /// The records added after the map up to `head_rev`, in two parts a run uses on different
-/// threads.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// threads, and (when read) where to find them by group and identifier.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct MapOverlay {
     pub head_rev: i64,
     pub links: OverlayLinks,
     pub keys: OverlayKeys,
+    /// Made when read, not written.
+    pub index: KeptIndex,
+}
+
+/// The records of an overlay by the map groups and the new identifiers they hold: a run
+/// links only the kept records its changes reach.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct KeptIndex {
+    /// (group, record), sorted.
+    by_group: Vec<(u32, u32)>,
+    /// (identifier hash, record), sorted.
+    by_identifier: Vec<(u128, u32)>,
+}
+
+impl KeptIndex {
+    pub(crate) fn of(links: &OverlayLinks) -> KeptIndex {
+        let record = |i: usize| u32::try_from(i).unwrap_or(u32::MAX);
+        let mut by_group: Vec<(u32, u32)> = (0..links.groups.len())
+            .flat_map(|i| links.groups.get(i).iter().map(move |&g| (g, record(i))))
+            .collect();
+        by_group.sort_unstable();
+        let mut by_identifier: Vec<(u128, u32)> = (0..links.new_identifiers.len())
+            .flat_map(|i| {
+                links
+                    .new_identifiers
+                    .get(i)
+                    .iter()
+                    .map(move |&h| (h, record(i)))
+            })
+            .collect();
+        by_identifier.sort_unstable();
+        KeptIndex {
+            by_group,
+            by_identifier,
+        }
+    }
+
+    /// The records in map group `g`.
+    pub(crate) fn with_group(&self, g: u32) -> impl Iterator<Item = usize> + '_ {
+        records_under(&self.by_group, g)
+    }
+
+    /// The records holding new identifier `h`.
+    pub(crate) fn with_identifier(&self, h: u128) -> impl Iterator<Item = usize> + '_ {
+        records_under(&self.by_identifier, h)
+    }
 }
 
 impl MapOverlay {
@@ -397,10 +452,12 @@ pub(crate) fn read_overlay(
                 r.bytes.len() - r.at
             ));
         }
+        let index = KeptIndex::of(&links);
         Ok(Some(MapOverlay {
             head_rev: head,
             links,
             keys,
+            index,
         }))
     };
     parse(&mut r).map_err(invalid)
@@ -456,6 +513,11 @@ mod tests {
         o
     }
 
+    /// What the file holds (the index is made when read).
+    fn parts(o: &MapOverlay) -> (i64, &OverlayLinks, &OverlayKeys) {
+        (o.head_rev, &o.links, &o.keys)
+    }
+
     fn sample() -> MapOverlay {
         overlay(
             50,
@@ -488,17 +550,27 @@ mod tests {
         let dir = scratch("back");
         let o = sample();
         write_overlay(&dir, STAMP, &o, None).unwrap();
-        assert_eq!(read_overlay(&dir, STAMP, 50).unwrap(), Some(o.clone()));
+        let read = read_overlay(&dir, STAMP, 50).unwrap().unwrap();
+        assert_eq!(parts(&read), parts(&o));
         assert_eq!(o.keys.id(2), "Ré-45");
         assert_eq!(o.links.groups.get(1), &[] as &[u32]);
+        // Found by group and by new identifier.
+        let by = |it: &mut dyn Iterator<Item = usize>| it.collect::<Vec<_>>();
+        assert_eq!(by(&mut read.index.with_group(0)), vec![2]);
+        assert_eq!(by(&mut read.index.with_group(3)), vec![0]);
+        assert_eq!(by(&mut read.index.with_group(8)), vec![2]);
+        assert_eq!(by(&mut read.index.with_group(4)), Vec::<usize>::new());
+        assert_eq!(by(&mut read.index.with_identifier(9 << 70)), vec![1]);
+        assert_eq!(by(&mut read.index.with_identifier(5)), vec![2]);
+        assert_eq!(by(&mut read.index.with_identifier(6)), Vec::<usize>::new());
         // Another map (a full run at the same head writes another checksum): not used.
         let other = MapStamp {
             checksum: 1,
             ..STAMP
         };
-        assert_eq!(read_overlay(&dir, other, 50).unwrap(), None);
+        assert!(read_overlay(&dir, other, 50).unwrap().is_none());
         // Another head: another file, none here.
-        assert_eq!(read_overlay(&dir, STAMP, 49).unwrap(), None);
+        assert!(read_overlay(&dir, STAMP, 49).unwrap().is_none());
         // A later run keeps the one it started from and its own, and no other.
         let mut next = o.clone();
         next.head_rev = 60;
@@ -506,11 +578,11 @@ mod tests {
         let mut last = o.clone();
         last.head_rev = 70;
         write_overlay(&dir, STAMP, &last, Some(60)).unwrap();
-        assert_eq!(read_overlay(&dir, STAMP, 50).unwrap(), None);
+        assert!(read_overlay(&dir, STAMP, 50).unwrap().is_none());
         assert!(read_overlay(&dir, STAMP, 60).unwrap().is_some());
         assert!(read_overlay(&dir, STAMP, 70).unwrap().is_some());
         remove_overlays(&dir, &[]).unwrap();
-        assert_eq!(read_overlay(&dir, STAMP, 70).unwrap(), None);
+        assert!(read_overlay(&dir, STAMP, 70).unwrap().is_none());
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -542,7 +614,7 @@ mod tests {
         let mut o = sample();
         o.keys.citizen.push(&[1]);
         assert!(write_overlay(&dir, STAMP, &o, None).is_err());
-        assert_eq!(read_overlay(&dir, STAMP, 50).unwrap(), None);
+        assert!(read_overlay(&dir, STAMP, 50).unwrap().is_none());
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -570,7 +642,18 @@ mod tests {
             let o = overlay(1_000, &rows);
             write_overlay(&dir, STAMP, &o, None).unwrap();
             let read = read_overlay(&dir, STAMP, 1_000).unwrap();
-            prop_assert_eq!(read.as_ref(), Some(&o));
+            prop_assert_eq!(read.as_ref().map(parts), Some(parts(&o)));
+            // Every record is found under each of its groups and new identifiers.
+            if let Some(read) = &read {
+                for i in 0..o.len() {
+                    for &g in o.links.groups.get(i) {
+                        prop_assert!(read.index.with_group(g).any(|j| j == i));
+                    }
+                    for &h in o.links.new_identifiers.get(i) {
+                        prop_assert!(read.index.with_identifier(h).any(|j| j == i));
+                    }
+                }
+            }
             for (i, row) in rows.iter().enumerate() {
                 prop_assert_eq!(o.keys.id(i), row.4.as_str());
             }

@@ -1127,6 +1127,63 @@ async fn map_changes(store: &Store, round: &str) -> Vec<SourceRecord> {
         .filter(|r| screen.could_lead_records(std::slice::from_ref(*r)))
         .collect();
     assert!(may_lead.len() >= 2);
+    // Citizenship evidence added to a person of the map in the first round; the second round
+    // touches that person again, and the evidence must be found among the records since the
+    // map (it is linked through the person's map group).
+    match round {
+        "R1" => {
+            let mut c = may_lead[0].clone();
+            c.record_id = "CIT-R1".into();
+            c.identity.country_of_birth = "US".into();
+            out.push(c);
+        }
+        "R2" => {
+            let evidence = store.get_records(&["CIT-R1".to_string()]).await.unwrap();
+            assert_eq!(evidence.len(), 1);
+            let mut c = evidence[0].clone();
+            c.record_id = format!("CIT-TOUCH-{round}");
+            c.identity.country_of_birth = "MX".into();
+            out.push(c);
+        }
+        _ => {}
+    }
+    // A record a lead rule could apply to, added in the first round to a person of the map
+    // none of whose records could lead; the second round touches that person with another
+    // record that cannot lead: it is evaluated only if its first-round record, linked through
+    // its map group, is found among the records since the map.
+    match round {
+        "R1" => {
+            let all = all_records(store).await;
+            let unleadable = group_persons(&all).into_iter().find_map(|g| {
+                let records: Vec<&SourceRecord> = g.iter().map(|&i| &all[i]).collect();
+                let none_leads = records.iter().all(|r| !scan::may_lead(r));
+                let linked = records.iter().find(|r| !person::strong_keys(r).is_empty());
+                linked
+                    .filter(|_| none_leads)
+                    .map(|r| r.identity.ids.clone())
+            });
+            assert!(unleadable.is_some());
+            let mut c = may_lead[1].clone();
+            c.record_id = "ORDER-R1".into();
+            c.identity.ids = unleadable.unwrap_or_default();
+            out.push(c);
+        }
+        "R2" => {
+            let order = store.get_records(&["ORDER-R1".to_string()]).await.unwrap();
+            let template = all_records(store)
+                .await
+                .into_iter()
+                .find(|r| !scan::may_lead(r));
+            if let (Some(order), Some(mut c)) = (order.first(), template) {
+                c.record_id = format!("ORDER-TOUCH-{round}");
+                c.identity.ids = order.identity.ids.clone();
+                out.push(c);
+            } else {
+                panic!("the first round's record or a template is missing");
+            }
+        }
+        _ => {}
+    }
     if round == "R2" {
         // And a record that cannot lead alone (criminal) joining the first round's: its
         // person is evaluated only if the screen has the first round's records' values.
