@@ -356,6 +356,21 @@ struct Out<W: Write> {
 }
 
 impl Out<std::io::BufWriter<std::fs::File>> {
+    /// Writes to a new file at `tmp` (renamed into place by [`Out::finish_into`]).
+    fn create(tmp: &Path) -> std::io::Result<Self> {
+        Ok(Out::to_file(std::fs::File::create(tmp)?))
+    }
+
+    fn to_file(file: std::fs::File) -> Self {
+        Out {
+            inner: std::io::BufWriter::with_capacity(1 << 20, file),
+            sum: Checksum::default(),
+            buf: Vec::new(),
+            written: 0,
+            region: None,
+        }
+    }
+
     /// Appends the checksum, closes the temporary file `tmp` and renames it to `path`: its
     /// size. Not synced: the file is a cache, and a write the machine loses is caught by the
     /// checksum (the run then takes the store path); syncing 2.5 GB at 10M people held the
@@ -492,14 +507,7 @@ pub(crate) fn write_map(
     };
     std::fs::create_dir_all(dir).map_err(io)?;
     let tmp = dir.join(format!("{MAP_FILE}.tmp"));
-    let file = std::fs::File::create(&tmp).map_err(io)?;
-    let mut out = Out {
-        inner: std::io::BufWriter::with_capacity(1 << 20, file),
-        sum: Checksum::default(),
-        buf: Vec::new(),
-        written: 0,
-        region: None,
-    };
+    let mut out = Out::create(&tmp).map_err(io)?;
     let write = |out: &mut Out<_>| -> std::io::Result<()> {
         out.bytes(MAGIC)?;
         out.bytes(&FORMAT.to_le_bytes())?;
@@ -997,13 +1005,7 @@ impl CandidateWriter {
                 path: path.clone(),
                 source,
             };
-            let mut out = Out {
-                inner: std::io::BufWriter::with_capacity(1 << 20, file),
-                sum: Checksum::default(),
-                buf: Vec::new(),
-                written: 0,
-                region: None,
-            };
+            let mut out = Out::to_file(file);
             out.bytes(CANDIDATES_MAGIC).map_err(io)?;
             out.bytes(&CANDIDATES_FORMAT.to_le_bytes()).map_err(io)?;
             out.u64(head_rev as u64).map_err(io)?;

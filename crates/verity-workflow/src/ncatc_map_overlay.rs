@@ -12,7 +12,7 @@
 //! that is damaged, of another format or of another map is not used (the run reads the records
 //! since the map, as without it); a full run that writes a map removes them all.
 
-use super::{u64_of, Checksum, Fixed, MapError, RecordLead};
+use super::{open_checked, Fixed, In, MapError, Out, RecordLead};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"VNCATCOV";
@@ -209,21 +209,23 @@ pub(crate) fn overlay_path(dir: &Path, head_rev: i64) -> PathBuf {
     dir.join(format!("{PREFIX}{head_rev}{SUFFIX}"))
 }
 
-fn put<T: Fixed>(out: &mut Vec<u8>, values: &[T]) {
-    out.extend_from_slice(&(values.len() as u64).to_le_bytes());
-    for v in values {
-        v.write(out);
-    }
+/// A column: its count, then its values (the map's sections).
+fn put<T: Fixed, W: std::io::Write>(out: &mut Out<W>, values: &[T]) -> std::io::Result<()> {
+    out.section(values, T::WIDTH, |v, buf| v.write(buf))
 }
 
-fn put_ragged<T: Fixed>(out: &mut Vec<u8>, lists: &Ragged<T>) {
+/// Lists as their lengths, then their values.
+fn put_ragged<T: Fixed, W: std::io::Write>(
+    out: &mut Out<W>,
+    lists: &Ragged<T>,
+) -> std::io::Result<()> {
     let lengths: Vec<u32> = lists
         .starts
         .windows(2)
         .map(|w| u32::try_from(w[1] - w[0]).unwrap_or(u32::MAX))
         .collect();
-    put(out, &lengths);
-    put(out, &lists.items);
+    put(out, &lengths)?;
+    put(out, &lists.items)
 }
 
 /// Writes `overlay` for the map `stamp` names, to a temporary file renamed into place, and
@@ -253,32 +255,31 @@ pub(crate) fn write_overlay(
     if l.revs.windows(2).any(|w| w[0] >= w[1]) {
         return Err(invalid("revs out of order"));
     }
-    let mut body = Vec::with_capacity(n * 96 + 64);
-    body.extend_from_slice(MAGIC);
-    body.extend_from_slice(&FORMAT.to_le_bytes());
-    body.extend_from_slice(&stamp.head_rev.to_le_bytes());
-    body.extend_from_slice(&stamp.checksum.to_le_bytes());
-    body.extend_from_slice(&overlay.head_rev.to_le_bytes());
-    put(&mut body, &l.revs);
-    put(&mut body, &l.leads);
-    put_ragged(&mut body, &l.groups);
-    put_ragged(&mut body, &l.new_identifiers);
-    put_ragged(&mut body, &k.ids);
-    put_ragged(&mut body, &k.citizen);
-    put_ragged(&mut body, &k.status);
-    let mut sum = Checksum::default();
-    sum.add(&body);
-    body.extend_from_slice(&sum.finish().to_le_bytes());
     let io = |source| MapError::Io {
         path: path.clone(),
         source,
     };
     std::fs::create_dir_all(dir).map_err(io)?;
     let tmp = dir.join(format!("{PREFIX}{}.tmp", overlay.head_rev));
-    std::fs::write(&tmp, &body).map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)?;
+    let mut out = Out::create(&tmp).map_err(io)?;
+    let write = |out: &mut Out<_>| -> std::io::Result<()> {
+        out.bytes(MAGIC)?;
+        out.bytes(&FORMAT.to_le_bytes())?;
+        out.u64(stamp.head_rev as u64)?;
+        out.u64(stamp.checksum)?;
+        out.u64(overlay.head_rev as u64)?;
+        put(out, &l.revs)?;
+        put(out, &l.leads)?;
+        put_ragged(out, &l.groups)?;
+        put_ragged(out, &l.new_identifiers)?;
+        put_ragged(out, &k.ids)?;
+        put_ragged(out, &k.citizen)?;
+        put_ragged(out, &k.status)
+    };
+    write(&mut out).map_err(io)?;
+    let size = out.finish_into(&tmp, &path).map_err(io)?;
     remove_overlays(dir, &[Some(overlay.head_rev), keep])?;
-    Ok(body.len() as u64)
+    Ok(size)
 }
 
 /// Removes the overlays in `dir` but those with a head in `keep` (a map written makes them all
@@ -321,52 +322,29 @@ fn name_is_tmp(name: &std::ffi::OsStr) -> bool {
     name.to_str().is_some_and(|n| n.ends_with(".tmp"))
 }
 
-/// Reads a file's bytes in order, every read checked against its end.
-struct In<'a> {
-    bytes: &'a [u8],
-    at: usize,
+/// A column written by [`put`].
+fn column<T: Fixed>(r: &mut In<'_>) -> Result<Vec<T>, String> {
+    r.section(T::WIDTH, T::read)
 }
 
-impl In<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        let end = self
-            .at
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len())
-            .ok_or_else(|| "a section runs past the end".to_string())?;
-        let b = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(b)
+/// `lists` lists written by [`put_ragged`].
+fn ragged<T: Fixed>(r: &mut In<'_>, lists: usize) -> Result<Ragged<T>, String> {
+    let lengths: Vec<u32> = column(r)?;
+    if lengths.len() != lists {
+        return Err("a column differs in length from the revs".into());
     }
-
-    fn u64(&mut self) -> Result<u64, String> {
-        self.take(8).map(u64_of)
+    let items: Vec<T> = column(r)?;
+    let mut starts = Vec::with_capacity(lists + 1);
+    starts.push(0usize);
+    let mut end = 0usize;
+    for len in lengths {
+        end += len as usize;
+        starts.push(end);
     }
-
-    fn column<T: Fixed>(&mut self) -> Result<Vec<T>, String> {
-        let n = usize::try_from(self.u64()?).map_err(|_| "a section is too long".to_string())?;
-        let bytes = self.take(n.checked_mul(T::WIDTH).ok_or("a section is too long")?)?;
-        Ok(bytes.chunks_exact(T::WIDTH).map(T::read).collect())
+    if end != items.len() {
+        return Err("list lengths do not add up to the values".into());
     }
-
-    fn ragged<T: Fixed>(&mut self, lists: usize) -> Result<Ragged<T>, String> {
-        let lengths: Vec<u32> = self.column()?;
-        if lengths.len() != lists {
-            return Err("a column differs in length from the revs".into());
-        }
-        let items: Vec<T> = self.column()?;
-        let mut starts = Vec::with_capacity(lists + 1);
-        starts.push(0usize);
-        let mut end = 0usize;
-        for len in lengths {
-            end += len as usize;
-            starts.push(end);
-        }
-        if end != items.len() {
-            return Err("list lengths do not add up to the values".into());
-        }
-        Ok(Ragged { starts, items })
-    }
+    Ok(Ragged { starts, items })
 }
 
 /// The overlay in `dir` holding the records after the map `stamp` names up to `head_rev`:
@@ -378,33 +356,16 @@ pub(crate) fn read_overlay(
     head_rev: i64,
 ) -> Result<Option<MapOverlay>, MapError> {
     let path = overlay_path(dir, head_rev);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(MapError::Io { path, source }),
+    // Magic, format and checksum as the map's own files are checked.
+    let Some((file, body_len)) = open_checked(&path, MAGIC, FORMAT, "a map overlay")? else {
+        return Ok(None);
     };
     let invalid = |problem: String| MapError::Invalid {
         path: path.clone(),
         problem,
     };
-    let header = MAGIC.len() + 4 + 8 + 8 + 8;
-    if bytes.len() < header + 8 || &bytes[..MAGIC.len()] != MAGIC {
-        return Err(invalid("not a map overlay".into()));
-    }
-    let found = u32::read(&bytes[MAGIC.len()..]);
-    if found != FORMAT {
-        return Err(invalid(format!(
-            "format {found}, this build reads {FORMAT}"
-        )));
-    }
-    let body_len = bytes.len() - 8;
-    let mut sum = Checksum::default();
-    sum.add(&bytes[..body_len]);
-    if sum.finish() != u64_of(&bytes[body_len..]) {
-        return Err(invalid("checksum mismatch (damaged or truncated)".into()));
-    }
     let mut r = In {
-        bytes: &bytes[..body_len],
+        bytes: &file.bytes()[..body_len],
         at: MAGIC.len() + 4,
     };
     let parse = |r: &mut In<'_>| -> Result<Option<MapOverlay>, String> {
@@ -419,7 +380,7 @@ pub(crate) fn read_overlay(
         if head != head_rev {
             return Err(format!("holds records up to rev {head}, not {head_rev}"));
         }
-        let revs: Vec<i64> = r.column()?;
+        let revs: Vec<i64> = column(r)?;
         let n = revs.len();
         if revs.windows(2).any(|w| w[0] >= w[1])
             || revs
@@ -428,20 +389,20 @@ pub(crate) fn read_overlay(
         {
             return Err("revs out of order or outside the overlay".into());
         }
-        let leads: Vec<RecordLead> = r.column()?;
+        let leads: Vec<RecordLead> = column(r)?;
         if leads.len() != n {
             return Err("a column differs in length from the revs".into());
         }
         let links = OverlayLinks {
             revs,
             leads,
-            groups: r.ragged(n)?,
-            new_identifiers: r.ragged(n)?,
+            groups: ragged(r, n)?,
+            new_identifiers: ragged(r, n)?,
         };
         let keys = OverlayKeys {
-            ids: r.ragged(n)?,
-            citizen: r.ragged(n)?,
-            status: r.ragged(n)?,
+            ids: ragged(r, n)?,
+            citizen: ragged(r, n)?,
+            status: ragged(r, n)?,
         };
         if (0..n).any(|i| std::str::from_utf8(keys.ids.get(i)).is_err()) {
             return Err("a record id is not UTF-8".into());

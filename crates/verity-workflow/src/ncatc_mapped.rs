@@ -469,7 +469,13 @@ pub(super) async fn population(
     // The subjects are few and the added records many: one pass over the added records with
     // a set of the subjects' ids, not an index of every added record's id. (A record id added
     // at two revs marks both, as the store path does.)
+    // The record ids whose person key has an open lead (a person key is `NP-` and a record id).
+    let open_ids: FxHashSet<&str> = open.keys().filter_map(|k| k.strip_prefix("NP-")).collect();
+    let open_tags: FxHashSet<u32> = open_ids.iter().map(|id| record_id_tag(id)).collect();
+    // The kept records that are subjects, and those whose person key has an open lead: one
+    // pass over their ids.
     let mut kept_wanted = vec![false; kept_count];
+    let mut kept_open = vec![false; kept_count];
     let already: Vec<bool> = {
         let subjects: FxHashSet<&str> = changes
             .bearing
@@ -484,11 +490,15 @@ pub(super) async fn population(
                     found.insert(id);
                 }
             }
-            for (j, wanted) in kept_wanted.iter_mut().enumerate() {
-                if let Some(&id) = subjects.get(kept_keys.id(j)) {
-                    *wanted = true;
-                    found.insert(id);
+        }
+        if !subjects.is_empty() || !open_ids.is_empty() {
+            for j in 0..kept_count {
+                let id = kept_keys.id(j);
+                if let Some(&subject) = subjects.get(id) {
+                    kept_wanted[j] = true;
+                    found.insert(subject);
                 }
+                kept_open[j] = open_ids.contains(id);
             }
         }
         changes
@@ -522,16 +532,6 @@ pub(super) async fn population(
         wanted: true,
         open: false,
     }));
-    // The record ids whose person key has an open lead (a person key is `NP-` and a record id).
-    let open_ids: FxHashSet<&str> = open.keys().filter_map(|k| k.strip_prefix("NP-")).collect();
-    let open_tags: FxHashSet<u32> = open_ids.iter().map(|id| record_id_tag(id)).collect();
-    let kept_open: Vec<bool> = if open_ids.is_empty() {
-        vec![false; kept_count]
-    } else {
-        (0..kept_count)
-            .map(|j| open_ids.contains(kept_keys.id(j)))
-            .collect()
-    };
     // Their keys, for the sweep (the map's index stops at its head), keyed on a thread of its
     // own: with 800,000 records since the map that is a third of a second of hashing on the
     // run's path, while the look-ups and candidate reads below run on more threads than cores
